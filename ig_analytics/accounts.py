@@ -1,0 +1,179 @@
+"""The connected Instagram accounts (``instagram.accounts``): register, list, disable, and the credentials the
+sync uses. Tokens are stored only encrypted (see token_vault) and never leave this module in plain text except
+inside :class:`AccountCredentials`, whose repr hides them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ig_analytics.token_vault import TokenVault, TokenVaultError
+
+_IG_USER_ID = re.compile(r"^[0-9]{1,32}$")
+EXPIRY_WARNING_DAYS = 7
+
+
+class AccountError(ValueError):
+    """A usage mistake about an account (unknown id, bad timezone, ...)."""
+
+
+@dataclass(frozen=True)
+class AccountCredentials:
+    ig_user_id: str
+    username: str | None
+    timezone: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    ig_user_id: str
+    username: str | None
+    timezone: str
+    status: str
+    status_reason: str | None
+    token_expires_at: datetime | None
+    followers_total: int | None
+    profile_synced_at: datetime | None
+
+    def expiry_warning(self, now: datetime | None = None) -> str | None:
+        if self.token_expires_at is None:
+            return None
+        now = now or datetime.now(timezone.utc)
+        days = (self.token_expires_at - now).total_seconds() / 86400
+        if days < 0:
+            return "token expired: reconnect the account"
+        if days <= EXPIRY_WARNING_DAYS:
+            return f"token expires in {days:.1f} days: refresh it soon"
+        return None
+
+
+def validate_ig_user_id(ig_user_id: str) -> str:
+    if not _IG_USER_ID.match(ig_user_id or ""):
+        raise AccountError(f"'{ig_user_id}' is not an Instagram user id (digits only, e.g. 17841400000000001)")
+    return ig_user_id
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise AccountError(f"'{name}' is not an IANA timezone (use Area/City, e.g. Europe/Paris)") from exc
+    return name
+
+
+def add_account(
+    engine: Engine,
+    vault: TokenVault,
+    *,
+    ig_user_id: str,
+    token: str,
+    username: str | None = None,
+    timezone_name: str | None = None,
+    token_expires_at: datetime | None = None,
+) -> bool:
+    """Register or update an account; (re)activates it. Returns True when it was new."""
+    validate_ig_user_id(ig_user_id)
+    if timezone_name is not None:
+        validate_timezone(timezone_name)
+    if not token or not token.strip():
+        raise AccountError("the access token is empty")
+    ciphertext = vault.encrypt(token.strip())
+    with engine.begin() as conn:
+        existed = conn.execute(
+            sa.text("SELECT 1 FROM instagram.accounts WHERE ig_user_id = :id"), {"id": ig_user_id}
+        ).first()
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO instagram.accounts AS a (ig_user_id, username, timezone, status, status_reason,
+                    status_changed_at, token_ciphertext, token_expires_at, updated_at)
+                VALUES (:id, :username, COALESCE(:tz, 'UTC'), 'active', NULL, now(), :token, :expires, now())
+                ON CONFLICT (ig_user_id) DO UPDATE SET
+                    username = COALESCE(EXCLUDED.username, a.username),
+                    timezone = COALESCE(:tz, a.timezone),
+                    status = 'active', status_reason = NULL,
+                    status_changed_at = CASE WHEN a.status <> 'active' THEN now() ELSE a.status_changed_at END,
+                    token_ciphertext = EXCLUDED.token_ciphertext,
+                    token_expires_at = EXCLUDED.token_expires_at,
+                    updated_at = now()
+                """
+            ),
+            {"id": ig_user_id, "username": username, "tz": timezone_name, "token": ciphertext, "expires": token_expires_at},
+        )
+    return existed is None
+
+
+def list_accounts(engine: Engine) -> list[AccountRow]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT ig_user_id, username, timezone, status, status_reason, token_expires_at, followers_total,"
+                " profile_synced_at FROM instagram.accounts ORDER BY ig_user_id"
+            )
+        ).all()
+    return [AccountRow(*row) for row in rows]
+
+
+def set_status(engine: Engine, ig_user_id: str, status: str, reason: str | None = None) -> bool:
+    """Returns True when the status changed (so callers alert once per change)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.text(
+                "UPDATE instagram.accounts SET status = :status, status_reason = :reason, status_changed_at = now(),"
+                " updated_at = now() WHERE ig_user_id = :id AND status IS DISTINCT FROM :status"
+            ),
+            {"id": ig_user_id, "status": status, "reason": reason},
+        )
+        if result.rowcount == 0:
+            exists = conn.execute(sa.text("SELECT 1 FROM instagram.accounts WHERE ig_user_id = :id"), {"id": ig_user_id}).first()
+            if exists is None:
+                raise AccountError(f"no account {ig_user_id}; see: ig-analytics accounts list")
+            conn.execute(
+                sa.text("UPDATE instagram.accounts SET status_reason = :reason WHERE ig_user_id = :id"),
+                {"id": ig_user_id, "reason": reason},
+            )
+    return result.rowcount > 0
+
+
+def disable_account(engine: Engine, ig_user_id: str) -> bool:
+    return set_status(engine, ig_user_id, "disabled", "disabled by an administrator")
+
+
+def active_credentials(
+    engine: Engine, vault: TokenVault, ig_user_ids: Sequence[str] | None = None
+) -> tuple[list[AccountCredentials], dict[str, str]]:
+    """Credentials of the active accounts (optionally only ``ig_user_ids``), and the accounts that cannot be
+    synced with the reason (not found, not active, token unreadable)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT ig_user_id, username, timezone, status, status_reason, token_ciphertext FROM instagram.accounts ORDER BY ig_user_id")
+        ).all()
+    by_id = {row.ig_user_id: row for row in rows}
+    wanted = list(ig_user_ids) if ig_user_ids else [row.ig_user_id for row in rows if row.status == "active"]
+    creds: list[AccountCredentials] = []
+    problems: dict[str, str] = {}
+    for ig_user_id in wanted:
+        row = by_id.get(ig_user_id)
+        if row is None:
+            problems[ig_user_id] = "no such account; add it with: ig-analytics accounts add"
+            continue
+        if row.status != "active":
+            problems[ig_user_id] = f"account is {row.status}" + (f" ({row.status_reason})" if row.status_reason else "")
+            continue
+        if row.token_ciphertext is None:
+            problems[ig_user_id] = "no access token stored; add one with: ig-analytics accounts add"
+            continue
+        try:
+            token = vault.decrypt(row.token_ciphertext)
+        except TokenVaultError as exc:
+            problems[ig_user_id] = str(exc)
+            continue
+        creds.append(AccountCredentials(row.ig_user_id, row.username, row.timezone, token))
+    return creds, problems

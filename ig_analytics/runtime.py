@@ -1,0 +1,140 @@
+"""Process-level wiring shared by the CLI commands: make sure the database is up, prepare Dagster's home and
+environment, and run child processes (webserver, daemon, sandbox) so that none outlives us."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ig_analytics.embedded_db import EmbeddedPostgres
+from ig_analytics.settings import Settings
+from ig_analytics.storage import db
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+
+
+def ensure_database(settings: Settings) -> str:
+    """Start the embedded server when it is the one in use, migrate the schema; return the analytics URL."""
+    if settings.uses_embedded_db:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        EmbeddedPostgres(settings.home).start()
+    url = db.analytics_url(settings)
+    engine = db.get_engine(url)
+    db.check_connection(engine)
+    db.migrate(engine)
+    return url
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME with the project's dagster.yaml, and the environment it reads. Returns DAGSTER_HOME."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not _DAGSTER_YAML.exists():
+        raise FileNotFoundError(f"{_DAGSTER_YAML} is missing: reinstall the project with ./dev setup")
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != _DAGSTER_YAML.read_bytes():
+        shutil.copyfile(_DAGSTER_YAML, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["IG_ANALYTICS_HOME"] = str(settings.home)
+    os.environ["IG_ANALYTICS_DAGSTER_PG_URL"] = db.dagster_storage_url(settings)
+    return home
+
+
+def prepare(settings: Settings | None = None) -> Settings:
+    """Everything a command that runs Dagster needs: database up and migrated, DAGSTER_HOME ready."""
+    settings = settings or Settings.from_env()
+    ensure_database(settings)
+    prepare_dagster_home(settings)
+    return settings
+
+
+def dagster_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class ChildProcesses:
+    """Children in their own process groups; stop() ends them all (SIGTERM, then SIGKILL after a grace)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, args: Sequence[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(list(args), start_new_session=True, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def first_exited(self) -> subprocess.Popen | None:
+        return next((p for p in self.procs if p.poll() is not None), None)
+
+    def stop(self, grace_s: float = 7.0) -> None:
+        for proc in self.procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.procs:
+            _signal_group(proc, signal.SIGKILL)  # the group: grandchildren (code servers, run workers) too
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextmanager
+def terminate_on_signals() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so one cleanup path handles Ctrl-C and `kill`."""
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000, extra_env: dict | None = None,
+           on_ready=None) -> int:
+    """Dagster's webserver and daemon on the same instance, until Ctrl-C/SIGTERM or a child dies."""
+    env = dict(os.environ, **(extra_env or {}))
+    children = ChildProcesses()
+    with terminate_on_signals():
+        try:
+            children.spawn([dagster_bin("dagster-daemon"), "run", "-m", "ig_analytics.definitions"], env=env)
+            children.spawn(
+                [dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-m", "ig_analytics.definitions"],
+                env=env,
+            )
+            print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops the webserver and the daemon)", flush=True)
+            if on_ready:
+                on_ready()
+            while True:
+                dead = children.first_exited()
+                if dead is not None:
+                    print(f"{Path(dead.args[0]).name} exited with code {dead.returncode}; stopping.", file=sys.stderr)
+                    return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            children.stop()
