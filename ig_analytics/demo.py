@@ -1,0 +1,54 @@
+"""`ig-analytics demo`: the whole product on one machine, with nothing to configure.
+
+Embedded PostgreSQL (unless DATABASE_URL is set), the sandbox Graph API in this process, its three demo accounts
+registered, a backfill of the last N days through Dagster, then the Dagster UI (webserver + daemon) whose
+schedules keep syncing from the sandbox until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from ig_analytics import runtime
+from ig_analytics.settings import Settings
+
+
+def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
+    from ig_analytics import accounts as repo
+    from ig_analytics.sandbox import SandboxServer, SandboxWorld
+    from ig_analytics.storage import db
+    from ig_analytics.sync_command import run_sync
+    from ig_analytics.token_vault import TokenVault
+
+    world = SandboxWorld.demo()  # real time: the schedules of the UI keep finding fresh data
+    server = SandboxServer(world, host="127.0.0.1", port=0)
+    server.start()
+    try:
+        # Every process of this demo (this one, the webserver's code server, the daemon's runs) uses the sandbox.
+        os.environ["IG_GRAPH_API_URL"] = server.base_url
+        settings = runtime.prepare(Settings.from_env())
+        engine = db.get_engine(db.analytics_url(settings))
+        vault = TokenVault.from_settings(settings)
+        print(f"Sandbox Graph API: {server.base_url}")
+        for account in world.accounts:
+            repo.add_account(
+                engine, vault, ig_user_id=account.ig_user_id, token=account.token, username=account.username,
+                timezone_name=account.timezone,
+                token_expires_at=datetime.now(timezone.utc) + timedelta(days=60),
+            )
+            print(f"Demo account {account.ig_user_id} (@{account.username}, {account.timezone})")
+        since = datetime.now(timezone.utc).date() - timedelta(days=days)
+        print(f"Backfilling {days} days of account insights and capturing every recent post ...", flush=True)
+        report = run_sync([a.ig_user_id for a in world.accounts], "full", since, None)
+        for line in report.lines:
+            print(line.render())
+        for error in report.run_errors:
+            print(f"ERROR {error}")
+        print(f"Analytics tables: {db.redact_url(db.analytics_url(settings)).replace('+psycopg2', '')} (schema instagram)")
+        print(f"Reports: {settings.reports_dir}")
+        if not start_ui:
+            return report.exit_code
+        return runtime.run_ui(settings, port=port)
+    finally:
+        server.stop()

@@ -1,0 +1,137 @@
+"""What one account's sync did, and how it is recorded in ``instagram.sync_runs``.
+
+Every account sync ends in an :class:`AccountOutcome`, also when it failed: the failure costs that account,
+never the others, and its reason is stored for the CLI, the asset checks and the status command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ig_analytics.graph_api.errors import (
+    GraphApiError,
+    PermissionDeniedError,
+    ThrottledError,
+    TokenInvalidError,
+)
+from ig_analytics.redaction import redact
+
+# Failures that a retry of the same run cannot fix: the account needs its owner.
+NEEDS_REAUTH_ERRORS = (TokenInvalidError, PermissionDeniedError)
+
+
+@dataclass
+class AccountOutcome:
+    ig_user_id: str
+    sync_type: str  # 'account' | 'media'
+    partition_key: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"  # running | success | partial | failed
+    api_calls: int = 0
+    rows_written: int = 0
+    throttle_wait_seconds: float = 0.0
+    items_skipped: int = 0
+    error: str | None = None
+    error_code: int | None = None
+    error_subcode: int | None = None
+    fbtrace_id: str | None = None
+    needs_reauth: bool = False
+    throttled: bool = False
+    # A step retry may help (transient API or database trouble). Throttling is not retried within the run:
+    # calling on while throttled lengthens the block, so the next scheduled run picks the account up.
+    retryable: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("success", "partial")
+
+    def finish(self, status: str) -> "AccountOutcome":
+        self.status = status
+        self.finished_at = datetime.now(timezone.utc)
+        return self
+
+    def fail(self, exc: BaseException) -> "AccountOutcome":
+        self.error = redact(str(exc)) or type(exc).__name__
+        if isinstance(exc, GraphApiError):
+            self.error_code, self.error_subcode, self.fbtrace_id = exc.code, exc.subcode, exc.fbtrace_id
+        self.needs_reauth = isinstance(exc, NEEDS_REAUTH_ERRORS)
+        self.throttled = isinstance(exc, ThrottledError)
+        self.retryable = not isinstance(exc, GraphApiError) or _is_transient(exc)
+        return self.finish("failed")
+
+    def summary(self) -> str:
+        text = f"{self.status}: {self.rows_written} rows, {self.api_calls} API calls"
+        if self.items_skipped:
+            text += f", {self.items_skipped} items skipped"
+        if self.throttle_wait_seconds:
+            text += f", waited {self.throttle_wait_seconds:.0f}s for rate limits"
+        if self.error:
+            text += f" — {self.error}"
+        return text
+
+
+def _is_transient(exc: GraphApiError) -> bool:
+    from ig_analytics.graph_api.errors import MalformedResponseError, TransientApiError
+
+    return isinstance(exc, (TransientApiError, MalformedResponseError))
+
+
+_COLUMNS = (
+    "dagster_run_id", "ig_user_id", "sync_type", "partition_key", "started_at", "finished_at", "status",
+    "api_calls", "rows_written", "throttle_wait_seconds", "items_skipped", "error", "error_code",
+    "error_subcode", "fbtrace_id", "details",
+)
+
+
+def record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:
+    """Upsert the outcome (one row per run, account and sync type; a step retry updates its row)."""
+    import json
+
+    values = {
+        "dagster_run_id": run_id,
+        "ig_user_id": outcome.ig_user_id,
+        "sync_type": outcome.sync_type,
+        "partition_key": outcome.partition_key,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+        "status": outcome.status,
+        "api_calls": outcome.api_calls,
+        "rows_written": outcome.rows_written,
+        "throttle_wait_seconds": outcome.throttle_wait_seconds,
+        "items_skipped": outcome.items_skipped,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+        "error_subcode": outcome.error_subcode,
+        "fbtrace_id": outcome.fbtrace_id,
+        "details": json.dumps(outcome.details, default=str),
+    }
+    placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if c == "details" else f":{c}" for c in _COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO instagram.sync_runs ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+                f"ON CONFLICT (dagster_run_id, ig_user_id, sync_type) DO UPDATE SET {updates}"
+            ),
+            values,
+        )
+
+
+def succeeded_in_run(engine: Engine, run_id: str, sync_type: str) -> set[str]:
+    """Accounts an earlier attempt of this run already synced: a step retry skips them."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT ig_user_id FROM instagram.sync_runs WHERE dagster_run_id = :run AND sync_type = :t"
+                " AND status IN ('success', 'partial')"
+            ),
+            {"run": run_id, "t": sync_type},
+        )
+        return {row[0] for row in rows}

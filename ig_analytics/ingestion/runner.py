@@ -1,0 +1,91 @@
+"""Run one sync over many accounts with bounded concurrency, so one account's failure costs only that account.
+
+Plain Python (no Dagster): the assets call :func:`sync_accounts` and turn its outcomes into metadata, checks and
+retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from sqlalchemy.engine import Engine
+
+from ig_analytics import accounts as accounts_repo
+from ig_analytics.accounts import AccountCredentials
+from ig_analytics.ingestion import outcome as outcomes
+from ig_analytics.ingestion.outcome import AccountOutcome
+
+log = logging.getLogger("ig_analytics.ingestion")
+
+# work(api, credentials, outcome) -> None: does the sync, sets outcome.rows_written / status / details.
+AccountWork = Callable[[object, AccountCredentials, AccountOutcome], None]
+
+
+def sync_accounts(
+    engine: Engine,
+    client,
+    credentials: Sequence[AccountCredentials],
+    *,
+    sync_type: str,
+    partition_key: str,
+    run_id: str,
+    work: AccountWork,
+    max_workers: int = 4,
+    on_needs_reauth: Callable[[AccountOutcome], None] | None = None,
+) -> list[AccountOutcome]:
+    def one(creds: AccountCredentials) -> AccountOutcome:
+        outcome = AccountOutcome(
+            ig_user_id=creds.ig_user_id, sync_type=sync_type, partition_key=partition_key,
+            started_at=datetime.now(timezone.utc),
+        )
+        api = client.account(creds.ig_user_id, creds.token)
+        try:
+            outcomes.record(engine, run_id, outcome)  # 'running': visible while it works
+            work(api, creds, outcome)
+            if outcome.status == "running":
+                outcome.finish("success")
+        except Exception as exc:  # noqa: BLE001 - every failure is this account's outcome, never the run's
+            outcome.fail(exc)
+            log.warning(
+                "%s sync of account %s failed: %s", sync_type, creds.ig_user_id, outcome.error,
+                extra={"ig_user_id": creds.ig_user_id, "code": outcome.error_code,
+                       "subcode": outcome.error_subcode, "fbtrace_id": outcome.fbtrace_id},
+            )
+        finally:
+            stats = api.stats
+            outcome.api_calls = stats.calls
+            outcome.throttle_wait_seconds = stats.throttle_wait_s
+            outcome.items_skipped = max(outcome.items_skipped, len(stats.skipped))
+            if stats.skipped:
+                outcome.details["skipped"] = [
+                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": s.reason}
+                    for s in stats.skipped[:50]
+                ]
+            if stats.dropped_metrics:
+                outcome.details["dropped_metrics"] = sorted({metric for _, metric in stats.dropped_metrics})
+        if outcome.needs_reauth:
+            try:
+                changed = accounts_repo.set_status(engine, creds.ig_user_id, "needs_reauth", outcome.error)
+                if changed and on_needs_reauth:
+                    on_needs_reauth(outcome)
+            except Exception as exc:  # noqa: BLE001
+                log.error("could not mark account %s as needs_reauth: %s", creds.ig_user_id, exc)
+        _safe_record(engine, run_id, outcome)
+        return outcome
+
+    if not credentials:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(credentials))), thread_name_prefix="ig-sync") as pool:
+        return list(pool.map(one, credentials))
+
+
+def _safe_record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:
+    try:
+        outcomes.record(engine, run_id, outcome)
+    except Exception as exc:  # noqa: BLE001 - the database may be the thing that is down
+        log.error("could not record the %s outcome of account %s: %s", outcome.sync_type, outcome.ig_user_id, exc)
+        if outcome.status in ("success", "partial", "running"):
+            outcome.fail(exc)

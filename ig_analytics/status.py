@@ -1,0 +1,52 @@
+"""`ig-analytics status`: what an administrator checks first, per account."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+_QUERY = """
+SELECT a.ig_user_id, a.username, a.status, a.status_reason, a.token_expires_at,
+       (SELECT max(finished_at) FROM instagram.sync_runs r
+         WHERE r.ig_user_id = a.ig_user_id AND r.sync_type = 'account' AND r.status IN ('success','partial')) AS last_account_ok,
+       (SELECT max(finished_at) FROM instagram.sync_runs r
+         WHERE r.ig_user_id = a.ig_user_id AND r.sync_type = 'media' AND r.status IN ('success','partial')) AS last_media_ok,
+       (SELECT max(date) FROM instagram.account_insights_daily d WHERE d.ig_user_id = a.ig_user_id) AS newest_day,
+       (SELECT max(captured_at) FROM instagram.media_insights_snapshots s WHERE s.ig_user_id = a.ig_user_id) AS newest_snapshot
+FROM instagram.accounts a ORDER BY a.ig_user_id
+"""
+_ERRORS = """
+SELECT ig_user_id, sync_type, finished_at, error FROM instagram.sync_runs
+WHERE status = 'failed' AND started_at > now() - interval '7 days'
+ORDER BY started_at DESC
+"""
+
+
+def _age(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    hours = (now - value).total_seconds() / 3600
+    return f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago"
+
+
+def render_status(engine: Engine, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    with engine.connect() as conn:
+        accounts = conn.execute(sa.text(_QUERY)).all()
+        errors = conn.execute(sa.text(_ERRORS)).all()
+    if not accounts:
+        return "No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN"
+    lines = []
+    for a in accounts:
+        name = f"{a.ig_user_id} (@{a.username})" if a.username else a.ig_user_id
+        expiry = a.token_expires_at.strftime("%Y-%m-%d") if a.token_expires_at else "unknown"
+        lines.append(f"{name}: {a.status}" + (f" — {a.status_reason}" if a.status_reason and a.status != "active" else ""))
+        lines.append(f"  account insights: last success {_age(a.last_account_ok, now)}, newest day {a.newest_day or 'none'}")
+        lines.append(f"  media snapshots:  last success {_age(a.last_media_ok, now)}, newest capture {_age(a.newest_snapshot, now)}")
+        lines.append(f"  token expires:    {expiry}")
+        recent = [e for e in errors if e.ig_user_id == a.ig_user_id][:3]
+        for e in recent:
+            lines.append(f"  error ({e.sync_type}, {_age(e.finished_at, now)}): {e.error}")
+    return "\n".join(lines)

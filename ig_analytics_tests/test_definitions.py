@@ -1,0 +1,37 @@
+"""The Dagster definitions load (as `dagster dev` / the webserver would load them) with the expected graph."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+def test_definitions_load_with_jobs_schedules_and_checks():
+    from ig_analytics.definitions import defs
+
+    repo = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert {
+        "accounts", "account_insights_daily", "media", "media_insights_snapshots", "media_engagement",
+        "account_engagement_daily", "trending_posts", "best_posting_times", "performance_reports",
+        "weekly_performance_reports",
+    } <= keys
+    for job in ("account_insights_job", "media_sync_job", "reports_job", "weekly_reports_job"):
+        assert defs.resolve_job_def(job) is not None
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["daily_account_insights"].cron_schedule == "0 2 * * *"
+    assert schedules["hourly_media_snapshots"].cron_schedule == "5 * * * *"
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+    checks = {key.name for key in repo.asset_graph.asset_check_keys}
+    assert "accounts_synced" in checks
+
+
+def test_daily_schedule_refetches_the_two_days_before_yesterday():
+    from datetime import datetime, timezone
+
+    from ig_analytics.definitions import defs
+
+    schedule = next(s for s in defs.schedules if s.name == "daily_account_insights")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 2, tzinfo=timezone.utc))
+    request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-17"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-19"
