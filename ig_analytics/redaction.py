@@ -1,0 +1,131 @@
+"""Keep access tokens out of every text the project produces (logs, errors, run metadata).
+
+``redact(text)`` removes:
+
+- ``access_token=...`` and ``appsecret_proof=...`` (query strings, form bodies, JSON ``"access_token": "..."``),
+- ``Bearer ...`` / ``OAuth ...`` authorization values,
+- every secret registered with ``register_secret(token)`` (a process-wide set; the Graph API client registers
+  every token it is given), in raw and URL-encoded form.
+
+``RedactingFilter`` is a ``logging.Filter`` that applies ``redact`` to a record's message, args, string
+attributes (``extra`` fields) and formatted traceback. Install it on handlers (it never drops a record)::
+
+    handler.addFilter(RedactingFilter())
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import traceback
+from urllib.parse import quote, quote_plus
+
+__all__ = ["REDACTED", "redact", "register_secret", "forget_secret", "RedactingFilter"]
+
+REDACTED = "[REDACTED]"
+
+# Shorter strings are not registered: redacting every "abc" in logs would garble them and protect nothing.
+_MIN_SECRET_LEN = 6
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+_secrets_pattern: re.Pattern[str] | None = None
+
+_PARAM_RE = re.compile(
+    r"(?P<key>\b(?:access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)"
+    r"(?:=|%3D|\"?\s*:\s*\"?))"
+    r"(?P<value>[^&\s\"',;}\]]+)",
+    re.IGNORECASE,
+)
+_AUTH_RE = re.compile(r"(?P<key>\b(?:Bearer|OAuth)\s+)(?P<value>[A-Za-z0-9._~+/=|:-]{4,})", re.IGNORECASE)
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` so that ``redact`` removes it from any text, wherever it appears."""
+    global _secrets, _secrets_pattern
+    if not secret or len(secret) < _MIN_SECRET_LEN:
+        return
+    variants = {secret, quote(secret, safe=""), quote_plus(secret)}
+    with _lock:
+        if variants <= _secrets:
+            return
+        _secrets = _secrets | variants
+        _secrets_pattern = _compile(_secrets)
+
+
+def forget_secret(secret: str) -> None:
+    """Remove a registered secret (tests; a revoked token can stay registered harmlessly)."""
+    global _secrets, _secrets_pattern
+    variants = {secret, quote(secret, safe=""), quote_plus(secret)}
+    with _lock:
+        _secrets = _secrets - variants
+        _secrets_pattern = _compile(_secrets) if _secrets else None
+
+
+def _compile(secrets: frozenset[str]) -> re.Pattern[str]:
+    # Longest first, so a secret that contains another is removed whole.
+    return re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with tokens, app secret proofs and authorization values replaced by ``[REDACTED]``."""
+    if not text:
+        return text
+    if not isinstance(text, str):
+        text = str(text)
+    pattern = _secrets_pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    text = _PARAM_RE.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _AUTH_RE.sub(lambda m: m.group("key") + REDACTED, text)
+    return text
+
+
+def _redact_value(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    # Anything else (dicts, URLs objects, exceptions) is rendered once, redacted, and logged as text.
+    return redact(str(value))
+
+
+# LogRecord attributes that are not free text and must keep their type.
+_SKIP_ATTRS = frozenset(
+    {"args", "msg", "exc_info", "exc_text", "stack_info", "levelname", "levelno", "pathname", "filename",
+     "module", "funcName", "lineno", "created", "msecs", "relativeCreated", "thread", "threadName",
+     "processName", "process", "name", "taskName"}
+)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts tokens from a record (message, args, extra fields, traceback).
+
+    It always returns True: records are cleaned, never dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 (logging API name)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the raw parts, redacted
+            message = f"{record.msg} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact(text)
+            # The formatter only formats exc_info when exc_text is empty; keep exc_info for other filters but
+            # make sure the cached text is the redacted one.
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key in _SKIP_ATTRS or key.startswith("_"):
+                continue
+            if isinstance(value, str):
+                cleaned = redact(value)
+                if cleaned is not value:
+                    setattr(record, key, cleaned)
+        return True
