@@ -274,6 +274,9 @@ def _user_facing_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's notices, not the user's
     try:
         cli.main(args=argv, prog_name="ig-analytics", standalone_mode=False)
     except click.UsageError as exc:

@@ -7,17 +7,21 @@ single-run backfill policies), so Dagster's per-run start-up is paid once, not 9
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from ig_analytics.defs.partitions import daily_partitions, hourly_partitions
+from ig_analytics.defs.partitions import daily_partitions
 
 SYNC_TYPES = ("full", "account", "media")
 DEFAULT_ACCOUNT_DAYS = 90
 DEFAULT_MEDIA_WINDOW_DAYS = 30
+PID_TAG = "ig_analytics/pid"
+HOST_TAG = "ig_analytics/host"
 
 
 class UsageError(ValueError):
@@ -81,13 +85,16 @@ def run_sync(
     settings = runtime.prepare()
     engine = db.get_engine(db.analytics_url(settings))
     instance = DagsterInstance.get()
+    reap_abandoned_cli_runs(instance)
     run_ids: list[str] = []
     errors: list[str] = []
-    tags = {"ig_analytics/trigger": "cli"}
+    tags = {"ig_analytics/trigger": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
-    def execute(job_name: str, **kwargs) -> None:
+    def execute(job_name: str, run_config: dict | None = None, **kwargs) -> None:
         job = defs.resolve_job_def(job_name)
-        result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+        # The console gets warnings only; the full event log is in the UI's run view.
+        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, **kwargs)
         run_ids.append(result.run_id)
         if not result.success:
             failures = [e.message for e in result.all_events if e.is_step_failure or e.is_failure]
@@ -97,7 +104,7 @@ def run_sync(
         window_days = DEFAULT_MEDIA_WINDOW_DAYS
         if since is not None:
             window_days = max(1, (now.date() - since).days + 1)
-        hour_key = hourly_partitions.get_last_partition_key(current_time=now)
+        hour_key = now.strftime("%Y-%m-%d-%H:00")  # the hour in progress (hourly partitions have end_offset=1)
         execute(
             "media_sync_job",
             partition_key=hour_key,
@@ -115,6 +122,43 @@ def run_sync(
     if sync_type == "full":
         execute("reports_job", partition_key=last_day.isoformat(), tags=tags)
     return SyncReport(lines=_account_lines(engine, run_ids, account_ids), run_errors=errors, run_ids=run_ids)
+
+
+def reap_abandoned_cli_runs(instance) -> list[str]:
+    """Fail the in-process runs of a `sync` that was killed, and free their pool slots.
+
+    The daemon's run monitoring only watches runs it launched; an in-process run whose process died stays
+    STARTED and keeps its `graph_api` pool slot, so the next sync would wait forever.
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    reaped = []
+    host = socket.gethostname()
+    records = instance.get_run_records(
+        filters=RunsFilter(
+            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"ig_analytics/trigger": "cli"}
+        ),
+        limit=100,
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if run.tags.get(HOST_TAG) != host or not pid or _pid_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"The ig-analytics sync process (pid {pid}) ended before this run finished.")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[AccountLine]:

@@ -23,7 +23,7 @@ def _table(name: str) -> dict:
 
 
 def _timed(started: float) -> dg.MetadataValue:
-    return dg.MetadataValue.float(round(time.monotonic() - started, 3))
+    return dg.MetadataValue.float(float(round(time.monotonic() - started, 3)))
 
 
 @dg.asset(

@@ -92,9 +92,9 @@ def _run_metadata(results: list[AccountOutcome], started: float, skipped_done: s
         "accounts_ok": dg.MetadataValue.int(sum(1 for o in results if o.ok) + len(skipped_done)),
         "accounts_failed": dg.MetadataValue.int(sum(1 for o in results if not o.ok)),
         "accounts_not_synced": dg.MetadataValue.int(len(problems)),
-        "throttle_wait_seconds": dg.MetadataValue.float(round(sum(o.throttle_wait_seconds for o in results), 3)),
+        "throttle_wait_seconds": dg.MetadataValue.float(float(round(sum(o.throttle_wait_seconds for o in results), 3))),
         "items_skipped": dg.MetadataValue.int(sum(o.items_skipped for o in results)),
-        "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+        "duration_seconds": dg.MetadataValue.float(float(round(time.monotonic() - started, 3))),
         "accounts": dg.MetadataValue.md(_outcomes_markdown(results) if results else "no account synced"),
     }
 

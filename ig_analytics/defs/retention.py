@@ -1,0 +1,122 @@
+"""Retention: what grows without bound is trimmed once a day (04:30 UTC, on by default).
+
+- Dagster runs (and their event logs) older than ``run_max_age_days``: Dagster 1.13 has no event-log retention of
+  its own. At most ``max_runs_per_tick`` per day (deleting a run deletes its events: slow on big runs); runs still
+  queued or in progress are never touched.
+- ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days``: one snapshot per post and UTC
+  day is kept, the last of the day; the hourly detail of old days goes. ``account_insights_daily`` is history and
+  is never touched.
+- ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
+  being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ig_analytics.defs.resources import AnalyticsDatabase
+
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+class RetentionConfig(dg.Config):
+    run_max_age_days: int = 30
+    max_runs_per_tick: int = 500
+    snapshot_compact_after_days: int = 90
+    sync_runs_keep_days: int = 180
+    notifications_keep_days: int = 180
+
+
+@dataclass
+class RetentionCounts:
+    runs_deleted: int = 0
+    runs_remaining: int = 0
+    snapshots_deleted: int = 0
+    sync_runs_deleted: int = 0
+    notifications_deleted: int = 0
+
+
+def delete_old_runs(instance: dg.DagsterInstance, created_before: datetime, limit: int,
+                    keep_run_ids: frozenset[str] = frozenset()) -> tuple[int, int]:
+    """Delete finished runs created before ``created_before``, oldest first, at most ``limit``.
+    Returns (deleted, still older than the cutoff)."""
+    filters = dg.RunsFilter(created_before=created_before, statuses=_FINISHED)
+    deleted = 0
+    for record in instance.get_run_records(filters=filters, limit=limit, ascending=True):
+        run_id = record.dagster_run.run_id
+        if run_id in keep_run_ids:
+            continue
+        instance.delete_run(run_id)
+        deleted += 1
+    return deleted, instance.get_runs_count(filters=filters)
+
+
+def day_cutoff(now: datetime, days: int) -> datetime:
+    """Midnight UTC ``days`` days before ``now``: whole days are compacted or pruned, never half of one."""
+    day = (now.astimezone(timezone.utc) - timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def compact_snapshots(engine: Engine, before: datetime) -> int:
+    """Keep the last snapshot of each post and UTC day among those captured before ``before``."""
+    with engine.begin() as conn:
+        result = conn.execute(sa.text(
+            "WITH ranked AS ("
+            " SELECT media_id, captured_at, row_number() OVER ("
+            "  PARTITION BY media_id, (captured_at AT TIME ZONE 'UTC')::date ORDER BY captured_at DESC) AS rn"
+            " FROM instagram.media_insights_snapshots WHERE captured_at < :before)"
+            " DELETE FROM instagram.media_insights_snapshots s USING ranked r"
+            " WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"),
+            {"before": before})
+        return result.rowcount
+
+
+def prune_sync_runs(engine: Engine, before: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(sa.text("DELETE FROM instagram.sync_runs WHERE started_at < :before"),
+                            {"before": before}).rowcount
+
+
+def prune_notifications(engine: Engine, before: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(sa.text("DELETE FROM instagram.notifications WHERE created_at < :before"
+                                    " AND delivery <> 'pending'"), {"before": before}).rowcount
+
+
+def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: RetentionConfig, now: datetime,
+                    current_run_id: str | None = None) -> RetentionCounts:
+    counts = RetentionCounts()
+    counts.runs_deleted, counts.runs_remaining = delete_old_runs(
+        instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
+        frozenset({current_run_id}) if current_run_id else frozenset())
+    counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days))
+    counts.sync_runs_deleted = prune_sync_runs(engine, day_cutoff(now, config.sync_runs_keep_days))
+    counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
+    return counts
+
+
+@dg.op(out=dg.Out(dg.Nothing),
+       description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications.")
+def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
+    counts = apply_retention(context.instance, database.engine(), config, datetime.now(timezone.utc),
+                             context.run_id)
+    context.log.info(f"retention: {counts}")
+    return dg.Output(
+        None,
+        metadata={name: dg.MetadataValue.int(value) for name, value in vars(counts).items()},
+    )
+
+
+@dg.job(description="Daily retention (docs/operations.md, 'Retention'). Configurable ages; counts in metadata.",
+        tags={"ig_analytics/kind": "maintenance"})
+def retention_job():
+    apply_retention_op()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="daily_retention", job=retention_job, cron_schedule="30 4 * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
