@@ -1,0 +1,53 @@
+"""``serve_forever_cli``: the sandbox as a process (``ig-analytics sandbox``, ``python -m ig_analytics.sandbox``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from ig_analytics.sandbox.server import SandboxServer
+from ig_analytics.sandbox.world import SandboxWorld
+
+
+def serve_forever_cli(port: int, seed: int = 7, n_accounts: int | None = None, host: str = "127.0.0.1") -> None:
+    """Serve the demo world (or ``n_accounts`` generated ones) until SIGINT/SIGTERM.
+
+    Prints one JSON line per account to stdout: {"ig_user_id": ..., "username": ..., "token": ...}.
+    The clock runs in real time (move it with POST /__sandbox/clock).
+    """
+    world = SandboxWorld.demo(seed=seed) if n_accounts is None else SandboxWorld.generate(n_accounts, seed=seed)
+    stop = threading.Event()
+    server = SandboxServer(world, host=host, port=port).start()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not in the main thread: rely on KeyboardInterrupt / the caller
+            pass
+    try:
+        for a in world.accounts:
+            sys.stdout.write(json.dumps({"ig_user_id": a.ig_user_id, "username": a.username, "token": a.token}) + "\n")
+        sys.stdout.flush()
+        print(f"sandbox Graph API serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ig_analytics.sandbox", description="Local sandbox Graph API")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--accounts", type=int, default=None, help="serve N generated accounts instead of the demo")
+    args = parser.parse_args(argv)
+    serve_forever_cli(args.port, seed=args.seed, n_accounts=args.accounts, host=args.host)
+    return 0
