@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -42,8 +42,13 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
     for a in accounts:
         name = f"{a.ig_user_id} (@{a.username})" if a.username else a.ig_user_id
         expiry = a.token_expires_at.strftime("%Y-%m-%d") if a.token_expires_at else "unknown"
+        if a.token_expires_at:
+            days_left = (a.token_expires_at - now).total_seconds() / 86400
+            expiry += " (EXPIRED)" if days_left <= 0 else f" (in {days_left:.0f} days)" if days_left < 14 else ""
+        yesterday = now.date() - timedelta(days=1)
+        lag = f" ({(yesterday - a.newest_day).days} days behind)" if a.newest_day and a.newest_day < yesterday else ""
         lines.append(f"{name}: {a.status}" + (f" — {a.status_reason}" if a.status_reason and a.status != "active" else ""))
-        lines.append(f"  account insights: last success {_age(a.last_account_ok, now)}, newest day {a.newest_day or 'none'}")
+        lines.append(f"  account insights: last success {_age(a.last_account_ok, now)}, newest day {a.newest_day or 'none'}{lag}")
         lines.append(f"  media snapshots:  last success {_age(a.last_media_ok, now)}, newest capture {_age(a.newest_snapshot, now)}")
         lines.append(f"  token expires:    {expiry}")
         recent = [e for e in errors if e.ig_user_id == a.ig_user_id][:3]

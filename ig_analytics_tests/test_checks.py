@@ -1,0 +1,275 @@
+"""The data-quality checks: each passes on good data and fails (with the intended severity) on data made to
+violate it. Most tests call the check's SQL directly; the last ones run checks through Dagster (partitioned,
+blocking, the hourly data-quality job)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.defs import checks as C
+from ig_analytics_tests.ops_data import (
+    UTC, add_account, add_day, add_media, add_snapshot, add_sync_run, hour_floor, insert, now_utc,
+)
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+NOW = now_utc()
+HOUR = hour_floor(NOW)
+TODAY = NOW.date()
+YESTERDAY = TODAY - timedelta(days=1)
+HOURLY = C.Scope(HOUR, HOUR + timedelta(hours=1), NOW)
+DAILY = C.Scope(datetime.combine(YESTERDAY - timedelta(days=2), time(), UTC), datetime.combine(TODAY, time(), UTC), NOW)
+UNPARTITIONED = C.Scope(None, None, NOW)
+PARTITION_OF = {
+    "account_insights_valid": DAILY, "account_insights_reach_within_views": DAILY, "account_insights_complete": DAILY,
+    "performance_reports_valid": DAILY, "weekly_performance_reports_valid": DAILY,
+    "media_valid": HOURLY, "snapshots_valid": HOURLY, "snapshots_reach_within_views": HOURLY,
+    "snapshots_counters_monotonic": HOURLY, "media_engagement_valid": HOURLY,
+    "media_engagement_rates_plausible": HOURLY, "trending_posts_valid": HOURLY,
+}
+
+
+@pytest.fixture()
+def good(engine):
+    """Two active accounts with complete, sane data; one disabled account with nothing."""
+    with engine.begin() as conn:
+        add_account(conn, "1001")
+        add_account(conn, "1002")
+        add_account(conn, "1003", status="disabled", expires_in=timedelta(days=-10))
+        for acc in ("1001", "1002"):
+            for back in (1, 2, 3):
+                add_day(conn, acc, TODAY - timedelta(days=back))
+        add_media(conn, "P1", "1001", NOW - timedelta(hours=10))
+        add_media(conn, "P2", "1001", NOW - timedelta(days=20))
+        for i, back in enumerate((2, 1, 0)):
+            add_snapshot(conn, "P1", "1001", HOUR - timedelta(hours=back), reach=40 + i * 5, views=70 + i * 5,
+                         likes=8 + i)
+        add_snapshot(conn, "P2", "1001", HOUR - timedelta(hours=3), reach=500, views=900, likes=60)
+        insert(conn, "media_engagement", media_id="P1", ig_user_id="1001", captured_at=HOUR, engagement=14, reach=50,
+               engagement_rate_reach=28.0, like_rate=20.0, comment_rate=4.0, save_rate=2.0, share_rate=2.0,
+               computed_at=NOW)
+        insert(conn, "trending_posts", ig_user_id="1001", as_of=HOUR, rank=1, media_id="P1", score=2.5)
+        insert(conn, "account_engagement_daily", ig_user_id="1001", date=TODAY, posts=1, engagement=14, reach=50,
+               engagement_rate_reach=28.0, computed_at=NOW)
+        insert(conn, "best_posting_times", ig_user_id="1001", weekday=3, hour=14, posts=4,
+               avg_engagement_rate_reach=5.5, shrunk_engagement_rate_reach=5.1, computed_at=NOW)
+        insert(conn, "performance_reports", ig_user_id="1001", period_start=YESTERDAY - timedelta(days=6),
+               period_end=YESTERDAY, generated_at=NOW, report={k: {} for k in C.REPORT_KEYS})
+    return engine
+
+
+def run_check(engine, name: str, scope: C.Scope | None = None) -> dg.AssetCheckResult:
+    check = next(c for c in C.CHECKS.values() if c.name == name and (name != "column_schema_unchanged"))
+    with engine.connect() as conn:
+        return check.evaluate(conn, scope or PARTITION_OF.get(name, UNPARTITIONED))
+
+
+def execute(engine, sql: str, **params) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def test_every_check_passes_on_good_data(good):
+    with good.connect() as conn:
+        for label, check in C.CHECKS.items():
+            result = check.evaluate(conn, PARTITION_OF.get(check.name, UNPARTITIONED))
+            assert result.passed, (label, result.metadata)
+
+
+VIOLATIONS = [
+    # (check, SQL that breaks the good data, expected severity)
+    ("account_insights_valid", "UPDATE instagram.account_insights_daily SET reach = -5 WHERE ig_user_id = '1002'"
+     " AND date = CURRENT_DATE - 1", ERROR),
+    ("account_insights_reach_within_views", "UPDATE instagram.account_insights_daily SET reach = 500, views = 300"
+     " WHERE ig_user_id = '1001' AND date = CURRENT_DATE - 2", WARN),
+    ("account_insights_complete", "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002'"
+     " AND date = CURRENT_DATE - 2", ERROR),
+    ("media_valid", "UPDATE instagram.media SET published_at = now() + interval '3 days' WHERE media_id = 'P2'",
+     ERROR),
+    ("media_valid", "UPDATE instagram.media SET like_count = -1 WHERE media_id = 'P1'", ERROR),
+    ("snapshots_valid", "UPDATE instagram.media_insights_snapshots SET likes = -1 WHERE media_id = 'P1'"
+     " AND captured_at = date_trunc('hour', now())", ERROR),
+    ("snapshots_valid", "UPDATE instagram.media_insights_snapshots SET fetched_at = now() + interval '2 hours'"
+     " WHERE media_id = 'P1' AND captured_at = date_trunc('hour', now())", ERROR),
+    ("snapshots_reach_within_views", "UPDATE instagram.media_insights_snapshots SET reach = 999 WHERE media_id = 'P1'"
+     " AND captured_at = date_trunc('hour', now())", WARN),
+    ("snapshots_counters_monotonic", "UPDATE instagram.media_insights_snapshots SET likes = 5 WHERE media_id = 'P1'"
+     " AND captured_at = date_trunc('hour', now())", WARN),
+    ("snapshots_recent_complete", "DELETE FROM instagram.media_insights_snapshots", ERROR),
+    ("snapshots_fresh", "DELETE FROM instagram.media_insights_snapshots WHERE media_id = 'P1'"
+     " AND captured_at > now() - interval '150 minutes'", ERROR),
+    ("media_engagement_valid", "UPDATE instagram.media_engagement SET share_rate = -1", ERROR),
+    ("media_engagement_valid", "UPDATE instagram.media_engagement SET engagement_rate_reach = 30.0", ERROR),
+    ("media_engagement_valid", "UPDATE instagram.media_engagement SET reach = 0", ERROR),
+    ("media_engagement_rates_plausible", "UPDATE instagram.media_engagement SET like_rate = 130", WARN),
+    ("trending_posts_valid", "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"
+     " VALUES ('1001', date_trunc('hour', now()), 2, 'P1', 1.0)", ERROR),
+    ("trending_posts_valid", "UPDATE instagram.trending_posts SET score = 'NaN'", ERROR),
+    ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET posts = -1", ERROR),
+    ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET date = CURRENT_DATE + 5", ERROR),
+    ("best_posting_times_valid", "UPDATE instagram.best_posting_times SET avg_engagement_rate_reach = -2", ERROR),
+    ("performance_reports_valid", "UPDATE instagram.performance_reports SET report = report - 'trends'", ERROR),
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = now() - interval '1 day'"
+     " WHERE ig_user_id = '1002'", ERROR),
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_ciphertext = NULL WHERE ig_user_id = '1002'", ERROR),
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days'"
+     " WHERE ig_user_id = '1002'", WARN),
+]
+
+
+@pytest.mark.parametrize("name, sql, severity", VIOLATIONS, ids=[f"{v[0]}-{i}" for i, v in enumerate(VIOLATIONS)])
+def test_check_fails_on_violating_data(good, name, sql, severity):
+    execute(good, sql)
+    result = run_check(good, name)
+    assert not result.passed, result.metadata
+    assert result.severity == severity
+
+
+def test_engagement_rate_by_reach_above_100_is_legitimate(good):
+    execute(good, "UPDATE instagram.media_engagement SET engagement = 75, engagement_rate_reach = 150.0,"
+                  " comment_rate = 120.0")
+    assert run_check(good, "media_engagement_valid").passed
+    assert run_check(good, "media_engagement_rates_plausible").passed
+
+
+def test_small_counter_drops_are_tolerated_as_revisions(good):
+    # 10 -> 9 likes (an unlike) and reach 50 -> 49.5 % ... within 2 units / 2 %
+    execute(good, "UPDATE instagram.media_insights_snapshots SET likes = 8, reach = 44 WHERE media_id = 'P1'"
+                  " AND captured_at = date_trunc('hour', now())")
+    assert run_check(good, "snapshots_counters_monotonic").passed
+
+
+def test_missing_day_with_a_recorded_failure_passes_and_lists_the_reason(good):
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CURRENT_DATE - 2")
+    day = (TODAY - timedelta(days=2)).isoformat()
+    with good.begin() as conn:
+        add_sync_run(conn, "run-a", "1002", "account", f"{TODAY - timedelta(days=3)}...{YESTERDAY}", "failed",
+                     error="(#4) Application request limit reached", started_at=NOW - timedelta(hours=1))
+    result = run_check(good, "account_insights_complete")
+    assert result.passed
+    assert result.metadata["missing_with_failure_reason"].value == {"1002": {day: "(#4) Application request limit reached"}}
+    # a later successful sync of that day without the row is not an explanation
+    with good.begin() as conn:
+        add_sync_run(conn, "run-b", "1002", "account", day, "success", started_at=NOW)
+    assert not run_check(good, "account_insights_complete").passed
+
+
+def test_completeness_only_covers_the_accounts_a_run_was_asked_for(good):
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002'")
+    scope = C.Scope(DAILY.start, DAILY.end, NOW, ("1001",))
+    assert run_check(good, "account_insights_complete", scope).passed
+    assert not run_check(good, "account_insights_complete").passed
+
+
+def test_account_insights_freshness_deadline_is_0600_utc(good):
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CURRENT_DATE - 1")
+    with good.connect() as conn:
+        before = C.account_insights_freshness(conn, datetime.combine(TODAY, time(5, 59), UTC))
+        after = C.account_insights_freshness(conn, datetime.combine(TODAY, time(6, 0), UTC))
+    assert before.passed  # before the deadline the day before yesterday is what must be there
+    assert not after.passed and after.metadata["missing_without_reason"].value == {"1002": [YESTERDAY.isoformat()]}
+
+
+def test_missing_snapshots_with_a_failed_media_sync_are_explained(good):
+    execute(good, "DELETE FROM instagram.media_insights_snapshots")
+    with good.begin() as conn:
+        add_sync_run(conn, "run-m", "1001", "media", HOUR.strftime("%Y-%m-%d-%H:00"), "failed",
+                     error="token expired")
+    assert run_check(good, "snapshots_recent_complete").passed
+    assert run_check(good, "snapshots_fresh").passed
+
+
+def test_column_schema_check_fails_on_a_missing_or_retyped_column_and_allows_extra_ones(good):
+    def schema_result():
+        with good.connect() as conn:
+            return C.CHECKS["account_insights_daily:column_schema_unchanged"].evaluate(conn, UNPARTITIONED)
+
+    execute(good, "ALTER TABLE instagram.account_insights_daily ADD COLUMN note text")
+    result = schema_result()
+    assert result.passed and result.metadata["unexpected_columns"].value == ["note"]
+    execute(good, "ALTER TABLE instagram.account_insights_daily ALTER COLUMN reach TYPE integer")
+    execute(good, "ALTER TABLE instagram.account_insights_daily DROP COLUMN profile_links_taps")
+    result = schema_result()
+    assert not result.passed and result.severity == ERROR
+    assert result.metadata["missing_columns"].value == ["profile_links_taps"]
+    assert result.metadata["retyped_columns"].value == {"reach": {"expected": "bigint", "actual": "integer"}}
+
+
+# ---- through Dagster -------------------------------------------------------------------------------------
+
+
+def _defs_with(job: dg.UnresolvedAssetJobDefinition):
+    from ig_analytics.definitions import defs
+
+    return dg.Definitions(assets=list(defs.assets), asset_checks=C.asset_checks, jobs=[job],
+                          resources=dict(defs.resources))
+
+
+def _evaluations(result) -> dict[str, tuple[bool, str | None]]:
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": (e.passed, e.partition)
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_partitioned_blocking_check_fails_a_partition_range_run(good, ig_home):
+    job = dg.define_asset_job("check_account_days", selection=dg.AssetSelection.checks(C.account_insights_checks),
+                              partitions_def=C.daily_partitions)
+    first, last = (TODAY - timedelta(days=3)).isoformat(), YESTERDAY.isoformat()
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    with dg.instance_for_test() as instance:
+        resolved = _defs_with(job).resolve_job_def("check_account_days")
+        ok = resolved.execute_in_process(instance=instance, tags=tags)
+        assert ok.success
+        assert {k: v[0] for k, v in _evaluations(ok).items()} == {
+            "account_insights_daily:account_insights_valid": True,
+            "account_insights_daily:account_insights_reach_within_views": True,
+            "account_insights_daily:account_insights_complete": True,
+        }
+        execute(good, "UPDATE instagram.account_insights_daily SET views = -1 WHERE date = :d",
+                d=TODAY - timedelta(days=3))
+        bad = resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        assert not bad.success  # blocking + ERROR: the step fails, so does the run
+        assert _evaluations(bad)["account_insights_daily:account_insights_valid"][0] is False
+
+
+def test_hourly_partitioned_checks_run_for_one_partition(good, ig_home):
+    job = dg.define_asset_job("check_media_hour", selection=dg.AssetSelection.checks(C.ingestion_checks),
+                              partitions_def=C.hourly_partitions)
+    execute(good, "UPDATE instagram.media_insights_snapshots SET reach = 999 WHERE media_id = 'P1'"
+                  " AND captured_at = date_trunc('hour', now())")
+    with dg.instance_for_test() as instance:
+        result = _defs_with(job).resolve_job_def("check_media_hour").execute_in_process(
+            # a check-only job takes a one-partition range (execute_in_process(partition_key=) wants an asset)
+            instance=instance, tags={"dagster/asset_partition_range_start": HOUR.strftime("%Y-%m-%d-%H:00"),
+                                     "dagster/asset_partition_range_end": HOUR.strftime("%Y-%m-%d-%H:00")})
+    assert result.success  # the failed check is a WARN and not blocking
+    evaluations = _evaluations(result)
+    assert evaluations["media_insights_snapshots:snapshots_reach_within_views"][0] is False
+    assert evaluations["media_insights_snapshots:snapshots_valid"][0] is True
+
+
+def test_data_quality_job_runs_the_unpartitioned_checks(good, ig_home):
+    from ig_analytics.definitions import defs
+
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("data_quality_job").execute_in_process(instance=instance)
+    assert result.success
+    evaluations = _evaluations(result)
+    assert len(evaluations) == 9 and all(passed for passed, _ in evaluations.values()), evaluations
+    assert any(s.name == "hourly_data_quality" and s.default_status == dg.DefaultScheduleStatus.RUNNING
+               for s in defs.schedules)
+
+
+def test_status_shows_lag_token_expiry_and_recent_errors(good):
+    from ig_analytics.status import render_status
+
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date >= CURRENT_DATE - 2")
+    execute(good, "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days' WHERE ig_user_id = '1002'")
+    with good.begin() as conn:
+        add_sync_run(conn, "r1", "1002", "account", YESTERDAY.isoformat(), "failed", error="(#4) rate limited")
+    text = render_status(good)
+    assert "2 days behind" in text and "(in 3 days)" in text and "(#4) rate limited" in text
