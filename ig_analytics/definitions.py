@@ -5,11 +5,16 @@ from __future__ import annotations
 import dagster as dg
 
 from ig_analytics.defs import analytics_assets, ingestion_assets
+from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
+from ig_analytics.defs.retention import retention_job, retention_schedule
+from ig_analytics.defs.sensors import alert_sensors
+from ig_analytics.logging_setup import configure_logging
 
 
 def build_definitions() -> dg.Definitions:
+    configure_logging()  # JSON with IG_ANALYTICS_LOG_FORMAT=json; tokens redacted on every handler
     return dg.Definitions(
         assets=[
             ingestion_assets.ACCOUNTS,
@@ -22,9 +27,14 @@ def build_definitions() -> dg.Definitions:
             analytics_assets.performance_reports,
             analytics_assets.weekly_performance_reports,
         ],
-        jobs=jobs,
-        schedules=schedules,
+        asset_checks=asset_checks,
+        jobs=[*jobs, *check_jobs, retention_job],
+        schedules=[*schedules, *check_schedules, retention_schedule],
+        sensors=alert_sensors,
         resources={"database": AnalyticsDatabase(), "graph_api": GraphApi()},
+        # Steps are short and mostly sequential; a process per step would cost ~5 s of imports each on 2 cores.
+        # Concurrency lives inside the ingestion steps (accounts in parallel threads).
+        executor=dg.in_process_executor,
     )
 
 

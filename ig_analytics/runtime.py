@@ -19,6 +19,7 @@ from ig_analytics.storage import db
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+_WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
 
 
 def ensure_database(settings: Settings) -> str:
@@ -39,9 +40,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     if not _DAGSTER_YAML.exists():
         raise FileNotFoundError(f"{_DAGSTER_YAML} is missing: reinstall the project with ./dev setup")
-    target = home / "dagster.yaml"
-    if not target.exists() or target.read_bytes() != _DAGSTER_YAML.read_bytes():
-        shutil.copyfile(_DAGSTER_YAML, target)
+    for source in (_DAGSTER_YAML, _WORKSPACE_YAML):  # the workspace names the code location "ig_analytics"
+        target = home / source.name
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ["IG_ANALYTICS_HOME"] = str(settings.home)
     os.environ["IG_ANALYTICS_DAGSTER_PG_URL"] = db.dagster_storage_url(settings)
@@ -120,11 +122,9 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000, extra_
     children = ChildProcesses()
     with terminate_on_signals():
         try:
-            children.spawn([dagster_bin("dagster-daemon"), "run", "-m", "ig_analytics.definitions"], env=env)
-            children.spawn(
-                [dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-m", "ig_analytics.definitions"],
-                env=env,
-            )
+            workspace = str(settings.dagster_home / "workspace.yaml")
+            children.spawn([dagster_bin("dagster-daemon"), "run", "-w", workspace], env=env)
+            children.spawn([dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace], env=env)
             print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops the webserver and the daemon)", flush=True)
             if on_ready:
                 on_ready()
