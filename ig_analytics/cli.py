@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's notices, not the user's
+    from ig_analytics.logging_setup import configure_logging
+
+    configure_logging()
     try:
         cli.main(args=argv, prog_name="ig-analytics", standalone_mode=False)
     except click.UsageError as exc:

@@ -101,9 +101,11 @@ def run_sync(
             errors.append(f"{job_name} run {result.run_id} failed: {failures[-1] if failures else 'see the Dagster UI'}")
 
     if sync_type in ("full", "media"):
+        # --since reaching further back than the default window widens it (posts older than 30 days get one
+        # snapshot now); it never narrows it.
         window_days = DEFAULT_MEDIA_WINDOW_DAYS
         if since is not None:
-            window_days = max(1, (now.date() - since).days + 1)
+            window_days = max(window_days, (now.date() - since).days + 1)
         hour_key = now.strftime("%Y-%m-%d-%H:00")  # the hour in progress (hourly partitions have end_offset=1)
         execute(
             "media_sync_job",
