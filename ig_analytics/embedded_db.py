@@ -258,7 +258,7 @@ class EmbeddedPostgres:
 
     def _live_postmaster_pid(self) -> int | None:
         pid = self._postmaster_pid_from_lock()
-        if pid is None or not _process_alive(pid):
+        if pid is None or not process_alive(pid):
             return None
         # A recycled pid after a machine crash: make sure it is really a postgres for this data dir.
         try:
@@ -333,7 +333,7 @@ def _cwd_is(proc: Path, directory: Path) -> bool:
         return False
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

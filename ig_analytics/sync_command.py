@@ -134,6 +134,8 @@ def reap_abandoned_cli_runs(instance) -> list[str]:
     """
     from dagster import DagsterRunStatus, RunsFilter
 
+    from ig_analytics.embedded_db import process_alive
+
     reaped = []
     host = socket.gethostname()
     records = instance.get_run_records(
@@ -145,22 +147,12 @@ def reap_abandoned_cli_runs(instance) -> list[str]:
     for record in records:
         run = record.dagster_run
         pid = run.tags.get(PID_TAG)
-        if run.tags.get(HOST_TAG) != host or not pid or _pid_alive(int(pid)):
+        if run.tags.get(HOST_TAG) != host or not pid or process_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"The ig-analytics sync process (pid {pid}) ended before this run finished.")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         reaped.append(run.run_id)
     return reaped
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[AccountLine]:
