@@ -1,0 +1,268 @@
+"""Notifications: every event is recorded in instagram.notifications (its dedupe_key is the primary key, so the
+same event is never sent twice) and, when a webhook is configured, posted as Slack-compatible JSON
+``{"text": ...}``, with retries and exponential backoff on 429 / 5xx / connection errors. Delivery problems
+never raise into the caller: ``notify`` returns 'sent' | 'recorded' | 'failed' | 'duplicate'.
+
+Texts are passed through :func:`redact`, so an access token (or the webhook URL) that slips into a reason or an
+error message is never sent or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SENT, RECORDED, FAILED, DUPLICATE = "sent", "recorded", "failed", "duplicate"
+MAX_TEXT = 3500  # Slack shows up to ~4000 characters of a message's text
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(access_token|appsecret_proof|client_secret|token)(\s*[=:]\s*)[^\s&\"',;]+", re.I), r"\1\2[redacted]"),
+    (re.compile(r"\bBearer\s+[^\s\"',;]+", re.I), "Bearer [redacted]"),
+    (re.compile(r"\b(EAA|IGQ|IGA)[A-Za-z0-9_\-]{16,}"), "[redacted token]"),
+    (re.compile(r"https?://hooks\.slack\.com/\S+", re.I), "[redacted webhook]"),
+    # any long mixed letter/digit run (tokens, keys); numeric ids have no letters and stay
+    (re.compile(r"\b(?=[A-Za-z0-9_\-]*[A-Za-z])(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{40,}\b"), "[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_obj(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_obj(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_obj(v) for v in value]
+    return value
+
+
+class Notifier:
+    """Records and delivers notifications. ``sleep`` is injectable for tests; the backoff before retry n
+    (n = 1, 2, ...) is ``backoff_s * 2 ** (n - 1)`` seconds (a 429's Retry-After, when larger, up to 60 s)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        webhook_url: str | None,
+        *,
+        timeout_s: float = 10,
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+    ):
+        self.engine = engine
+        self.webhook_url = webhook_url or None
+        self.timeout_s = timeout_s
+        self.max_attempts = max(1, int(max_attempts))
+        self.sleep = sleep
+        self.backoff_s = backoff_s
+        self.session = session or requests.Session()
+
+    def __repr__(self) -> str:  # never show the webhook URL (it is a secret for Slack)
+        return f"Notifier(webhook={'set' if self.webhook_url else 'unset'})"
+
+    def notify(
+        self,
+        kind: str,
+        dedupe_key: str,
+        text: str,
+        *,
+        ig_user_id: str | None = None,
+        payload: dict | None = None,
+    ) -> str:
+        text = redact(text)[:MAX_TEXT]
+        stored = json.dumps(_redact_obj({"text": text, "data": payload or {}}), default=str)
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                sa.text(
+                    "INSERT INTO instagram.notifications (dedupe_key, kind, ig_user_id, payload, delivery) "
+                    "VALUES (:k, :kind, :u, CAST(:p AS jsonb), :d) ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1"
+                ),
+                {"k": dedupe_key, "kind": kind, "u": ig_user_id, "p": stored,
+                 "d": "pending" if self.webhook_url else RECORDED},
+            ).scalar()
+            if inserted is None:
+                # Known event. Only a failed delivery may be tried again (claimed here, so only one caller does).
+                claimed = None
+                if self.webhook_url:
+                    claimed = conn.execute(
+                        sa.text(
+                            "UPDATE instagram.notifications SET delivery = 'pending' "
+                            "WHERE dedupe_key = :k AND delivery = 'failed' RETURNING 1"
+                        ),
+                        {"k": dedupe_key},
+                    ).scalar()
+                if claimed is None:
+                    return DUPLICATE
+        if not self.webhook_url:
+            return RECORDED
+        status, attempts, error = self._deliver(text)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE instagram.notifications SET delivery = :d, attempts = attempts + :n, last_error = :e, "
+                    "delivered_at = CASE WHEN :d = 'sent' THEN now() ELSE delivered_at END WHERE dedupe_key = :k"
+                ),
+                {"d": status, "n": attempts, "e": error, "k": dedupe_key},
+            )
+        if status == FAILED:
+            log.warning("notification %s (%s) not delivered after %d attempts: %s", dedupe_key, kind, attempts, error)
+        return status
+
+    def _deliver(self, text: str) -> tuple[str, int, str | None]:
+        error = None
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after = 0.0
+            try:
+                response = self.session.post(self.webhook_url, json={"text": text}, timeout=self.timeout_s)
+            except requests.RequestException as exc:
+                # the exception text names the URL: keep only its type
+                error = f"{type(exc).__name__} (connection error)"
+            except Exception as exc:  # noqa: BLE001 - delivery must never break the caller
+                return FAILED, attempt, f"{type(exc).__name__}"
+            else:
+                if 200 <= response.status_code < 300:
+                    return SENT, attempt, None
+                error = f"HTTP {response.status_code}: {redact(response.text[:200])}"
+                if response.status_code == 429:
+                    try:
+                        retry_after = min(60.0, float(response.headers.get("Retry-After", 0)))
+                    except ValueError:
+                        retry_after = 0.0
+                elif response.status_code < 500:
+                    return FAILED, attempt, error  # a 4xx other than 429 will not get better
+            if attempt < self.max_attempts:
+                self.sleep(max(self.backoff_s * 2 ** (attempt - 1), retry_after))
+        return FAILED, self.max_attempts, error
+
+
+# ---- the events -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportAlertParams:
+    post_reports: bool = True  # post each report's summary
+    follower_growth_pct: float = 5.0  # alert when followers grew at least this % over the period ...
+    follower_growth_min: int = 10  # ... and by at least this many followers
+
+
+def notify_needs_reauth(
+    notifier: Notifier,
+    ig_user_id: str,
+    reason: str | None = None,
+    *,
+    username: str | None = None,
+    status_changed_at: datetime | None = None,
+) -> str:
+    """'This account must be reconnected.' One notification per status change: the dedupe key carries
+    ``status_changed_at`` (by default the account's ``accounts.status_changed_at``, so call this after setting the
+    status). The text names the account and the reconnect command; the reason is redacted, never a token."""
+    if username is None or status_changed_at is None:
+        with notifier.engine.begin() as conn:
+            row = conn.execute(
+                sa.text("SELECT username, status_changed_at FROM instagram.accounts WHERE ig_user_id = :u"),
+                {"u": ig_user_id},
+            ).one_or_none()
+        if row is not None:
+            username = username if username is not None else row.username
+            status_changed_at = status_changed_at or row.status_changed_at
+    who = f"@{username} ({ig_user_id})" if username else ig_user_id
+    text = (
+        f":warning: Instagram account {who} needs re-authentication; its syncs are paused."
+        + (f" Reason: {reason}." if reason else "")
+        + f" Reconnect it with `ig-analytics accounts add --ig-user-id {ig_user_id} --token <new token>`."
+    )
+    key = f"needs_reauth:{ig_user_id}:{status_changed_at.isoformat() if status_changed_at else 'unknown'}"
+    return notifier.notify("needs_reauth", key, text, ig_user_id=ig_user_id, payload={"reason": reason})
+
+
+def notify_new_trending(
+    notifier: Notifier,
+    entries_or_conn,
+    as_of: datetime | None = None,
+    *,
+    ig_user_ids: Iterable[str] | None = None,
+    max_rank: int | None = 3,
+) -> list[tuple[str, str]]:
+    """A notification per post that entered the top ``max_rank`` of its account's trending list. Pass either
+    the entries of ``trending.new_trending_entries(conn, as_of)`` or a connection and ``as_of`` (the entries are
+    then read here). A post is announced once, ever. Returns (dedupe_key, status) per notification."""
+    if isinstance(entries_or_conn, (list, tuple)):
+        entries = list(entries_or_conn)
+    else:
+        from ig_analytics.analytics.trending import new_trending_entries
+
+        if as_of is None:
+            raise ValueError("as_of is required when a connection is passed")
+        entries = new_trending_entries(entries_or_conn, as_of, ig_user_ids=ig_user_ids)
+    out = []
+    for entry in entries:
+        if max_rank is not None and entry["rank"] > max_rank:
+            continue
+        details = entry.get("details") or {}
+        who = f"@{entry['username']}" if entry.get("username") else entry["ig_user_id"]
+        caption = (entry.get("caption") or "").replace("\n", " ")[:80]
+        gain = details.get("gain")
+        text = (
+            f":fire: New trending post for {who} (#{entry['rank']}): {entry.get('permalink') or entry['media_id']}"
+            + (f" \"{caption}\"" if caption else "")
+            + (f" +{gain:,.0f} engagements in the last {details.get('window_hours', 3):g} h" if gain is not None else "")
+            + (f", {details['z']:.1f} robust SDs above {details.get('baseline_n')} earlier posts at the same age"
+               if details.get("z") is not None else "")
+        )
+        key = f"trending:{entry['ig_user_id']}:{entry['media_id']}"
+        status = notifier.notify(
+            "trending", key, text, ig_user_id=entry["ig_user_id"],
+            payload={"media_id": entry["media_id"], "rank": entry["rank"], "score": entry["score"], "details": details},
+        )
+        out.append((key, status))
+    return out
+
+
+def notify_report_events(notifier: Notifier, results, params: ReportAlertParams = ReportAlertParams()) -> list[tuple[str, str]]:
+    """For each reports.ReportResult: post the report summary (when ``post_reports``), and a growth alert when
+    followers grew by >= ``follower_growth_pct`` % and >= ``follower_growth_min`` over the period.
+    Returns (dedupe_key, status) per notification."""
+    out = []
+    for result in results:
+        report = result.report
+        period = report["period"]
+        kind = report.get("kind", "report")
+        base = f"{result.ig_user_id}:{kind}:{period['start']}:{period['end']}"
+        if params.post_reports:
+            key = f"report:{base}"
+            out.append((key, notifier.notify("report", key, result.markdown, ig_user_id=result.ig_user_id,
+                                             payload={"period": period, "kind": kind})))
+        am = report.get("account_metrics") or {}
+        growth, total = am.get("follower_growth"), am.get("followers_total")
+        if growth is None or total is None:
+            continue
+        start_total = total - growth
+        pct = growth / start_total * 100.0 if start_total > 0 else None
+        if pct is not None and growth >= params.follower_growth_min and pct >= params.follower_growth_pct:
+            who = f"@{report['username']}" if report.get("username") else result.ig_user_id
+            text = (
+                f":chart_with_upwards_trend: {who} gained {growth:+,} followers ({pct:+.1f}%) from "
+                f"{am.get('follower_growth_from')} to {am.get('follower_growth_to')}: now {total:,}."
+            )
+            key = f"follower_growth:{base}"
+            out.append((key, notifier.notify("follower_growth", key, text, ig_user_id=result.ig_user_id,
+                                             payload={"growth": growth, "pct": pct, "followers_total": total})))
+    return out

@@ -1,0 +1,178 @@
+import json
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.analytics.best_times import refresh_best_posting_times
+from ig_analytics.analytics.engagement import refresh_media_engagement
+from ig_analytics.analytics.reports import build_report, write_reports
+from ig_analytics.analytics.trending import refresh_trending_posts
+from ig_analytics_tests.analytics_data import (
+    add_account,
+    add_account_days,
+    add_media,
+    add_profile_snapshots,
+    add_snapshots,
+    ts,
+)
+
+START, END = date(2026, 2, 2), date(2026, 2, 8)
+NOW = ts(2026, 2, 9, 6)
+
+
+def _seed(conn):
+    add_account(conn, "R", tz="Europe/Berlin", followers_total=5000, username="shop")
+    add_account_days(conn, "R", [
+        {"date": START + timedelta(days=i), "reach": 100 + 10 * i, "views": 300 + i, "follower_count": 7,
+         "followers_total": 1000 + 5 * i, "profile_views": None if i < 5 else 20 + i}
+        for i in range(7)
+    ])
+    add_profile_snapshots(conn, "R", [(ts(2026, 1, 1), 900)])
+    media, snaps = [], []
+    # posts on each day, at 08:00 UTC (09:00 Berlin); one at 23:30 UTC on Feb 8 = Feb 9 in Berlin: outside
+    for i in range(7):
+        pub = ts(2026, 2, 2 + i, 8)
+        mtype = ("IMAGE", "FEED") if i % 2 else ("VIDEO", "REELS")
+        media.append({"media_id": f"r{i}", "ig_user_id": "R", "published_at": pub, "media_type": mtype[0],
+                      "media_product_type": mtype[1]})
+        snaps.append({"media_id": f"r{i}", "ig_user_id": "R", "captured_at": pub + timedelta(hours=20),
+                      "reach": 200 * (i + 1), "views": 400 * (i + 1), "likes": 10 * (i + 1), "comments": i,
+                      "saved": 1, "shares": None})
+    media.append({"media_id": "late", "ig_user_id": "R", "published_at": ts(2026, 2, 8, 23, 30)})
+    snaps.append({"media_id": "late", "ig_user_id": "R", "captured_at": ts(2026, 2, 9, 5), "reach": 5, "likes": 99})
+    add_media(conn, media)
+    add_snapshots(conn, snaps)
+
+
+def test_build_report_values(engine):
+    with engine.begin() as conn:
+        _seed(conn)
+        refresh_media_engagement(conn, now=NOW)
+        refresh_best_posting_times(conn, now=NOW)
+        report = build_report(conn, "R", START, END)
+    json.dumps(report)  # serialisable as is
+    assert report["period"] == {"start": "2026-02-02", "end": "2026-02-08", "days": 7}
+    am = report["account_metrics"]
+    assert am["total_reach"] is None  # no unique multi-day reach in daily data
+    assert am["reach_daily_avg"] == pytest.approx(130.0)
+    assert am["reach_daily_max"] == 160 and am["reach_daily_sum_not_unique"] == 910
+    assert am["total_views"] == sum(300 + i for i in range(7))
+    assert am["total_impressions"] is None
+    assert am["avg_profile_views"] == pytest.approx((25 + 26) / 2)
+    assert am["follower_growth"] == 30 and am["followers_total"] == 1030  # not 7 x 7 new followers
+    assert am["new_followers_reported"] == 49
+    cm = report["content_metrics"]
+    assert cm["total_posts"] == 7  # "late" is Feb 9 in Berlin
+    # post i: engagement 10(i+1) + i + 1 = 11(i+1); reach 200(i+1) -> 5.5% each
+    assert cm["avg_engagement_rate"] == pytest.approx(5.5)
+    assert cm["avg_reach"] == pytest.approx(800.0) and cm["avg_views"] == pytest.approx(1600.0)
+    assert cm["best_performing_post"]["media_id"] == "r6"
+    en = report["engagement"]
+    assert en["engagement_rate_reach"] == pytest.approx(5.5)
+    assert en["engagement_rate_views"] == pytest.approx(2.75)
+    # followers at publish: the only profile snapshot (900, before every post): 308 / (7 * 900)
+    assert en["engagement_rate_followers"] == pytest.approx(308 / 6300 * 100)
+    assert en["like_rate"] == pytest.approx(5.0)
+    assert en["share_rate"] is None  # never reported
+    assert en["average_engagement"] == pytest.approx(11 * 4)
+    assert {t["post_type"] for t in report["by_post_type"]} == {"REELS", "IMAGE"}
+    slot = report["best_posting_times"]
+    assert slot == []  # one post per (weekday, hour): no slot reaches min_posts
+    assert len(report["best_posting_times_grid"]) == 6  # Feb 8's post is younger than 24 h at NOW
+    assert report["best_posting_times_grid"][0]["hour"] == 9  # Berlin, not UTC
+
+
+def test_report_with_no_data_is_null_not_zero(engine):
+    with engine.begin() as conn:
+        add_account(conn, "E")
+        report = build_report(conn, "E", START, END)
+    am, cm, en = report["account_metrics"], report["content_metrics"], report["engagement"]
+    assert am["total_views"] is None and am["follower_growth"] is None and am["followers_total"] is None
+    assert am["avg_profile_views"] is None and am["reach_daily_avg"] is None
+    assert cm["total_posts"] == 0 and cm["avg_engagement_rate"] is None and cm["best_performing_post"] is None
+    assert en["engagement_rate_reach"] is None and en["average_engagement"] is None
+    assert report["trends"] == [] and report["best_posting_times"] == []
+
+
+def _png_colors(path) -> int:
+    """Distinct colours in an 8-bit RGB/RGBA PNG (no PIL)."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if ctype == b"IHDR":
+            width, height, depth, color_type = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color_type in (2, 6)
+            bpp = 3 if color_type == 2 else 4
+        elif ctype == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    colors = set()
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 4 == 0:
+            colors.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 4))
+        prev = line
+    return len(colors)
+
+
+def test_write_reports_html_and_rows(engine, tmp_path):
+    with engine.begin() as conn:
+        _seed(conn)
+        refresh_media_engagement(conn, now=NOW)
+        refresh_best_posting_times(conn, now=NOW)
+        refresh_trending_posts(conn, as_of=ts(2026, 2, 8, 12), now=NOW)
+        results = write_reports(conn, period_end=END, days=7, kind="weekly", reports_dir=tmp_path, now=NOW)
+        again = write_reports(conn, period_end=END, days=7, kind="weekly", reports_dir=tmp_path, now=NOW)
+        rows = conn.execute(sa.text("SELECT ig_user_id, period_start, period_end, kind, report, html_path "
+                                    "FROM instagram.performance_reports")).all()
+    assert len(results) == 1 and results[0].ig_user_id == "R"
+    assert results[0].report == again[0].report
+    assert len(rows) == 1 and rows[0].period_start == START and rows[0].kind == "weekly"
+    assert rows[0].report["account_metrics"]["follower_growth"] == 30
+    path = results[0].html_path
+    assert path.exists() and rows[0].html_path == str(path)
+    html = path.read_text()
+    assert "<script" not in html and "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert "Followers" in html and "Best posting times" in html
+    assert "**@shop**" in results[0].markdown
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed: the HTML is not rendered (CI installs it)")
+    png = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600",
+         path.as_uri()],
+        check=True, timeout=60, capture_output=True, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert png.exists()
+    assert _png_colors(png) >= 20  # charts, heatmap, cards: far from a blank page
