@@ -87,6 +87,12 @@ def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engin
         instance = DagsterInstance.get()
         jobs = {run.job_name for run in instance.get_runs(limit=10)}
         assert {"account_insights_job", "media_sync_job", "reports_job"} <= jobs
+        # the report's Markdown summary is materialization metadata: the asset page of the UI renders it
+        from dagster import AssetKey, MarkdownMetadataValue
+
+        event = instance.get_latest_materialization_event(AssetKey("performance_reports"))
+        summary = event.asset_materialization.metadata["summary"]
+        assert isinstance(summary, MarkdownMetadataValue) and "@bakery" in summary.value
         instance.dispose()
     finally:
         os.environ.pop("DAGSTER_HOME", None)
