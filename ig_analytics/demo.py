@@ -52,3 +52,5 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
         return runtime.run_ui(settings, port=port)
     finally:
         server.stop()
+        if Settings.from_env().uses_embedded_db:
+            print("The embedded PostgreSQL keeps running for queries; stop it with: ig-analytics db stop")
