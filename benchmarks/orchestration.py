@@ -1,0 +1,217 @@
+"""Benchmark 5: orchestration overhead of ``ig-analytics sync`` for one account, end to end.
+
+The CLI runs as a subprocess (DATABASE_URL, IG_GRAPH_API_URL, IG_ANALYTICS_HOME set to this benchmark's own
+PostgreSQL, sandbox and temp dir): a full sync (media of 30 days + 90 days of account insights + the
+analytics + the rolling 7-day report), through Dagster (``execute_in_process`` of three jobs). Run twice: the
+first on a fresh Dagster storage (its schema is created), the second warm. Then the same work is called
+directly in this process (no Dagster, no new interpreter): the difference is the orchestration overhead. The
+API time alone (the same Graph calls, nothing written) is measured too, so the CLI's wall time splits into
+API, SQL + Python of the work, and orchestration (interpreter start, imports, Dagster).
+
+    .venv/bin/python -m benchmarks.orchestration [--quick]    (quick: no latency, one CLI run)
+    --profile: also profile one CLI run (cProfile, top 30 cumulative)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common as c  # noqa: E402
+
+NAME = "orchestration"
+IG_USER_ID = "17841400000000001"
+
+
+def timed_subprocess(args: list[str], env: dict, timeout: float = 600) -> tuple[float, subprocess.CompletedProcess]:
+    t = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(c.REPO_ROOT))
+    return time.perf_counter() - t, proc
+
+
+def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
+    """What the three jobs of a full `sync` do for one account, called directly (no Dagster)."""
+    import sqlalchemy as sa
+
+    from ig_analytics.analytics import (
+        refresh_account_engagement_daily,
+        refresh_best_posting_times,
+        refresh_media_engagement,
+        refresh_trending_posts,
+        write_reports,
+    )
+    from ig_analytics.ingestion.account_insights import sync_account_insights
+    from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
+
+    now = datetime.now(timezone.utc)
+    slot_start = now.replace(minute=0, second=0, microsecond=0)
+    yesterday = now.date() - timedelta(days=1)
+    parts = {}
+    t = time.perf_counter()
+    api = client.account(IG_USER_ID, token)
+    sync_media(engine, api, IG_USER_ID, slot_start, min(slot_start + timedelta(hours=1), now), client.version, now,
+               CapturePolicy(), refresh_all=True)
+    parts["media"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(sa.text(
+            "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots WHERE captured_at >= :s"), {"s": slot_start})]
+        refresh_media_engagement(conn, media_ids=ids)
+    with engine.begin() as conn:
+        refresh_trending_posts(conn, as_of=slot_start)
+    with engine.begin() as conn:
+        today = now.date() + timedelta(days=1)
+        refresh_account_engagement_daily(conn, day_from=today - timedelta(days=35), day_to=today)
+    with engine.begin() as conn:
+        refresh_best_posting_times(conn)
+    parts["analytics"] = time.perf_counter() - t
+    t = time.perf_counter()
+    api2 = client.account(IG_USER_ID, token)
+    sync_account_insights(engine, api2, IG_USER_ID, yesterday - timedelta(days=89), yesterday, client.version, now)
+    parts["account"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with engine.begin() as conn:
+        write_reports(conn, period_end=yesterday, days=7, kind="rolling_7d", reports_dir=reports_dir)
+    parts["reports"] = time.perf_counter() - t
+    parts["calls"] = api.stats.calls + api2.stats.calls
+    return parts
+
+
+def api_only(client, token: str) -> tuple[float, int]:
+    """The same Graph API calls as the sync (list, insights of every post, profile, 90 days), nothing written."""
+    now = datetime.now(timezone.utc)
+    yesterday = now.date() - timedelta(days=1)
+    t = time.perf_counter()
+    api = client.account(IG_USER_ID, token)
+    media = api.list_media(now - timedelta(days=30))
+    api.media_insights(media)
+    api.profile()
+    api.account_insights(yesterday - timedelta(days=89), yesterday)
+    return time.perf_counter() - t, api.stats.calls
+
+
+def main(argv: list[str] | None = None) -> int:
+    quick, rest = c.quick_flag(argv)
+    profile = "--profile" in rest  # also run the CLI once under cProfile and print where its time goes
+    from ig_analytics.graph_api import GraphApiClient
+    from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
+
+    latency = 0 if quick else 100
+    cli_runs = 1 if quick else 2
+    c.header(NAME, quick)
+    world = SandboxWorld([AccountSpec(IG_USER_ID, "bench_account", followers=25_000, timezone="Europe/Berlin",
+                                      posts=100, posts_per_day=2.0)], seed=5)
+    world.faults = Faults(latency_ms=latency)
+    token = world.accounts[0].token
+    home = Path(tempfile.mkdtemp(prefix="ig-bench-home-"))
+    os.chmod(home, 0o755)
+    try:
+        with c.temp_postgres() as (_pg, url), SandboxServer(world) as server:
+            engine = c.fresh_schema(url)
+            print(f"postgres: {c.postgres_version(engine)}; sandbox latency {latency} ms per request", flush=True)
+            c.register_accounts(engine, c.world_accounts(world))
+            env = dict(os.environ, DATABASE_URL=url, IG_GRAPH_API_URL=server.base_url,
+                       IG_ANALYTICS_HOME=str(home / "cli"), IG_TOKEN_KEY=c.TOKEN_KEY, PYTHONPATH=str(c.REPO_ROOT))
+            for var in ("DAGSTER_HOME", "IG_NOTIFY_WEBHOOK_URL", "IG_APP_SECRET", "IG_GRAPH_API_VERSION"):
+                env.pop(var, None)
+            py = sys.executable
+
+            # interpreter + imports alone
+            start_s, _ = timed_subprocess([py, "-c", "pass"], env)
+            import_cli_s, _ = timed_subprocess([py, "-c", "import ig_analytics.cli"], env)
+            import_defs_s, _ = timed_subprocess([py, "-c", "import ig_analytics.definitions"], env)
+
+            cli = []
+            for i in range(cli_runs):
+                mark = len(server.request_log)
+                seconds, proc = timed_subprocess([py, "-m", "ig_analytics.cli", "sync", "--account", IG_USER_ID], env)
+                requests_sent = sum(1 for r in server.request_log[mark:] if not r.batch_item)
+                out = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+                cli.append((seconds, requests_sent, proc.returncode, out))
+                print(f"cli run {i + 1}: exit {proc.returncode}, {seconds:.2f} s, {requests_sent} requests: {out}",
+                      flush=True)
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:], flush=True)
+
+            if profile:
+                prof_file = home / "cli.prof"
+                seconds, proc = timed_subprocess([py, "-m", "cProfile", "-o", str(prof_file), "-m", "ig_analytics.cli",
+                                                  "sync", "--account", IG_USER_ID], env)
+                import pstats
+
+                print(f"--- cProfile of one more CLI run ({seconds:.2f} s, exit {proc.returncode}), top 30 cumulative:")
+                pstats.Stats(str(prof_file)).sort_stats("cumulative").print_stats(30)
+
+            # Dagster's PostgreSQL event log storage uses NullPool: one new connection per stored event
+            import psycopg2
+
+            dsn = url.replace("postgresql+psycopg2://", "postgresql://")
+            t = time.perf_counter()
+            for _ in range(50):
+                psycopg2.connect(dsn).close()
+            connect_ms = (time.perf_counter() - t) / 50 * 1000
+            # ... and stores each event in its own autocommit transaction (one WAL flush per commit)
+            conn = psycopg2.connect(dsn)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("CREATE TEMP TABLE _commit_probe (x int)")
+                t = time.perf_counter()
+                for i in range(50):
+                    cur.execute("INSERT INTO _commit_probe VALUES (%s)", (i,))
+                commit_ms = (time.perf_counter() - t) / 50 * 1000
+                cur.execute("CREATE TABLE IF NOT EXISTS public._commit_probe (x int)")
+                t = time.perf_counter()
+                for i in range(50):
+                    cur.execute("INSERT INTO public._commit_probe VALUES (%s)", (i,))
+                commit_logged_ms = (time.perf_counter() - t) / 50 * 1000
+                cur.execute("DROP TABLE public._commit_probe")
+            conn.close()
+
+            client = GraphApiClient(server.base_url)
+            direct_work(engine, client, token, home / "reports-warmup")  # warm-up: imports, pools, plans
+            runs = [direct_work(engine, client, token, home / "reports") for _ in range(2)]
+            direct = min(runs, key=lambda p: sum(v for k, v in p.items() if k != "calls"))
+            direct_s = sum(v for k, v in direct.items() if k != "calls")
+            api_s, api_calls = min((api_only(client, token) for _ in range(2)), key=lambda x: x[0])
+            client.close()
+
+            cli_s = cli[-1][0]
+            overhead = cli_s - direct_s
+            c.result("cli.python_start.seconds", start_s, "s", "python -c pass")
+            c.result("cli.import_cli.seconds", import_cli_s, "s", "python -c 'import ig_analytics.cli'")
+            c.result("cli.import_definitions.seconds", import_defs_s, "s",
+                     "python -c 'import ig_analytics.definitions' (Dagster and every asset)")
+            if cli_runs > 1:
+                c.result("cli.first_run.seconds", cli[0][0], "s", "fresh Dagster storage (schema created)")
+            c.result("cli.sync.seconds", cli_s, "s", f"ig-analytics sync --account (full), exit {cli[-1][2]}, "
+                     f"{cli[-1][1]} HTTP requests")
+            c.result("direct.seconds", direct_s, "s",
+                     "same work in-process, no Dagster: " + ", ".join(f"{k} {v:.2f} s" for k, v in direct.items()
+                                                                     if k != "calls") + f"; {direct['calls']} requests")
+            c.result("direct.api_only.seconds", api_s, "s", f"the Graph calls alone ({api_calls} requests)")
+            c.result("orchestration.overhead.seconds", overhead, "s", "CLI wall time - direct in-process time")
+            c.result("orchestration.overhead.share", 100 * overhead / cli_s, "%",
+                     f"of the CLI's wall time; API {100 * api_s / cli_s:.0f} %, SQL + Python of the work "
+                     f"{100 * (direct_s - api_s) / cli_s:.0f} %")
+            c.result("pg.connect.ms", connect_ms, "ms", "one new PostgreSQL connection (what Dagster's event log storage "
+                     "opens per event)")
+            c.result("pg.commit.ms", commit_logged_ms, "ms", f"one autocommit INSERT into a logged table (temp table: "
+                     f"{commit_ms:.2f} ms): a commit is cheap here, so the per-event cost is Dagster-side")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    c.result("peak_rss", c.peak_rss_mb(), "MB")
+    c.done(NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

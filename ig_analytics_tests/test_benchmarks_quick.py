@@ -1,0 +1,56 @@
+"""The benchmarks must keep running: each one, in quick mode, as a subprocess, prints its numbers.
+
+No timing is asserted (benchmarks print numbers; machines differ): only that every benchmark ran to the end
+and printed the results BENCHMARKS.md quotes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULT_RE = re.compile(r"^RESULT (\S+) = (-?[\d,]+(?:\.\d+)?|inf)\b", re.MULTILINE)
+
+EXPECTED = {
+    "api_calls": ["media.baseline.requests", "media.baseline.seconds", "media.ours.requests", "media.ours.seconds",
+                  "media.speedup", "account90.fetch.requests", "account90.sync.seconds"],
+    "db_writes": ["writes.ours.insert.rows_per_s", "writes.ours.update.rows_per_s", "writes.per_row.rows_per_s",
+                  "writes.speedup.insert"],
+    "scale": ["scale.N3.cold.seconds", "scale.N3.cold.calls", "scale.N10.cold.seconds", "scale.N10.steady.calls",
+              "scale.N10.peak_rss", "scale.N10.rss_growth"],
+    "analytics": ["analytics.snapshots", "analytics.media_engagement.seconds", "analytics.trending_posts.seconds",
+                  "analytics.best_posting_times.seconds", "analytics.total.seconds"],
+    "orchestration": ["cli.sync.seconds", "direct.seconds", "direct.api_only.seconds",
+                      "orchestration.overhead.seconds", "orchestration.overhead.share"],
+}
+
+
+def _results(stdout: str) -> dict[str, float]:
+    return {key: float(value.replace(",", "")) for key, value in RESULT_RE.findall(stdout)}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_runs_in_quick_mode_and_prints_its_numbers(name):
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick"], cwd=str(REPO_ROOT),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"BENCHMARK {name} done" in proc.stdout, proc.stdout[-3000:]
+    results = _results(proc.stdout)
+    missing = [key for key in EXPECTED[name] if key not in results]
+    assert not missing, f"{name} did not print {missing}:\n{proc.stdout}"
+    assert all(results[key] >= 0 for key in EXPECTED[name] if not key.endswith("overhead.seconds"))
+
+
+def test_run_all_script_exists_and_knows_every_benchmark():
+    from benchmarks.run_all import BENCHMARKS
+
+    assert sorted(BENCHMARKS) == sorted(EXPECTED)
+    for name in BENCHMARKS:
+        assert (REPO_ROOT / "benchmarks" / f"{name}.py").exists()
