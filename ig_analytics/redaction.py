@@ -29,8 +29,16 @@ REDACTED = "[REDACTED]"
 _MIN_SECRET_LEN = 6
 
 _lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
-_secrets_pattern: re.Pattern[str] | None = None
+# Tokens are looked up, not matched one by one: a run of token characters in the text is redacted when it is (or
+# contains) a registered secret. Registering is O(1), so 1,000 accounts cost nothing (a regex of all secrets,
+# rebuilt per registration, made that quadratic). Secrets with other characters (rare, e.g. "app_id|secret")
+# go through a small regex.
+_TOKEN_RUN_RE = re.compile(r"[A-Za-z0-9_\-]+")
+_PLAIN_SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+_plain_secrets: set[str] = set()
+_shortest_plain = 0
+_other_secrets: frozenset[str] = frozenset()
+_other_pattern: re.Pattern[str] | None = None
 
 _PARAM_RE = re.compile(
     r"(?P<key>\b(?:access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)"
@@ -43,29 +51,47 @@ _AUTH_RE = re.compile(r"(?P<key>\b(?:Bearer|OAuth)\s+)(?P<value>[A-Za-z0-9._~+/=
 
 def register_secret(secret: str | None) -> None:
     """Remember ``secret`` so that ``redact`` removes it from any text, wherever it appears."""
-    global _secrets, _secrets_pattern
+    global _shortest_plain, _other_secrets, _other_pattern
     if not secret or len(secret) < _MIN_SECRET_LEN:
         return
-    variants = {secret, quote(secret, safe=""), quote_plus(secret)}
     with _lock:
-        if variants <= _secrets:
+        if _PLAIN_SECRET_RE.match(secret):
+            if secret not in _plain_secrets:
+                _plain_secrets.add(secret)
+                _shortest_plain = min(_shortest_plain or len(secret), len(secret))
             return
-        _secrets = _secrets | variants
-        _secrets_pattern = _compile(_secrets)
+        variants = {secret, quote(secret, safe=""), quote_plus(secret)}
+        if not variants <= _other_secrets:
+            _other_secrets = _other_secrets | variants
+            _other_pattern = _compile(_other_secrets)
 
 
 def forget_secret(secret: str) -> None:
     """Remove a registered secret (tests; a revoked token can stay registered harmlessly)."""
-    global _secrets, _secrets_pattern
-    variants = {secret, quote(secret, safe=""), quote_plus(secret)}
+    global _shortest_plain, _other_secrets, _other_pattern
     with _lock:
-        _secrets = _secrets - variants
-        _secrets_pattern = _compile(_secrets) if _secrets else None
+        _plain_secrets.discard(secret)
+        _shortest_plain = min((len(s) for s in _plain_secrets), default=0)
+        _other_secrets = _other_secrets - {secret, quote(secret, safe=""), quote_plus(secret)}
+        _other_pattern = _compile(_other_secrets) if _other_secrets else None
 
 
 def _compile(secrets: frozenset[str]) -> re.Pattern[str]:
     # Longest first, so a secret that contains another is removed whole.
     return re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
+
+
+def _redact_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if len(run) < _shortest_plain:
+        return run
+    if run in _plain_secrets:
+        return REDACTED
+    if len(run) > _shortest_plain:  # a secret glued to other token characters
+        for secret in list(_plain_secrets):
+            if secret in run:
+                run = run.replace(secret, REDACTED)
+    return run
 
 
 def redact(text: str) -> str:
@@ -74,7 +100,9 @@ def redact(text: str) -> str:
         return text
     if not isinstance(text, str):
         text = str(text)
-    pattern = _secrets_pattern
+    if _plain_secrets:
+        text = _TOKEN_RUN_RE.sub(_redact_run, text)
+    pattern = _other_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     text = _PARAM_RE.sub(lambda m: m.group("key") + REDACTED, text)

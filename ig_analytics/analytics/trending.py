@@ -278,6 +278,8 @@ WHERE s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
   AND s.fetched_at > p.published_at AND s.fetched_at <= p.published_at + %(max_span)s
 """
 
+ACCOUNTS_PER_CHUNK = 200
+
 TRENDING_COLUMNS = ("ig_user_id", "as_of", "rank", "media_id", "score", "weighted_score", "details")
 EVALUATION_COLUMNS = ("ig_user_id", "as_of", "candidates", "scored", "listed", "params", "computed_at")
 
@@ -335,6 +337,13 @@ def refresh_trending_posts(
     scope = [r[0] for r in conn.execute(
         sa.text(f"SELECT ig_user_id FROM instagram.accounts WHERE {scope_sql} ORDER BY 1"), {"users": users}
     )]
+    if len(scope) > ACCOUNTS_PER_CHUNK:
+        # Scoring is per account: chunks keep memory flat (all 1,000 accounts at once peaked at ~800 MB).
+        return sum(
+            refresh_trending_posts(conn, as_of=as_of, ig_user_ids=scope[i:i + ACCOUNTS_PER_CHUNK], params=params,
+                                   now=computed_at)
+            for i in range(0, len(scope), ACCOUNTS_PER_CHUNK)
+        )
     values["scope"] = scope
     user_filter = "AND m.ig_user_id = ANY(%(scope)s)"
     with conn.connection.dbapi_connection.cursor() as cur:

@@ -145,6 +145,7 @@ def sync_media(
         result.media_rows = bulk_upsert(
             conn, "media", _MEDIA_COLUMNS, (_media_row(item, now) for item in media), ("media_id",),
             update_columns=[c for c in _MEDIA_COLUMNS if c != "first_seen_at"],
+            only_if_changed=[c for c in _MEDIA_COLUMNS if c not in ("media_id", "first_seen_at", "updated_at")],
         )
         result.snapshot_rows = bulk_upsert(
             conn, "media_insights_snapshots", _SNAPSHOT_COLUMNS,

@@ -152,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
 
 
+REQUEST_LOG_LIMIT = 500_000
+
+
 class SandboxServer:
     """A real HTTP Graph API over a SandboxWorld. ``with SandboxServer(world) as srv: srv.base_url``."""
 
@@ -246,6 +249,8 @@ class SandboxServer:
         self.request_log.append(_record(req, resp, now))
         for sub_req, sub_resp in zip(resp.item_requests, resp.items):
             self.request_log.append(_record(sub_req, sub_resp, now))
+        if len(self.request_log) > REQUEST_LOG_LIMIT:  # a long-running `ig-analytics sandbox` stays small
+            del self.request_log[: REQUEST_LOG_LIMIT // 2]
         payload = json.dumps(resp.body, separators=(",", ":")).encode()
         headers = {
             "Content-Type": JSON_TYPE,
