@@ -110,7 +110,9 @@ def accounts() -> None:
 
 @accounts.command("add")
 @click.option("--ig-user-id", required=True, help="The Instagram business account id (digits).")
-@click.option("--token", required=True, help="A long-lived access token; stored encrypted, never printed.")
+@click.option("--token", required=True,
+              help="A long-lived access token; stored encrypted, never printed. '-' reads it from standard input "
+                   "(keeps it out of the process list and shell history).")
 @click.option("--username", default=None)
 @click.option("--timezone", "timezone_name", default=None, help="IANA timezone for best posting times (default UTC).")
 @click.option("--token-expires-at", default=None, help="Token expiry date (YYYY-MM-DD), if known.")
@@ -119,6 +121,8 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
     from ig_analytics import accounts as repo
     from ig_analytics.token_vault import TokenVault
 
+    if token == "-":
+        token = sys.stdin.readline().strip()
     expires = _parse_day(token_expires_at, "--token-expires-at")
     expires_at = datetime.combine(expires, datetime.min.time(), timezone.utc) if expires else None
     settings = _settings()
