@@ -3,7 +3,8 @@ with a month of snapshots at the capture cadence: hourly for each post's first 4
 
 The rows are generated in Python and loaded with COPY (not through the API); the load is set-up and reported
 apart. Then, each in its own transaction and timed: ``refresh_media_engagement``, ``refresh_trending_posts``,
-``refresh_best_posting_times`` (the target), and ``refresh_account_engagement_daily`` (also in the hourly job).
+``refresh_best_posting_times`` (the target), ``refresh_account_engagement_daily`` (also in the hourly job) and
+``reports.write_reports`` (rolling 7 days for every account: JSON rows plus one HTML file each, into a temp dir).
 
     .venv/bin/python -m benchmarks.analytics [--quick] [--accounts 1000] [--posts 100]   (quick: 20 accounts)
 """
@@ -14,7 +15,9 @@ import argparse
 import gc
 import io
 import math
+import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -140,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         refresh_media_engagement,
         refresh_trending_posts,
     )
+    from ig_analytics.analytics.reports import write_reports
 
     c.header(NAME, quick)
     with c.temp_postgres() as (_pg, url):
@@ -163,26 +167,39 @@ def main(argv: list[str] | None = None) -> int:
             ("trending_posts", lambda conn: refresh_trending_posts(conn, as_of=AS_OF, now=AS_OF)),
             ("best_posting_times", lambda conn: refresh_best_posting_times(conn, now=AS_OF)),
         ]
+        reports_dir = Path(tempfile.mkdtemp(prefix="ig-bench-reports-"))
         extra = [
             ("account_engagement_daily", lambda conn: refresh_account_engagement_daily(
                 conn, day_from=(AS_OF - timedelta(days=35)).date(), day_to=AS_OF.date(), now=AS_OF)),
+            ("reports", lambda conn: len(write_reports(
+                conn, period_end=(AS_OF - timedelta(days=1)).date(), days=7, kind="rolling_7d",
+                reports_dir=reports_dir, now=AS_OF))),
         ]
-        total = 0.0
-        for name, step in steps + extra:
-            gc.collect()
-            rss0 = c.current_rss_mb()
-            c.reset_peak_rss()
-            t = time.perf_counter()
-            with engine.begin() as conn:
-                rows = step(conn)
-            seconds = time.perf_counter() - t
-            if (name, step) in steps:
-                total += seconds
-            c.result(f"analytics.{name}.seconds", seconds, "s",
-                     f"{rows:,} rows written; RSS {rss0:.0f} -> {c.current_rss_mb():.0f} MB, peak {c.hwm_rss_mb():.0f} MB")
-            c.result(f"analytics.{name}.peak_rss", c.hwm_rss_mb(), "MB", "VmHWM during the step")
+        try:
+            total = all_steps = 0.0
+            for name, step in steps + extra:
+                gc.collect()
+                rss0 = c.current_rss_mb()
+                c.reset_peak_rss()
+                t = time.perf_counter()
+                with engine.begin() as conn:
+                    rows = step(conn)
+                seconds = time.perf_counter() - t
+                if (name, step) in steps:
+                    total += seconds
+                all_steps += seconds
+                c.result(f"analytics.{name}.seconds", seconds, "s",
+                         f"{rows:,} rows written; RSS {rss0:.0f} -> {c.current_rss_mb():.0f} MB, peak {c.hwm_rss_mb():.0f} MB")
+                c.result(f"analytics.{name}.peak_rss", c.hwm_rss_mb(), "MB", "VmHWM during the step")
+            html_files = list(reports_dir.rglob("*.html"))
+            c.result("analytics.reports.html_files", len(html_files), "files",
+                     f"rolling_7d, {sum(f.stat().st_size for f in html_files) / 1e6:,.1f} MB in a temp dir (deleted)")
+        finally:
+            shutil.rmtree(reports_dir, ignore_errors=True)
         c.result("analytics.total.seconds", total, "s",
                  "engagement + trending + best times; target < 60 s (1,000 accounts)")
+        c.result("analytics.all_steps.seconds", all_steps, "s",
+                 "the three above + account_engagement_daily + reports")
     c.result("peak_rss", c.peak_rss_mb(), "MB")
     c.done(NAME)
     return 0
