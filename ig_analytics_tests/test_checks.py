@@ -117,6 +117,7 @@ VIOLATIONS = [
     ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_ciphertext = NULL WHERE ig_user_id = '1002'", ERROR),
     ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days'"
      " WHERE ig_user_id = '1002'", WARN),
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET status = 'needs_reauth' WHERE ig_user_id = '1002'", ERROR),
 ]
 
 

@@ -465,6 +465,8 @@ def accounts_tokens(conn: Connection, now: datetime) -> dg.AssetCheckResult:
         Rule("token_expired", f"{scope} AND token_expires_at <= :now", "ig_user_id, username, token_expires_at"),
         Rule("token_expires_soon", f"{scope} AND token_expires_at > :now AND token_expires_at <= :soon",
              "ig_user_id, username, token_expires_at", severity=WARN),
+        # Skipped by every sync until its owner reconnects it: keep it red in the UI, not only in one alert.
+        Rule("needs_reauth", "instagram.accounts WHERE status = 'needs_reauth'", "ig_user_id, username, status_reason"),
     ]
     return evaluate_rules(conn, rules, {"now": now, "soon": now + TOKEN_EXPIRY_WARN},
                           description=f"Active accounts have a stored token that is not expired (WARN within "
@@ -658,7 +660,8 @@ CHECKS: dict[str, CheckDef] = {f"{c.asset}:{c.name}": c for c in [
              "ERROR: weekly reports have a sane period and every contract field."),
     # accounts
     CheckDef("accounts", "accounts_tokens_valid", lambda conn, s: accounts_tokens(conn, s.now),
-             "ERROR: an active account has no token or an expired one; WARN: it expires within 7 days."),
+             "ERROR: an active account has no token or an expired one, or an account needs re-authentication; "
+             "WARN: a token expires within 7 days."),
 ]}
 
 
