@@ -32,21 +32,29 @@ def test_database_restart_during_a_run(ig_home, monkeypatch):
         engine = db.get_engine(url)
         db.migrate(engine)
         world = SandboxWorld.demo(now=SANDBOX_NOW)
-        world.faults = Faults(latency_ms=250)
+        world.faults = Faults(latency_ms=400)
         with SandboxServer(world, port=0) as sandbox:
             monkeypatch.setenv("IG_GRAPH_API_URL", sandbox.base_url)
             register(engine, world)
 
-            def restart_midway():
-                time.sleep(1.2)
+            def restart_after_the_first_account():
+                # Accounts run one at a time here: once the first is written, the database goes away for 2.5 s,
+                # which the second account's write (about 1.2 s of API calls later) cannot miss.
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    with engine.connect() as conn:
+                        done = conn.execute(sa.text("SELECT count(*) FROM instagram.sync_runs WHERE status = 'success'")).scalar()
+                    if done:
+                        break
+                    time.sleep(0.02)
                 server.stop()  # fast shutdown: open connections are cut
-                time.sleep(1.0)
+                time.sleep(2.5)
                 server.start()
 
-            restarter = threading.Thread(target=restart_midway)
+            restarter = threading.Thread(target=restart_after_the_first_account)
             restarter.start()
             last = SANDBOX_NOW.date() - timedelta(days=4)
-            result = materialize_account_insights(last - timedelta(days=59), last)
+            result = materialize_account_insights(last - timedelta(days=59), last, max_concurrent_accounts=1)
             restarter.join()
         assert result.success
         # the restart did hit the run: the step failed once and its RetryPolicy ran it again
