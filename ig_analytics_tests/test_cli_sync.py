@@ -100,7 +100,7 @@ def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engin
 
 def test_a_sync_killed_midway_leaves_no_half_written_account_and_the_next_run_completes(engine, cli_env):
     env, world, server = cli_env
-    world.faults = Faults(latency_ms=150)
+    world.faults = Faults(latency_ms=400)  # slow enough that the kill lands while API calls are in flight
     proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account",
                              "--account", "17841400000000001", "--account", "17841400000000002"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -117,6 +117,8 @@ def test_a_sync_killed_midway_leaves_no_half_written_account_and_the_next_run_co
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    # the kill did land mid-sync: an account's outcome was left 'running'
+    assert _rows(engine, "SELECT count(*) > 0 FROM instagram.sync_runs WHERE status = 'running'") == [(True,)]
     counts = dict(_rows(engine, "SELECT ig_user_id, count(*) FROM instagram.account_insights_daily GROUP BY 1"))
     assert all(n == 90 for n in counts.values()), counts  # an account is written whole or not at all
 
