@@ -91,13 +91,14 @@ def db_status() -> None:
 
 @db.command("url")
 @click.option("--dagster", is_flag=True, help="The URL of Dagster's storage database instead.")
-def db_url(dagster: bool) -> None:
-    """Print the analytics database URL (for psql, BI tools)."""
+@click.option("--sqlalchemy", is_flag=True, help="With the driver (postgresql+psycopg2://), as dagster.yaml wants it.")
+def db_url(dagster: bool, sqlalchemy: bool) -> None:
+    """Print the analytics database URL (for psql, BI tools); the password is hidden."""
     from ig_analytics.storage import db as storage
 
     settings = _settings()
-    url = storage.dagster_storage_url(settings) if dagster else storage.analytics_url(settings)
-    click.echo(storage.redact_url(url).replace("+psycopg2", ""))
+    url = storage.redact_url(storage.dagster_storage_url(settings) if dagster else storage.analytics_url(settings))
+    click.echo(url if sqlalchemy else url.replace("+psycopg2", ""))
 
 
 # ---- accounts -------------------------------------------------------------------------------------------

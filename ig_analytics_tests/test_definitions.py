@@ -35,3 +35,18 @@ def test_daily_schedule_refetches_the_two_days_before_yesterday():
     request = schedule.evaluate_tick(context).run_requests[0]
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-17"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-19"
+
+
+def test_plain_dagster_loads_the_workspace(dagster_pg_url):
+    """`dagster dev` / `dagster definitions validate` from the repository root, without the ig-analytics CLI."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["IG_ANALYTICS_DAGSTER_PG_URL"] = dagster_pg_url
+    dagster = Path(os.sys.executable).parent / "dagster"
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
