@@ -117,7 +117,10 @@ def accounts() -> None:
 @click.option("--username", default=None)
 @click.option("--timezone", "timezone_name", default=None, help="IANA timezone for best posting times (default UTC).")
 @click.option("--token-expires-at", default=None, help="Token expiry date (YYYY-MM-DD), if known.")
-def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_name: str | None, token_expires_at: str | None) -> None:
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Read the account's profile with the token before storing it (one API call).")
+def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_name: str | None,
+                 token_expires_at: str | None, verify: bool) -> None:
     """Register or update an account (re-activates one that needed re-authentication)."""
     from ig_analytics import accounts as repo
     from ig_analytics.token_vault import TokenVault
@@ -133,12 +136,34 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
             repo.validate_timezone(timezone_name)
     except repo.AccountError as exc:
         raise click.UsageError(str(exc))
+    if verify:
+        profile = _verify_token(settings, ig_user_id, token)
+        username = username or profile.username
+        click.echo(f"Token works: @{profile.username or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
     engine = _engine(settings)
     new = repo.add_account(
         engine, TokenVault.from_settings(settings), ig_user_id=ig_user_id, token=token, username=username,
         timezone_name=timezone_name, token_expires_at=expires_at,
     )
     click.echo(f"{'Added' if new else 'Updated'} account {ig_user_id}" + (f" (@{username})" if username else "") + ": active")
+
+
+def _verify_token(settings: Settings, ig_user_id: str, token: str):
+    """One profile read: a rejected token or missing permission is caught now, not at the next sync."""
+    from ig_analytics.graph_api import GraphApiClient, GraphApiError, MalformedResponseError, TransientApiError
+    from ig_analytics.redaction import redact
+
+    client = GraphApiClient(base_url=settings.graph_api_url, version=settings.graph_api_version,
+                            app_secret=settings.app_secret, max_attempts=2, backoff_base_s=0.5)
+    try:
+        return client.account(ig_user_id, token).profile()
+    except (TransientApiError, MalformedResponseError, OSError) as exc:  # unreachable or broken: say where we tried
+        raise CliError(
+            f"Could not reach the Graph API at {settings.graph_api_url} to verify the token ({redact(str(exc))}). "
+            "Check IG_GRAPH_API_URL and the network, or store it unchecked with --no-verify."
+        )
+    except GraphApiError as exc:  # rejected token, missing permission, unknown account
+        raise CliError(f"{exc} The token was not stored.")
 
 
 @accounts.command("list")

@@ -50,7 +50,7 @@ def test_token_from_stdin_is_stored_encrypted_and_never_listed(ig_home, engine):
     token = "EAAGsecret-token-from-stdin-0123456789"
     added = subprocess.run(
         [sys.executable, "-m", "ig_analytics.cli", "accounts", "add", "--ig-user-id", "17841400000000042",
-         "--token", "-", "--username", "shop"],
+         "--token", "-", "--username", "shop", "--no-verify"],
         input=token + "\n", capture_output=True, text=True, timeout=120,
     )
     assert added.returncode == 0, added.stderr
@@ -69,3 +69,27 @@ def test_token_from_stdin_is_stored_encrypted_and_never_listed(ig_home, engine):
 
     creds, problems = accounts.active_credentials(engine, TokenVault.from_settings(Settings.from_env()))
     assert problems == {} and creds[0].token == token and token not in repr(creds[0])
+
+
+def test_accounts_add_verifies_the_token_against_the_api(ig_home, engine):
+    from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
+
+    world = SandboxWorld([AccountSpec("17841400000000001", "good_shop", followers=1200),
+                          AccountSpec("17841400000000002", "stale_shop", expired_token=True)], seed=2)
+    good, stale = world.accounts
+    with SandboxServer(world, port=0) as server:
+        api = {"IG_GRAPH_API_URL": server.base_url}
+        ok = _cli("accounts", "add", "--ig-user-id", good.ig_user_id, "--token", good.token, env_extra=api)
+        rejected = _cli("accounts", "add", "--ig-user-id", stale.ig_user_id, "--token", stale.token, env_extra=api)
+    unreachable = _cli("accounts", "add", "--ig-user-id", good.ig_user_id, "--token", good.token,
+                       env_extra={"IG_GRAPH_API_URL": "http://127.0.0.1:9"})
+    assert ok.returncode == 0 and "@good_shop" in ok.stdout, ok.stderr
+    assert rejected.returncode == 1 and "was not stored" in rejected.stderr and "accounts add" in rejected.stderr
+    assert unreachable.returncode == 1 and "--no-verify" in unreachable.stderr
+    for result in (ok, rejected, unreachable):
+        assert good.token not in result.stdout + result.stderr and stale.token not in result.stdout + result.stderr
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT ig_user_id, username FROM instagram.accounts")).all()
+    assert [tuple(r) for r in rows] == [(good.ig_user_id, "good_shop")]  # username from the profile
