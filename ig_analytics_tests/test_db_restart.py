@@ -4,6 +4,7 @@ finishes the rest, and the totals match the sandbox."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -70,3 +71,4 @@ def test_database_restart_during_a_run(ig_home, monkeypatch):
     finally:
         db._cached_engine.cache_clear()
         server.destroy()
+        shutil.rmtree(home, ignore_errors=True)
