@@ -204,7 +204,6 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._chown_for_server(self.root)
         self._chown_for_server(self.data_dir)
-        self._check_reachable_by_server()
         self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                    "--locale=C", "--no-sync"])
         # Small, predictable footprint; many connections because Dagster opens one per process.
@@ -213,24 +212,6 @@ class EmbeddedPostgres:
                 "\n# ig-analytics embedded defaults\n"
                 "max_connections = 200\nshared_buffers = 128MB\nfsync = on\n"
                 "timezone = 'UTC'\nlog_timezone = 'UTC'\nlisten_addresses = '127.0.0.1'\n"
-            )
-
-    def _check_reachable_by_server(self) -> None:
-        user = self._server_user()
-        if user is None:
-            return
-        probe = subprocess.run(["test", "-x", str(self.data_dir)], user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        if probe.returncode != 0:
-            raise EmbeddedDbError(
-                f"PostgreSQL cannot run as root, so it runs as '{_UNPRIVILEGED_USER}', which cannot reach "
-                f"{self.data_dir} (a parent folder is not world-searchable). Set IG_ANALYTICS_HOME to a folder "
-                "such as /srv/ig-analytics or /tmp/ig-analytics, or set DATABASE_URL to your own PostgreSQL."
-            )
-        binary = subprocess.run(["test", "-x", str(_bin_dir() / "postgres")], user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        if binary.returncode != 0:
-            raise EmbeddedDbError(
-                f"'{_UNPRIVILEGED_USER}' cannot execute the PostgreSQL binaries in {_bin_dir()} (the virtual "
-                "environment lives in a private folder). Create it in a world-readable folder, or set DATABASE_URL."
             )
 
     def _touch_log(self) -> None:
@@ -282,11 +263,11 @@ class EmbeddedPostgres:
             if not proc.name.isdigit():
                 continue
             try:
-                environ_or_cmd = (proc / "cmdline").read_bytes()
+                cmdline = (proc / "cmdline").read_bytes()
                 exe = os.readlink(proc / "exe")
             except OSError:
                 continue
-            if exe.startswith(str(_bin_dir())) and (marker in environ_or_cmd or _cwd_is(proc, self.data_dir)):
+            if exe.startswith(str(_bin_dir())) and (marker in cmdline or _cwd_is(proc, self.data_dir)):
                 try:
                     os.kill(int(proc.name), signal.SIGKILL)
                 except OSError:

@@ -115,10 +115,9 @@ def terminate_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000, extra_env: dict | None = None,
-           on_ready=None) -> int:
+def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int:
     """Dagster's webserver and daemon on the same instance, until Ctrl-C/SIGTERM or a child dies."""
-    env = dict(os.environ, **(extra_env or {}))
+    env = dict(os.environ)
     children = ChildProcesses()
     with terminate_on_signals():
         try:
@@ -126,8 +125,6 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000, extra_
             children.spawn([dagster_bin("dagster-daemon"), "run", "-w", workspace], env=env)
             children.spawn([dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace], env=env)
             print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops the webserver and the daemon)", flush=True)
-            if on_ready:
-                on_ready()
             while True:
                 dead = children.first_exited()
                 if dead is not None:

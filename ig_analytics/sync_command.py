@@ -173,9 +173,12 @@ def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[A
     by_id = {a.ig_user_id: a for a in accounts}
     # Every account that is not disabled gets a line: one waiting for re-authentication is a failure to report.
     wanted = account_ids or [a.ig_user_id for a in accounts if a.status != "disabled"]
-    lines = {i: AccountLine(i, by_id[i].username if i in by_id else None) for i in wanted}
+    def username(ig_user_id: str) -> str | None:
+        return by_id[ig_user_id].username if ig_user_id in by_id else None
+
+    lines = {i: AccountLine(i, username(i)) for i in wanted}
     for row in rows:
-        line = lines.setdefault(row.ig_user_id, AccountLine(row.ig_user_id, by_id.get(row.ig_user_id) and by_id[row.ig_user_id].username))
+        line = lines.setdefault(row.ig_user_id, AccountLine(row.ig_user_id, username(row.ig_user_id)))
         summary = f"{row.status}, {row.rows_written} rows, {row.api_calls} calls"
         if row.items_skipped:
             summary += f", {row.items_skipped} skipped"

@@ -120,7 +120,7 @@ def best_posting_times(database: AnalyticsDatabase) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
 
 
-def _write_reports(context, database: AnalyticsDatabase, period_end: date, days: int, kind: str):
+def _write_reports(database: AnalyticsDatabase, period_end: date, days: int, kind: str):
     started = time.monotonic()
     settings = database.settings()
     engine = database.engine()
@@ -153,7 +153,7 @@ def _write_reports(context, database: AnalyticsDatabase, period_end: date, days:
     description="Per account, the 7 days ending on the partition's day: report JSON, an HTML file with charts.",
 )
 def performance_reports(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
-    return _write_reports(context, database, date.fromisoformat(context.partition_key), 7, "rolling_7d")
+    return _write_reports(database, date.fromisoformat(context.partition_key), 7, "rolling_7d")
 
 
 @dg.asset(
@@ -167,4 +167,4 @@ def performance_reports(context: dg.AssetExecutionContext, database: AnalyticsDa
 )
 def weekly_performance_reports(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     period_end = (context.partition_time_window.end - timedelta(days=1)).date()
-    return _write_reports(context, database, period_end, 7, "weekly")
+    return _write_reports(database, period_end, 7, "weekly")

@@ -233,7 +233,7 @@ def media_and_snapshots(
     partition_label = key_range.start if key_range.start == key_range.end else f"{key_range.start}...{key_range.end}"
     engine, creds, problems, done = _credentials(context, database, "media", config.ig_user_ids)
     client = graph_api.client()
-    reference_end = min(slot_end, now) if config.max_capture_lag_hours is not None else slot_end
+    reference_end = min(slot_end, now)  # the hour in progress has not ended: ages are measured up to now
     totals = {"media_rows": 0, "snapshot_rows": 0, "due": 0}
 
     def work(api, account, result: AccountOutcome) -> None:

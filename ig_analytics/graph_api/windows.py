@@ -56,15 +56,20 @@ def day_start_ts(day: date) -> int:
     return int(datetime.combine(day, time(0, 0), tzinfo=timezone.utc).timestamp())
 
 
-def parse_graph_time(value: str) -> datetime:
-    """'2023-06-12T19:20:02+0000' (or ISO 8601 with 'Z' / '+00:00') -> aware datetime in UTC."""
+def _parse_in_own_offset(value: str) -> datetime:
+    """'2023-06-12T19:20:02+0000' (or ISO 8601 with 'Z' / '+00:00'), keeping the offset it was written in."""
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
-        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def parse_graph_time(value: str) -> datetime:
+    """A Graph API timestamp -> aware datetime in UTC."""
+    parsed = _parse_in_own_offset(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
@@ -75,14 +80,7 @@ def end_time_to_date(end_time: str) -> date:
 
     '2017-05-05T07:00:00+0000' -> 2017-05-04 (project convention, graph-api-facts.md section 2).
     """
-    text = end_time.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
-    return (parsed - timedelta(days=1)).date()
+    return (_parse_in_own_offset(end_time) - timedelta(days=1)).date()
 
 
 def split_windows(days: Sequence[date], size: int = MAX_WINDOW_DAYS) -> list[tuple[date, ...]]:

@@ -6,6 +6,7 @@ never the others, and its reason is stored for the CLI, the asset checks and the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -15,9 +16,11 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api.errors import (
     GraphApiError,
+    MalformedResponseError,
     PermissionDeniedError,
     ThrottledError,
     TokenInvalidError,
+    TransientApiError,
 )
 from ig_analytics.redaction import redact
 
@@ -78,8 +81,6 @@ class AccountOutcome:
 
 
 def _is_transient(exc: GraphApiError) -> bool:
-    from ig_analytics.graph_api.errors import MalformedResponseError, TransientApiError
-
     return isinstance(exc, (TransientApiError, MalformedResponseError))
 
 
@@ -92,8 +93,6 @@ _COLUMNS = (
 
 def record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:
     """Upsert the outcome (one row per run, account and sync type; a step retry updates its row)."""
-    import json
-
     values = {
         "dagster_run_id": run_id,
         "ig_user_id": outcome.ig_user_id,
