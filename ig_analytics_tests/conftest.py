@@ -4,6 +4,7 @@ freshly migrated, empty ``instagram`` schema for each test that asks for it."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,13 +22,11 @@ def pg_server():
     home = Path(tempfile.mkdtemp(prefix="ig-analytics-test-pg-"))
     os.chmod(home, 0o755)  # the server may run as 'nobody'
     server = EmbeddedPostgres(home)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.destroy()
-        import shutil
-
         shutil.rmtree(home, ignore_errors=True)
 
 

