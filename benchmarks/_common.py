@@ -13,6 +13,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,17 +151,28 @@ def temp_postgres() -> Iterator[tuple[Any, str]]:
     """A throwaway embedded PostgreSQL: (server, analytics URL). Stopped and deleted afterwards."""
     from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
 
+    from ig_analytics.embedded_housekeeping import cleanup_guard
+
     home = Path(tempfile.mkdtemp(prefix="ig-bench-pg-"))
     os.chmod(home, 0o755)  # the server runs as 'nobody' when we are root
+    # A benchmark killed by its timeout (SIGKILL) runs no finally: the guard process removes the server then.
+    guard = cleanup_guard(home)
     server = EmbeddedPostgres(home)
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)  # SIGTERM: unwind through the finally below
     try:
         server.start()
         yield server, server.url(ANALYTICS_DB)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         try:
             server.destroy()
         finally:
             shutil.rmtree(home, ignore_errors=True)
+            guard.stdin.close()
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def postgres_version(engine) -> str:

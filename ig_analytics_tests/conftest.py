@@ -5,29 +5,50 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from ig_analytics.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
+from ig_analytics.embedded_housekeeping import cleanup_guard
 from ig_analytics.storage import db
 
 
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server for the session; removed afterwards. DATABASE_URL is ignored on purpose: tests
-    drop and recreate schemas and must never touch a real database."""
+    drop and recreate schemas and must never touch a real database.
+
+    Removed in ``finally`` when tests fail or pytest is interrupted (SIGTERM becomes KeyboardInterrupt here);
+    if the session is killed outright (SIGKILL, a CI timeout), a watcher process removes it instead."""
     home = Path(tempfile.mkdtemp(prefix="ig-analytics-test-pg-"))
     os.chmod(home, 0o755)  # the server may run as 'nobody'
+    guard = cleanup_guard(home)
     server = EmbeddedPostgres(home)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    else:
+        previous = None
     try:
         server.start()
         yield server
     finally:
-        server.destroy()
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            server.destroy()
+            shutil.rmtree(home, ignore_errors=True)
+        finally:
+            guard.stdin.close()  # nothing left for it to do; lets it exit
+            if previous is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
