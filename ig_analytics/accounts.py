@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.terminal_text import printable
 from ig_analytics.token_vault import TokenVault, TokenVaultError
 
 _IG_USER_ID = re.compile(r"^[0-9]{1,32}$")
-EXPIRY_WARNING_DAYS = 7
+_USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")
 
 
 class AccountError(ValueError):
@@ -29,6 +30,7 @@ class AccountCredentials:
     username: str | None
     timezone: str
     token: str = field(repr=False)
+    login_kind: str = "facebook"  # which host serves it: graph.facebook.com or graph.instagram.com
 
 
 @dataclass(frozen=True)
@@ -42,29 +44,30 @@ class AccountRow:
     followers_total: int | None
     profile_synced_at: datetime | None
 
-    def expiry_warning(self, now: datetime | None = None) -> str | None:
-        if self.token_expires_at is None:
-            return None
-        now = now or datetime.now(timezone.utc)
-        days = (self.token_expires_at - now).total_seconds() / 86400
-        if days < 0:
-            return "token expired: reconnect the account"
-        if days <= EXPIRY_WARNING_DAYS:
-            return f"token expires in {days:.1f} days: refresh it soon"
-        return None
-
 
 def validate_ig_user_id(ig_user_id: str) -> str:
-    if not _IG_USER_ID.match(ig_user_id or ""):
-        raise AccountError(f"'{ig_user_id}' is not an Instagram user id (digits only, e.g. 17841400000000001)")
+    if not _IG_USER_ID.fullmatch(ig_user_id or ""):
+        raise AccountError(f"'{printable(ig_user_id, 40)}' is not an Instagram user id (digits only, e.g. 17841400000000001)")
     return ig_user_id
+
+
+def validate_username(username: str) -> str:
+    """Instagram's rules: 1 to 30 letters, digits, '.' and '_' (an optional leading '@' is dropped)."""
+    name = username[1:] if username.startswith("@") else username
+    if not _USERNAME.fullmatch(name):
+        raise AccountError(f"'{printable(name, 40)}' is not an Instagram username (1 to 30 letters, digits, '.' and '_')")
+    return name
+
+
+def is_valid_username(username: str) -> bool:
+    return bool(_USERNAME.fullmatch(username))
 
 
 def validate_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise AccountError(f"'{name}' is not an IANA timezone (use Area/City, e.g. Europe/Paris)") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file name
+        raise AccountError(f"'{printable(name, 40)}' is not an IANA timezone (use Area/City, e.g. Europe/Paris)") from exc
     return name
 
 
@@ -77,13 +80,19 @@ def add_account(
     username: str | None = None,
     timezone_name: str | None = None,
     token_expires_at: datetime | None = None,
+    login_kind: str = "facebook",
 ) -> bool:
-    """Register or update an account; (re)activates it. Returns True when it was new."""
+    """Register or update an account; (re)activates it. Returns True when it was new. A new token resets what
+    was known about the old one (scopes, refresh state); token_lifecycle fills it in again."""
     validate_ig_user_id(ig_user_id)
     if timezone_name is not None:
         validate_timezone(timezone_name)
+    if username is not None:
+        username = validate_username(username)
     if not token or not token.strip():
         raise AccountError("the access token is empty")
+    if login_kind not in ("facebook", "instagram"):
+        raise AccountError(f"login kind must be facebook or instagram, not '{login_kind}'")
     ciphertext = vault.encrypt(token.strip())
     with engine.begin() as conn:
         existed = conn.execute(
@@ -93,8 +102,9 @@ def add_account(
             sa.text(
                 """
                 INSERT INTO instagram.accounts AS a (ig_user_id, username, timezone, status, status_reason,
-                    status_changed_at, token_ciphertext, token_expires_at, updated_at)
-                VALUES (:id, :username, COALESCE(:tz, 'UTC'), 'active', NULL, now(), :token, :expires, now())
+                    status_changed_at, token_ciphertext, token_expires_at, login_kind, token_issued_at, updated_at)
+                VALUES (:id, :username, COALESCE(:tz, 'UTC'), 'active', NULL, now(), :token, :expires, :kind, now(),
+                        now())
                 ON CONFLICT (ig_user_id) DO UPDATE SET
                     username = COALESCE(EXCLUDED.username, a.username),
                     timezone = COALESCE(:tz, a.timezone),
@@ -102,10 +112,14 @@ def add_account(
                     status_changed_at = CASE WHEN a.status <> 'active' THEN now() ELSE a.status_changed_at END,
                     token_ciphertext = EXCLUDED.token_ciphertext,
                     token_expires_at = EXCLUDED.token_expires_at,
+                    login_kind = EXCLUDED.login_kind, token_issued_at = now(), token_scopes = NULL,
+                    token_missing_scopes = NULL, token_data_access_expires_at = NULL, token_checked_at = NULL,
+                    token_refreshed_at = NULL, token_refresh_error = NULL,
                     updated_at = now()
                 """
             ),
-            {"id": ig_user_id, "username": username, "tz": timezone_name, "token": ciphertext, "expires": token_expires_at},
+            {"id": ig_user_id, "username": username, "tz": timezone_name, "token": ciphertext, "expires": token_expires_at,
+             "kind": login_kind},
         )
     return existed is None
 
@@ -153,7 +167,8 @@ def active_credentials(
     synced with the reason (not found, not active, token unreadable)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT ig_user_id, username, timezone, status, status_reason, token_ciphertext FROM instagram.accounts ORDER BY ig_user_id")
+            sa.text("SELECT ig_user_id, username, timezone, status, status_reason, token_ciphertext, login_kind"
+                    " FROM instagram.accounts ORDER BY ig_user_id")
         ).all()
     by_id = {row.ig_user_id: row for row in rows}
     wanted = list(ig_user_ids) if ig_user_ids else [row.ig_user_id for row in rows if row.status == "active"]
@@ -175,5 +190,5 @@ def active_credentials(
         except TokenVaultError as exc:
             problems[ig_user_id] = str(exc)
             continue
-        creds.append(AccountCredentials(row.ig_user_id, row.username, row.timezone, token))
+        creds.append(AccountCredentials(row.ig_user_id, row.username, row.timezone, token, row.login_kind))
     return creds, problems

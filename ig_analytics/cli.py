@@ -4,12 +4,14 @@ found failures exits 1; success exits 0. No command ever prints an access token.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import date, datetime, timedelta, timezone
 
 import click
 
 from ig_analytics.settings import Settings
+from ig_analytics.terminal_text import printable
 
 
 class CliError(click.ClickException):
@@ -38,7 +40,19 @@ def _parse_day(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.UsageError(f"{name} must be a date like 2026-01-31, not '{value}'")
+        raise click.UsageError(f"{name} must be a date like 2026-01-31, not '{printable(value, 40)}'")
+
+
+def _ig_user_id(ctx, param, value: str | None) -> str | None:
+    """Click callback: an Instagram user id (digits) or a usage error, before anything runs."""
+    from ig_analytics.accounts import AccountError, validate_ig_user_id
+
+    if value is None:
+        return None
+    try:
+        return validate_ig_user_id(value)
+    except AccountError as exc:
+        raise click.BadParameter(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,12 +77,23 @@ def _embedded():
     return EmbeddedPostgres(settings.home)
 
 
+def _sweep_orphan_clusters() -> None:
+    """Clusters kept in the temp folder for homes that no longer exist (issue 16): one line when any is removed."""
+    from ig_analytics.embedded_housekeeping import sweep_orphans
+
+    removed = sweep_orphans()
+    if removed:
+        click.echo(f"Removed {len(removed)} embedded PostgreSQL cluster(s) whose IG_ANALYTICS_HOME no longer exists: "
+                   + ", ".join(str(p) for p in removed))
+
+
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (idempotent) and create its databases and schema."""
     from ig_analytics import runtime
 
     server = _embedded()
+    _sweep_orphan_clusters()
     status = server.start()
     runtime.ensure_database(_settings())
     click.echo(f"PostgreSQL {status.describe()}")
@@ -84,7 +109,9 @@ def db_stop() -> None:
 @db.command("status")
 def db_status() -> None:
     """Whether the embedded server runs, and where. Exit 1 when it is stopped."""
-    status = _embedded().status()
+    server = _embedded()
+    _sweep_orphan_clusters()
+    status = server.status()
     click.echo(f"PostgreSQL {status.describe()}")
     sys.exit(0 if status.running else 1)
 
@@ -92,13 +119,34 @@ def db_status() -> None:
 @db.command("url")
 @click.option("--dagster", is_flag=True, help="The URL of Dagster's storage database instead.")
 @click.option("--sqlalchemy", is_flag=True, help="With the driver (postgresql+psycopg2://), as dagster.yaml wants it.")
-def db_url(dagster: bool, sqlalchemy: bool) -> None:
-    """Print the analytics database URL (for psql, BI tools); the password is hidden."""
+@click.option("--read-only", is_flag=True, help="The analysts' role: SELECT on schema instagram only.")
+def db_url(dagster: bool, sqlalchemy: bool, read_only: bool) -> None:
+    """Print a working database URL, password included (for psql, BI tools, dagster.yaml)."""
+    from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
     from ig_analytics.storage import db as storage
 
     settings = _settings()
-    url = storage.redact_url(storage.dagster_storage_url(settings) if dagster else storage.analytics_url(settings))
+    if read_only and dagster:
+        raise click.UsageError("--read-only and --dagster cannot be combined: the read-only role reads the analytics tables only")
+    if read_only:
+        if not settings.uses_embedded_db:
+            raise CliError("DATABASE_URL is set: the read-only role exists only on the embedded PostgreSQL; "
+                           "create one on your own server (GRANT SELECT ON ALL TABLES IN SCHEMA instagram).")
+        url = EmbeddedPostgres(settings.home).url(ANALYTICS_DB, read_only=True)
+    else:
+        url = storage.dagster_storage_url(settings) if dagster else storage.analytics_url(settings)
     click.echo(url if sqlalchemy else url.replace("+psycopg2", ""))
+
+
+@db.command("destroy")
+@click.option("--yes", is_flag=True, help="Confirm: the analytics data and Dagster's run history are deleted.")
+def db_destroy(yes: bool) -> None:
+    """Stop the embedded server and delete its cluster wherever it lives (all data is lost)."""
+    if not yes:
+        raise click.UsageError("db destroy deletes the embedded database and all its data; add --yes to confirm")
+    server = _embedded()
+    server.destroy()
+    click.echo(f"Embedded PostgreSQL stopped and removed ({server.root})")
 
 
 # ---- accounts -------------------------------------------------------------------------------------------
@@ -119,44 +167,59 @@ def accounts() -> None:
 @click.option("--token-expires-at", default=None, help="Token expiry date (YYYY-MM-DD), if known.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Read the account's profile with the token before storing it (one API call).")
+@click.option("--login", "login_kind", type=click.Choice(["facebook", "instagram"]), default=None,
+              help="How the token was obtained: Facebook Login (graph.facebook.com) or Instagram Login "
+                   "(graph.instagram.com, refreshed automatically). Default: detected (IG... tokens: instagram).")
 def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_name: str | None,
-                 token_expires_at: str | None, verify: bool) -> None:
+                 token_expires_at: str | None, verify: bool, login_kind: str | None) -> None:
     """Register or update an account (re-activates one that needed re-authentication)."""
     from ig_analytics import accounts as repo
+    from ig_analytics.accounts_commands import after_add, choose_login_kind
     from ig_analytics.token_vault import TokenVault
 
     if token == "-":
         token = sys.stdin.readline().strip()
+    if not token.strip():
+        raise click.UsageError("the access token is empty: pass --token TOKEN, or --token - with the token on standard input")
     expires = _parse_day(token_expires_at, "--token-expires-at")
     expires_at = datetime.combine(expires, datetime.min.time(), timezone.utc) if expires else None
-    settings = _settings()
-    try:
+    try:  # every usage mistake is reported before anything is printed, called or stored
         repo.validate_ig_user_id(ig_user_id)
-        if timezone_name:
+        if timezone_name is not None:
             repo.validate_timezone(timezone_name)
+        if username is not None:
+            username = repo.validate_username(username)
     except repo.AccountError as exc:
         raise click.UsageError(str(exc))
+    settings = _settings()
+    login_kind, login_why = choose_login_kind(token, login_kind)
+    click.echo(f"Login kind: {login_kind} ({login_why})")
     if verify:
-        profile = _verify_token(settings, ig_user_id, token)
-        username = username or profile.username
-        click.echo(f"Token works: @{profile.username or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
+        profile = _verify_token(settings, ig_user_id, token, login_kind)
+        if not username and profile.username and repo.is_valid_username(profile.username):
+            username = profile.username
+        click.echo(f"Token works: @{printable(profile.username, 40) or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
     engine = _engine(settings)
+    vault = TokenVault.from_settings(settings)
     new = repo.add_account(
-        engine, TokenVault.from_settings(settings), ig_user_id=ig_user_id, token=token, username=username,
-        timezone_name=timezone_name, token_expires_at=expires_at,
+        engine, vault, ig_user_id=ig_user_id, token=token, username=username,
+        timezone_name=timezone_name, token_expires_at=expires_at, login_kind=login_kind,
     )
     click.echo(f"{'Added' if new else 'Updated'} account {ig_user_id}" + (f" (@{username})" if username else "") + ": active")
+    after_add(settings, engine, vault, ig_user_id, token, login_kind)
 
 
-def _verify_token(settings: Settings, ig_user_id: str, token: str):
+def _verify_token(settings: Settings, ig_user_id: str, token: str, login_kind: str = "facebook"):
     """One profile read: a rejected token or missing permission is caught now, not at the next sync."""
+    from ig_analytics.cli_errors import LogOnly
     from ig_analytics.graph_api import GraphApiClient, GraphApiError, MalformedResponseError, TransientApiError
     from ig_analytics.redaction import redact
 
     client = GraphApiClient(base_url=settings.graph_api_url, version=settings.graph_api_version,
-                            app_secret=settings.app_secret, max_attempts=2, backoff_base_s=0.5)
+                            app_secret=settings.app_secret, max_attempts=2, backoff_base_s=0.5,
+                            logger=LogOnly("ig_analytics.graph_api"))  # the failure is the command's one line
     try:
-        return client.account(ig_user_id, token).profile()
+        return client.account(ig_user_id, token, login_kind).profile()
     except (TransientApiError, MalformedResponseError, OSError) as exc:  # unreachable or broken: say where we tried
         raise CliError(
             f"Could not reach the Graph API at {settings.graph_api_url} to verify the token ({redact(str(exc))}). "
@@ -171,24 +234,37 @@ def accounts_list() -> None:
     """Accounts, their status and token expiry (tokens are never shown)."""
     from ig_analytics import accounts as repo
 
-    rows = repo.list_accounts(_engine())
+    from ig_analytics.token_lifecycle import load_states
+
+    engine = _engine()
+    rows = repo.list_accounts(engine)
     if not rows:
         click.echo("No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
         return
-    click.echo(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'timezone':<20} {'followers':>10}  token expires")
+    tokens = load_states(engine)
+    now = datetime.now(timezone.utc)
+    click.echo(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'login':<9} {'timezone':<20} {'followers':>10}"
+               "  token expires")
     for row in rows:
-        expires = row.token_expires_at.strftime("%Y-%m-%d") if row.token_expires_at else "unknown"
-        warning = row.expiry_warning()
+        token = tokens.get(row.ig_user_id)
+        expires = token.expiry_text() if token else "unknown"
+        warnings = token.notes(now) if token and row.status != "disabled" else []
         click.echo(
-            f"{row.ig_user_id:<20} {(row.username or '-'):<20} {row.status:<13} {row.timezone:<20} "
+            f"{printable(row.ig_user_id, 32):<20} {printable(row.username or '-', 30):<20} {row.status:<13} "
+            f"{(token.login_kind if token else '-'):<9} {printable(row.timezone, 40):<20} "
             f"{row.followers_total if row.followers_total is not None else '-':>10}  {expires}"
-            + (f"  WARNING: {warning}" if warning else "")
-            + (f"  ({row.status_reason})" if row.status != "active" and row.status_reason else "")
+            + "".join(f"  WARNING: {w}" for w in warnings)
+            + (f"  ({printable(row.status_reason, 300)})" if row.status != "active" and row.status_reason else "")
         )
 
 
+from ig_analytics.accounts_commands import register_account_commands  # noqa: E402 - discover, refresh-tokens
+
+register_account_commands(accounts)
+
+
 @accounts.command("disable")
-@click.argument("ig_user_id")
+@click.argument("ig_user_id", callback=_ig_user_id)
 def accounts_disable(ig_user_id: str) -> None:
     """Stop syncing an account; its history stays."""
     from ig_analytics import accounts as repo
@@ -218,10 +294,11 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
         raise click.UsageError(str(exc))
     for line in report.lines:
         click.echo(line.render())
+    log = logging.getLogger("ig_analytics.cli")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
     for error in report.run_errors:
-        click.echo(f"ERROR {error}", err=True)
+        log.error(printable(error, 600))
     if not report.lines:
-        click.echo("No accounts to sync. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN", err=True)
+        log.warning("No accounts to sync. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
     sys.exit(report.exit_code)
 
 
@@ -229,7 +306,7 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
 
 
 @cli.command()
-@click.option("--account", "ig_user_id", required=True)
+@click.option("--account", "ig_user_id", required=True, callback=_ig_user_id)
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
 def report(ig_user_id: str, days: int) -> None:
     """Build the performance report of the last N days (up to yesterday): print a summary and the HTML path."""
@@ -241,7 +318,7 @@ def report(ig_user_id: str, days: int) -> None:
     with engine.begin() as conn:
         results = reports.write_reports(
             conn, period_end=period_end, days=days, kind="on_demand", reports_dir=settings.reports_dir,
-            ig_user_ids=[ig_user_id],
+            ig_user_ids=[ig_user_id], synthetic_permalinks=reports.permalinks_synthetic(settings.graph_api_url),
         )
     if not results:
         raise CliError(f"No report for account {ig_user_id}: unknown account or no data. See: ig-analytics accounts list")
@@ -293,41 +370,13 @@ def demo(port: int, days: int, no_ui: bool) -> None:
     sys.exit(run_demo(port=port, days=days, start_ui=not no_ui))
 
 
-def _user_facing_errors() -> tuple[type[Exception], ...]:
-    """Our own errors already say what happened and what to do: print them without a class name."""
-    from ig_analytics.accounts import AccountError
-    from ig_analytics.embedded_db import EmbeddedDbError
-    from ig_analytics.storage.db import DatabaseUnavailableError
-    from ig_analytics.token_vault import TokenVaultError
-
-    return (AccountError, EmbeddedDbError, DatabaseUnavailableError, TokenVaultError)
-
-
 def main(argv: list[str] | None = None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's notices, not the user's
-    from ig_analytics.logging_setup import configure_logging
+    from ig_analytics.cli_errors import run
 
-    configure_logging()
-    try:
-        cli.main(args=argv, prog_name="ig-analytics", standalone_mode=False)
-    except click.UsageError as exc:
-        click.echo(f"ig-analytics: {exc.format_message()} (see --help)", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        click.echo(f"ig-analytics: {exc.format_message()}", err=True)
-        sys.exit(1)
-    except click.Abort:
-        sys.exit(130)
-    except _user_facing_errors() as exc:
-        click.echo(f"ig-analytics: {exc}", err=True)
-        sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one clear line, no traceback, no token
-        from ig_analytics.redaction import redact
-
-        click.echo(f"ig-analytics: {type(exc).__name__}: {redact(str(exc))}", err=True)
-        sys.exit(1)
+    run(cli, argv)  # one line and exit 2/1 on any mistake or failure; details in the log file
 
 
 if __name__ == "__main__":

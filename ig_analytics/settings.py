@@ -13,6 +13,10 @@ from pathlib import Path
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 
 
+class SettingsError(ValueError):
+    """A setting has an unusable value; the message names the variable. The CLI exits 2 on it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -22,19 +26,24 @@ class Settings:
     app_secret: str | None
     token_key: str | None
     notify_webhook_url: str | None
+    shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (shards.py)
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         home = Path(env.get("IG_ANALYTICS_HOME") or "./.ig_analytics").expanduser().resolve()
+        if home.exists() and not home.is_dir():
+            raise SettingsError(f"IG_ANALYTICS_HOME={home} is a file, not a folder: point it at a folder "
+                                "(it is created when missing), or unset it to use ./.ig_analytics")
         return cls(
             home=home,
-            database_url=_blank_to_none(env.get("DATABASE_URL")),
-            graph_api_url=(_blank_to_none(env.get("IG_GRAPH_API_URL")) or DEFAULT_GRAPH_API_URL).rstrip("/"),
-            graph_api_version=_blank_to_none(env.get("IG_GRAPH_API_VERSION")),
+            database_url=_database_url(env.get("DATABASE_URL")),
+            graph_api_url=_http_url("IG_GRAPH_API_URL", env.get("IG_GRAPH_API_URL") or DEFAULT_GRAPH_API_URL).rstrip("/"),
+            graph_api_version=_api_version(env.get("IG_GRAPH_API_VERSION")),
             app_secret=_blank_to_none(env.get("IG_APP_SECRET")),
             token_key=_blank_to_none(env.get("IG_TOKEN_KEY")),
-            notify_webhook_url=_blank_to_none(env.get("IG_NOTIFY_WEBHOOK_URL")),
+            notify_webhook_url=_http_url("IG_NOTIFY_WEBHOOK_URL", env.get("IG_NOTIFY_WEBHOOK_URL")),
+            shards=_shards(env.get("IG_ANALYTICS_SHARDS")),
         )
 
     @property
@@ -56,3 +65,71 @@ def _blank_to_none(value: str | None) -> str | None:
         return None
     value = value.strip()
     return value or None
+
+
+def _database_url(value: str | None) -> str | None:
+    """DATABASE_URL, checked now: a value SQLAlchemy cannot parse fails later with no variable name."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(value).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = None
+    if backend != "postgresql":
+        raise SettingsError(
+            "DATABASE_URL is not a PostgreSQL URL: use postgresql://USER:PASSWORD@HOST:5432/DATABASE, "
+            "or unset it to use the embedded server"
+        )
+    return value
+
+
+def _shards(value: str | None) -> int:
+    """IG_ANALYTICS_SHARDS: a whole number from 1 to 1000 (unset or blank: 1)."""
+    from ig_analytics.shards import MAX_SHARDS
+
+    value = _blank_to_none(value)
+    if value is None:
+        return 1
+    try:
+        shards = int(value)
+    except ValueError:
+        shards = 0
+    if not 1 <= shards <= MAX_SHARDS:
+        raise SettingsError(f"IG_ANALYTICS_SHARDS must be a whole number from 1 to {MAX_SHARDS} (the accounts are "
+                            f"split into that many runs per sync), not '{value[:20]}'; unset it for one run")
+    return shards
+
+
+def _http_url(name: str, value: str | None) -> str | None:
+    """An http(s) URL with a host, or a SettingsError naming the variable."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingsError(f"{name} must be an http(s) URL like https://host[:port], not '{value[:60]}'")
+    return value
+
+
+def _api_version(value: str | None) -> str | None:
+    """IG_GRAPH_API_VERSION: a version the client understands (e.g. v25.0), or a SettingsError."""
+    value = _blank_to_none(value)
+    if value is None:
+        return None
+    from ig_analytics.graph_api.catalogue import normalize_version
+
+    try:
+        normalize_version(value)
+    except ValueError as exc:
+        raise SettingsError(f"IG_GRAPH_API_VERSION: {exc}") from None
+    return value

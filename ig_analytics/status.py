@@ -7,6 +7,10 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.terminal_text import printable
+
+from ig_analytics.token_lifecycle import load_states
+
 _QUERY = """
 SELECT a.ig_user_id, a.username, a.status, a.status_reason, a.token_expires_at,
        (SELECT max(finished_at) FROM instagram.sync_runs r
@@ -36,22 +40,31 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
     with engine.connect() as conn:
         accounts = conn.execute(sa.text(_QUERY)).all()
         errors = conn.execute(sa.text(_ERRORS)).all()
+    tokens = load_states(engine)
     if not accounts:
         return "No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN"
     lines = []
     for a in accounts:
-        name = f"{a.ig_user_id} (@{a.username})" if a.username else a.ig_user_id
+        # every field from the database is escaped: a newline or 10,000 characters cannot split the output
+        name = printable(a.ig_user_id, 32) + (f" (@{printable(a.username, 30)})" if a.username else "")
         expiry = a.token_expires_at.strftime("%Y-%m-%d") if a.token_expires_at else "unknown"
         if a.token_expires_at:
             days_left = (a.token_expires_at - now).total_seconds() / 86400
             expiry += " (EXPIRED)" if days_left <= 0 else f" (in {days_left:.0f} days)" if days_left < 14 else ""
         yesterday = now.date() - timedelta(days=1)
         lag = f" ({(yesterday - a.newest_day).days} days behind)" if a.newest_day and a.newest_day < yesterday else ""
-        lines.append(f"{name}: {a.status}" + (f" — {a.status_reason}" if a.status_reason and a.status != "active" else ""))
+        lines.append(f"{name}: {a.status}" + (f" — {printable(a.status_reason, 300)}" if a.status_reason and a.status != "active" else ""))
         lines.append(f"  account insights: last success {_age(a.last_account_ok, now)}, newest day {a.newest_day or 'none'}{lag}")
         lines.append(f"  media snapshots:  last success {_age(a.last_media_ok, now)}, newest capture {_age(a.newest_snapshot, now)}")
+        token = tokens.get(a.ig_user_id)
+        if token is not None:
+            expiry += f", {token.login_kind} login"
+            if token.token_refreshed_at:
+                expiry += f", refreshed {_age(token.token_refreshed_at, now)}"
         lines.append(f"  token expires:    {expiry}")
+        if a.status != "disabled" and token is not None:
+            lines.extend(f"  token WARNING:    {note}" for note in token.notes(now))
         recent = [e for e in errors if e.ig_user_id == a.ig_user_id][:3]
         for e in recent:
-            lines.append(f"  error ({e.sync_type}, {_age(e.finished_at, now)}): {e.error}")
+            lines.append(f"  error ({e.sync_type}, {_age(e.finished_at, now)}): {printable(e.error, 500)}")
     return "\n".join(lines)

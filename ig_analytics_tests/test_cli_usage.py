@@ -93,3 +93,52 @@ def test_accounts_add_verifies_the_token_against_the_api(ig_home, engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT ig_user_id, username FROM instagram.accounts")).all()
     assert [tuple(r) for r in rows] == [(good.ig_user_id, "good_shop")]  # username from the profile
+
+
+def test_another_accounts_token_gets_a_hint_about_the_id_not_the_api_version(ig_home, engine):
+    """Issue 11 row 13: code 100 subcode 33 blamed the API version."""
+    from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
+
+    world = SandboxWorld([AccountSpec("17841400000000001", "shop_one"), AccountSpec("17841400000000002", "shop_two")],
+                         seed=4)
+    one, two = world.accounts
+    with SandboxServer(world, port=0) as server:
+        result = _cli("accounts", "add", "--ig-user-id", one.ig_user_id, "--token", two.token,
+                      env_extra={"IG_GRAPH_API_URL": server.base_url})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "code 100/33" in lines[0] and f"cannot see account {one.ig_user_id}" in lines[0]
+    assert "token belongs to another account" in lines[0] and "API version" not in lines[0]
+    assert two.token not in result.stdout + result.stderr
+
+
+def test_stored_fields_with_control_characters_print_on_one_line_each(ig_home, engine):
+    """Issue 11 row 9: a username with a newline (or 10,000 characters) split and swamped the output."""
+    import sqlalchemy as sa
+
+    evil = "evil\nFAKE LINE\x1b[31m" + "x" * 10_000
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO instagram.accounts (ig_user_id, username, status, status_reason)"
+                             " VALUES ('17841400000000077', :u, 'needs_reauth', :r)"), {"u": evil, "r": "bad\r\ntoken"})
+        conn.execute(sa.text("INSERT INTO instagram.sync_runs (dagster_run_id, ig_user_id, sync_type, started_at,"
+                             " finished_at, status, error) VALUES ('r1', '17841400000000077', 'account', now(), now(),"
+                             " 'failed', :e)"), {"e": "boom\nFAKE ERROR LINE"})
+    listed = _cli("accounts", "list")
+    status = _cli("status")
+    assert listed.returncode == 0 and status.returncode == 0, listed.stderr + status.stderr
+    assert len(listed.stdout.splitlines()) == 2  # header + the account
+    assert len(status.stdout.splitlines()) == 5  # name/status, 3 detail lines, 1 error
+    for out in (listed.stdout, status.stdout):
+        assert "\x1b" not in out and "\r" not in out and "evil\\x0aFAKE LINE\\x1b[31m" in out
+        assert max(len(line) for line in out.splitlines()) < 1000
+        assert not any(line.startswith("FAKE") for line in out.splitlines())
+
+
+def test_sync_lines_escape_every_field():
+    from ig_analytics.sync_command import AccountLine
+
+    line = AccountLine("17841400000000001", "evil\nOK   fake\x1b[0m" + "y" * 5000,
+                       {"account": ("failed", "failed, 0 rows, 1 calls (boom\r\nFAIL injected)")})
+    text = line.render()
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text
+    assert text.startswith("FAIL 17841400000000001 (@evil\\x0aOK   fake\\x1b[0m") and len(text) < 700

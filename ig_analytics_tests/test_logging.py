@@ -91,16 +91,114 @@ def test_root_handlers_get_the_filter_so_library_loggers_do_not_leak(secret):
     assert TOKEN not in stream.getvalue() and "access_token=[REDACTED]" in stream.getvalue()
 
 
-def test_the_sync_runner_logs_failures_without_the_token(secret, caplog):
-    """The ingestion runner logs every failed account: the logged reason is the redacted one."""
-    from datetime import datetime, timezone
+def test_the_sync_runner_logs_failures_without_the_token(secret, engine):
+    """The ingestion runner logs every failed account (one JSON line each): the logged and the stored reason
+    are the redacted ones."""
+    import sqlalchemy as sa
 
-    from ig_analytics.ingestion.outcome import AccountOutcome
+    from ig_analytics.accounts import AccountCredentials
+    from ig_analytics.graph_api import GraphApiClient
+    from ig_analytics.ingestion.runner import sync_accounts
 
-    outcome = AccountOutcome("1789", "account", "2026-11-01", datetime.now(timezone.utc))
-    outcome.fail(RuntimeError(f"GET /me?access_token={TOKEN}: 500"))
+    def work(api, creds, outcome):
+        raise RuntimeError(f"GET /me?access_token={TOKEN}: 500")
+
     stream = io.StringIO()
     configure_logging(json=True, stream=stream)
-    logging.getLogger("ig_analytics.ingestion").warning("account sync of %s failed: %s", "1789", outcome.error,
-                                                        extra={"ig_user_id": "1789"})
-    assert TOKEN not in stream.getvalue() and TOKEN not in (outcome.error or "")
+    creds = [AccountCredentials("1789", "shop", "UTC", TOKEN), AccountCredentials("1790", "gym", "UTC", TOKEN)]
+    results = sync_accounts(engine, GraphApiClient(base_url="http://127.0.0.1:9"), creds, sync_type="account",
+                            partition_key="2026-11-01", run_id="run-1", work=work)
+    assert [r.status for r in results] == ["failed", "failed"]
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    failures = [r for r in records if r["level"] == "WARNING" and r["logger"] == "ig_analytics.ingestion"]
+    assert sorted(r["ig_user_id"] for r in failures) == ["1789", "1790"]
+    assert all("access_token=[REDACTED]" in r["message"] for r in failures)
+    assert TOKEN not in stream.getvalue()
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT error FROM instagram.sync_runs ORDER BY ig_user_id")).scalars().all()
+    assert len(stored) == 2 and all(TOKEN not in e and "[REDACTED]" in e for e in stored)
+
+
+def test_a_bad_level_or_format_names_the_setting(monkeypatch):
+    from ig_analytics.settings import SettingsError
+
+    monkeypatch.setenv("IG_ANALYTICS_LOG_LEVEL", "LOUD")
+    with pytest.raises(SettingsError, match="IG_ANALYTICS_LOG_LEVEL"):
+        configure_logging(stream=io.StringIO())
+    monkeypatch.setenv("IG_ANALYTICS_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("IG_ANALYTICS_LOG_FORMAT", "yaml")
+    with pytest.raises(SettingsError, match="IG_ANALYTICS_LOG_FORMAT"):
+        configure_logging(stream=io.StringIO())
+
+
+def test_other_loggers_show_errors_only_and_the_file_gets_the_details(tmp_path):
+    stream = io.StringIO()
+    log_file = tmp_path / "logs" / "ig.log"
+    configure_logging(json=False, stream=stream, log_file=log_file)
+    try:
+        logging.getLogger("dagster_postgres").warning("Retrying failed database connection:\n  details")
+        logging.getLogger("ig_analytics.cli").error("lost it", extra={"log_only": True})
+        try:
+            raise RuntimeError("boom\nline two")
+        except RuntimeError:
+            logging.getLogger("ig_analytics.x").exception("sync failed")
+    finally:
+        configure_logging(json=False, stream=io.StringIO(), log_file=False)  # closes the file handler
+    terminal = stream.getvalue().splitlines()
+    assert len(terminal) == 1 and "sync failed (more in the log file)" in terminal[0]
+    details = log_file.read_text()
+    assert "Retrying failed database connection" in details and "lost it" in details and "line two" in details
+
+
+def test_python_logs_of_runs_honour_the_level_setting(monkeypatch):
+    """dagster.yaml must not cap the ig_analytics loggers at INFO: a run logs DEBUG records when asked to."""
+    from pathlib import Path
+
+    import dagster as dg
+    import yaml
+
+    settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    monkeypatch.setenv("IG_ANALYTICS_LOG_LEVEL", "DEBUG")
+    configure_logging(stream=io.StringIO())
+
+    @dg.asset
+    def chatty() -> None:
+        logging.getLogger("ig_analytics.ingestion").debug("a debug detail")
+
+    with dg.instance_for_test(overrides={"python_logs": settings["python_logs"]}) as instance:
+        result = dg.materialize([chatty], instance=instance)
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("a debug detail" in m for m in messages)
+
+
+def test_in_process_runs_print_json_lines_only(capfd):
+    """The CLI's in-process runs (ig_analytics.run_output): Dagster's console logger and its raw stderr writes
+    become records of Python loggers, so with JSON every line is an object, and a captured record prints once."""
+    import sys
+
+    import dagster as dg
+
+    from ig_analytics.run_output import stderr_to_log, with_python_logging
+
+    @dg.asset
+    def broken() -> None:
+        logging.getLogger("ig_analytics.ingestion").warning("about to fail")
+        sys.stderr.write("Exception while writing logger call to event log: boom\n")
+        raise RuntimeError("step exploded")
+
+    configure_logging(json=True)  # the real stderr, as in the CLI
+    job = with_python_logging(dg.define_asset_job("j", selection=[broken]).resolve(
+        asset_graph=dg.Definitions(assets=[broken]).resolve_asset_graph()))
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with dg.instance_for_test() as instance, stderr_to_log():
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    assert not result.success
+    err = capfd.readouterr().err
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON
+    by_logger = {}
+    for r in records:
+        by_logger.setdefault(r["logger"], []).append(r["message"])
+    assert by_logger["ig_analytics.ingestion"] == ["about to fail"]
+    assert any("step exploded" in m for m in by_logger["ig_analytics.dagster_run"])  # Dagster's step failure
+    assert not any(m.endswith("about to fail") for m in by_logger["ig_analytics.dagster_run"])  # printed once
+    assert "Exception while writing" not in err  # a raw write became a log record: the log file's, not the terminal's

@@ -32,7 +32,8 @@ THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80001, 80002})
 TRANSIENT_CODES = frozenset({1, 2})
 TOKEN_CODES = frozenset({190, 102})
 # code 100 subcodes that mean "skip this item": media from before the business conversion; object missing.
-SKIP_SUBCODES = frozenset({2108006, 33})
+OBJECT_NOT_VISIBLE_SUBCODE = 33  # "does not exist, cannot be loaded due to missing permissions"
+SKIP_SUBCODES = frozenset({2108006, OBJECT_NOT_VISIBLE_SUBCODE})
 
 _TOKEN_SUBCODES = {
     458: "the app is not installed for this user",
@@ -219,6 +220,11 @@ class InvalidRequestError(GraphApiError):
     """Code 100 (and other unclassified client errors) that cannot be fixed by dropping a metric. Not retried."""
 
     def _default_hint(self) -> str:
+        if self.code == 100 and self.subcode == OBJECT_NOT_VISIBLE_SUBCODE:
+            # The object does not exist for this token: a mistyped id, or a token of another account.
+            account = self.ig_user_id or "this id"
+            return (f"This token cannot see account {account}: the id is wrong, or the token belongs to another "
+                    "account. Check the Instagram business account id and use that account's own token.")
         return ("The request is not accepted by this API version; report it with the fbtrace_id "
                 "(or set IG_GRAPH_API_VERSION to a supported version).")
 

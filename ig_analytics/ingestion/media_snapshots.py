@@ -143,15 +143,12 @@ def sync_media(
     by_id = {item.media_id: item for item in media}
     with engine.begin() as conn:
         result.media_rows = bulk_upsert(
-            conn, "media", _MEDIA_COLUMNS, (_media_row(item, now) for item in media), ("media_id",),
-            update_columns=[c for c in _MEDIA_COLUMNS if c != "first_seen_at"],
-            only_if_changed=[c for c in _MEDIA_COLUMNS if c not in ("media_id", "first_seen_at", "updated_at")],
-        )
+            conn, "media", _MEDIA_COLUMNS, (_media_row(item, now) for item in media),
+        )  # merge rule (storage/merge_rules.py): a field missing this time keeps its last known value
         result.snapshot_rows = bulk_upsert(
             conn, "media_insights_snapshots", _SNAPSHOT_COLUMNS,
             (_snapshot_row(by_id[mid], values, slot_start, now, api_version) for mid, values in values_by_id.items() if mid in by_id),
-            ("media_id", "captured_at"),
-        )
+        )  # merge rule: a metric missing this time (e.g. another API version) keeps the slot's measured value
         _mark_unavailable(conn, permanently_unavailable)
     return result
 

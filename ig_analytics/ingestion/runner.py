@@ -16,7 +16,9 @@ from sqlalchemy.engine import Engine
 from ig_analytics import accounts as accounts_repo
 from ig_analytics.accounts import AccountCredentials
 from ig_analytics.ingestion import outcome as outcomes
+from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.outcome import AccountOutcome
+from ig_analytics.storage.db import describe_database_failure
 
 log = logging.getLogger("ig_analytics.ingestion")
 
@@ -35,24 +37,37 @@ def sync_accounts(
     work: AccountWork,
     max_workers: int = 4,
     on_needs_reauth: Callable[[AccountOutcome], None] | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> list[AccountOutcome]:
+    """Sync every account; a :class:`CircuitBreaker` stops the run early when the API is down for everyone."""
+    breaker = breaker or CircuitBreaker()
+
     def one(creds: AccountCredentials) -> AccountOutcome:
         outcome = AccountOutcome(
             ig_user_id=creds.ig_user_id, sync_type=sync_type, partition_key=partition_key,
             started_at=datetime.now(timezone.utc),
         )
-        api = client.account(creds.ig_user_id, creds.token)
+        if breaker.open:  # the API is down for everyone: do not spend minutes of retries on this account too
+            outcome.error = breaker.reason()
+            outcome.finish("failed")
+            _safe_record(engine, run_id, outcome)
+            return outcome
+        api = client.account(creds.ig_user_id, creds.token, creds.login_kind)
+        failure: BaseException | None = None
         try:
             outcomes.record(engine, run_id, outcome)  # 'running': visible while it works
             work(api, creds, outcome)
             if outcome.status == "running":
                 outcome.finish("success")
         except Exception as exc:  # noqa: BLE001 - every failure is this account's outcome, never the run's
+            failure = exc
             outcome.fail(exc)
             log.warning(
                 "%s sync of account %s failed: %s", sync_type, creds.ig_user_id, outcome.error,
                 extra={"ig_user_id": creds.ig_user_id, "code": outcome.error_code,
-                       "subcode": outcome.error_subcode, "fbtrace_id": outcome.fbtrace_id},
+                       "subcode": outcome.error_subcode, "fbtrace_id": outcome.fbtrace_id,
+                       # a database outage fails every account: the command reports it once, in one line
+                       "log_only": describe_database_failure(exc) is not None},
             )
         finally:
             stats = api.stats
@@ -66,6 +81,7 @@ def sync_accounts(
                 ]
             if stats.dropped_metrics:
                 outcome.details["dropped_metrics"] = sorted({metric for _, metric in stats.dropped_metrics})
+        breaker.record(outcome.ok, failure)
         if outcome.needs_reauth:
             try:
                 changed = accounts_repo.set_status(engine, creds.ig_user_id, "needs_reauth", outcome.error)
@@ -79,13 +95,20 @@ def sync_accounts(
     if not credentials:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(credentials))), thread_name_prefix="ig-sync") as pool:
-        return list(pool.map(one, credentials))
+        results = list(pool.map(one, credentials))
+    if breaker.open:
+        # A step retry 30 s later would hammer a dead API again for minutes: leave it to the next run.
+        for result in results:
+            result.retryable = False
+        log.error("stopped early: %s", breaker.reason().removeprefix("not attempted: "))
+    return results
 
 
 def _safe_record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:
     try:
         outcomes.record(engine, run_id, outcome)
     except Exception as exc:  # noqa: BLE001 - the database may be the thing that is down
-        log.error("could not record the %s outcome of account %s: %s", outcome.sync_type, outcome.ig_user_id, exc)
+        log.error("could not record the %s outcome of account %s: %s", outcome.sync_type, outcome.ig_user_id, exc,
+                  extra={"log_only": describe_database_failure(exc) is not None})
         if outcome.status in ("success", "partial", "running"):
             outcome.fail(exc)

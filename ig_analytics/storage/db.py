@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
 from ig_analytics.settings import Settings
+from ig_analytics.storage.merge_rules import MERGE_RULES
 
 SCHEMA = "instagram"
 
@@ -81,6 +82,31 @@ def check_connection(engine: Engine) -> None:
         ) from exc
 
 
+def describe_database_failure(exc: BaseException) -> str | None:
+    """One line for a lost or refused database connection anywhere in ``exc``'s chain (None: not one).
+
+    The server's own words, first line only: never the SQL statement SQLAlchemy appends to its messages.
+    """
+    import psycopg2
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DatabaseUnavailableError):
+            return str(current)
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated or isinstance(
+            current, (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+        ):
+            orig = getattr(current, "orig", None) or current
+            reason = (str(orig).strip().splitlines() or ["connection failed"])[0]
+            return (f"The database connection failed ({reason}). Start the embedded server with 'ig-analytics db "
+                    "start', or check that the server in DATABASE_URL is up and reachable; then run the command "
+                    "again.")
+        current = current.__cause__ or current.__context__
+    return None
+
+
 # ---- migrations ------------------------------------------------------------------------------------------
 
 
@@ -113,7 +139,8 @@ def migrate(engine: Engine) -> list[str]:
         for version, name, sql in _migration_files():
             if version in done:
                 continue
-            conn.exec_driver_sql(sql)
+            with conn.connection.dbapi_connection.cursor() as cur:
+                cur.execute(sql)  # no parameters: a '%' in a migration's comment is not a placeholder
             conn.execute(
                 sa.text(f"INSERT INTO {SCHEMA}.schema_migrations (version, name) VALUES (:v, :n)"),
                 {"v": version, "n": name},
@@ -165,36 +192,48 @@ def bulk_upsert(
     table: str,
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
-    key_columns: Sequence[str],
+    key_columns: Sequence[str] | None = None,
     update_columns: Sequence[str] | None = None,
-    keep_existing_when_null: Sequence[str] = (),
     only_if_changed: Sequence[str] = (),
+    keep_existing_when_null: Sequence[str] = (),
 ) -> int:
     """COPY ``rows`` into a temporary table, then upsert them into ``instagram.<table>``.
 
     Runs inside the caller's transaction, so the caller decides what is atomic. Returns rows upserted.
-    ``update_columns`` defaults to every non-key column; an empty list means insert-or-ignore.
-    ``keep_existing_when_null``: columns where an incoming NULL ("not reported this time") must not erase a
-    value measured earlier. ``only_if_changed``: update a row only when one of these columns differs (saves
-    rewriting thousands of unchanged rows, and their WAL, every hour).
+    A table with a declared merge rule (:data:`MERGE_RULES`: the measured tables) is merged by that rule, and
+    its key is the rule's: an incoming NULL never erases a measured value. Other tables (derived, recomputed
+    whole): ``update_columns`` (default every non-key column; an empty list means insert-or-ignore) are
+    overwritten, except ``keep_existing_when_null`` (COALESCE); ``only_if_changed``: update a row only when one
+    of these columns differs.
     """
     buffer, count = _csv_buffer(rows)
     if count == 0:
         return 0
+    rule = MERGE_RULES.get(table)
+    if rule is not None:
+        if key_columns is not None and tuple(key_columns) != rule.key:
+            raise ValueError(f"{table} is keyed by {rule.key} (its merge rule), not {tuple(key_columns)}")
+        if update_columns is not None or only_if_changed or set(keep_existing_when_null) & rule.overwrite:
+            raise ValueError(f"{table} has a declared merge rule (storage/merge_rules.py): it decides the updates")
+        key_columns = rule.key
+        sets = [a for a in (rule.assignment(c) for c in columns) if a]
+        changed = rule.measured(columns) if rule.skip_unchanged else []
+        merged = [rule.merged(c) for c in changed]
+    else:
+        if key_columns is None:
+            raise ValueError(f"{table} has no merge rule: pass key_columns")
+        updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
+        sets = [f'"{c}" = COALESCE(EXCLUDED."{c}", target."{c}")' if c in keep_existing_when_null
+                else f'"{c}" = EXCLUDED."{c}"' for c in updates]
+        changed = list(only_if_changed) if updates else []
+        merged = [f'EXCLUDED."{c}"' for c in changed]
     staging = f"_stage_{table}"
     col_list = ", ".join(f'"{c}"' for c in columns)
-    updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
     conflict = ", ".join(f'"{c}"' for c in key_columns)
-    def assignment(c: str) -> str:
-        if c in keep_existing_when_null:
-            return f'"{c}" = COALESCE(EXCLUDED."{c}", target."{c}")'
-        return f'"{c}" = EXCLUDED."{c}"'
-
-    action = "DO UPDATE SET " + ", ".join(assignment(c) for c in updates) if updates else "DO NOTHING"
-    if updates and only_if_changed:
-        old = ", ".join(f'target."{c}"' for c in only_if_changed)
-        new = ", ".join(f'EXCLUDED."{c}"' for c in only_if_changed)
-        action += f" WHERE ({old}) IS DISTINCT FROM ({new})"
+    action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
+    if sets and changed:
+        old = ", ".join(f'target."{c}"' for c in changed)
+        action += f" WHERE ({old}) IS DISTINCT FROM ({', '.join(merged)})"
     with conn.connection.dbapi_connection.cursor() as cur:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {SCHEMA}.{table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"

@@ -1,0 +1,78 @@
+"""Issue 11, row 7: a Graph API answering 5xx for everything stops the run early (a circuit breaker shared by the
+accounts of one run), records every account as failed with the reason, and asks for no step retry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.graph_api.errors import ThrottledError, TransientApiError
+from ig_analytics.ingestion.circuit_breaker import DEFAULT_THRESHOLD, CircuitBreaker
+from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
+from ig_analytics_tests.ingestion_harness import SANDBOX_NOW, hour_key, materialize_account_insights, materialize_media, register
+
+N_ACCOUNTS = 8
+WORKERS = 2
+
+
+@pytest.fixture()
+def dead_api(engine, ig_home, monkeypatch):
+    world = SandboxWorld([AccountSpec(f"178414000000001{i:02d}", f"shop{i}", posts=5) for i in range(N_ACCOUNTS)],
+                         seed=5, now=SANDBOX_NOW)
+    world.faults = Faults(transient_error_rate=1.0)  # every request: HTTP 500 code 2 or HTTP 503
+    server = SandboxServer(world, port=0)
+    server.start()
+    monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+    register(engine, world)
+    try:
+        yield world
+    finally:
+        server.stop()
+
+
+def _outcomes(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT ig_user_id, status, api_calls, error FROM instagram.sync_runs")).all()
+
+
+def _assert_stopped_early(engine, result):
+    rows = _outcomes(engine)
+    assert len(rows) == N_ACCOUNTS and {r.status for r in rows} == {"failed"}
+    attempted = [r for r in rows if r.api_calls > 0]
+    skipped = [r for r in rows if r.api_calls == 0]
+    # the breaker opens after DEFAULT_THRESHOLD accounts; the accounts already in flight then finish
+    assert DEFAULT_THRESHOLD <= len(attempted) <= DEFAULT_THRESHOLD + WORKERS - 1
+    assert len(skipped) == N_ACCOUNTS - len(attempted)
+    assert all("server errors" in r.error and "next run tries again" in r.error for r in skipped)
+    assert all("kept failing" in r.error for r in attempted)
+    # no step retry: a retry would call the dead API again (RetryPolicy: 3 more attempts)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert not result.success or result.get_asset_check_evaluations()[0].passed is False
+
+
+def test_dead_api_stops_the_account_run_early(engine, dead_api):
+    day = SANDBOX_NOW.date() - timedelta(days=3)
+    result = materialize_account_insights(day, day, max_concurrent_accounts=WORKERS)
+    _assert_stopped_early(engine, result)
+
+
+def test_dead_api_stops_the_media_run_early(engine, dead_api):
+    result = materialize_media(hour_key(SANDBOX_NOW), max_concurrent_accounts=WORKERS)
+    _assert_stopped_early(engine, result)
+
+
+def test_throttling_and_successes_never_open_the_breaker():
+    breaker = CircuitBreaker(threshold=2)
+    throttled = ThrottledError(code=80002, ig_user_id="1", retry_after_s=600)
+    down = TransientApiError(code=2, http_status=500, ig_user_id="1", attempts=5)
+    for _ in range(5):
+        breaker.record(False, throttled)
+    assert not breaker.open  # throttling keeps its own behaviour (docs/graph-api-client.md)
+    breaker.record(False, down)
+    breaker.record(True, None)  # one account got through: the API is not dead
+    breaker.record(False, down)
+    assert not breaker.open
+    breaker.record(False, down)
+    assert breaker.open and "2 accounts in a row" in breaker.reason()
