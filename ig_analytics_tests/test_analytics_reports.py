@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -28,12 +29,14 @@ NOW = ts(2026, 2, 9, 6)
 
 def _seed(conn):
     add_account(conn, "R", tz="Europe/Berlin", followers_total=5000, username="shop")
-    add_account_days(conn, "R", [
+    # the follower history from the day before the period: +5 a day (7 follows, 2 unfollows)
+    add_account_days(conn, "R", [{"date": START - timedelta(days=1), "follower_count": 7, "followers_total": 995}] + [
         {"date": START + timedelta(days=i), "reach": 100 + 10 * i, "views": 300 + i, "follower_count": 7,
          "followers_total": 1000 + 5 * i, "profile_views": None if i < 5 else 20 + i}
         for i in range(7)
     ])
-    add_profile_snapshots(conn, "R", [(ts(2026, 1, 1), 900)])
+    conn.execute(sa.text("UPDATE instagram.account_insights_daily SET unfollows = 2, followers_total_source = 'derived'"))
+    add_profile_snapshots(conn, "R", [(ts(2026, 1, 1), 900)])  # not what followers_at_publish reads
     media, snaps = [], []
     # posts on each day, at 08:00 UTC (09:00 Berlin); one at 23:30 UTC on Feb 8 = Feb 9 in Berlin: outside
     for i in range(7):
@@ -45,9 +48,15 @@ def _seed(conn):
                       "reach": 200 * (i + 1), "views": 400 * (i + 1), "likes": 10 * (i + 1), "comments": i,
                       "saved": 1, "shares": None})
     media.append({"media_id": "late", "ig_user_id": "R", "published_at": ts(2026, 2, 8, 23, 30)})
+    # a story: counted apart, in no post average
+    media.append({"media_id": "story", "ig_user_id": "R", "published_at": ts(2026, 2, 5, 12),
+                  "media_type": "IMAGE", "media_product_type": "STORY"})
+    snaps.append({"media_id": "story", "ig_user_id": "R", "captured_at": ts(2026, 2, 5, 20), "reach": 50,
+                  "views": 60, "total_interactions": 40})
     snaps.append({"media_id": "late", "ig_user_id": "R", "captured_at": ts(2026, 2, 9, 5), "reach": 5, "likes": 99})
     add_media(conn, media)
     add_snapshots(conn, snaps)
+    conn.execute(sa.text("UPDATE instagram.media_insights_snapshots SET replies = 3 WHERE media_id = 'story'"))
 
 
 def test_build_report_values(engine):
@@ -65,10 +74,15 @@ def test_build_report_values(engine):
     assert am["total_views"] == sum(300 + i for i in range(7))
     assert am["total_impressions"] is None
     assert am["avg_profile_views"] == pytest.approx((25 + 26) / 2)
-    assert am["follower_growth"] == 30 and am["followers_total"] == 1030  # not 7 x 7 new followers
+    # end of Feb 8 minus end of Feb 1 (the day before the period): the first day's gain counts
+    assert am["follower_growth"] == 35 and am["followers_total"] == 1030
+    assert (am["follower_growth_from"], am["follower_growth_to"]) == ("2026-02-01", "2026-02-08")
+    assert am["new_followers"] == 49 and am["unfollows"] == 14 and am["followers_total_source"] == "derived"
     assert am["new_followers_reported"] == 49
     cm = report["content_metrics"]
-    assert cm["total_posts"] == 7  # "late" is Feb 9 in Berlin
+    assert cm["total_posts"] == 7  # "late" is Feb 9 in Berlin; the story is not a post
+    assert cm["total_stories"] == 1 and "stories excluded" in cm["averages_cover"]
+    assert cm["stories"]["story_reach"] == 50 and cm["stories"]["story_replies"] == 3
     # post i: engagement 10(i+1) + i + 1 = 11(i+1); reach 200(i+1) -> 5.5% each
     assert cm["avg_engagement_rate"] == pytest.approx(5.5)
     assert cm["avg_reach"] == pytest.approx(800.0) and cm["avg_views"] == pytest.approx(1600.0)
@@ -76,12 +90,15 @@ def test_build_report_values(engine):
     en = report["engagement"]
     assert en["engagement_rate_reach"] == pytest.approx(5.5)
     assert en["engagement_rate_views"] == pytest.approx(2.75)
-    # followers at publish: the only profile snapshot (900, before every post): 308 / (7 * 900)
-    assert en["engagement_rate_followers"] == pytest.approx(308 / 6300 * 100)
+    # followers at publish: the total at the end of the day before each post's day, 995 + 5 i (not a profile
+    # snapshot, not today's total)
+    assert en["engagement_rate_followers"] == pytest.approx(308 / sum(995 + 5 * i for i in range(7)) * 100)
     assert en["like_rate"] == pytest.approx(5.0)
     assert en["share_rate"] is None  # never reported
     assert en["average_engagement"] == pytest.approx(11 * 4)
-    assert {t["post_type"] for t in report["by_post_type"]} == {"REELS", "IMAGE"}
+    assert {t["post_type"] for t in report["by_post_type"]} == {"REELS", "IMAGE", "STORY"}
+    # the chart series: one point per day of the period, integers
+    assert [d["followers_total"] for d in report["daily"]] == [1000 + 5 * i for i in range(7)]
     slot = report["best_posting_times"]
     assert slot == []  # one post per (weekday, hour): no slot reaches min_posts
     assert len(report["best_posting_times_grid"]) == 6  # Feb 8's post is younger than 24 h at NOW
@@ -102,6 +119,12 @@ def test_report_with_no_data_is_null_not_zero(engine):
 
 def _png_colors(path) -> int:
     """Distinct colours in an 8-bit RGB/RGBA PNG (no PIL)."""
+    return len(_png_color_counts(path))
+
+
+def _png_color_counts(path, min_y: int = 0) -> dict:
+    """Colour -> sampled pixel count of an 8-bit RGB/RGBA PNG (every 4th pixel of every 4th row from row
+    ``min_y`` down)."""
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
@@ -118,7 +141,7 @@ def _png_colors(path) -> int:
     raw = zlib.decompress(idat)
     stride = width * bpp
     prev = bytearray(stride)
-    colors = set()
+    colors: dict = {}
     for y in range(height):
         f = raw[y * (stride + 1)]
         line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
@@ -136,10 +159,12 @@ def _png_colors(path) -> int:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        if y % 4 == 0:
-            colors.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 4))
+        if y % 4 == 0 and y >= min_y:
+            for i in range(0, stride, bpp * 4):
+                key = bytes(line[i:i + 3])
+                colors[key] = colors.get(key, 0) + 1
         prev = line
-    return len(colors)
+    return colors
 
 
 def test_write_reports_html_and_rows(engine, tmp_path):
@@ -155,13 +180,21 @@ def test_write_reports_html_and_rows(engine, tmp_path):
     assert len(results) == 1 and results[0].ig_user_id == "R"
     assert results[0].report == again[0].report
     assert len(rows) == 1 and rows[0].period_start == START and rows[0].kind == "weekly"
-    assert rows[0].report["account_metrics"]["follower_growth"] == 30
+    assert rows[0].report["account_metrics"]["follower_growth"] == 35
     path = results[0].html_path
     assert path.exists() and rows[0].html_path == str(path)
     html = path.read_text()
     assert "<script" not in html and "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert "Followers" in html and "Best posting times" in html
     assert "**@shop**" in results[0].markdown
+    # the followers chart: one point per day, whole-number axis labels
+    chart = _svg(html, "Followers (running total)")
+    assert chart.count("<circle") == 7
+    ticks = re.findall(r'text-anchor="end" fill="#475569">([^<]+)</text>', chart)
+    assert len(ticks) >= 2 and all(re.fullmatch(r"[\d,]+", t) for t in ticks), ticks
+    assert re.search(r"\(1 post\)|\(1 story\)", html)  # singular where the count is 1
+    assert "n/a%" not in html and not re.search(r"\d\.\d\d%", html)  # rates with one decimal
+    assert "shrunk engagement rate by reach</text>" in html  # the heatmap's colour legend
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -176,3 +209,20 @@ def test_write_reports_html_and_rows(engine, tmp_path):
     )
     assert png.exists()
     assert _png_colors(png) >= 20  # charts, heatmap, cards: far from a blank page
+    # the followers chart alone, rendered: its line and day markers are drawn (the series colour #2563eb)
+    page = tmp_path / "followers.html"
+    page.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{chart}</body></html>", encoding="utf-8")
+    shot = tmp_path / "followers.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}", "--window-size=600,300",
+         "--force-device-scale-factor=2", page.as_uri()],
+        check=True, timeout=60, capture_output=True, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    counts = _png_color_counts(shot, min_y=2 * 40)  # below the title and legend (scale factor 2)
+    assert counts.get(bytes((0x25, 0x63, 0xEB)), 0) >= 10, "the followers line and its day markers are not drawn"
+
+
+def _svg(html: str, title: str) -> str:
+    start = html.index(f'aria-label="{title}"')
+    return html[html.rindex("<svg", 0, start):html.index("</svg>", start) + 6]

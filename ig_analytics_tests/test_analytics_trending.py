@@ -253,3 +253,66 @@ def test_chunked_accounts_give_the_same_listing(engine, monkeypatch):
         monkeypatch.setattr(trending, "ACCOUNTS_PER_CHUNK", 1)  # two accounts: two chunks
         written = refresh_trending_posts(conn, as_of=as_of, now=as_of)
         assert _listing(conn, as_of) == whole and written == len(whole) > 0
+
+
+def _build_designed(conn, until, curves: bool):
+    """Account "D": 24 ordinary posts, one a day, and a designed viral post published at T0 + 10 min. With
+    ``curves`` every post has its snapshots from publication; without, only one snapshot, read at ``until``
+    (a fresh install's first sync)."""
+    add_account(conn, "D")
+    rng = np.random.default_rng(11)
+    media, snaps = [], []
+    posts = [(f"d{i:02d}", T0 - timedelta(days=24 - i, hours=2) + timedelta(minutes=7), float(rng.uniform(0.6, 1.4)))
+             for i in range(24)]
+    for media_id, pub, scale in posts:
+        media.append({"media_id": media_id, "ig_user_id": "D", "published_at": pub})
+        snaps += _snapshots(media_id, "D", pub, until, lambda a, s=scale: _curve(a, s))
+    viral_pub = T0 + timedelta(minutes=10)
+    media.append({"media_id": "viral", "ig_user_id": "D", "published_at": viral_pub})
+    snaps += _snapshots("viral", "D", viral_pub, until, lambda a: _curve(a, 1.0) + 400 * max(0.0, a - 2))
+    if not curves:
+        newest = {}
+        for s in snaps:
+            if s["media_id"] not in newest or s["captured_at"] > newest[s["media_id"]]["captured_at"]:
+                newest[s["media_id"]] = s
+        snaps = list(newest.values())
+    add_media(conn, media)
+    add_snapshots(conn, snaps)
+
+
+@pytest.mark.parametrize("method", ["same_age_growth", "cross_sectional"])
+def test_designed_viral_post_ranks_first_by_both_methods(engine, method):
+    as_of = T0 + timedelta(hours=6, minutes=30)
+    with engine.begin() as conn:
+        _build_designed(conn, until=as_of, curves=True)
+        refresh_trending_posts(conn, as_of=as_of, now=as_of, params=TrendingParams(method=method))
+        rows = conn.execute(sa.text(
+            "SELECT rank, media_id, method, engagement_rate, reach, details FROM instagram.trending_posts"
+            " WHERE as_of = :a ORDER BY rank"), {"a": as_of}).all()
+    assert rows and (rows[0].rank, rows[0].media_id, rows[0].method) == (1, "viral", method)
+    assert {r.method for r in rows} == {method}
+    # the story's fields: engagement rate by reach and reach of the newest snapshot (_snapshots: reach = 10 e + 50)
+    e = rows[0].details["engagement"]
+    assert rows[0].reach == 10 * e + 50 and rows[0].engagement_rate == pytest.approx(e / (10 * e + 50) * 100)
+
+
+def test_fresh_install_lists_by_the_cross_sectional_method_then_same_age_takes_over(engine):
+    as_of = T0 + timedelta(hours=6, minutes=30)
+    with engine.begin() as conn:
+        _build_designed(conn, until=as_of, curves=False)  # one snapshot per post: no curve from publication
+        refresh_trending_posts(conn, as_of=as_of, now=as_of)
+        first = _listing(conn, as_of)
+        methods = dict(conn.execute(sa.text(
+            "SELECT media_id, method FROM instagram.trending_posts WHERE as_of = :a"), {"a": as_of}).all())
+        assert first and first[0].media_id == "viral" and methods["viral"] == "cross_sectional"
+        assert first[0].details["expected_engagement"] < first[0].details["engagement"] / 3
+        # fitted on the current totals of the account's other posts: a quiet account is not listed
+        quiet = conn.execute(sa.text("SELECT count(*) FROM instagram.trending_posts WHERE media_id <> 'viral'")).scalar()
+        assert quiet == 0
+    with engine.begin() as conn:  # the same posts once their curves from publication exist: same-age growth
+        conn.execute(sa.text("DELETE FROM instagram.accounts WHERE ig_user_id = 'D'"))  # cascades to posts
+        _build_designed(conn, until=as_of, curves=True)
+        refresh_trending_posts(conn, as_of=as_of, now=as_of)
+        method = conn.execute(sa.text(
+            "SELECT method FROM instagram.trending_posts WHERE as_of = :a AND media_id = 'viral'"), {"a": as_of}).scalar()
+    assert method == "same_age_growth"

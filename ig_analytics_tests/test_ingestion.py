@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -38,23 +38,34 @@ def _table(engine, sql: str, **params):
         return [tuple(row) for row in conn.execute(sa.text(sql), params)]
 
 
-def test_account_insights_match_the_sandbox_under_the_date_convention(engine, sandbox):
-    world, _ = sandbox
-    last = SANDBOX_NOW.date() - timedelta(days=3)  # old enough that every metric has arrived
-    first = last - timedelta(days=39)  # two API windows
-    result = materialize_account_insights(first, last)
+def test_account_insights_match_the_sandbox_under_the_date_convention(engine, ig_home, monkeypatch):
+    # The sandbox clock frozen at the wall clock: the client picks follower_count's 30-day window on the wall
+    # clock, so both agree on which days have it (a clock frozen in the past would leave that check empty).
+    now = datetime.now(timezone.utc)
+    world = SandboxWorld.demo(now=now)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        last = now.date() - timedelta(days=3)  # old enough that every metric has arrived
+        first = last - timedelta(days=39)  # two API windows
+        result = materialize_account_insights(first, last)
     assert result.success
-    rows = _table(engine, "SELECT ig_user_id, date, reach, views, follower_count, accounts_engaged "
+    rows = _table(engine, "SELECT ig_user_id, date, reach, views, follower_count, accounts_engaged, unfollows "
                           "FROM instagram.account_insights_daily ORDER BY 1, 2")
     assert len(rows) == 3 * 40
-    for ig_user_id, day, reach, views, follower_count, engaged in rows:
+    with_follows = 0
+    for ig_user_id, day, reach, views, follower_count, engaged, unfollows in rows:
         assert reach == world.account_metric(ig_user_id, "reach", day)
         assert views == world.account_metric(ig_user_id, "views", day)
         assert engaged == world.account_metric(ig_user_id, "accounts_engaged", day)
-        # follower_count: new followers, served only for the last 30 days and for accounts with >= 100 followers
-        # (the client decides that window on the wall clock, which is days after the frozen sandbox clock)
-        if follower_count is not None:
-            assert follower_count == world.account_metric(ig_user_id, "follower_count", day)
+        # follower_count: new followers, served only for the last 30 days (excluding today)
+        if day >= now.date() - timedelta(days=29):
+            assert follower_count == world.account_metric(ig_user_id, "follower_count", day), (ig_user_id, day)
+            assert unfollows == world.account(ig_user_id).unfollows(day)  # follows_and_unfollows - follows
+            with_follows += 1
+        elif day < now.date() - timedelta(days=31):
+            assert follower_count is None  # not asked, not 0
+    assert with_follows == 3 * 27
     # impressions was retired in v22: the default (newest) version stores NULL, never 0
     assert _table(engine, "SELECT count(*) FROM instagram.account_insights_daily WHERE impressions IS NOT NULL") == [(0,)]
     # the sync wrote one outcome per account

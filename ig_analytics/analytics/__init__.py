@@ -7,6 +7,7 @@ from ig_analytics.analytics.engagement import (
     refresh_account_engagement_daily,
     refresh_media_engagement,
 )
+from ig_analytics.analytics.followers import refresh_follower_history
 from ig_analytics.analytics.reports import ReportResult, build_report, build_reports, write_reports
 from ig_analytics.analytics.trending import TrendingParams, new_trending_entries, refresh_trending_posts
 
@@ -20,6 +21,7 @@ __all__ = [
     "new_trending_entries",
     "refresh_account_engagement_daily",
     "refresh_best_posting_times",
+    "refresh_follower_history",
     "refresh_media_engagement",
     "refresh_trending_posts",
     "write_reports",

@@ -23,6 +23,17 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _integer_ticks(lo: float, hi: float, n: int = 5) -> list[int]:
+    """About ``n`` whole-number ticks covering lo..hi, 1-2-5 steps (a count axis never shows 312,000.25)."""
+    span = max(hi - lo, 1.0)
+    raw = span / (n - 1)
+    magnitude = 10 ** max(0, len(str(int(raw))) - 1)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = int(lo // step * step)
+    ticks = list(range(first, int(hi) + step, step))
+    return ticks if len(ticks) >= 2 else [first, first + step]
+
+
 def _tick(value: float, span: float) -> str:
     """Axis labels precise enough to differ: compact only when the span is large too."""
     if span >= 4000 and abs(value) >= 10_000:
@@ -49,8 +60,11 @@ def line_chart(
     width: int = 520,
     height: int = 240,
     bars: bool = False,
+    integer: bool = False,
+    markers: bool = False,
 ) -> str:
-    """One chart with a shared x axis (``labels``); a None value leaves a gap. ``bars`` draws grouped bars."""
+    """One chart with a shared x axis (``labels``, one point per label); a None value leaves a gap. ``bars``
+    draws grouped bars; ``integer``: whole-number axis ticks (counts); ``markers``: a dot on every point."""
     values = [v for _, vs in series for v in vs if v is not None]
     if not labels or not values:
         return _empty(width, height, title)
@@ -61,6 +75,10 @@ def line_chart(
         lo = min(values) - (hi - min(values)) * 0.1
     if hi == lo:
         hi = lo + 1.0
+    ticks: list[float] = [lo + (hi - lo) * i / 4 for i in range(5)]
+    if integer:
+        ticks = _integer_ticks(lo, hi)
+        lo, hi = float(ticks[0]), float(ticks[-1])
     n = len(labels)
     step = plot_w / max(n, 1)
 
@@ -73,12 +91,11 @@ def line_chart(
         f'<rect width="100%" height="100%" fill="#ffffff"/>',
         f'<text x="{left}" y="18" font-size="14" font-weight="bold" fill="#0f172a">{escape(title)}</text>',
     ]
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
+    for v in ticks:
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e2e8f0"/>'
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end" fill="#475569">'
-            f"{_tick(v, hi - lo)}</text>"
+            f"{f'{int(v):,}' if integer else _tick(v, hi - lo)}</text>"
         )
     every = max(1, n // 8)
     for i, label in enumerate(labels):
@@ -115,6 +132,11 @@ def line_chart(
                     segment = []
                 else:
                     segment.append(f"{left + step * (i + 0.5):.1f},{y(v):.1f}")
+                    if markers:
+                        parts.append(
+                            f'<circle cx="{left + step * (i + 0.5):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
+                            f"<title>{escape(name)} {escape(str(labels[i]))}: {v:,.0f}</title></circle>"
+                        )
         parts.append(
             f'<rect x="{width - right - 150}" y="{8 + 14 * s}" width="10" height="10" fill="{color}"/>'
             f'<text x="{width - right - 136}" y="{17 + 14 * s}" font-size="11" fill="#0f172a">{escape(name)}</text>'
@@ -159,13 +181,17 @@ def _heat_color(t: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(cells: Sequence[dict], *, title: str, width: int = 860) -> str:
-    """Weekday (rows, ISO 1..7) x hour (columns 0..23). cells: weekday, hour, value, posts, reliable."""
+def heatmap(cells: Sequence[dict], *, title: str, width: int = 860, unit: str = "%",
+            legend: str = "shrunk engagement rate by reach",
+            footer: str = "Colour: shrunk engagement rate by reach (legend above); number: posts; faded: fewer posts "
+                          "than the reliability minimum.") -> str:
+    """Weekday (rows, ISO 1..7) x hour (columns 0..23). cells: weekday, hour, value, posts (optional), reliable.
+    ``unit`` follows every value ("%", or "" for counts); ``legend`` names the colour scale."""
     cells = [c for c in cells if c.get("value") is not None]
     if not cells:
         return _empty(width, 120, title)
     left, top, cell_w, cell_h = 44, 40, (width - 60) / 24, 26
-    height = int(top + 7 * cell_h + 30)
+    height = int(top + 7 * cell_h + 58)
     values = [c["value"] for c in cells]
     lo, hi = min(values), max(values)
     parts = [
@@ -195,15 +221,27 @@ def heatmap(cells: Sequence[dict], *, title: str, width: int = 860) -> str:
         parts.append(
             f'<rect x="{x0:.1f}" y="{y0}" width="{cell_w - 1:.1f}" height="{cell_h - 1}" fill="{_heat_color(t)}" '
             f'fill-opacity="{opacity}"><title>{WEEKDAYS[c["weekday"] - 1]} {c["hour"]:02d}:00 - '
-            f'{c["value"]:.2f}% ({c.get("posts", 0)} posts)</title></rect>'
+            f'{c["value"]:,.1f}{escape(unit)}'
+            + (f' ({c["posts"]} post{"" if c["posts"] == 1 else "s"})' if c.get("posts") is not None else "")
+            + "</title></rect>"
         )
         if c.get("posts"):
             parts.append(
                 f'<text x="{x0 + cell_w / 2:.1f}" y="{y0 + 17}" font-size="10" text-anchor="middle" '
                 f'fill="{"#ffffff" if t > 0.6 else "#0f172a"}">{c["posts"]}</text>'
             )
+    # colour legend: the scale from the lowest to the highest slot value
+    ly = top + 7 * cell_h + 8
+    steps = 24
+    for i in range(steps):
+        parts.append(
+            f'<rect x="{left + 70 + i * 8}" y="{ly}" width="8" height="12" fill="{_heat_color(i / (steps - 1))}"/>'
+        )
     parts.append(
-        f'<text x="{left}" y="{height - 8}" font-size="10" fill="#475569">Colour: shrunk engagement rate by reach; '
-        f"number: posts; faded: fewer posts than the reliability minimum.</text></svg>"
+        f'<text x="{left + 64}" y="{ly + 10}" font-size="10" text-anchor="end" fill="#475569">'
+        f'{lo:,.1f}{escape(unit)}</text>'
+        f'<text x="{left + 76 + steps * 8}" y="{ly + 10}" font-size="10" fill="#475569">{hi:,.1f}{escape(unit)}</text>'
+        f'<text x="{left + 130 + steps * 8}" y="{ly + 10}" font-size="10" fill="#475569">{escape(legend)}</text>'
     )
+    parts.append(f'<text x="{left}" y="{height - 8}" font-size="10" fill="#475569">{escape(footer)}</text></svg>')
     return "".join(parts)

@@ -16,10 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, frame_rows, id_list, read_frame
+from ig_analytics.analytics.followers import DAY_END_HOUR_UTC
 from ig_analytics.storage import db
 
 PARTS = ("likes", "comments", "saved", "shares")
 RATE_COLUMNS = (
+    "performance_score",
     "engagement_rate_reach",
     "engagement_rate_views",
     "engagement_rate_followers",
@@ -64,6 +66,7 @@ def engagement_frame(frame: pd.DataFrame) -> pd.DataFrame:
     - engagement_rate_views = engagement / views * 100, or / impressions when views is NULL
     - engagement_rate_followers = engagement / followers_at_publish * 100
     - like/comment/save/share_rate = part / reach * 100
+    - performance_score: see :func:`performance_score`
     Every rate is NULL when its numerator or denominator is NULL, or the denominator is 0.
     """
     out = frame.copy()
@@ -80,33 +83,34 @@ def engagement_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["engagement_rate_followers"] = _rate(engagement, _num(frame, "followers_at_publish"))
     for part, name in zip(PARTS, ("like_rate", "comment_rate", "save_rate", "share_rate")):
         out[name] = _rate(_num(frame, part), reach)
+    out["performance_score"] = performance_score(engagement, _num(frame, "saved"), reach, views_denominator)
     return out
 
 
+def performance_score(engagement: pd.Series, saved: pd.Series, reach: pd.Series, views: pd.Series) -> pd.Series:
+    """The story's post score: min(100, 0.5 * engagement / views * 100 + 0.3 * saved / views * 100
+    + 0.2 * reach / views * 100), views standing in for the retired impressions. NaN when engagement, reach or
+    views is NULL or views is 0; an unreported ``saved`` (stories have none) counts as 0."""
+    score = 0.5 * _rate(engagement, views) + 0.3 * _rate(saved.fillna(0.0), views) + 0.2 * _rate(reach, views)
+    return score.clip(upper=100.0)
+
+
 # The newest snapshot of each post (the same row media_insights_latest returns; a LATERAL LIMIT 1 uses the
-# primary key index per post instead of sorting every snapshot), and followers_total at publish time: the
-# nearest profile snapshot at or before published_at, else the earliest after it, else accounts.followers_total.
+# primary key index per post instead of sorting every snapshot), and followers_at_publish: followers_total at the
+# end of the insights day before the one containing published_at (days end at 07:00 UTC, docs/analytics.md).
 _LATEST_SQL = """
 SELECT m.media_id, m.ig_user_id, m.published_at, s.captured_at,
        s.reach, s.views, s.impressions, s.likes, s.comments, s.saved, s.shares, s.total_interactions,
-       COALESCE(before.followers_total, after.followers_total, a.followers_total) AS followers_at_publish
+       f.followers_total AS followers_at_publish
 FROM instagram.media m
-JOIN instagram.accounts a ON a.ig_user_id = m.ig_user_id
 JOIN LATERAL (
     SELECT * FROM instagram.media_insights_snapshots s
     WHERE s.media_id = m.media_id {snapshot_filter}
     ORDER BY s.captured_at DESC LIMIT 1
 ) s ON true
-LEFT JOIN LATERAL (
-    SELECT p.followers_total FROM instagram.account_profile_snapshots p
-    WHERE p.ig_user_id = m.ig_user_id AND p.captured_at <= m.published_at AND p.followers_total IS NOT NULL
-    ORDER BY p.captured_at DESC LIMIT 1
-) before ON true
-LEFT JOIN LATERAL (
-    SELECT p.followers_total FROM instagram.account_profile_snapshots p
-    WHERE p.ig_user_id = m.ig_user_id AND p.captured_at > m.published_at AND p.followers_total IS NOT NULL
-    ORDER BY p.captured_at ASC LIMIT 1
-) after ON true
+LEFT JOIN instagram.account_insights_daily f
+       ON f.ig_user_id = m.ig_user_id
+      AND f.date = (((m.published_at AT TIME ZONE 'UTC') - make_interval(hours => %(day_end_hour)s))::date - 1)
 WHERE true {media_filter}
 """
 
@@ -134,10 +138,11 @@ def refresh_media_engagement(
     now: datetime | None = None,
 ) -> int:
     """Upsert instagram.media_engagement for every post (or the given accounts / posts) that has at least one
-    snapshot, from its newest snapshot. With ``now``, the newest snapshot captured at or before ``now`` is used
-    and ``computed_at = now`` (a re-run with the same ``now`` leaves identical rows). Returns rows written."""
+    snapshot, from its newest snapshot and the follower history. With ``now``, the newest snapshot captured at or
+    before ``now`` is used and ``computed_at = now``. A row whose values did not change is left as it is (its
+    computed_at too). Returns rows offered."""
     computed_at = as_utc(now)
-    params: dict = {}
+    params: dict = {"day_end_hour": DAY_END_HOUR_UTC}
     media_filter = ""
     users, medias = id_list(ig_user_ids), id_list(media_ids)
     if users is not None:
@@ -163,27 +168,31 @@ def refresh_media_engagement(
     out["computed_at"] = computed_at
     for column in ("reach", "views", "impressions", "followers_at_publish"):
         out[column] = pd.to_numeric(out[column]).astype("Int64")
+    # every post is recomputed (a follower total or a snapshot may have changed); unchanged rows are not rewritten
     return db.bulk_upsert(
-        conn, "media_engagement", MEDIA_ENGAGEMENT_COLUMNS, frame_rows(out, MEDIA_ENGAGEMENT_COLUMNS), ["media_id"]
+        conn, "media_engagement", MEDIA_ENGAGEMENT_COLUMNS, frame_rows(out, MEDIA_ENGAGEMENT_COLUMNS), ["media_id"],
+        only_if_changed=[c for c in MEDIA_ENGAGEMENT_COLUMNS if c not in ("media_id", "computed_at")],
     )
 
 
 _DAILY_SQL = f"""
 WITH {ACCOUNT_TZ_CTE},
 posts AS (
-    SELECT m.ig_user_id, (m.published_at AT TIME ZONE t.tz)::date AS day, e.engagement, e.reach
+    SELECT m.ig_user_id, (m.published_at AT TIME ZONE t.tz)::date AS day, e.engagement, e.reach,
+           e.engagement IS NOT NULL AND e.reach > 0 AS measured
     FROM instagram.media m
     JOIN account_tz t ON t.ig_user_id = m.ig_user_id
     LEFT JOIN instagram.media_engagement e ON e.media_id = m.media_id
     WHERE m.published_at >= (CAST(:day_from AS date) - 1)::timestamp AT TIME ZONE 'UTC'
       AND m.published_at < (CAST(:day_to AS date) + 2)::timestamp AT TIME ZONE 'UTC'
+      AND m.media_product_type IS DISTINCT FROM 'STORY'
       {{user_filter}}
 )
 SELECT ig_user_id, day AS date, count(*) AS posts,
-       sum(engagement) AS engagement,
-       sum(reach) AS reach,
-       sum(engagement) FILTER (WHERE reach > 0) * 100.0
-         / NULLIF(sum(reach) FILTER (WHERE engagement IS NOT NULL AND reach > 0), 0) AS engagement_rate_reach,
+       sum(engagement) FILTER (WHERE measured) AS engagement,
+       sum(reach) FILTER (WHERE measured) AS reach,
+       sum(engagement) FILTER (WHERE measured) * 100.0
+         / NULLIF(sum(reach) FILTER (WHERE measured), 0) AS engagement_rate_reach,
        CAST(:computed_at AS timestamptz) AS computed_at
 FROM posts
 WHERE day BETWEEN :day_from AND :day_to
@@ -202,9 +211,10 @@ def refresh_account_engagement_daily(
     now: datetime | None = None,
 ) -> int:
     """Replace instagram.account_engagement_daily for ``day_from..day_to`` (inclusive; days of publication in
-    each account's time zone) from media_engagement: posts published that day, sum of their engagement and
-    reach, and engagement_rate_reach = sum(engagement) / sum(reach) * 100 over the posts where both are known
-    (reach > 0). A day without posts has no row. Run :func:`refresh_media_engagement` first."""
+    each account's time zone) from media_engagement: ``posts`` published that day (stories excluded), and over
+    the same set, the posts among them whose engagement and reach are known (reach > 0): sum(engagement),
+    sum(reach) and engagement_rate_reach = sum(engagement) / sum(reach) * 100. A day without posts has no row.
+    Run :func:`refresh_media_engagement` first."""
     if day_to < day_from:
         raise ValueError(f"day_to {day_to} is before day_from {day_from}")
     users = id_list(ig_user_ids)

@@ -16,6 +16,9 @@ Outline of one evaluation at ``as_of``:
 4. z = (gain - median) / max(1.4826 * MAD, mad_floor_rel * |median|, mad_floor_abs).
 5. Listed when the baseline has >= ``min_baseline_posts`` posts, z >= ``min_z`` and gain > 0; ranked by
    score = z * 0.5 ** (age_hours / half_life_hours), top ``top_n`` per account.
+6. A candidate this method cannot score (no curve from publication yet, or too thin a baseline at its age: a
+   fresh install) is scored by the cross-sectional method of trending_cross.py instead; every row says which
+   method scored it (``method``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics.analytics._common import as_utc, engagement_sql, frame_rows, id_list, read_frame, utc_now
+from ig_analytics.analytics.trending_cross import apply_cross_sectional
 from ig_analytics.storage import db
 
 MAD_TO_SIGMA = 1.4826
@@ -51,6 +55,12 @@ class TrendingParams:
     half_life_hours: float = 72.0  # score = z * 0.5 ** (age_hours / half_life_hours)
     top_n: int = 10  # rows per account and evaluation
     fetch_grace_hours: float = 1.0  # snapshots of capture slots <= as_of count when read up to this long after it
+    # "auto": same-age growth where a post has a curve and a baseline at its age, else cross-sectional
+    # (trending_cross.py); or force one method for every candidate
+    method: str = "auto"
+    min_fit_posts: int = 8  # cross-sectional: posts with data the account needs for its fit
+    min_z_cross: float = 2.5  # cross-sectional: listed when z reaches this
+    cross_scale_floor: float = 0.1  # cross-sectional: floor of the residual scale (log units, ~10 %)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -268,6 +278,18 @@ WHERE m.published_at > %(base_from)s AND m.published_at <= %(as_of)s
 ANALYZE _trend_posts;
 """
 
+# The newest snapshot of every post of the window (the cross-sectional method's input).
+_NEWEST_SQL = f"""
+SELECT p.idx, p.ig_user_id, round(EXTRACT(epoch FROM s.fetched_at - p.published_at))::int AS age_s,
+       {engagement_sql('s')} AS eng, s.reach
+FROM _trend_posts p
+JOIN LATERAL (
+    SELECT * FROM instagram.media_insights_snapshots s
+    WHERE s.media_id = p.media_id AND s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
+    ORDER BY s.captured_at DESC LIMIT 1
+) s ON true
+"""
+
 _SNAPS_SQL = f"""
 SELECT p.idx, round(EXTRACT(epoch FROM s.fetched_at - p.published_at))::int AS age_s,
        {engagement_sql('s')} AS eng,
@@ -280,7 +302,8 @@ WHERE s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
 
 ACCOUNTS_PER_CHUNK = 200
 
-TRENDING_COLUMNS = ("ig_user_id", "as_of", "rank", "media_id", "score", "weighted_score", "details")
+TRENDING_COLUMNS = ("ig_user_id", "as_of", "rank", "media_id", "score", "weighted_score", "details", "method",
+                    "engagement_rate", "reach")
 EVALUATION_COLUMNS = ("ig_user_id", "as_of", "candidates", "scored", "listed", "params", "computed_at")
 
 _DETAIL_COLUMNS = (
@@ -294,14 +317,15 @@ _DETAIL_COLUMNS = (
     "decay",
     "engagement",
     "reach",
+    "expected_engagement",
 )
 
 
 def _details(row: dict, published_at, window_hours: float) -> dict:
     out = {}
     for key in _DETAIL_COLUMNS:
-        value = row[key]
-        out[key] = None if value is None or (isinstance(value, float) and np.isnan(value)) else (
+        value = row.get(key)
+        out[key] = None if value is None or pd.isna(value) else (
             int(value) if key == "baseline_n" else round(float(value), 6)
         )
     out["published_at"] = published_at.isoformat()
@@ -359,11 +383,19 @@ def refresh_trending_posts(
     )
     snaps["age_h"] = snaps.pop("age_s").astype(float) / 3600.0
     scored = score_candidates(posts, snaps, as_of, params) if not posts.empty else pd.DataFrame()
+    if not scored.empty:
+        newest = pd.DataFrame(columns=["idx", "ig_user_id", "age_h", "eng", "reach"])
+        if params.method != "same_age_growth":
+            newest = read_frame(conn, _NEWEST_SQL, values, text_columns=("ig_user_id",))
+            newest["age_h"] = newest.pop("age_s").astype(float) / 3600.0
+        scored = apply_cross_sectional(scored, newest, params)
     listed = rank_candidates(scored, params)
 
     rows = []
     if not listed.empty:
-        listed = listed.assign(as_of=as_of)
+        listed = listed.assign(as_of=as_of, reach=listed["reach"].round().astype("Int64"))
+        listed["engagement_rate"] = np.where(listed["reach"].astype(float) > 0,
+                                             listed["engagement"] / listed["reach"].astype(float) * 100.0, np.nan)
         records = listed.to_dict("records")
         listed = listed.assign(details=[_details(r, r["published_at"], params.window_hours) for r in records])
         rows = frame_rows(listed, TRENDING_COLUMNS)
@@ -409,7 +441,8 @@ def new_trending_entries(
                 SELECT ig_user_id, max(as_of) AS as_of FROM instagram.trending_evaluations
                 WHERE as_of < :as_of GROUP BY ig_user_id
             )
-            SELECT t.ig_user_id, a.username, t.media_id, t.rank, t.score, t.weighted_score, t.details,
+            SELECT t.ig_user_id, a.username, t.media_id, t.rank, t.score, t.weighted_score, t.details, t.method,
+                   t.engagement_rate, t.reach,
                    m.permalink, m.caption, m.media_type, m.media_product_type
             FROM instagram.trending_posts t
             JOIN instagram.accounts a ON a.ig_user_id = t.ig_user_id

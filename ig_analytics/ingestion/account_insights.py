@@ -1,9 +1,9 @@
 """Account insights for a day range of one account, written in one transaction.
 
 ``follower_count`` is Meta's name for NEW followers per day. The running total comes from the profile
-(``followers_count``), which the API only reports as of now: each sync stores a profile snapshot, and a day's
-``followers_total`` is the first snapshot taken on the next UTC day (NULL when none was taken then; history is
-never invented).
+(``followers_count``), which the API only reports as of now: each sync stores a profile snapshot, then rebuilds
+the daily ``followers_total`` of the stored days from it and the daily follows / unfollows
+(ig_analytics/analytics/followers.py: ``observed`` or ``derived``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.analytics.engagement import refresh_media_engagement
+from ig_analytics.analytics.followers import refresh_follower_history
+from ig_analytics.accounts import is_valid_username
 from ig_analytics.storage.db import bulk_upsert
 
 ACCOUNT_METRIC_COLUMNS = (
@@ -25,14 +28,9 @@ _COLUMNS = (*_KEY, *ACCOUNT_METRIC_COLUMNS, "api_version", "synced_at")
 
 
 def write_profile_snapshot(conn, ig_user_id: str, profile, captured_at: datetime) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO instagram.account_profile_snapshots (ig_user_id, captured_at, followers_total,"
-            " follows_total, media_count) VALUES (:id, :at, :followers, :follows, :media)"
-            " ON CONFLICT (ig_user_id, captured_at) DO NOTHING"
-        ),
-        {"id": ig_user_id, "at": captured_at, "followers": profile.followers_count,
-         "follows": profile.follows_count, "media": profile.media_count},
+    bulk_upsert(  # the table's merge rule: a total missing this time keeps the one measured at the same instant
+        conn, "account_profile_snapshots", ("ig_user_id", "captured_at", "followers_total", "follows_total", "media_count"),
+        [(ig_user_id, captured_at, profile.followers_count, profile.follows_count, profile.media_count)],
     )
     conn.execute(
         sa.text(
@@ -41,7 +39,9 @@ def write_profile_snapshot(conn, ig_user_id: str, profile, captured_at: datetime
             " profile_synced_at = :at, updated_at = now() WHERE ig_user_id = :id"
         ),
         {"id": ig_user_id, "at": captured_at, "followers": profile.followers_count,
-         "media": profile.media_count, "username": profile.username},
+         "media": profile.media_count,
+         # Instagram's username rules; anything else from the API is not stored (it is printed by the CLI)
+         "username": profile.username if profile.username and is_valid_username(profile.username) else None},
     )
 
 
@@ -63,22 +63,8 @@ def sync_account_insights(
             # Late data: a metric not reported this time must not erase the value measured before.
             keep_existing_when_null=ACCOUNT_METRIC_COLUMNS,
         )
-        conn.execute(
-            sa.text(
-                """
-                UPDATE instagram.account_insights_daily d
-                SET followers_total = s.followers_total
-                FROM (
-                    SELECT DISTINCT ON ((captured_at AT TIME ZONE 'UTC')::date)
-                           (captured_at AT TIME ZONE 'UTC')::date - 1 AS day, followers_total
-                    FROM instagram.account_profile_snapshots
-                    WHERE ig_user_id = :id AND followers_total IS NOT NULL
-                      AND captured_at >= CAST(:first AS date) + 1 AND captured_at < CAST(:last AS date) + 2
-                    ORDER BY (captured_at AT TIME ZONE 'UTC')::date, captured_at
-                ) s
-                WHERE d.ig_user_id = :id AND d.date = s.day
-                """
-            ),
-            {"id": ig_user_id, "first": first_day, "last": last_day},
-        )
+        # the follower history of every stored day: today's profile total re-anchors it (docs/analytics.md) ...
+        refresh_follower_history(conn, [ig_user_id])
+        # ... and the follower-based rates of the account's posts follow it at once, whichever job ran first
+        refresh_media_engagement(conn, ig_user_ids=[ig_user_id])
     return written + 1

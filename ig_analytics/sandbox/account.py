@@ -1,9 +1,12 @@
 """One synthetic business account: follower growth, daily account metrics, and its posts and stories.
 
 Days follow the Graph API convention: day D is the 24 h ending at D+1 07:00 UTC (its ``end_time``).
-Followers: cumulative gains C(d) = floor(r*d + j(d)) with jitter j in [0, r), so the daily gain
-``follower_count`` = C(d) - C(d-1) is >= 0, averages r (about 0.04-0.12 % of followers) and
-followers_total(end of d) - followers_total(end of d-1) == follower_count(d) exactly.
+Followers: cumulative net gains C(d) = floor(r*d + j(d)) with jitter j in [0, r), so the daily net change
+C(d) - C(d-1) is >= 0, averages r (about 0.04-0.12 % of followers) and followers_total(end of d) -
+followers_total(end of d-1) == net(d) exactly. With ``AccountSpec.unfollow_rate`` u > 0 the account also loses
+about u * r followers a day: ``unfollows`` ~ u * r, and the new follows ``follower_count`` = net + unfollows
+(``follows_and_unfollows`` = follows + unfollows, split FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type``).
+With u = 0 (the default) ``follower_count`` is the net change.
 Posts are keyed by the local calendar date they are published on (deterministic, independent of
 the clock); the ``posts`` newest before the world's reference time form the history, later ones
 appear as the clock moves on.
@@ -102,7 +105,12 @@ class SandboxAccount:
         return math.floor(r * n + r * rng.unit(*self._key, "fj", n))
 
     def follower_gain(self, d: date) -> int:
+        """The net change of day d (follows - unfollows)."""
         return self._cum(d) - self._cum(d - timedelta(days=1))
+
+    def unfollows(self, d: date) -> int:
+        rate = self.spec.unfollow_rate * self.growth_per_day * rng.uniform(0.5, 1.5, *self._key, "unf", d.toordinal())
+        return math.floor(rate + rng.unit(*self._key, "unj", d.toordinal()))
 
     @cached_property
     def _f0(self) -> int:
@@ -155,6 +163,7 @@ class SandboxAccount:
         reposts = round(shares * u(0.0, 0.2, "reposts"))
         profile_views = round(reach * u(0.01, 0.04, "pv"))
         gain = self.follower_gain(d)
+        unfollows = self.unfollows(d)
         v = {
             "reach": reach, "views": views, "impressions": impressions, "accounts_engaged": engaged,
             "likes": likes, "comments": comments, "saves": saves, "shares": shares, "replies": replies,
@@ -166,8 +175,9 @@ class SandboxAccount:
             "text_message_clicks": round(profile_views * u(0.0, 0.01, "text")),
             "get_directions_clicks": round(profile_views * u(0.0, 0.01, "dir")),
             "profile_links_taps": round(profile_views * u(0.05, 0.2, "links")),
-            "follower_count": gain,
-            "follows_and_unfollows": gain + round(gain * u(0.1, 0.5, "unf")),
+            "follower_count": gain + unfollows,  # new follows
+            "unfollows": unfollows,
+            "follows_and_unfollows": gain + 2 * unfollows,  # follows + unfollows
             "followers_total": self.followers_end_of(d),
         }
         self._day_cache[d] = v
@@ -270,7 +280,7 @@ class SandboxAccount:
         posts = posts[:want]
         if posts:
             # special flags are decided on the history, then set on the (cached) objects themselves
-            aged = [m for m in posts if (ref - m.published_at) >= timedelta(hours=3)]
+            aged = [m for m in posts if (ref - m.published_at) >= timedelta(hours=self.spec.viral_min_age_hours)]
             if aged and not any(m.viral for m in posts[:10]):
                 self._forced_viral_seq = aged[0].seq
                 aged[0].viral = aged[0].media_product_type != "STORY"

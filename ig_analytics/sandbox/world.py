@@ -33,6 +33,10 @@ class AccountSpec:
     stories_per_day: float | None = None
     pre_conversion_posts: int = 0  # the oldest N posts predate the business-account conversion (subcode 2108006)
     token: str | None = None  # default: "sbx_" + 40 hex, from seed and id
+    unfollow_rate: float = 0.0  # unfollows per day, as a fraction of the mean daily net gain (0: nobody leaves)
+    # without a viral post among the newest 10, the newest post at least this old at the reference time is made
+    # viral (a designed viral post: old enough for its take-off to show)
+    viral_min_age_hours: float = 3.0
 
 
 class SandboxWorld:
@@ -70,11 +74,13 @@ class SandboxWorld:
     def demo(cls, now: datetime | None = None, seed: int = 7, app_secret: str | None = None) -> "SandboxWorld":
         specs = [
             AccountSpec("17841400000000001", "corner_bakery", followers=850, timezone="UTC", posts=60,
-                        posts_per_day=0.5, pre_conversion_posts=4, name="Corner Bakery"),
+                        posts_per_day=0.5, pre_conversion_posts=4, name="Corner Bakery", unfollow_rate=0.5,
+                        viral_min_age_hours=12),
             AccountSpec("17841400000000002", "nyc_fitness_lab", followers=24_300, timezone="America/New_York",
                         posts=120, posts_per_day=1.0, name="NYC Fitness Lab"),
             AccountSpec("17841400000000003", "tokyo_streetwear", followers=312_000, timezone="Asia/Tokyo",
-                        posts=200, posts_per_day=1.6, pre_conversion_posts=10, name="Tokyo Streetwear"),
+                        posts=200, posts_per_day=1.6, pre_conversion_posts=10, name="Tokyo Streetwear",
+                        unfollow_rate=0.3, viral_min_age_hours=12),
         ]
         return cls(specs, seed=seed, now=now, app_secret=app_secret)
 

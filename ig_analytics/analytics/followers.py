@@ -1,0 +1,168 @@
+"""Follower history: ``account_insights_daily.followers_total`` (the total at the end of each day) from the first
+sync. Definitions: docs/analytics.md, "Follower history".
+
+The API reports the follower total only *now* (the profile's ``followers_count``) and, per day, the new follows
+(``follower_count``, last 30 days) and ``follows_and_unfollows`` (follows + unfollows). So:
+
+- unfollows(d) = follows_and_unfollows(d) - follower_count(d); where the API version has no
+  ``follows_and_unfollows`` at all, unfollows count as 0 (the history then overstates past growth);
+- net(d) = follower_count(d) - unfollows(d);
+- total at the end of day d = total now - the part of today's net change that has already happened - the net
+  change of every day after d ("now": the first profile snapshot of the newest day with one). Today's net is
+  not reported until tomorrow: it is estimated as the mean net of the newest 7 reported days times the fraction
+  of today elapsed; so is a recent day not reported yet (late data; when only its unfollows are missing, they
+  are the mean of those days).
+- A profile snapshot taken within :data:`OBSERVE_WITHIN` after a day ended is that day's total, ``observed``;
+  every other value is ``derived``. A derived value never overwrites an observed one, and the chain walking back
+  restarts from each observed value.
+
+Days are the API's (``end_time`` - 1 day, ``end_time`` at 07:00 UTC): see :func:`insights_day`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+DAY_END_HOUR_UTC = 7  # an insights day ends at 07:00 UTC (graph-api-facts.md, section 2)
+OBSERVE_WITHIN = timedelta(hours=1)
+RATE_DAYS = 7  # today's (and a late day's) net change: the mean of this many newest reported days
+MAX_LATE_DAYS = 3  # data arrives up to 48 h late: estimate at most this many unreported newest days
+
+
+def insights_day(t: datetime) -> date:
+    """The insights day containing instant ``t``."""
+    return (t.astimezone(timezone.utc) - timedelta(hours=DAY_END_HOUR_UTC)).date()
+
+
+def day_end(d: date) -> datetime:
+    """The instant day ``d`` ends (its ``end_time``): d + 1 at 07:00 UTC."""
+    return datetime.combine(d + timedelta(days=1), time(DAY_END_HOUR_UTC), tzinfo=timezone.utc)
+
+
+def daily_unfollows(days: Mapping[date, tuple[int | None, int | None]]) -> dict[date, int | None]:
+    """unfollows per day from (follower_count, follows_and_unfollows); 0 when the API has no
+    follows_and_unfollows for any day (older versions), None when not known for that day."""
+    has_split = any(fau is not None for _, fau in days.values())
+    out: dict[date, int | None] = {}
+    for d, (follows, fau) in days.items():
+        if not has_split:
+            out[d] = 0 if follows is not None else None
+        elif follows is not None and fau is not None and fau >= follows:
+            out[d] = fau - follows
+        else:
+            out[d] = None
+    return out
+
+
+def reconstruct(
+    days: Mapping[date, tuple[int | None, int | None]],
+    snapshots: Sequence[tuple[datetime, int]],
+) -> dict[date, tuple[int, str]]:
+    """The end-of-day totals that can be known: {day: (followers_total, 'observed' | 'derived')}.
+
+    ``days``: day -> (follower_count, follows_and_unfollows) as stored; ``snapshots``: (captured_at,
+    followers_total) of the profile, any order. Only days that have ended at the newest snapshot get a value."""
+    snapshots = sorted((t, int(f)) for t, f in snapshots if f is not None)
+    if not snapshots:
+        return {}
+    unfollows = daily_unfollows(days)
+    net = {d: days[d][0] - u for d, u in unfollows.items() if u is not None and days[d][0] is not None}
+    recent = sorted(net)[-RATE_DAYS:]
+    rate = sum(net[d] for d in recent) / len(recent) if recent else 0.0
+    unfollow_rate = sum(unfollows[d] for d in recent) / len(recent) if recent else 0.0
+    last_known = max(net) if net else None
+
+    observed: dict[date, int] = {}
+    for t, total in snapshots:
+        d = insights_day(t) - timedelta(days=1)
+        if t - day_end(d) < OBSERVE_WITHIN:
+            observed.setdefault(d, total)
+
+    # the anchor: the FIRST snapshot of the newest day that has one. It leaves the least of its day's change to
+    # estimate, and a second sync the same day (same API answers) rebuilds the very same history.
+    today = insights_day(snapshots[-1][0])
+    anchor_t, anchor_total = next((t, f) for t, f in snapshots if insights_day(t) == today)
+    elapsed = (anchor_t - day_end(today - timedelta(days=1))).total_seconds() / 86400.0
+    # the days after the newest reported one may be estimated while they are merely late, never across an old gap
+    recent_enough = last_known is not None and last_known >= today - timedelta(days=MAX_LATE_DAYS + 1)
+    estimate_from = last_known + timedelta(days=1) if recent_enough else today
+
+    def net_of(d: date) -> float | None:
+        if d in net:
+            return net[d]
+        if d < estimate_from:
+            return None
+        follows = days.get(d, (None, None))[0]
+        return rate if follows is None else follows - unfollow_rate  # follows arrive before the split
+
+    out: dict[date, tuple[int, str]] = {}
+    today_net = net_of(today)
+    d = today - timedelta(days=1)
+    total: float | None = anchor_total - round((today_net or 0.0) * elapsed)
+    oldest = min([*days, *observed], default=d)
+    while d >= oldest:
+        if d in observed:
+            total = observed[d]
+            out[d] = (int(total), "observed")
+        elif total is not None:
+            out[d] = (int(round(total)), "derived")
+        step = net_of(d)
+        total = None if total is None or step is None else total - step
+        d -= timedelta(days=1)
+    return out
+
+
+def refresh_follower_history(conn: Connection, ig_user_ids: Iterable[str]) -> int:
+    """Recompute followers_total / followers_total_source / unfollows of the stored days of each account from
+    its stored daily rows and profile snapshots (same transaction as the caller). Returns rows changed."""
+    changed = 0
+    for ig_user_id in ig_user_ids:
+        rows = conn.execute(
+            sa.text("SELECT date, follower_count, follows_and_unfollows FROM instagram.account_insights_daily"
+                    " WHERE ig_user_id = :id"),
+            {"id": ig_user_id},
+        ).all()
+        if not rows:
+            continue
+        days = {r.date: (r.follower_count, r.follows_and_unfollows) for r in rows}
+        snapshots = conn.execute(
+            sa.text("SELECT captured_at, followers_total FROM instagram.account_profile_snapshots"
+                    " WHERE ig_user_id = :id AND followers_total IS NOT NULL"),
+            {"id": ig_user_id},
+        ).all()
+        totals = reconstruct(days, [tuple(s) for s in snapshots])
+        unfollows = daily_unfollows(days)
+        ordered = sorted(days)
+        params = {
+            "id": ig_user_id,
+            "d": ordered,
+            "total": [totals[d][0] if d in totals else None for d in ordered],
+            "source": [totals[d][1] if d in totals else None for d in ordered],
+            "unf": [unfollows.get(d) for d in ordered],
+        }
+        result = conn.execute(
+            sa.text(
+                """
+                UPDATE instagram.account_insights_daily a SET
+                    followers_total = COALESCE(v.total, a.followers_total),
+                    followers_total_source = CASE WHEN v.total IS NULL THEN a.followers_total_source ELSE v.source END,
+                    unfollows = COALESCE(v.unf, a.unfollows)
+                FROM unnest(CAST(:d AS date[]), CAST(:total AS bigint[]), CAST(:source AS text[]),
+                            CAST(:unf AS bigint[])) AS v(d, total, source, unf)
+                WHERE a.ig_user_id = :id AND a.date = v.d
+                  -- a derived value never overwrites an observed one
+                  AND (v.total IS NULL OR v.source = 'observed' OR a.followers_total_source IS DISTINCT FROM 'observed')
+                  AND (a.followers_total, a.followers_total_source, a.unfollows) IS DISTINCT FROM
+                      (COALESCE(v.total, a.followers_total),
+                       CASE WHEN v.total IS NULL THEN a.followers_total_source ELSE v.source END,
+                       COALESCE(v.unf, a.unfollows))
+                """
+            ),
+            params,
+        )
+        changed += max(result.rowcount, 0)
+    return changed

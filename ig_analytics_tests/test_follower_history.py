@@ -1,0 +1,139 @@
+"""The follower history (analytics/followers.py) against the sandbox's true per-day follower totals: the
+ingestion code over real HTTP into a real PostgreSQL, at a chosen sandbox instant."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.analytics.followers import insights_day, reconstruct, refresh_follower_history
+from ig_analytics.analytics.reports import build_report
+from ig_analytics.graph_api import GraphApiClient
+from ig_analytics.ingestion.account_insights import sync_account_insights
+from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
+from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
+from ig_analytics_tests.analytics_data import add_account, add_account_days, add_profile_snapshots, ts
+
+# 2 h 05 min after the insights day of Nov 19 ended (07:00 UTC): its follows are reported (2 h late), its
+# follows_and_unfollows not yet (24 h late) - the usual state of a sync.
+T = datetime(2026, 11, 20, 9, 5, tzinfo=timezone.utc)
+STEADY = "17841400000000001"  # nobody unfollows: every total is exact
+CHURN = "17841400000000002"  # unfollows every day (follows_and_unfollows FOLLOWER / NON_FOLLOWER)
+
+
+@pytest.fixture()
+def synced(engine):
+    world = SandboxWorld(
+        [AccountSpec(STEADY, "steady", followers=1_200, timezone="UTC", posts=40, posts_per_day=1.0),
+         AccountSpec(CHURN, "churn", followers=40_000, timezone="Asia/Tokyo", posts=40, posts_per_day=1.0,
+                     unfollow_rate=0.4)],
+        seed=4, now=T,
+    )
+    with engine.begin() as conn:
+        for a in world.accounts:
+            add_account(conn, a.ig_user_id, tz=a.timezone, username=a.username)
+    with SandboxServer(world, port=0) as server:
+        client = GraphApiClient(base_url=server.base_url, now=lambda: T, backoff_base_s=0.01)
+        try:
+            for a in world.accounts:
+                api = client.account(a.ig_user_id, a.token)
+                sync_media(engine, api, a.ig_user_id, T.replace(minute=0), T, client.version, T, CapturePolicy(),
+                           refresh_all=True)
+                sync_account_insights(engine, api, a.ig_user_id, T.date() - timedelta(days=45),
+                                      T.date() - timedelta(days=1), client.version, T)
+        finally:
+            client.close()
+    return world
+
+
+def _history(engine, ig_user_id):
+    with engine.connect() as conn:
+        return {r.date: r for r in conn.execute(sa.text(
+            "SELECT date, followers_total, followers_total_source, follower_count, unfollows"
+            " FROM instagram.account_insights_daily WHERE ig_user_id = :i AND followers_total IS NOT NULL"),
+            {"i": ig_user_id})}
+
+
+def test_reconstructed_totals_equal_the_sandbox_truth(engine, synced):
+    world = synced
+    steady = _history(engine, STEADY)
+    yesterday = insights_day(T) - timedelta(days=1)
+    # the API covers 30 days of follows: the totals of the 31 days up to yesterday are known
+    assert sorted(steady) == [yesterday - timedelta(days=i) for i in range(30, -1, -1)]
+    for d, row in steady.items():
+        assert row.followers_total == world.account(STEADY).followers_end_of(d), d
+        assert row.followers_total_source == "derived"
+    churn = _history(engine, CHURN)
+    acct = world.account(CHURN)
+    assert len(churn) == 31
+    # unfollows from follows_and_unfollows, and every day's change exactly the true net change (follows -
+    # unfollows) where both are reported: the whole history is off by at most one constant, the estimate of
+    # the changes not reported yet (yesterday's unfollows, today's first hours)
+    for d, row in churn.items():
+        if d < yesterday and row.follower_count is not None:
+            assert row.unfollows == acct.unfollows(d)
+    offsets = {row.followers_total - acct.followers_end_of(d) for d, row in churn.items() if d < yesterday}
+    assert len(offsets) == 1
+    assert abs(offsets.pop()) <= 2 * acct.growth_per_day * (1 + world.account(CHURN).spec.unfollow_rate)
+
+
+def test_followers_at_publish_and_growth_equal_the_truth(engine, synced):
+    world = synced
+    acct = world.account(STEADY)
+    with engine.connect() as conn:
+        posts = conn.execute(sa.text(
+            "SELECT m.published_at, e.followers_at_publish, e.engagement, e.engagement_rate_followers"
+            " FROM instagram.media m JOIN instagram.media_engagement e USING (media_id)"
+            " WHERE m.ig_user_id = :i AND m.published_at > :since"), {"i": STEADY, "since": T - timedelta(days=29)}).all()
+        assert len(posts) >= 20
+        for published_at, followers, engagement, rate in posts:
+            truth = acct.followers_end_of(insights_day(published_at) - timedelta(days=1))
+            assert followers == truth, published_at
+            assert rate == pytest.approx(engagement / truth * 100)
+        # the 7 days ending the day before yesterday: both ends rest on fully reported days
+        end = insights_day(T) - timedelta(days=2)
+        for ig_user_id in (STEADY, CHURN):
+            a = world.account(ig_user_id)
+            am = build_report(conn, ig_user_id, end - timedelta(days=6), end)["account_metrics"]
+            assert am["follower_growth"] == a.followers_end_of(end) - a.followers_end_of(end - timedelta(days=7))
+            days = [end - timedelta(days=i) for i in range(7)]
+            assert am["new_followers"] == sum(world.account_metric(ig_user_id, "follower_count", d) for d in days)
+            assert am["unfollows"] == sum(a.unfollows(d) for d in days)
+
+
+def test_observed_totals_win_and_restart_the_chain(engine):
+    d0 = date(2026, 3, 10)
+    days = {d0 + timedelta(days=i): (10, None) for i in range(5)}  # +10 a day, no unfollow data (old version)
+    # a snapshot 20 min after day d0+1 ended (observed), and the anchor 5 h into the day after d0+4
+    snapshots = [(datetime(2026, 3, 12, 7, 20, tzinfo=timezone.utc), 500),
+                 (datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc), 2000)]
+    out = reconstruct(days, snapshots)
+    assert out[d0 + timedelta(days=4)] == (1998, "derived")  # 5/24 of today's estimated +10 already happened
+    assert out[d0 + timedelta(days=2)] == (1978, "derived")
+    assert out[d0 + timedelta(days=1)] == (500, "observed")  # not 1968: the measurement wins ...
+    assert out[d0] == (490, "derived")  # ... and the older days follow it
+    with engine.begin() as conn:
+        add_account(conn, "O")
+        add_account_days(conn, "O", [{"date": d, "follower_count": 10} for d in days])
+        add_profile_snapshots(conn, "O", snapshots)
+        refresh_follower_history(conn, ["O"])
+        # a later anchor that disagrees: derived values move, the observed one stays
+        add_profile_snapshots(conn, "O", [(datetime(2026, 3, 16, 12, 0, tzinfo=timezone.utc), 3000)])
+        refresh_follower_history(conn, ["O"])
+        rows = dict(conn.execute(sa.text(
+            "SELECT date, (followers_total, followers_total_source, unfollows)::text FROM instagram.account_insights_daily")).all())
+    assert rows[d0 + timedelta(days=1)] == "(500,observed,0)"
+    assert rows[d0 + timedelta(days=2)] == "(2968,derived,0)"
+
+
+def test_no_history_is_invented_across_a_gap():
+    d0 = date(2026, 3, 1)
+    days = {d0 + timedelta(days=i): (5, 7) for i in range(10)}  # 2 unfollows a day: net +3
+    days[d0 + timedelta(days=4)] = (None, None)  # an old gap in the follows
+    out = reconstruct(days, [(datetime(2026, 3, 11, 7, 0, tzinfo=timezone.utc), 1000)])
+    assert out[d0 + timedelta(days=9)] == (1000, "observed")  # read right when day 9 ended
+    assert out[d0 + timedelta(days=4)] == (985, "derived")
+    assert d0 + timedelta(days=3) not in out  # the change of day 4 is unknown: nothing before it
+    assert reconstruct(days, []) == {}
