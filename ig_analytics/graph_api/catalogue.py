@@ -168,6 +168,10 @@ RETIREMENTS: tuple[Retirement, ...] = (
                replacement="views"),
 )
 
+# online_followers (lifetime; per day of the last 30 an hourly map of followers online) is not a daily value, so it
+# is not in the account tables above: served by the older versions, absent from the v25 table (facts, section 8).
+ONLINE_FOLLOWERS_LAST_VERSION = "v24.0"
+
 # Media metric names as stored (the API name when not listed).
 MEDIA_METRIC_ALIASES: Mapping[str, str] = MappingProxyType({
     "ig_reels_avg_watch_time": "avg_watch_time_ms",
@@ -252,6 +256,10 @@ class MetricCatalogue:
             if metric.name == name:
                 return metric
         return None
+
+    @property
+    def has_online_followers(self) -> bool:
+        return _vnum(self.version) <= _vnum(ONLINE_FOLLOWERS_LAST_VERSION)
 
     def media_metrics_for(self, media_product_type: str | None, media_type: str | None) -> tuple[str, ...]:
         """API metric names to ask for a post of this type (carousel children and unknown types: FEED rules)."""

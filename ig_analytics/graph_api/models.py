@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-__all__ = ["Media", "AccountDay", "Profile", "CallStats", "SkippedItem"]
+__all__ = ["Media", "AccountDay", "Profile", "CallStats", "SkippedItem", "TokenInfo", "RefreshedToken", "DiscoveredPage"]
 
 Number = int | float
 
@@ -65,3 +65,36 @@ class CallStats:
     skipped: list[SkippedItem] = field(default_factory=list)
     dropped_metrics: list[tuple[str | None, str]] = field(default_factory=list)
     batch_items: int = 0
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What ``debug_token`` says about a token. ``expires_at`` None = never expires; ``error`` = why invalid."""
+
+    is_valid: bool
+    expires_at: datetime | None
+    data_access_expires_at: datetime | None
+    issued_at: datetime | None
+    scopes: tuple[str, ...]
+    type: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshedToken:
+    """A refreshed Instagram-Login token (the repr hides it)."""
+
+    token: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DiscoveredPage:
+    """A Facebook Page of ``/me/accounts``: its linked IG professional account (None when it has none) and the
+    Page token, which works for that account (the repr hides it)."""
+
+    page_id: str
+    name: str | None
+    ig_user_id: str | None
+    username: str | None
+    token: str | None = field(repr=False, default=None)

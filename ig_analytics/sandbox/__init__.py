@@ -6,8 +6,11 @@ World model (``SandboxWorld``)
     (seed, account, key) - see ``rng.py`` - so the same seed gives the same world, and nothing is
     generated before it is asked for. ``world.clock`` is the sandbox time (frozen when ``now=`` is given,
     else real time); the spec's ``followers``/``posts`` hold at the world's reference time ``ref_time``.
-    * Days: day D is the 24 h ending at D+1 07:00 UTC (its ``end_time``). Followers grow by
-      ``follower_count`` (>= 0) per day; ``followers_total`` is exactly consistent with it.
+    * Days: day D is the 24 h ending at D+1 07:00 UTC (its ``end_time``). Followers grow by a net change
+      >= 0 per day, and ``followers_total`` (the true total at the end of each day) is exactly consistent with
+      it; ``follower_count`` (new follows) = net + ``unfollows`` (0 unless ``AccountSpec.unfollow_rate``; the
+      demo's bakery and Tokyo accounts have some), ``follows_and_unfollows`` = follows + unfollows, split
+      FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type``.
       Daily reach < views, accounts_engaged <= reach; a multi-day ``total_value`` of reach /
       accounts_engaged is max(daily) + 35 % of the rest (unique), other metrics sum.
     * Posts (FEED image/carousel/video, REELS) are keyed by local publish date; stories (24 h live) too.
@@ -15,7 +18,7 @@ World model (``SandboxWorld``)
       viral: 15-60x the totals, growing fast from a few hours after publication. Quirks: the oldest
       ``pre_conversion_posts`` fail with subcode 2108006; ~5 % of IMAGE posts reject ``shares``; some FEED
       videos older than 60 days reject ``views``; stories under 5 viewers fail with code 10.
-    * Truth for tests: ``world.account_metric(id, metric, day)``, ``world.account_metric_total(id, metric,
+    * Truth for tests: ``world.account_metric(id, metric, day)`` (also ``followers_total``, ``unfollows``), ``world.account_metric_total(id, metric,
       days)``, ``world.media_metric(media_id, metric, at)``.
 
 Served API (``SandboxServer``, see ``api.py``): versions v18.0-v25.0 (newer = v25), version-aware metric
@@ -29,7 +32,14 @@ D 19:00 UTC, lies in it, so 00:00-UTC day windows map to that day), /media and /
 ``POST /`` (max 50), rate-limit headers, error bodies shaped like Meta's. Control API: ``GET
 /__sandbox/accounts``, ``GET|POST /__sandbox/clock`` ({"now": iso} | {"advance_seconds": n} | {"frozen":
 bool}), ``GET|POST /__sandbox/faults`` (Faults fields, optional "ig_user_id"; merged into the current
-ones), ``POST /__sandbox/reset``, ``GET /__sandbox/log``.
+ones), ``POST /__sandbox/reset``, ``GET /__sandbox/log``, ``GET|POST /__sandbox/tokens`` (tokens_api.py).
+
+Tokens (``tokens.py``, ``tokens_api.py``): ``debug_token`` (app token ``APP_ID|APP_SECRET``),
+``refresh_access_token?grant_type=ig_refresh_token`` (Instagram-Login tokens at least 24 h old and not expired;
+the old token keeps working until it expires), ``/me/accounts`` (a Facebook user's Pages, cursor-paged, Pages
+without an IG account included). ``tokens.registry(world)`` issues Instagram-Login tokens of any age, Facebook
+users with their Pages and Page tokens, and tokens without some scopes (no ``instagram_manage_insights``: /insights
+fails with code 10); issued tokens expire on the sandbox clock.
 
 Fault knobs (``Faults``; ``world.faults`` or per account ``world.account(id).faults``), deterministic
 from ``seed`` through a counter-based stream (one draw per HTTP request / batch item):

@@ -22,6 +22,9 @@ from ig_analytics.sandbox.batch import BatchEndpoint
 from ig_analytics.sandbox.errors import GraphError
 from ig_analytics.sandbox.fields import FieldSpec, parse_fields
 from ig_analytics.sandbox.media_api import MediaEndpoints
+from ig_analytics.sandbox import demographics as sandbox_demographics
+from ig_analytics.sandbox import tokens as sandbox_tokens
+from ig_analytics.sandbox import tokens_api
 from ig_analytics.sandbox.protocol import JSON_TYPE, ApiRequest, ApiResponse, Ctx, fmt_time, page_url, parse_time
 from ig_analytics.sandbox.usage import UsageTracker
 from ig_analytics.sandbox.world import SandboxWorld, window_total
@@ -65,22 +68,20 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
             if self.world.enforce_retirements:
                 version = catalog.effective_version(version, self.world.clock.now().date())
             if req.method == "POST":
-                if not parts and "batch" in req.params:
-                    return self._batch(req, version_str)
+                if not parts and "batch" in req.params and not self._instagram_login(req):
+                    return self._batch(req, version_str)  # graph.instagram.com has no batch endpoint: refused
                 raise GraphError(400, 100, "Unsupported post request. Please read the Graph API documentation at "
                                  f"{errors.DOCS}", 33, type="GraphMethodException")
             if req.method != "GET":
                 raise errors.param(f"(#100) Unsupported method {req.method}")
             if not parts:
                 raise errors.unknown_path(req.path)
+            if tokens_api.routes(parts):  # debug_token, refresh_access_token, /me/accounts
+                return tokens_api.handle(self, req, parts, version, version_str)
             target = self.world.owner_of(parts[0])
-            token, owner = self._auth(req)
+            token, owner = self._auth(req, parts[1] if len(parts) > 1 else None)
             ctx = Ctx(version, version_str, self.world.clock.now(), req, token)
             node_id = parts[0]
-            if node_id == "refresh_access_token":
-                self.usage.record_app_call(ctx.now)
-                return ApiResponse(200, {"access_token": token, "token_type": "bearer", "expires_in": 5184000},
-                                   version_str, owner)
             if node_id == "me":
                 node_id = owner.ig_user_id
             acct = self.world.owner_of(node_id)
@@ -105,7 +106,12 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
             return resp
 
     # ------------------------------------------------------------------ auth
-    def _auth(self, req: ApiRequest) -> tuple[str, SandboxAccount]:
+    def _instagram_login(self, req: ApiRequest) -> bool:
+        """Whether the request carries an Instagram-Login token, i.e. would go to graph.instagram.com."""
+        rec = sandbox_tokens.registry(self.world).lookup(req.params.get("access_token") or "")
+        return rec is not None and rec.kind == "ig_login"
+
+    def _auth(self, req: ApiRequest, edge: str | None = None) -> tuple[str, SandboxAccount]:
         token = req.params.get("access_token")
         if not token and req.auth_header:
             m = re.match(r"^\s*(Bearer|OAuth)\s+(\S+)\s*$", req.auth_header, re.IGNORECASE)
@@ -114,9 +120,9 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         if not token:
             raise errors.missing_token()
         acct = self.world.account_by_token(token)
-        if acct is None:
-            raise errors.invalid_token()
         now = self.world.clock.now()
+        if acct is None:  # an issued token (Instagram Login, Page token...): expiry and scopes apply
+            acct = sandbox_tokens.registry(self.world).authenticate(token, edge, now)
         if acct.expired_token:
             raise errors.expired_token(self.world.ref_time - timedelta(days=3, hours=5), now)
         proof = req.params.get("appsecret_proof")
@@ -135,6 +141,8 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         if edge is None:
             return self._user_fields(acct, ctx)
         if edge == "insights":
+            if sandbox_demographics.handles(ctx.req.params):  # lifetime audience pictures (demographics.py)
+                return sandbox_demographics.insights(acct, ctx)
             return self._account_insights(acct, ctx)
         if edge == "media":
             return self._media_list(acct, ctx, stories=False)
@@ -235,7 +243,10 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
                 tv: dict[str, Any] = {"value": total}
                 if breakdown:
                     keys = catalog.BREAKDOWNS[breakdown]
-                    parts = _split(total, [rng.uniform(0.2, 1.0, self.world.seed, acct.index, n, k) for k in keys])
+                    if n == "follows_and_unfollows" and breakdown == "follow_type":  # the true follows / unfollows
+                        parts = [sum(acct.day_values(d)[m] for d in visible) for m in ("follower_count", "unfollows")]
+                    else:
+                        parts = _split(total, [rng.uniform(0.2, 1.0, self.world.seed, acct.index, n, k) for k in keys])
                     tv["breakdowns"] = [{"dimension_keys": [breakdown], "results": [
                         {"dimension_values": [k], "value": v} for k, v in zip(keys, parts)]}]
                 entry["total_value"] = tv

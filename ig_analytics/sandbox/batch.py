@@ -60,6 +60,8 @@ class BatchEndpoint:
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         if method != "GET" and item.get("body"):
             params.update(parse_qsl(str(item["body"]), keep_blank_values=True))
+        if "access_token" not in params and "appsecret_proof" in req.params:
+            params["appsecret_proof"] = req.params["appsecret_proof"]  # the batch's proof covers items on its token
         params.setdefault("access_token", token)
         sub = ApiRequest(method, path, params, None, req.base_url, batch_item=True)
         owner = self.world.owner_of(path.strip("/").split("/")[1]) if len(path.strip("/").split("/")) > 1 else None

@@ -9,13 +9,15 @@ import sys
 import threading
 
 from ig_analytics.sandbox.server import SandboxServer
+from ig_analytics.sandbox.tokens import registry
 from ig_analytics.sandbox.world import SandboxWorld
 
 
 def serve_forever_cli(port: int, seed: int = 7, n_accounts: int | None = None, host: str = "127.0.0.1") -> None:
     """Serve the demo world (or ``n_accounts`` generated ones) until SIGINT/SIGTERM.
 
-    Prints one JSON line per account to stdout: {"ig_user_id": ..., "username": ..., "token": ...}.
+    Prints one JSON line per account to stdout: {"ig_user_id": ..., "username": ..., "token": ...}, then
+    {"facebook_user_token": ...}.
     The clock runs in real time (move it with POST /__sandbox/clock).
     """
     world = SandboxWorld.demo(seed=seed) if n_accounts is None else SandboxWorld.generate(n_accounts, seed=seed)
@@ -30,6 +32,8 @@ def serve_forever_cli(port: int, seed: int = 7, n_accounts: int | None = None, h
     try:
         for a in world.accounts:
             sys.stdout.write(json.dumps({"ig_user_id": a.ig_user_id, "username": a.username, "token": a.token}) + "\n")
+        # a Facebook user whose Pages link every account (plus one Page without one), for `accounts discover`
+        sys.stdout.write(json.dumps({"facebook_user_token": registry(world).default_facebook_user_token()}) + "\n")
         sys.stdout.flush()
         print(f"sandbox Graph API serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         while not stop.wait(0.5):

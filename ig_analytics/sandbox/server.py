@@ -17,13 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ig_analytics.sandbox import catalog, errors
+from ig_analytics.sandbox import catalog, errors, tokens_api
 from ig_analytics.sandbox.api import JSON_TYPE, ApiRequest, ApiResponse, SandboxAPI
 from ig_analytics.sandbox.clock import as_utc
 from ig_analytics.sandbox.usage import UsageTracker
 from ig_analytics.sandbox.world import SandboxWorld
 
-_SECRET_PARAMS = ("access_token", "appsecret_proof", "client_secret")
+_SECRET_PARAMS = ("access_token", "appsecret_proof", "client_secret", "input_token")
 
 
 @dataclass(frozen=True)
@@ -316,6 +316,8 @@ class SandboxServer:
         if route == "/__sandbox/reset" and method == "POST":
             self.reset()
             return 200, {"ok": True, "now": world.clock.now().isoformat()}
+        if route == "/__sandbox/tokens":  # Instagram-Login tokens, Facebook users and their Pages (tokens_api.py)
+            return tokens_api.control(world, method, data)
         if route == "/__sandbox/log" and method == "GET":
             return 200, [{**asdict(r), "at": r.at.isoformat() if r.at else None} for r in self.request_log]
         return 404, {"error": f"unknown control endpoint {method} {path}"}

@@ -1,0 +1,70 @@
+"""Today's audience demographics of one account into ``instagram.audience_demographics`` (one snapshot per
+account and day; re-running a day replaces its snapshot) and ``audience_demographics_status`` (ok /
+not_available / rejected per metric and breakdown, with the follower total at fetch time).
+
+A picture the API did not give this time (not available, rejected) never erases one measured earlier that day.
+Where the API version offers it, the followers online per hour of the last 29 days go to
+``instagram.online_followers`` (a later fetch of an hour replaces its value).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ig_analytics.graph_api.demographics import fetch_demographics, fetch_online_followers
+from ig_analytics.redaction import redact
+
+_STATUS_UPSERT = """
+INSERT INTO instagram.audience_demographics_status AS s (ig_user_id, date, metric, breakdown, status, reason,
+    timeframe, followers_total, api_version, fetched_at)
+VALUES (:id, :day, :metric, :breakdown, :status, :reason, :timeframe, :followers, :version, :at)
+ON CONFLICT (ig_user_id, date, metric, breakdown) DO UPDATE SET
+    status = EXCLUDED.status, reason = EXCLUDED.reason, timeframe = EXCLUDED.timeframe,
+    followers_total = EXCLUDED.followers_total, api_version = EXCLUDED.api_version, fetched_at = EXCLUDED.fetched_at
+WHERE EXCLUDED.status = 'ok' OR s.status <> 'ok'
+RETURNING 1
+"""
+
+_ONLINE_UPSERT = """
+INSERT INTO instagram.online_followers (ig_user_id, hour_start, followers_online, api_version, fetched_at)
+VALUES (:id, :hour, :n, :version, :at)
+ON CONFLICT (ig_user_id, hour_start) DO UPDATE SET followers_online = EXCLUDED.followers_online,
+    api_version = EXCLUDED.api_version, fetched_at = EXCLUDED.fetched_at
+"""
+
+
+def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, api_version: str,
+                               now: datetime) -> int:
+    """Fetch every metric x breakdown now and store it as the snapshot of ``day``. Returns rows written."""
+    followers = api.profile().followers_count
+    results = fetch_demographics(api)
+    written = 0
+    with engine.begin() as conn:
+        for r in results:
+            key = {"id": ig_user_id, "day": day, "metric": r.metric, "breakdown": r.breakdown}
+            replaced = conn.execute(sa.text(_STATUS_UPSERT), {
+                **key, "status": r.status, "reason": redact(r.reason) if r.reason else None,
+                "timeframe": r.timeframe, "followers": followers, "version": api_version, "at": now,
+            }).first()
+            if replaced is None or r.status != "ok":
+                continue
+            conn.execute(sa.text("DELETE FROM instagram.audience_demographics WHERE ig_user_id = :id AND date = :day"
+                                 " AND metric = :metric AND breakdown = :breakdown"), key)
+            rows = [{**key, "key": k, "value": v, "timeframe": r.timeframe, "version": api_version, "at": now}
+                    for k, v in r.values.items()]
+            conn.execute(sa.text(
+                "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
+                " timeframe, api_version, fetched_at) VALUES (:id, :day, :metric, :breakdown, :key, :value,"
+                " :timeframe, :version, :at)"), rows)
+            written += len(rows)
+    online = fetch_online_followers(api, api._client.now())  # the client's clock: the API's "last 29 days"
+    if online.hours:
+        with engine.begin() as conn:
+            conn.execute(sa.text(_ONLINE_UPSERT), [
+                {"id": ig_user_id, "hour": hour, "n": n, "version": api_version, "at": now}
+                for hour, n in sorted(online.hours.items())])
+        written += len(online.hours)
+    return written
