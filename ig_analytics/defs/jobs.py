@@ -4,6 +4,8 @@
 - 02:10 daily: every post of the last 30 days captured now (the daily refresh), plus the analytics.
 - hh:05 hourly: snapshots of young posts and stories (and any post whose daily capture is due), plus analytics.
 - 03:00 daily: the rolling 7-day performance reports of yesterday; Monday 03:30 the weekly ones.
+
+The three ingestion schedules ask for one run per shard (IG_ANALYTICS_SHARDS, shards.py); reports stay one run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
+from ig_analytics.settings import Settings
+from ig_analytics.shards import SHARD_TAG, shard_tag
 
 REFETCH_DAYS = 2
 
@@ -55,10 +59,23 @@ weekly_reports_job = dg.define_asset_job(
 def daily_account_insights(context: dg.ScheduleEvaluationContext):
     yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
     first = max(yesterday - timedelta(days=REFETCH_DAYS), daily_partitions.start.date())
-    return dg.RunRequest(
+    return per_shard(
         run_key=f"account-insights-{yesterday.isoformat()}",
         tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: yesterday.isoformat()},
     )
+
+
+def per_shard(run_key: str, tags: dict | None = None, **request) -> list[dg.RunRequest]:
+    """One RunRequest per shard (IG_ANALYTICS_SHARDS, read by the code server at tick time), each tagged with
+    its shard; the ingestion assets sync only that shard's accounts. One shard: the request as it always was."""
+    shards = Settings.from_env().shards
+    if shards == 1:
+        return [dg.RunRequest(run_key=run_key, tags=tags or {}, **request)]
+    return [
+        dg.RunRequest(run_key=f"{run_key}-shard-{i}-of-{shards}",
+                      tags={**(tags or {}), SHARD_TAG: shard_tag(i, shards)}, **request)
+        for i in range(shards)
+    ]
 
 
 def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
@@ -71,7 +88,7 @@ def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
 )
 def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
-    return dg.RunRequest(run_key=f"media-{key}", partition_key=key)
+    return per_shard(run_key=f"media-{key}", partition_key=key)
 
 
 @dg.schedule(
@@ -80,7 +97,7 @@ def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
 )
 def daily_media_refresh(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
-    return dg.RunRequest(
+    return per_shard(
         run_key=f"media-refresh-{key}",
         partition_key=key,
         run_config={"ops": {"media_and_snapshots": {"config": {"refresh_all": True}}}},

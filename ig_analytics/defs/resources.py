@@ -11,6 +11,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api import GraphApiClient
+from ig_analytics.graph_api.app_budget import AppBudget
 from ig_analytics.settings import Settings
 from ig_analytics.storage import db
 from ig_analytics.token_vault import TokenVault
@@ -57,6 +58,9 @@ class GraphApi(dg.ConfigurableResource):
     def client(self) -> GraphApiClient:
         if self._client is None:
             settings = Settings.from_env()
+            # The app-wide usage (X-App-Usage) is shared through the database by every run of the deployment,
+            # so concurrent shard runs slow down together before the app's budget runs out (docs/deploy.md).
+            app_budget = AppBudget(db.get_engine(db.analytics_url(settings)))
             self._client = GraphApiClient(
                 base_url=settings.graph_api_url,
                 version=settings.graph_api_version,
@@ -65,5 +69,6 @@ class GraphApi(dg.ConfigurableResource):
                 max_attempts=self.max_attempts,
                 backoff_base_s=self.backoff_base_s,
                 max_throttle_wait_s=self.max_throttle_wait_s,
+                app_budget=app_budget,
             )
         return self._client

@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
@@ -55,6 +55,9 @@ from ig_analytics.graph_api.windows import (
     plan_account_calls,
 )
 from ig_analytics.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from ig_analytics.graph_api.app_budget import AppBudget
 
 __all__ = ["GraphApiClient", "AccountApi", "LOGGER_NAME", "metrics_named_in"]
 
@@ -165,6 +168,7 @@ class GraphApiClient:
         media_page_limit: int = MEDIA_PAGE_LIMIT,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
+        app_budget: "AppBudget | None" = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -188,7 +192,7 @@ class GraphApiClient:
         self.logger = logger or logging.getLogger(LOGGER_NAME)
         self.rng = rng or random.Random()
         self.session = session or self._make_session(pool_size)
-        self._api_root = f"{self.base_url}/{self.version}"
+        self.app_budget = app_budget  # X-App-Usage shared with the deployment's other runs (app_budget.py)
 
     @staticmethod
     def _make_session(pool_size: int) -> requests.Session:
@@ -200,8 +204,15 @@ class GraphApiClient:
         session.headers["User-Agent"] = "ig-analytics-graph-client/1"
         return session
 
-    def account(self, ig_user_id: str, token: str) -> "AccountApi":
-        return AccountApi(self, str(ig_user_id), token)
+    def account(self, ig_user_id: str, token: str, login_kind: str = "facebook") -> "AccountApi":
+        """``login_kind`` picks the host: Instagram-Login accounts are served by graph.instagram.com unless
+        IG_GRAPH_API_URL points elsewhere (graph_api/tokens.py)."""
+        return AccountApi(self, str(ig_user_id), token, login_kind)
+
+    def api_root(self, login_kind: str = "facebook") -> str:
+        from ig_analytics.graph_api.tokens import base_url_for
+
+        return f"{base_url_for(login_kind, self.base_url)}/{self.version}"
 
     def appsecret_proof(self, token: str) -> str | None:
         if not self.app_secret:
@@ -237,12 +248,14 @@ class _Item:
 class AccountApi:
     """Per-account handle: holds the token, stats and throttle state. Use each handle from one thread."""
 
-    def __init__(self, client: GraphApiClient, ig_user_id: str, token: str) -> None:
+    def __init__(self, client: GraphApiClient, ig_user_id: str, token: str, login_kind: str = "facebook") -> None:
         if not token:
             raise ValueError(f"account {ig_user_id}: empty access token")
         register_secret(token)
         self._client = client
         self.ig_user_id = ig_user_id
+        self.login_kind = login_kind
+        self._api_root = client.api_root(login_kind)
         self.__token = token
         self._proof = client.appsecret_proof(token)
         self.stats = CallStats()
@@ -509,7 +522,7 @@ class AccountApi:
         if "limit" in params:
             params["limit"] = str(limit)
         path = parts.path
-        root_path = urlsplit(self._client._api_root).path  # e.g. "/v25.0"
+        root_path = urlsplit(self._api_root).path  # e.g. "/v25.0"
         if root_path and path.startswith(root_path + "/"):
             path = path[len(root_path) + 1:]
         elif re.match(r"^/v\d+(\.\d+)?/", path):
@@ -554,7 +567,7 @@ class AccountApi:
                     item.sent = list(metrics)
                     query = {"metric": ",".join(metrics), **item.extra_params}
                     urls.append(f"{item.path}?{urlencode(query, safe=',')}")
-                results = self._post_batch(urls, is_retry=round_no > 1)
+                results = self._fetch_many(urls, is_retry=round_no > 1)
                 throttled: ThrottledError | None = None
                 for (item, _metrics), result in zip(chunk, results):
                     if not isinstance(result, GraphApiError):
@@ -593,6 +606,29 @@ class AccountApi:
                               endpoint="/ (batch)")
                     client.sleep(delay)
             pending = retry
+
+    def _fetch_many(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
+        """Several GETs: one batch POST on graph.facebook.com; one plain GET each for Instagram-Login accounts
+        (Meta documents batch requests for graph.facebook.com only, not for graph.instagram.com)."""
+        if self.login_kind == "instagram":
+            return self._get_each(relative_urls, is_retry)
+        return self._post_batch(relative_urls, is_retry)
+
+    def _get_each(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
+        """Like ``_post_batch``, per item its parsed JSON or its GraphApiError; one attempt each (the batch rounds
+        retry). A throttle the account cannot wait out is raised, as a throttled batch POST is."""
+        out: list[Any] = []
+        for url in relative_urls:
+            path, _, query = url.partition("?")
+            try:
+                out.append(self._send("GET", path, params=dict(parse_qsl(query, keep_blank_values=True)),
+                                      endpoint="/" + path, first_is_retry=is_retry, max_attempts=1,
+                                      validate=lambda p: isinstance(p, dict) and isinstance(p.get("data"), list)))
+            except ThrottledError:
+                raise
+            except GraphApiError as err:
+                out.append(err)
+        return out
 
     def _post_batch(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
         """One batch POST; returns, per item, its parsed JSON body or the GraphApiError it failed with."""
@@ -656,12 +692,16 @@ class AccountApi:
         validate: Callable[[Any], bool] | None = None,
         reduce_data: bool = False,
         first_is_retry: bool = False,
+        max_attempts: int | None = None,
     ) -> Any:
         client = self._client
-        url = f"{client._api_root}/{path}"
+        attempts_max = max_attempts or client.max_attempts
+        url = f"{self._api_root}/{path}"
         failures = 0
         sent = 0
         while True:
+            if client.app_budget is not None:
+                self._pace_by_app_budget()
             self._await_turn(endpoint)
             params_out = dict(params or {})
             headers: dict[str, str] = {}
@@ -689,7 +729,7 @@ class AccountApi:
                                         api_message=f"{type(exc).__name__}: {_exc_summary(exc)}")
                 self._log(logging.WARNING, f"{method} {endpoint}: {type(exc).__name__} (attempt {failures})",
                           endpoint=endpoint, err=err)
-                if failures >= client.max_attempts:
+                if failures >= attempts_max:
                     raise err from None
                 self._backoff(failures)
                 continue
@@ -721,11 +761,11 @@ class AccountApi:
                 self._observe_usage_parsed(usage)
                 if isinstance(err, TransientApiError):
                     failures += 1
-                    if failures >= client.max_attempts:
+                    if failures >= attempts_max:
                         self._log(logging.WARNING, str(err), endpoint=endpoint, err=err)
                         raise err
                     self._log(logging.WARNING, f"{method} {endpoint}: temporary error, HTTP {status} "
-                              f"{err._code_text()} (attempt {failures} of {client.max_attempts}): "
+                              f"{err._code_text()} (attempt {failures} of {attempts_max}): "
                               f"{err.api_message or ''}; retrying", endpoint=endpoint, err=err)
                     self._backoff(failures)
                     continue
@@ -740,7 +780,7 @@ class AccountApi:
                                              attempts=failures, api_message=detail)
                 self._log(logging.WARNING, f"{endpoint}: {detail} (attempt {failures})", endpoint=endpoint,
                           err=err)
-                if failures >= client.max_attempts:
+                if failures >= attempts_max:
                     raise err
                 self._backoff(failures)
                 continue
@@ -754,6 +794,8 @@ class AccountApi:
     def _observe_usage_parsed(self, usage: Usage) -> None:
         if not usage.present:
             return
+        if usage.app and self._client.app_budget is not None:
+            self._client.app_budget.observe(usage.app)
         now = self._client.monotonic()
         if usage.regain_minutes > 0:
             self._pause_until(now + usage.regain_minutes * 60.0, throttle=True, err=None)
@@ -765,6 +807,13 @@ class AccountApi:
             self._log(logging.INFO, f"usage at {usage.max_pct:.0f}% of the limit; slowing down {delay:.1f} s",
                       endpoint=None)
             self._pause_until(now + delay, throttle=False, err=None)
+
+    def _pace_by_app_budget(self) -> None:
+        delay = self._client.app_budget.delay_s()
+        if delay > 0:
+            self._log(logging.DEBUG, f"the app's usage (all runs) is near its limit; slowing down {delay:.1f} s",
+                      endpoint=None)
+            self._pause_until(self._client.monotonic() + delay, throttle=False, err=None)
 
     def _schedule_throttle_pause(self, err: GraphApiError, usage: Usage) -> None:
         client = self._client

@@ -1,7 +1,9 @@
 """Rate-limit accounting: X-App-Usage / X-Business-Use-Case-Usage headers and the 80002 throttle.
 
 Usage is the number of calls in a rolling window on the sandbox clock, as a percentage of a nominal
-limit (per account, and app-wide). With ``Faults.throttle_after_calls = N`` an account's (N+1)-th call
+limit: per account (X-Business-Use-Case-Usage), and app-wide (X-App-Usage: the calls of ALL accounts of the app,
+whichever client made them, against ``APP_CALLS_PER_ACCOUNT_PER_WINDOW`` x accounts, or the limit set with
+``set_app_limit``, e.g. a small one so a test reaches 80 % in a few calls). With ``Faults.throttle_after_calls = N`` an account's (N+1)-th call
 is refused with code 80002 for ``throttle_minutes``; calling on while blocked pushes the end of the
 block out again (as the real API does); once the block has passed (or a new Faults is set) the count
 starts afresh.
@@ -37,6 +39,13 @@ class UsageTracker:
         self._accounts: dict[str, _AccountUsage] = {}
         self._app_calls: deque[datetime] = deque()
         self._app_limit = APP_CALLS_PER_ACCOUNT_PER_WINDOW * max(1, n_accounts)
+
+    def set_app_limit(self, calls_per_window: int) -> None:
+        """The app-wide calls per window behind X-App-Usage (default: 2000 x the number of accounts)."""
+        if calls_per_window < 1:
+            raise ValueError("the app limit must be at least 1 call per window")
+        with self._lock:
+            self._app_limit = int(calls_per_window)
 
     def reset(self) -> None:
         with self._lock:
