@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ig_analytics.defs import analytics_assets, ingestion_assets
+from ig_analytics.defs import analytics_assets, audience_assets, ingestion_assets
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.retention import retention_job, retention_schedule
 from ig_analytics.defs.sensors import alert_sensors
+from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
 from ig_analytics.logging_setup import configure_logging
+from ig_analytics.run_output import python_logging_console
 
 
 def build_definitions() -> dg.Definitions:
@@ -20,6 +22,7 @@ def build_definitions() -> dg.Definitions:
             ingestion_assets.ACCOUNTS,
             ingestion_assets.account_insights_daily,
             ingestion_assets.media_and_snapshots,
+            audience_assets.audience_demographics,
             analytics_assets.media_engagement,
             analytics_assets.trending_posts,
             analytics_assets.account_engagement_daily,
@@ -28,10 +31,14 @@ def build_definitions() -> dg.Definitions:
             analytics_assets.weekly_performance_reports,
         ],
         asset_checks=asset_checks,
-        jobs=[*jobs, *check_jobs, retention_job],
-        schedules=[*schedules, *check_schedules, retention_schedule],
+        jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job],
+        schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
+                   audience_assets.daily_audience_demographics],
         sensors=alert_sensors,
         resources={"database": AnalyticsDatabase(), "graph_api": GraphApi()},
+        # Run output on the terminal goes through Python logging (one line per record, JSON when asked, tokens
+        # redacted). Set here, not per call, so runs of `sync` and of the UI have the same job snapshot.
+        loggers={"console": python_logging_console},
         # Steps are short and mostly sequential; a process per step would cost ~5 s of imports each on 2 cores.
         # Concurrency lives inside the ingestion steps (accounts in parallel threads).
         executor=dg.in_process_executor,

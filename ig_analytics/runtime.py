@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,21 @@ def ensure_database(settings: Settings) -> str:
     engine = db.get_engine(url)
     db.check_connection(engine)
     db.migrate(engine)
+    _ensure_install_marker(settings, engine)
     return url
+
+
+def _ensure_install_marker(settings: Settings, engine) -> None:
+    """Fix where the partitions start (install_marker.py), once: at the first migration's time, so a home from
+    before the marker gets the start of its real install."""
+    import sqlalchemy as sa
+
+    from ig_analytics.install_marker import ensure_marker, read_marker
+
+    if read_marker(settings.home) is None:
+        with engine.connect() as conn:
+            first = conn.execute(sa.text(f"SELECT min(applied_at) FROM {db.SCHEMA}.schema_migrations")).scalar_one()
+        ensure_marker(settings.home, first)
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -115,15 +130,66 @@ def terminate_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_code_server(proc: subprocess.Popen, host: str, port: int, timeout_s: float = 180.0) -> None:
+    """Poll the code server until it answers (loading the definitions takes a few seconds on two cores)."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host=host)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Dagster code server exited with code {proc.returncode} while loading "
+                               "ig_analytics.definitions; run 'dagster definitions validate -w workspace.yaml' "
+                               "from the repository root to see why")
+        try:
+            if client.health_check_query() == "SERVING":
+                return
+        except Exception:  # noqa: BLE001 - not listening yet
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the Dagster code server did not answer on {host}:{port} within {timeout_s:.0f} s")
+
+
+def write_grpc_workspace(dagster_home: Path, host: str, port: int) -> Path:
+    """A workspace that points the webserver and the daemon at one running code server."""
+    path = dagster_home / "workspace-grpc.yaml"
+    path.write_text("# Written by `ig-analytics ui`: the webserver and the daemon share one code server.\n"
+                    f"load_from:\n  - grpc_server:\n      host: {host}\n      port: {port}\n"
+                    "      location_name: ig_analytics\n")
+    return path
+
+
 def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int:
-    """Dagster's webserver and daemon on the same instance, until Ctrl-C/SIGTERM or a child dies."""
+    """Dagster's webserver and daemon on the same instance, until Ctrl-C/SIGTERM or a child dies.
+
+    One code server serves both, started here without a heartbeat: with a ``python_module`` workspace the
+    webserver and the daemon each spawn (and the daemon periodically re-spawns) code servers that shut down when
+    their heartbeat is late, which on a busy 2-core machine logged "No heartbeat received" every minute. This is
+    also the production topology (deploy/docker): a long-running code server that the other processes call.
+    """
+    from ig_analytics.logging_setup import wants_json
+
     env = dict(os.environ)
+    # Dagster's own processes log in its formats; with IG_ANALYTICS_LOG_FORMAT=json every line must be JSON.
+    log_format = ["--log-format", "json" if wants_json() else "colored"]
     children = ChildProcesses()
     with terminate_on_signals():
         try:
-            workspace = str(settings.dagster_home / "workspace.yaml")
-            children.spawn([dagster_bin("dagster-daemon"), "run", "-w", workspace], env=env)
-            children.spawn([dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace], env=env)
+            code_port = _free_port("127.0.0.1")
+            code_server = children.spawn([
+                dagster_bin("dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
+                "-m", "ig_analytics.definitions", "--location-name", "ig_analytics", *log_format], env=env)
+            _wait_for_code_server(code_server, "127.0.0.1", code_port)
+            workspace = str(write_grpc_workspace(settings.dagster_home, "127.0.0.1", code_port))
+            children.spawn([dagster_bin("dagster-daemon"), "run", "-w", workspace, *log_format], env=env)
+            children.spawn([dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace,
+                            *log_format], env=env)
             print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops the webserver and the daemon)", flush=True)
             while True:
                 dead = children.first_exited()
@@ -133,5 +199,8 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return 0
+        except RuntimeError as exc:
+            print(f"ig-analytics ui: {exc}", file=sys.stderr)
+            return 1
         finally:
             children.stop()

@@ -7,6 +7,7 @@ single-run backfill policies), so Dagster's per-run start-up is paid once, not 9
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from ig_analytics.defs.partitions import daily_partitions
+from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
+from ig_analytics.terminal_text import printable
 
 SYNC_TYPES = ("full", "account", "media")
-DEFAULT_ACCOUNT_DAYS = 90
+DEFAULT_ACCOUNT_DAYS = FIRST_SYNC_DAYS  # the daily partitions start this far before the install
 DEFAULT_MEDIA_WINDOW_DAYS = 30
 PID_TAG = "ig_analytics/pid"
 HOST_TAG = "ig_analytics/host"
@@ -39,9 +41,10 @@ class AccountLine:
         return bool(self.parts) and all(status in ("success", "partial") for status, _ in self.parts.values())
 
     def render(self) -> str:
-        name = f"{self.ig_user_id} (@{self.username})" if self.username else self.ig_user_id
-        label = {"account": "account insights", "media": "media"}
-        body = "; ".join(f"{label[k]}: {summary}" for k, (_, summary) in sorted(self.parts.items()))
+        """One line: every field from the database or the API is escaped (no newline can split it)."""
+        name = printable(self.ig_user_id, 32) + (f" (@{printable(self.username, 30)})" if self.username else "")
+        label = {"account": "account insights", "media": "media", "demographics": "audience"}
+        body = "; ".join(f"{label[k]}: {printable(summary, 500)}" for k, (_, summary) in sorted(self.parts.items()))
         return f"{'OK  ' if self.ok else 'FAIL'} {name} — {body or 'not synced'}"
 
 
@@ -56,52 +59,97 @@ class SyncReport:
         return 0 if self.lines and all(line.ok for line in self.lines) and not self.run_errors else 1
 
 
-def resolve_range(since: date | None, until: date | None, today: date) -> tuple[date, date]:
+def resolve_range(since: date | None, until: date | None, today: date, first_partition: date) -> tuple[date, date]:
     until = until or today - timedelta(days=1)
     since = since or until - timedelta(days=DEFAULT_ACCOUNT_DAYS - 1)
     if since > until:
         raise UsageError(f"--since {since} is after --until {until}")
     if until >= today:
         raise UsageError(f"--until {until} is not a finished day yet; the newest day to sync is {today - timedelta(days=1)}")
-    start = daily_partitions.start.date()
-    if since < start:
-        raise UsageError(f"--since {since} is before the first daily partition {start} (IG_ANALYTICS_DAILY_START)")
+    if since < first_partition:
+        raise UsageError(f"--since {since} is before the first daily partition {first_partition}: set "
+                         f"IG_ANALYTICS_DAILY_START={since} in every process of the deployment to reach further back")
     return since, until
 
 
-def run_sync(
-    account_ids: list[str], sync_type: str, since: date | None, until: date | None, *, now: datetime | None = None
-) -> SyncReport:
-    from dagster import DagsterInstance
+def check_accounts_exist(engine, account_ids: list[str]) -> None:
+    """A mistyped --account is a usage mistake: say so before launching anything."""
+    if not account_ids:
+        return
+    with engine.connect() as conn:
+        known = {row[0] for row in conn.execute(
+            sa.text("SELECT ig_user_id FROM instagram.accounts WHERE ig_user_id = ANY(:ids)"), {"ids": account_ids})}
+    unknown = [i for i in dict.fromkeys(account_ids) if i not in known]
+    if unknown:
+        raise UsageError(f"no account {', '.join(printable(i, 40) for i in unknown[:5])}"
+                         f"{' ...' if len(unknown) > 5 else ''}; see: ig-analytics accounts list")
 
+
+def check_account_ids(account_ids: list[str]) -> None:
+    for ig_user_id in account_ids:
+        if not ig_user_id.isascii() or not ig_user_id.isdigit() or len(ig_user_id) > 32:
+            raise UsageError(f"--account must be an Instagram user id (digits), not '{printable(ig_user_id, 40)}'")
+
+
+def full_weeks(first_day: date, last_day: date) -> list[str]:
+    """Keys of the weekly partitions (Mondays) whose Monday-to-Sunday week lies within the days."""
+    monday = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
+    weeks = []
+    while monday + timedelta(days=6) <= last_day:
+        weeks.append(monday.isoformat())
+        monday += timedelta(days=7)
+    return weeks
+
+
+def run_sync(
+    account_ids: list[str], sync_type: str, since: date | None, until: date | None, *, now: datetime | None = None,
+    every_report: bool = False,
+) -> SyncReport:
+    """``every_report`` (the demo): the daily reports of every synced day and the weekly reports of every full
+    week, one run each, instead of the last day's report only."""
     from ig_analytics import runtime
-    from ig_analytics.definitions import defs
+    from ig_analytics.settings import Settings
     from ig_analytics.storage import db
 
     now = now or datetime.now(timezone.utc)
     if sync_type not in SYNC_TYPES:
         raise UsageError(f"--type must be one of {', '.join(SYNC_TYPES)}")
-    first_day, last_day = resolve_range(since, until, now.date())
+    check_account_ids(account_ids)
+    first_day, last_day = resolve_range(since, until, now.date(),
+                                        planned_daily_start(Settings.from_env().home, now.date()))
     settings = runtime.prepare()
     engine = db.get_engine(db.analytics_url(settings))
+    check_accounts_exist(engine, account_ids)  # before any run is launched
+
+    from dagster import DagsterInstance
+
+    import ig_analytics.definitions  # noqa: F401 - loaded (and logging configured) before stderr is redirected
+    from ig_analytics.defs.launch import execute_linked_run
+    from ig_analytics.logging_setup import log_level_from_env
+    from ig_analytics.run_output import stderr_to_log
+
     instance = DagsterInstance.get()
     # Dagster's PostgreSQL storages open a connection per event by default (NullPool): ~10 ms x ~300 events per
     # run. The webserver's setting keeps one pooled connection instead; a statement timeout of 0 means none.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
-    reap_abandoned_cli_runs(instance)
+    reap_abandoned_cli_runs(instance, engine)
     run_ids: list[str] = []
     errors: list[str] = []
     tags = {"ig_analytics/trigger": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
+    # The console gets warnings (or what IG_ANALYTICS_LOG_LEVEL asks when it is stricter, or DEBUG); the full
+    # event log is in the UI's run view.
+    level = log_level_from_env()
+    console_level = logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING))
+
     def execute(job_name: str, run_config: dict | None = None, **kwargs) -> None:
-        job = defs.resolve_job_def(job_name)
-        # The console gets warnings only; the full event log is in the UI's run view.
-        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, **kwargs)
-        run_ids.append(result.run_id)
-        if not result.success:
-            failures = [e.message for e in result.all_events if e.is_step_failure or e.is_failure]
-            errors.append(f"{job_name} run {result.run_id} failed: {failures[-1] if failures else 'see the Dagster UI'}")
+        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": console_level}}}}
+        with stderr_to_log():
+            outcome = execute_linked_run(instance, job_name, run_config=run_config, **kwargs)
+        run_ids.append(outcome.run_id)
+        if not outcome.success:
+            reason = (outcome.failures[-1] if outcome.failures else "").strip().splitlines() or ["see the Dagster UI"]
+            errors.append(f"{job_name} run {outcome.run_id} failed: {reason[0]}")
 
     if sync_type in ("full", "media"):
         # --since reaching further back than the default window widens it (posts older than 30 days get one
@@ -125,12 +173,32 @@ def run_sync(
             run_config={"ops": {"account_insights_daily": {"config": {"ig_user_ids": account_ids}}}},
         )
     if sync_type == "full":
-        execute("reports_job", partition_key=last_day.isoformat(), tags=tags)
+        # Meta serves only the current audience picture: it is the snapshot of the last finished day (whatever
+        # --until says), taken before the reports that show it.
+        execute(
+            "audience_demographics_job",
+            partition_key=(now.date() - timedelta(days=1)).isoformat(),
+            tags=tags,
+            run_config={"ops": {"audience_demographics": {"config": {"ig_user_ids": account_ids}}}},
+        )
+        if every_report:
+            execute("reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
+                                         ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat()})
+            weeks = full_weeks(first_day, last_day)
+            if weeks:
+                execute("weekly_reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: weeks[0],
+                                                    ASSET_PARTITION_RANGE_END_TAG: weeks[-1]})
+        else:
+            execute("reports_job", partition_key=last_day.isoformat(), tags=tags)
+    # The accounts table observed and the hourly checks (tokens, freshness, column schemas) evaluated now, so the
+    # UI shows them from the first sync on instead of "Not evaluated" until hh:40.
+    execute("data_quality_job", tags=tags)
     return SyncReport(lines=_account_lines(engine, run_ids, account_ids), run_errors=errors, run_ids=run_ids)
 
 
-def reap_abandoned_cli_runs(instance) -> list[str]:
-    """Fail the in-process runs of a `sync` that was killed, and free their pool slots.
+def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:
+    """Fail the in-process runs of a `sync` that was killed, free their pool slots, and close their
+    ``instagram.sync_runs`` rows (else they would say `running` for good).
 
     The daemon's run monitoring only watches runs it launched; an in-process run whose process died stays
     STARTED and keeps its `graph_api` pool slot, so the next sync would wait forever.
@@ -155,7 +223,23 @@ def reap_abandoned_cli_runs(instance) -> list[str]:
         instance.report_run_failed(run, f"The ig-analytics sync process (pid {pid}) ended before this run finished.")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         reaped.append(run.run_id)
+    if engine is not None and reaped:
+        close_abandoned_outcomes(engine, reaped)
     return reaped
+
+
+def close_abandoned_outcomes(engine, run_ids: list[str]) -> int:
+    """Mark the still-`running` account outcomes of dead runs as failed; returns how many were closed."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.text(
+                "UPDATE instagram.sync_runs SET status = 'failed', finished_at = now(), error = :error"
+                " WHERE dagster_run_id = ANY(:runs) AND status = 'running'"
+            ),
+            {"runs": run_ids, "error": "abandoned: the sync process ended (killed or crashed) before this account "
+                                       "finished; nothing half-written was kept. Run `ig-analytics sync` again."},
+        )
+    return result.rowcount
 
 
 def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[AccountLine]:

@@ -6,11 +6,12 @@ hold the transaction and report metadata."""
 
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, reports, trending
+from ig_analytics.defs.catalog import DAILY_REPORTS, HOURLY, WEEKLY_REPORTS, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase
 
@@ -18,40 +19,30 @@ from ig_analytics.defs.resources import AnalyticsDatabase
 ENGAGEMENT_WINDOW_DAYS = 35
 
 
-def _table(name: str) -> dict:
-    return {"dagster/table_name": f"instagram.{name}"}
-
-
 def _timed(started: float) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(round(time.monotonic() - started, 3)))
 
 
 @dg.asset(
-    deps=["media_insights_snapshots"],
+    # followers_at_publish reads the follower history: a new total changes the rates of posts without a new snapshot
+    deps=["media", "media_insights_snapshots", "account_insights_daily"],
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"postgres"},
-    metadata=_table("media_engagement"),
-    description="Engagement and rates (by reach, views, followers) of each post, from its newest snapshot.",
+    **table_asset("media_engagement"),
+    freshness_policy=HOURLY,
+    description=(
+        "How well each post does: its engagement (likes, comments, saves, shares), engagement rates by reach, by "
+        "views and by followers at publication, and a 0-100 performance score, from its newest snapshot. "
+        "Recomputed every hour for every post."
+    ),
 )
 def media_engagement(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     started = time.monotonic()
-    window = context.partition_time_window
-    engine = database.engine()
-    with engine.begin() as conn:
-        media_ids = [
-            row[0]
-            for row in conn.execute(
-                sa.text(
-                    "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
-                    " WHERE captured_at >= :start AND captured_at < :end"
-                ),
-                {"start": window.start, "end": window.end},
-            )
-        ]
-        rows = engagement.refresh_media_engagement(conn, media_ids=media_ids) if media_ids else 0
-    return dg.MaterializeResult(metadata={"rows_written": rows, "posts": len(media_ids), "duration_seconds": _timed(started)})
+    with database.engine().begin() as conn:
+        rows = engagement.refresh_media_engagement(conn)
+    return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
 
 
 @dg.asset(
@@ -60,10 +51,11 @@ def media_engagement(context: dg.AssetExecutionContext, database: AnalyticsDatab
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
     kinds={"postgres"},
-    metadata=_table("trending_posts"),
+    **table_asset("trending_posts"),
+    freshness_policy=HOURLY,
     description=(
-        "Posts gaining engagement faster than the account's own past posts did at the same age (robust z-score "
-        "with decay), ranked per account every hour; the story's weighted score is kept for comparison."
+        "Each account's posts that are gaining engagement faster than its past posts did at the same age, ranked "
+        "every hour (rank 1 = most trending). A webhook message announces each post that enters the list."
     ),
 )
 def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
@@ -87,10 +79,12 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     deps=["media_engagement", "media"],
     group_name="analytics",
     kinds={"postgres"},
-    metadata=_table("account_engagement_daily"),
+    **table_asset("account_engagement_daily"),
+    freshness_policy=HOURLY,
     description=(
-        f"Per account and day of publication (account timezone): posts, engagement, rate by reach. Recomputed "
-        f"for the last {ENGAGEMENT_WINDOW_DAYS} days on every hourly run, because posts keep gaining engagement."
+        f"Per account and day of publication (in the account's timezone): posts, their engagement and reach, and "
+        f"the engagement rate. The last {ENGAGEMENT_WINDOW_DAYS} days are recomputed every hour, because posts "
+        f"keep gaining engagement."
     ),
 )
 def account_engagement_daily(database: AnalyticsDatabase) -> dg.MaterializeResult:
@@ -107,10 +101,11 @@ def account_engagement_daily(database: AnalyticsDatabase) -> dg.MaterializeResul
     deps=["media_engagement", "media"],
     group_name="analytics",
     kinds={"postgres"},
-    metadata=_table("best_posting_times"),
+    **table_asset("best_posting_times"),
+    freshness_policy=HOURLY,
     description=(
-        "Average engagement rate by reach per weekday x hour of publication in the account's timezone, shrunk "
-        "toward the account's mean where a slot has few posts."
+        "When to post: each account's average engagement rate by weekday and hour of publication (in the "
+        "account's timezone); slots with few posts are pulled toward the account's average and marked unreliable."
     ),
 )
 def best_posting_times(database: AnalyticsDatabase) -> dg.MaterializeResult:
@@ -120,51 +115,79 @@ def best_posting_times(database: AnalyticsDatabase) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
 
 
-def _write_reports(database: AnalyticsDatabase, period_end: date, days: int, kind: str):
+def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: int, kind: str):
+    """Reports of every period of the run (a backfill range is one run); only the newest period notifies, so a
+    backfill does not flood the webhook with old reports."""
     started = time.monotonic()
     settings = database.settings()
     engine = database.engine()
-    with engine.begin() as conn:
-        results = reports.write_reports(
-            conn, period_end=period_end, days=days, kind=kind, reports_dir=settings.reports_dir
-        )
+    results, reports_written = [], 0
+    for period_end in period_ends:
+        with engine.begin() as conn:
+            results = reports.write_reports(
+                conn, period_end=period_end, days=days, kind=kind, reports_dir=settings.reports_dir,
+                synthetic_permalinks=reports.permalinks_synthetic(settings.graph_api_url),
+            )
+        reports_written += len(results)
     if results:
         from ig_analytics.notify import notify_report_events
 
         notify_report_events(database.notifier(), results)
     summary = "\n\n---\n\n".join(r.markdown for r in results) or "No active account with data in this period."
-    return dg.MaterializeResult(
-        metadata={
-            "reports": dg.MetadataValue.int(len(results)),
-            "period_end": period_end.isoformat(),
-            "report_files": dg.MetadataValue.json({r.ig_user_id: str(r.html_path) for r in results}),
-            "summary": dg.MetadataValue.md(summary[:60_000]),
-            "duration_seconds": _timed(started),
-        }
-    )
+    metadata = {
+        "reports": dg.MetadataValue.int(reports_written),
+        "periods": dg.MetadataValue.int(len(period_ends)),
+        "period_end": period_ends[-1].isoformat() if period_ends else "",
+        "summary": dg.MetadataValue.md(summary[:60_000]),
+        "duration_seconds": _timed(started),
+    }
+    for r in results:  # the newest period's files, clickable in the UI
+        if r.html_path is not None:
+            metadata[f"report_{r.ig_user_id}"] = dg.MetadataValue.url(Path(r.html_path).resolve().as_uri())
+    return dg.MaterializeResult(metadata=metadata)
+
+
+REPORT_INPUTS = ["account_insights_daily", "media_engagement", "account_engagement_daily", "trending_posts",
+                 "best_posting_times"]
+# The audience section reads the newest demographics picture of the period; its partitions start at the install
+# (Meta serves only today's picture), so older report days simply have no upstream partition.
+AUDIENCE_INPUT = dg.AssetDep("audience_demographics", partition_mapping=dg.TimeWindowPartitionMapping(
+    allow_nonexistent_upstream_partitions=True))
 
 
 @dg.asset(
-    deps=["account_insights_daily", "account_engagement_daily", "trending_posts", "best_posting_times"],
+    deps=[*REPORT_INPUTS, AUDIENCE_INPUT],
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="reports",
     kinds={"postgres", "html"},
-    metadata=_table("performance_reports"),
-    description="Per account, the 7 days ending on the partition's day: report JSON, an HTML file with charts.",
+    **table_asset("performance_reports"),
+    freshness_policy=DAILY_REPORTS,
+    description=(
+        "Each account's report for the 7 days ending on the partition's day: reach, views, follower growth, "
+        "best posts, trending posts and best posting times, as JSON (instagram.performance_reports, kind "
+        "rolling_7d) and as an HTML page with charts. Written every day at 03:00 UTC for yesterday."
+    ),
 )
 def performance_reports(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
-    return _write_reports(database, date.fromisoformat(context.partition_key), 7, "rolling_7d")
+    return _write_reports(database, [date.fromisoformat(k) for k in context.partition_keys], 7, "rolling_7d")
 
 
 @dg.asset(
     key="weekly_performance_reports",
-    deps=["account_insights_daily", "account_engagement_daily", "trending_posts", "best_posting_times"],
+    deps=[*REPORT_INPUTS, AUDIENCE_INPUT],
     partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="reports",
     kinds={"postgres", "html"},
-    metadata=_table("performance_reports"),
-    description="Per account, the Monday-to-Sunday week of the partition (rows with kind = 'weekly').",
+    **table_asset("performance_reports"),
+    freshness_policy=WEEKLY_REPORTS,
+    description=(
+        "Each account's report for one Monday-to-Sunday week (instagram.performance_reports, kind weekly, and "
+        "an HTML page). Written every Monday at 03:30 UTC for the week before."
+    ),
 )
 def weekly_performance_reports(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
-    period_end = (context.partition_time_window.end - timedelta(days=1)).date()
-    return _write_reports(database, period_end, 7, "weekly")
+    period_ends = [(weekly_partitions.time_window_for_partition_key(k).end - timedelta(days=1)).date()
+                   for k in context.partition_keys]
+    return _write_reports(database, period_ends, 7, "weekly")

@@ -2,7 +2,7 @@
 
 Where they run:
 - Checks with ``partitions_def`` equal to their asset's run inside the asset's own job, for the same partition(s)
-  (Dagster 1.13 partitioned asset checks); a partition-range run checks the whole range at once.
+  (Dagster 1.13 partitioned asset checks); a partition-range run records one evaluation per partition.
 - Unpartitioned checks (freshness, recent completeness, column schema, tokens) run in those jobs too (an asset
   selection includes every check of its assets) AND in ``data_quality_job`` every hour at :40, so they are
   evaluated even when ingestion stops. The factory freshness checks have their own sensor.
@@ -24,10 +24,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluation,
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from sqlalchemy.engine import Connection
 
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
@@ -467,10 +471,19 @@ def accounts_tokens(conn: Connection, now: datetime) -> dg.AssetCheckResult:
              "ig_user_id, username, token_expires_at", severity=WARN),
         # Skipped by every sync until its owner reconnects it: keep it red in the UI, not only in one alert.
         Rule("needs_reauth", "instagram.accounts WHERE status = 'needs_reauth'", "ig_user_id, username, status_reason"),
+        # From debug_token (token_lifecycle): a missing permission makes its syncs fail; so does lost data access.
+        Rule("token_missing_permissions", f"{scope} AND cardinality(token_missing_scopes) > 0",
+             "ig_user_id, username, token_missing_scopes"),
+        Rule("data_access_expired", f"{scope} AND token_data_access_expires_at <= :now",
+             "ig_user_id, username, token_data_access_expires_at"),
+        # An Instagram-Login refresh failed: the old token still works until it expires.
+        Rule("token_refresh_failed", f"{scope} AND token_refresh_error IS NOT NULL",
+             "ig_user_id, username, token_refresh_error, token_expires_at", severity=WARN),
     ]
     return evaluate_rules(conn, rules, {"now": now, "soon": now + TOKEN_EXPIRY_WARN},
-                          description=f"Active accounts have a stored token that is not expired (WARN within "
-                                      f"{TOKEN_EXPIRY_WARN.days} days of expiry).")
+                          description=f"Active accounts have a stored token that is not expired, has the permissions "
+                                      f"it needs and refreshes (WARN within {TOKEN_EXPIRY_WARN.days} days of expiry "
+                                      f"or after a failed refresh).")
 
 
 # ---- column schema ---------------------------------------------------------------------------------------
@@ -501,8 +514,8 @@ def column_schema_diff(conn: Connection, table: str, expected: dg.TableSchema) -
 
 
 # ---- Dagster wrappers ------------------------------------------------------------------------------------
-# One multi-asset check op per asset job stage: every step of a run is a process of its own, so the checks of
-# one stage share an op (and a database connection) instead of adding a dozen steps to the hourly job.
+# One multi-asset check op per asset job stage: the checks of one stage share a step (and a database connection)
+# instead of adding a dozen steps to the hourly job.
 
 
 @dataclass(frozen=True)
@@ -558,24 +571,69 @@ def scope_for(context: dg.AssetCheckExecutionContext, partitions_def) -> Scope:
                  partitions_def.time_window_for_partition_key(key_range.end).end, now, _configured_accounts(context))
 
 
+def _partition_scope(scope: Scope, partitions_def, partition_key: str) -> Scope:
+    window = partitions_def.time_window_for_partition_key(partition_key)
+    return Scope(window.start, window.end, scope.now, scope.accounts)
+
+
+def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str]):
+    """Newest materialization of each partition (one query), to link every partition's evaluation to its data."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(partition_keys)),
+        limit=4 * len(partition_keys)).records
+    latest: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    for record in records:  # newest first
+        latest.setdefault(record.partition_key, AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp))
+    return latest
+
+
+def evaluate_per_partition(conn: Connection, c: "CheckDef", scope: Scope, partitions_def,
+                           partition_keys: Sequence[str]) -> Iterator[tuple[str, dg.AssetCheckResult]]:
+    """One result per partition of a range run, so each partition shows its own status in the UI (a range run
+    would otherwise record one evaluation without a partition and leave every partition "Skipped").
+
+    Every windowed rule is "no offending row in the window", so a range that passes passes for each of its
+    partitions: evaluate the range once, and only when it fails evaluate each partition to find which failed.
+    """
+    whole = c.evaluate(conn, scope)
+    for key in partition_keys:
+        if whole.passed:
+            yield key, whole
+        else:
+            yield key, c.evaluate(conn, _partition_scope(scope, partitions_def, key))
+
+
 def check_group(name: str, partitions_def, checks: Sequence[CheckDef]) -> dg.AssetChecksDefinition:
     with warnings.catch_warnings():  # partitioned check specs are a 1.13 preview: the warning is known
         warnings.simplefilter("ignore", dg.PreviewWarning)
         specs = [dg.AssetCheckSpec(c.name, asset=c.asset, blocking=c.blocking, description=c.description,
                                    partitions_def=partitions_def) for c in checks]
+    output_names = {spec.key: spec.get_python_identifier() for spec in specs}
 
     @dg.multi_asset_check(name=name, specs=specs, can_subset=True,
                           description="; ".join(f"{c.name}: {c.description}" for c in checks))
     def _group(context: dg.AssetCheckExecutionContext, database: AnalyticsDatabase):
         scope = scope_for(context, partitions_def)
         selected = context.selected_asset_check_keys
+        range_keys = (list(context.partition_keys)
+                      if partitions_def is not None and len(context.partition_keys) > 1 else None)
         with database.engine().connect() as conn:
             for c in checks:
                 if c.key not in selected:
                     continue
-                r = c.evaluate(conn, scope)
-                yield dg.AssetCheckResult(asset_key=c.key.asset_key, check_name=c.name, passed=r.passed,
-                                          severity=r.severity, metadata=r.metadata, description=r.description)
+                if range_keys is None:
+                    r = c.evaluate(conn, scope)
+                    yield dg.AssetCheckResult(asset_key=c.key.asset_key, check_name=c.name, passed=r.passed,
+                                              severity=r.severity, metadata=r.metadata, description=r.description)
+                    continue
+                targets = _latest_materializations(context.instance, c.key.asset_key, range_keys)
+                for key, r in evaluate_per_partition(conn, c, scope, partitions_def, range_keys):
+                    yield AssetCheckEvaluation(
+                        asset_key=c.key.asset_key, check_name=c.name, passed=r.passed, severity=r.severity,
+                        metadata=r.metadata, description=r.description, blocking=c.blocking, partition=key,
+                        target_materialization_data=targets.get(key))
+                yield dg.Output(None, output_name=output_names[c.key])
 
     return _group
 
@@ -704,8 +762,10 @@ asset_checks = [
 # the ingestion assets they would add a step to every ingestion run.
 data_quality_job = dg.define_asset_job(
     "data_quality_job",
-    selection=dg.AssetSelection.checks(*unpartitioned_checks),
-    description="Freshness, recent completeness, token expiry and column-schema checks (materializes nothing).",
+    # + the observation of the accounts table (its data version shows when accounts or tokens changed)
+    selection=dg.AssetSelection.checks(*unpartitioned_checks) | dg.AssetSelection.assets("accounts"),
+    description="Observes the accounts table, then runs the freshness, recent completeness, token expiry and "
+                "column-schema checks (materializes nothing).",
 )
 data_quality_schedule = dg.ScheduleDefinition(
     name="hourly_data_quality", job=data_quality_job, cron_schedule="40 * * * *", execution_timezone="UTC",

@@ -18,26 +18,20 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from ig_analytics import accounts as accounts_repo
+from ig_analytics.defs.catalog import ACCOUNT_INSIGHTS, ACCOUNTS, HOURLY, accounts_synced_check, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.ingestion import outcome as outcomes
-from ig_analytics.ingestion.account_insights import ACCOUNT_METRIC_COLUMNS, sync_account_insights
-from ig_analytics.ingestion.media_snapshots import SNAPSHOT_METRIC_COLUMNS, CapturePolicy, sync_media
+from ig_analytics.ingestion.account_insights import sync_account_insights
+from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
 from ig_analytics.ingestion.outcome import AccountOutcome
 from ig_analytics.ingestion.runner import sync_accounts
+from ig_analytics.shards import in_shard, shard_from_tags
 
 GRAPH_API_POOL = "graph_api"
 
 SYNC_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
-
-ACCOUNTS = dg.AssetSpec(
-    "accounts",
-    group_name="ingestion",
-    kinds={"postgres"},
-    description="Connected Instagram business accounts (instagram.accounts), managed with `ig-analytics accounts`.",
-    metadata={"dagster/table_name": "instagram.accounts"},
 )
 
 
@@ -58,29 +52,11 @@ class MediaSyncConfig(dg.Config):
     max_capture_lag_hours: int | None = 1
 
 
-def _column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
-
-
-ACCOUNT_INSIGHTS_SCHEMA = _column_schema(
-    [("ig_user_id", "text"), ("date", "date"), *[(c, "bigint") for c in ACCOUNT_METRIC_COLUMNS],
-     ("followers_total", "bigint"), ("api_version", "text"), ("synced_at", "timestamptz")]
-)
-SNAPSHOT_SCHEMA = _column_schema(
-    [("media_id", "text"), ("captured_at", "timestamptz"), ("fetched_at", "timestamptz"), ("ig_user_id", "text"),
-     *[(c, "bigint") for c in SNAPSHOT_METRIC_COLUMNS], ("other_metrics", "jsonb"), ("api_version", "text")]
-)
-MEDIA_SCHEMA = _column_schema(
-    [("media_id", "text"), ("ig_user_id", "text"), ("media_type", "text"), ("media_product_type", "text"),
-     ("caption", "text"), ("permalink", "text"), ("published_at", "timestamptz"), ("like_count", "bigint"),
-     ("comments_count", "bigint"), ("insights_unavailable_reason", "text")]
-)
-
-
 def _outcomes_markdown(results: list[AccountOutcome]) -> str:
     lines = ["| account | status | rows | API calls | detail |", "|---|---|---|---|---|"]
     for o in results:
-        detail = (o.error or "").replace("|", "/")[:200]
+        # one table row per account: a newline or a pipe in an API error would break the Markdown table
+        detail = " ".join((o.error or "").split()).replace("|", "\\|")[:200]
         lines.append(f"| {o.ig_user_id} | {o.status} | {o.rows_written} | {o.api_calls} | {detail} |")
     return "\n".join(lines)
 
@@ -131,6 +107,11 @@ def _raise_for_retryable(context, results: list[AccountOutcome]) -> None:
 def _credentials(context, database: AnalyticsDatabase, sync_type: str, ig_user_ids: list[str]):
     engine = database.engine()
     creds, problems = accounts_repo.active_credentials(engine, database.vault(), ig_user_ids or None)
+    shard = shard_from_tags(context.run.tags)  # a schedule's shard run syncs only its shard's accounts
+    if shard is not None:
+        creds = [c for c in creds if in_shard(c.ig_user_id, shard)]
+        problems = {k: v for k, v in problems.items() if in_shard(k, shard)}
+        context.log.info(f"shard {shard[0]} of {shard[1]}: {len(creds)} account(s)")
     done = outcomes.succeeded_in_run(engine, context.run_id, sync_type) if context.retry_number else set()
     for ig_user_id, reason in problems.items():
         context.log.warning(f"account {ig_user_id} not synced: {reason}")
@@ -155,11 +136,13 @@ def _needs_reauth_alert(database: AnalyticsDatabase):
     retry_policy=SYNC_RETRY_POLICY,
     group_name="ingestion",
     kinds={"postgres"},
-    check_specs=[dg.AssetCheckSpec("accounts_synced", asset="account_insights_daily")],
-    metadata={"dagster/table_name": "instagram.account_insights_daily", "dagster/column_schema": ACCOUNT_INSIGHTS_SCHEMA},
+    check_specs=[accounts_synced_check("account_insights_daily")],
+    **table_asset("account_insights_daily"),
+    freshness_policy=ACCOUNT_INSIGHTS,
     description=(
-        "Daily account insights (one row per account and day) plus a profile snapshot for the follower total. "
-        "A run over a partition range fetches it in API windows of 29 days: a 90-day backfill is one run."
+        "Each account's daily numbers from Instagram (reach, views, new followers, interactions; one row per "
+        "account and day) and its follower total at the end of each day. Synced every night at 02:00 UTC for "
+        "yesterday and the two days before (Meta revises recent days). A 90-day backfill is one run."
     ),
 )
 def account_insights_daily(
@@ -194,20 +177,21 @@ def account_insights_daily(
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "media", deps=[ACCOUNTS], group_name="ingestion", kinds={"postgres"},
-            description="The catalogue of recent posts and live stories (one row per post).",
-            metadata={"dagster/table_name": "instagram.media", "dagster/column_schema": MEDIA_SCHEMA},
+            "media", deps=[ACCOUNTS], group_name="ingestion", kinds={"postgres"}, **table_asset("media"),
+            freshness_policy=HOURLY,
+            description="Every post and live story of the last 30 days (one row per post): type, caption, link, "
+                        "publication time, like and comment counts.",
         ),
         dg.AssetSpec(
             "media_insights_snapshots", deps=["media"], group_name="ingestion", kinds={"postgres"},
+            **table_asset("media_insights_snapshots"), freshness_policy=HOURLY,
             description=(
                 "Lifetime insights of each post, one row per capture slot: hourly while a post is under 48 h "
                 "old, then daily until 30 days. View instagram.media_insights_latest has the newest per post."
             ),
-            metadata={"dagster/table_name": "instagram.media_insights_snapshots", "dagster/column_schema": SNAPSHOT_SCHEMA},
         ),
     ],
-    check_specs=[dg.AssetCheckSpec("accounts_synced", asset="media_insights_snapshots")],
+    check_specs=[accounts_synced_check("media_insights_snapshots")],
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=GRAPH_API_POOL,
