@@ -150,7 +150,8 @@ def test_a_failing_error_check_in_a_successful_run_alerts_once_until_it_recovers
         cursor = _tick_check_sensor(instance, cursor)
         cursor = _tick_check_sensor(instance, cursor)
         assert len(webhook.posts) == 1, webhook.posts
-        assert "accounts:accounts_tokens_valid" in webhook.posts[0]["text"], webhook.posts and first.run_id in webhook.posts[0]["text"]
+        assert "accounts:accounts_tokens_valid" in webhook.posts[0]["text"], webhook.posts
+        assert first.run_id in webhook.posts[0]["text"], webhook.posts  # the alert names the run that found it
         assert "accounts:accounts_tokens_valid" in json.loads(cursor)["failing"]
 
         with engine.begin() as conn:  # fixed, then broken again: a new alert

@@ -29,6 +29,7 @@ EXPECTED = {
                   "analytics.best_posting_times.seconds", "analytics.total.seconds"],
     "orchestration": ["cli.sync.seconds", "direct.seconds", "direct.api_only.seconds",
                       "orchestration.overhead.seconds", "orchestration.overhead.share"],
+    "responsiveness": ["sandbox.generate_1000x100.seconds", "sandbox.parallel_8x300ms.seconds"],
 }
 
 

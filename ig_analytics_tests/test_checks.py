@@ -5,6 +5,7 @@ blocking, the hourly data-quality job)."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from time import sleep
 
 import dagster as dg
 import pytest
@@ -16,20 +17,39 @@ from ig_analytics_tests.ops_data import (
 )
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
-NOW = now_utc()
-HOUR = hour_floor(NOW)
-TODAY = NOW.date()
-YESTERDAY = TODAY - timedelta(days=1)
-HOURLY = C.Scope(HOUR, HOUR + timedelta(hours=1), NOW)
-DAILY = C.Scope(datetime.combine(YESTERDAY - timedelta(days=2), time(), UTC), datetime.combine(TODAY, time(), UTC), NOW)
-UNPARTITIONED = C.Scope(None, None, NOW)
-PARTITION_OF = {
-    "account_insights_valid": DAILY, "account_insights_reach_within_views": DAILY, "account_insights_complete": DAILY,
-    "performance_reports_valid": DAILY, "weekly_performance_reports_valid": DAILY,
-    "media_valid": HOURLY, "snapshots_valid": HOURLY, "snapshots_reach_within_views": HOURLY,
-    "snapshots_counters_monotonic": HOURLY, "media_engagement_valid": HOURLY,
-    "media_engagement_rates_plausible": HOURLY, "trending_posts_valid": HOURLY,
-}
+HOUR_MARGIN = timedelta(seconds=60)  # far more than one test of this module takes, even under load
+
+
+def _read_clock() -> None:
+    """NOW and the scopes derived from it, read when each test starts (the SQL under test uses now(): a value
+    read at import goes stale when the hour rolls over during the suite). A test never starts within
+    HOUR_MARGIN of the next hour (or midnight): it waits for the new hour instead."""
+    global NOW, HOUR, TODAY, YESTERDAY, HOURLY, DAILY, UNPARTITIONED, PARTITION_OF
+    now = now_utc()
+    left = hour_floor(now) + timedelta(hours=1) - now
+    if left < HOUR_MARGIN:
+        sleep(left.total_seconds() + 1)
+        now = now_utc()
+    NOW, HOUR, TODAY = now, hour_floor(now), now.date()
+    YESTERDAY = TODAY - timedelta(days=1)
+    HOURLY = C.Scope(HOUR, HOUR + timedelta(hours=1), NOW)
+    DAILY = C.Scope(datetime.combine(YESTERDAY - timedelta(days=2), time(), UTC), datetime.combine(TODAY, time(), UTC), NOW)
+    UNPARTITIONED = C.Scope(None, None, NOW)
+    PARTITION_OF = {
+        "account_insights_valid": DAILY, "account_insights_reach_within_views": DAILY, "account_insights_complete": DAILY,
+        "performance_reports_valid": DAILY, "weekly_performance_reports_valid": DAILY,
+        "media_valid": HOURLY, "snapshots_valid": HOURLY, "snapshots_reach_within_views": HOURLY,
+        "snapshots_counters_monotonic": HOURLY, "media_engagement_valid": HOURLY,
+        "media_engagement_rates_plausible": HOURLY, "trending_posts_valid": HOURLY,
+    }
+
+
+_read_clock()
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    _read_clock()
 
 
 @pytest.fixture()
@@ -232,9 +252,20 @@ def test_partitioned_blocking_check_fails_a_partition_range_run(good, ig_home):
         }
         execute(good, "UPDATE instagram.account_insights_daily SET views = -1 WHERE date = :d",
                 d=TODAY - timedelta(days=3))
+        # A range run records one evaluation per partition (the UI shows each partition's own status).
+        valid = [(e.partition, e.passed) for e in ok.get_asset_check_evaluations()
+                 if e.check_name == "account_insights_valid"]
+        days = [(TODAY - timedelta(days=n)).isoformat() for n in (3, 2, 1)]
+        assert sorted(valid) == [(d, True) for d in days]
         bad = resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
         assert not bad.success  # blocking + ERROR: the step fails, so does the run
-        assert _evaluations(bad)["account_insights_daily:account_insights_valid"][0] is False
+        valid = {e.partition: e.passed for e in bad.get_asset_check_evaluations()
+                 if e.check_name == "account_insights_valid"}
+        assert valid == {days[0]: False, days[1]: True, days[2]: True}  # only the broken day is red
+        statuses = {info.partition_key: info.latest_execution_status.value
+                    for info in instance.event_log_storage.get_asset_check_partition_info(
+                        [dg.AssetCheckKey(dg.AssetKey("account_insights_daily"), "account_insights_valid")])}
+        assert statuses == {days[0]: "FAILED", days[1]: "SUCCEEDED", days[2]: "SUCCEEDED"}
 
 
 def test_hourly_partitioned_checks_run_for_one_partition(good, ig_home):

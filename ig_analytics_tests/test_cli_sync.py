@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
 from ig_analytics_tests.ingestion_harness import register
+from ig_analytics_tests.procs import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +37,14 @@ def _sync(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedPr
 
 
 @pytest.fixture()
-def cli_env(engine, ig_home, pg_url):
+def cli_env(engine, ig_home, pg_url, monkeypatch):
     world = _world()
-    server = SandboxServer(world, port=0)
-    server.start()
-    env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url, IG_GRAPH_API_URL=server.base_url)
-    env.pop("DAGSTER_HOME", None)
-    os.environ["IG_GRAPH_API_URL"] = server.base_url
-    register(engine, world)
-    try:
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url)
+        register(engine, world)
         yield env, world, server
-    finally:
-        os.environ.pop("IG_GRAPH_API_URL", None)
-        server.stop()
 
 
 def _rows(engine, sql: str, **params):
@@ -55,13 +52,20 @@ def _rows(engine, sql: str, **params):
         return [tuple(r) for r in conn.execute(sa.text(sql), params)]
 
 
-def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engine, cli_env):
+def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engine, cli_env, monkeypatch):
     env, world, _ = cli_env
     started = time.monotonic()
-    result = _sync(env)
+    result = _sync({**env, "IG_ANALYTICS_LOG_FORMAT": "json"})
     elapsed = time.monotonic() - started
     print(f"90-day full sync of 3 sandbox accounts: {elapsed:.1f} s wall time (including process start-up)")
     assert result.returncode == 1, result.stdout + result.stderr
+    # issue 11 row 14: every stderr line is one JSON object (Dagster's own output included)
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert any(r["level"] == "WARNING" and EXPIRED in r["message"] for r in records), result.stderr
+    ours = [r["message"] for r in records if r["logger"] != "ig_analytics.dagster_run"]
+    again = [r["message"] for r in records if r["logger"] == "ig_analytics.dagster_run"
+             and any(r["message"].endswith(m) for m in ours)]
+    assert not again  # a record captured by Dagster is not printed a second time
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3, result.stdout
     ok = [line for line in lines if line.startswith("OK")]
@@ -81,10 +85,11 @@ def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engin
     # the runs are in Dagster's storage, so the UI shows them
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_HOME"] = str(env["IG_ANALYTICS_HOME"]) + "/dagster"
-    os.environ["IG_ANALYTICS_DAGSTER_PG_URL"] = env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://")
+    monkeypatch.setenv("DAGSTER_HOME", str(env["IG_ANALYTICS_HOME"]) + "/dagster")
+    monkeypatch.setenv("IG_ANALYTICS_DAGSTER_PG_URL",
+                       env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://"))
+    instance = DagsterInstance.get()
     try:
-        instance = DagsterInstance.get()
         jobs = {run.job_name for run in instance.get_runs(limit=10)}
         assert {"account_insights_job", "media_sync_job", "reports_job"} <= jobs
         # the report's Markdown summary is materialization metadata: the asset page of the UI renders it
@@ -93,30 +98,27 @@ def test_sync_90_days_reports_each_account_and_exits_1_for_the_expired_one(engin
         event = instance.get_latest_materialization_event(AssetKey("performance_reports"))
         summary = event.asset_materialization.metadata["summary"]
         assert isinstance(summary, MarkdownMetadataValue) and "@bakery" in summary.value
-        instance.dispose()
     finally:
-        os.environ.pop("DAGSTER_HOME", None)
+        instance.dispose()
 
 
 def test_a_sync_killed_midway_leaves_no_half_written_account_and_the_next_run_completes(engine, cli_env):
     env, world, server = cli_env
-    world.faults = Faults(latency_ms=400)  # slow enough that the kill lands while API calls are in flight
+    # Each API answer takes 1.5 s, and an account needs at least two: killed right after the sandbox answered
+    # its first request, the sync is in the middle of an account (asserted below), however loaded the machine.
+    world.faults = Faults(latency_ms=1500)
+    server.reset_log()
     proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account",
                              "--account", "17841400000000001", "--account", "17841400000000002"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            done = _rows(engine, "SELECT count(*) FROM instagram.sync_runs WHERE status = 'running'")
-            if done[0][0] >= 1:
-                break
-            time.sleep(0.05)
-        time.sleep(0.4)  # mid-way: API calls in flight
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        wait_until(lambda: server.request_log, 180, "the sync's first API call", interval_s=0.02)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group, whether or not its leader still runs
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
     # the kill did land mid-sync: an account's outcome was left 'running'
     assert _rows(engine, "SELECT count(*) > 0 FROM instagram.sync_runs WHERE status = 'running'") == [(True,)]
     counts = dict(_rows(engine, "SELECT ig_user_id, count(*) FROM instagram.account_insights_daily GROUP BY 1"))
@@ -127,6 +129,67 @@ def test_a_sync_killed_midway_leaves_no_half_written_account_and_the_next_run_co
     assert result.returncode == 0, result.stdout + result.stderr
     stored = _rows(engine, "SELECT ig_user_id, date, views FROM instagram.account_insights_daily ORDER BY 1, 2")
     assert len(stored) == 180
+    # issue 11 row 8: the killed run's outcomes were closed by the reaper, none says 'running' for good
+    assert _rows(engine, "SELECT count(*) FROM instagram.sync_runs WHERE status = 'running'") == [(0,)]
+    abandoned = _rows(engine, "SELECT count(*) FROM instagram.sync_runs WHERE status = 'failed'"
+                              " AND error LIKE 'abandoned:%' AND finished_at IS NOT NULL")
+    assert abandoned[0][0] >= 1
     for ig_user_id, day, views in stored:
         if (date.today() - day).days >= 3:
             assert views == world.account_metric(ig_user_id, "views", day)
+
+
+def _postmaster_pid(engine) -> int:
+    """The server's own pid (a backend's parent), found without knowing where its data folder lives."""
+    with engine.connect() as conn:
+        backend = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    with open(f"/proc/{backend}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("PPid:"))
+
+
+def test_kill_9_of_postgresql_during_sync_gives_one_actionable_line(tmp_path, monkeypatch):
+    """Issue 11 row 6: was 77 lines of stderr ending in a whole SQL statement, with no hint."""
+    from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
+    from ig_analytics.storage import db
+
+    pg_home = tmp_path / "pg"
+    server = EmbeddedPostgres(pg_home)
+    world = _world()
+    sandbox = SandboxServer(world, port=0)
+    proc = None
+    try:
+        server.start()
+        url = server.url(ANALYTICS_DB)
+        engine = db.get_engine(url)
+        db.migrate(engine)
+        home = tmp_path / "home"
+        home.mkdir()
+        env = dict(os.environ, IG_ANALYTICS_HOME=str(home), DATABASE_URL=url)
+        env.pop("DAGSTER_HOME", None)
+        sandbox.start()
+        env["IG_GRAPH_API_URL"] = sandbox.base_url
+        monkeypatch.setenv("IG_ANALYTICS_HOME", str(home))  # for register() (the token key lives in the home)
+        monkeypatch.setenv("DATABASE_URL", url)
+        register(engine, world)
+        world.faults = Faults(latency_ms=1500)  # the kill lands while the accounts are in flight
+        proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account", "--account",
+                                 "17841400000000001", "--account", "17841400000000002"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not _rows(engine, "SELECT 1 FROM instagram.sync_runs WHERE status = 'running'"):
+            time.sleep(0.1)
+        postmaster = _postmaster_pid(engine)
+        engine.dispose()
+        os.kill(postmaster, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        sandbox.stop()
+        server.destroy()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, stderr
+    assert "ig-analytics db start" in lines[0] and "DATABASE_URL" in lines[0]
+    assert "SELECT" not in stderr and "[SQL" not in stderr and "Traceback" not in stderr
+    assert (home / "logs" / "ig-analytics.log").exists()  # the details are in the log

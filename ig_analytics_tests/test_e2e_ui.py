@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics_tests.ingestion_harness import register
+from ig_analytics_tests.procs import child, processes_with_env, wait_until
 from ig_analytics_tests.test_ui import wait_for_graphql
 
 pytestmark = pytest.mark.slow
@@ -44,40 +44,34 @@ class GraphQL:
 
 
 def _wait(predicate, timeout_s: float, what: str, describe=lambda: ""):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what} {describe()}")
+    try:
+        return wait_until(predicate, timeout_s, what, interval_s=2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} {describe()}") from None
 
 
 @pytest.fixture()
-def running_ui(engine, ig_home, pg_url):
+def running_ui(engine, ig_home, pg_url, monkeypatch):
     world = SandboxWorld.demo()  # real time: the daemon's runs read the wall clock
-    server = SandboxServer(world, port=0)
-    server.start()
-    os.environ["IG_GRAPH_API_URL"] = server.base_url
-    register(engine, world)
-    port = _free_port()
-    env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url, IG_GRAPH_API_URL=server.base_url)
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/graphql"
-        wait_for_graphql(url, proc)
-        yield GraphQL(url), world
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        os.environ.pop("IG_GRAPH_API_URL", None)
-        server.stop()
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        register(engine, world)
+        port = _free_port()
+        env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url)
+        marker = f"DAGSTER_HOME={ig_home / 'dagster'}"
+        try:
+            with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+                url = f"http://127.0.0.1:{port}/graphql"
+                wait_for_graphql(url, proc)
+                yield GraphQL(url), world
+                proc.stop(signal.SIGTERM, timeout_s=60)  # the UI stops its webserver and daemon itself
+        finally:  # they run in process groups of their own: never leave them running
+            for pid in processes_with_env(marker):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def test_backfill_and_schedule_through_graphql(engine, running_ui):

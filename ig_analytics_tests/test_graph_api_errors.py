@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -52,6 +53,7 @@ class Reply:
     body: Any = field(default_factory=dict)  # dict/list -> JSON; str/bytes -> raw
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    hold: bool = False  # answer only when the stub stops: a request that times out for sure
 
 
 def err_body(code: int, message: str = "error", subcode: int | None = None, transient: bool = False) -> dict:
@@ -66,6 +68,10 @@ class Stub:
     def __init__(self) -> None:
         self.handler: Callable[[Req], Reply] = lambda req: Reply(404, err_body(100, "no handler"))
         self.requests: list[Req] = []
+        # An assert that fails inside the server thread would only drop the connection (which the client
+        # retries as a network error): failures are kept here and raised in the test's thread by the fixture.
+        self.failures: list[str] = []
+        self.release = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,9 +88,15 @@ class Stub:
                           {k.lower(): v for k, v in self.headers.items()},
                           {k: v[0] for k, v in parse_qs(raw).items()}, self.path)
                 stub.requests.append(req)
-                reply = stub.handler(req)
+                try:
+                    reply = stub.handler(req)
+                except BaseException:  # noqa: BLE001 - reported by the fixture, in the test's thread
+                    stub.failures.append(traceback.format_exc())
+                    reply = Reply(599, err_body(1, "stub handler failed: see the test's failures"))
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.hold:
+                    stub.release.wait(timeout=120)
                 body = reply.body
                 data = body if isinstance(body, bytes) else (
                     body.encode() if isinstance(body, str) else json.dumps(body).encode())
@@ -99,13 +111,20 @@ class Stub:
             do_GET = _serve
             do_POST = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class QuietServer(ThreadingHTTPServer):
+            def handle_error(self, request, client_address) -> None:
+                # A client that timed out on purpose closes its socket first: not a failure of the stub.
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -113,8 +132,11 @@ class Stub:
 @pytest.fixture
 def stub():
     s = Stub()
-    yield s
-    s.stop()
+    try:
+        yield s
+    finally:
+        s.stop()
+    assert s.failures == [], "the stub server's handler failed:\n" + "\n".join(s.failures)
 
 
 class FakeClock:
@@ -263,8 +285,10 @@ def test_malformed_body_is_retried_then_reported(stub):
 
 
 def test_timeouts_and_connection_errors_are_transient(stub):
-    stub.handler = sequence(Reply(200, {"id": USER}, delay_s=0.5), PROFILE_OK)
-    client, clock = make_client(stub, timeout=(1.0, 0.1))
+    # The first answer never comes in time; the read timeout is generous so that a slow machine cannot make
+    # the second, immediate answer time out too.
+    stub.handler = sequence(Reply(200, {"id": USER}, hold=True), PROFILE_OK)
+    client, clock = make_client(stub, timeout=(5.0, 2.0))
     acct = client.account(USER, TOKEN)
     assert acct.profile().username == "acme" and acct.stats.calls == 2 and len(clock.sleeps) == 1
     dead = GraphApiClient(base_url="http://127.0.0.1:9", max_attempts=2, sleep=clock.sleep,
@@ -612,31 +636,40 @@ def test_no_token_in_any_log_line_or_exception_text(stub):
     filtered_handler = CollectFiltered(level=logging.DEBUG)
     filtered_handler.addFilter(RedactingFilter())
     old_level = root.level
+    # Loggers an earlier test may have quietened (configure_logging sets ig_analytics to INFO): this test needs
+    # their DEBUG records, else it would pass without looking at the request lines it is about.
+    chatty = {name: logging.getLogger(name).level for name in ("ig_analytics", "urllib3")}
+    for name in chatty:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     root.addHandler(handler)
     root.addHandler(filtered_handler)
     root.setLevel(logging.DEBUG)
     texts: list[str] = []
 
-    def capture(fn: Callable[[], Any]) -> None:
+    def capture(fn: Callable[[], Any], expected: type[Exception] | None) -> None:
+        """Run a scenario; it must raise ``expected`` (or nothing, when None); keep every text it produced."""
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - checked right below
             texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
             texts.extend(str(v) for v in vars(exc).values())
+            assert expected is not None and isinstance(exc, expected), f"unexpected {exc!r}"
+        else:
+            assert expected is None, f"the scenario should have raised {expected}"
 
     try:
         client, clock = make_client(stub, app_secret=secret_app, max_attempts=2)
         scenarios = [
-            sequence(Reply(400, err_body(190, f"Invalid OAuth access token {TOKEN}", 467))),
-            sequence(Reply(400, err_body(10, f"(#10) no permission for access_token={TOKEN}"))),
-            sequence(Reply(400, err_body(80002, f"throttled {TOKEN}"), buc(100, regain=60))),
-            sequence(Reply(500, err_body(2, f"boom {TOKEN}", transient=True))),
-            sequence(Reply(200, f'{{"oops": "{TOKEN}')),
-            sequence(Reply(400, err_body(100, f"bad param Bearer {TOKEN}"))),
+            (sequence(Reply(400, err_body(190, f"Invalid OAuth access token {TOKEN}", 467))), TokenInvalidError),
+            (sequence(Reply(400, err_body(10, f"(#10) no permission for access_token={TOKEN}"))), PermissionDeniedError),
+            (sequence(Reply(400, err_body(80002, f"throttled {TOKEN}"), buc(100, regain=60))), ThrottledError),
+            (sequence(Reply(500, err_body(2, f"boom {TOKEN}", transient=True))), TransientApiError),
+            (sequence(Reply(200, f'{{"oops": "{TOKEN}')), MalformedResponseError),
+            (sequence(Reply(400, err_body(100, f"bad param Bearer {TOKEN}"))), InvalidRequestError),
         ]
-        for scenario in scenarios:
+        for scenario, expected in scenarios:
             stub.handler = scenario
-            capture(lambda: client.account(USER, TOKEN).profile())
+            capture(lambda: client.account(USER, TOKEN).profile(), expected)
 
         def paging(req: Req) -> Reply:
             if req.path.endswith("/stories"):
@@ -646,18 +679,21 @@ def test_no_token_in_any_log_line_or_exception_text(stub):
             return Reply(200, media_page(0, 1, f"{stub.base_url}/v25.0/{USER}/media?access_token={TOKEN}&after=1"))
 
         stub.handler = paging
-        capture(lambda: client.account(USER, TOKEN).list_media(NOW - timedelta(days=5)))
+        capture(lambda: client.account(USER, TOKEN).list_media(NOW - timedelta(days=5)), InvalidRequestError)
         stub.handler = batch_handler(lambda p, q, r: (400, err_body(100, f"odd {TOKEN}")))
         acct = client.account(USER, TOKEN)
-        capture(lambda: acct.media_insights([post(1)]))
+        capture(lambda: acct.media_insights([post(1)]), None)  # an item error skips the post
+        assert [s.media_id for s in acct.stats.skipped] == [post(1).media_id]
         texts.extend(repr(s) for s in acct.stats.skipped)
         texts.append(repr(acct) + repr(client))
         dead = GraphApiClient(base_url="http://127.0.0.1:9", max_attempts=1, sleep=clock.sleep)
-        capture(lambda: dead.account(USER, TOKEN).profile())
+        capture(lambda: dead.account(USER, TOKEN).profile(), TransientApiError)
     finally:
         root.removeHandler(handler)
         root.removeHandler(filtered_handler)
         root.setLevel(old_level)
+        for name, level in chatty.items():
+            logging.getLogger(name).setLevel(level)
     everything = "\n".join(records + texts)
     assert len(records) > 10 and len(texts) > 10
     assert TOKEN not in everything

@@ -7,15 +7,13 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-sandbox = pytest.importorskip("ig_analytics.sandbox")
-SandboxWorld, SandboxServer, Faults = sandbox.SandboxWorld, sandbox.SandboxServer, sandbox.Faults
-
-from ig_analytics.graph_api import (  # noqa: E402
+from ig_analytics.graph_api import (
     GraphApiClient,
     InvalidRequestError,
     ThrottledError,
 )
-from ig_analytics.graph_api.catalogue import CATALOGUE, MEDIA_METRIC_ALIASES  # noqa: E402
+from ig_analytics.graph_api.catalogue import CATALOGUE, MEDIA_METRIC_ALIASES
+from ig_analytics.sandbox import Faults, SandboxServer, SandboxWorld  # our own module: an import error must fail
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 YESTERDAY = date(2026, 11, 27)
@@ -49,10 +47,8 @@ def world():
 
 @pytest.fixture
 def server(world):
-    srv = SandboxServer(world, port=0)
-    srv.start()
-    yield srv
-    srv.stop()
+    with SandboxServer(world, port=0) as srv:
+        yield srv
 
 
 def client_for(world, server, version: str | None, advance_world: bool = True,

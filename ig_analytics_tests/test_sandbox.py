@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
+from ig_analytics_tests.procs import child, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -436,10 +436,9 @@ def test_determinism():
     assert [m.media_id for m in acct.posts] == [m.media_id for m in g2.accounts[500].posts] and len(acct.posts) == 100
 
 
-def test_generate_is_cheap():
-    t0 = time.perf_counter()
+def test_generate_is_lazy():
+    # how long it takes is measured by benchmarks/responsiveness.py (a timing here would flake under load)
     world = SandboxWorld.generate(n_accounts=1000, posts_per_account=100, seed=1, now=NOW)
-    assert time.perf_counter() - t0 < 1.0
     assert all("history" not in a.__dict__ for a in world.accounts)  # nothing generated yet
 
 
@@ -511,23 +510,42 @@ def test_transient_malformed_truncated_faults(http, server, world):
     assert seqs[0] == seqs[1] and len(set(seqs[0])) > 1
 
 
+def _requests_being_served() -> int:
+    """Threads of this process that are inside the sandbox's request handling right now."""
+    busy = 0
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "serve_api":
+                busy += 1
+                break
+            frame = frame.f_back
+    return busy
+
+
 def test_latency_does_not_block_other_requests(server, world):
-    world.faults = Faults(latency_ms=300)
+    # Not a timing (benchmarks/responsiveness.py measures that): all 8 slow requests are seen in the server at
+    # the same moment, which a server answering one at a time can never show.
+    world.faults = Faults(latency_ms=3000)
     tok = world.account(SMALL).token
     results = []
 
     def one():
-        r = requests.get(f"{server.base_url}/v25.0/{SMALL}", params={"access_token": tok}, timeout=5)
+        r = requests.get(f"{server.base_url}/v25.0/{SMALL}", params={"access_token": tok}, timeout=60)
         results.append(r.status_code)
 
-    t0 = time.perf_counter()
     threads = [threading.Thread(target=one) for _ in range(8)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    assert results == [200] * 8 and 0.3 <= elapsed < 1.0
+    try:
+        deadline = time.monotonic() + 30
+        most = 0
+        while most < 8 and time.monotonic() < deadline:
+            most = max(most, _requests_being_served())
+            time.sleep(0.01)
+    finally:
+        for t in threads:
+            t.join(timeout=90)
+    assert most == 8 and results == [200] * 8
 
 
 # ---------------------------------------------------------------------- control API and CLI
@@ -555,25 +573,18 @@ def _free_port() -> int:
 
 def test_cli_prints_accounts_and_stops_on_sigterm():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.sandbox", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    with child([sys.executable, "-m", "ig_analytics.sandbox", "--port", str(port)],
+               env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+        lines = [json.loads(line) for line in proc.read_lines(3, timeout_s=60)]
         assert [set(x) for x in lines] == [{"ig_user_id", "username", "token"}] * 3
-        deadline = time.time() + 5
-        while True:
+
+        def answer():
             try:
-                r = requests.get(f"http://127.0.0.1:{port}/v25.0/{lines[0]['ig_user_id']}",
-                                 params={"access_token": lines[0]["token"], "fields": "username"}, timeout=2)
-                break
+                return requests.get(f"http://127.0.0.1:{port}/v25.0/{lines[0]['ig_user_id']}",
+                                    params={"access_token": lines[0]["token"], "fields": "username"}, timeout=10)
             except requests.ConnectionError:
-                assert time.time() < deadline
-                time.sleep(0.05)
-        assert r.json()["username"] == lines[0]["username"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+                return None
+
+        assert wait_until(answer, 60, "the sandbox to accept connections").json()["username"] == lines[0]["username"]
+        code, _ = proc.stop(signal.SIGTERM, timeout_s=60)
+        assert code == 0, proc.stderr

