@@ -1,4 +1,4 @@
-"""The public contract of /work/shared/docs/product.md as data, for test_contract.py.
+"""The public contract (shared/docs/product.md, beside the checkout) as data, for test_contract.py.
 
 One entry per documented table, column, command flag, report field and setting, so that a missing column fails
 one clearly named test case. Items not built yet are listed in PENDING with the issue that builds them: their

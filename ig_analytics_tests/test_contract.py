@@ -1,4 +1,4 @@
-"""The public contract (/work/shared/docs/product.md), checked on the product as a new user gets it: no
+"""The public contract (shared/docs/product.md, beside the checkout), checked on the product as a new user gets it: no
 DATABASE_URL, a fresh IG_ANALYTICS_HOME, the embedded PostgreSQL, the `ig-analytics` command as a subprocess,
 the sandbox Graph API over HTTP. The contract itself is data (contract_spec.py): one test case per table,
 column, flag, report field and setting; items still being built are strict xfails (contract_spec.PENDING).
