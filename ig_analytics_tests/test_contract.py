@@ -373,7 +373,7 @@ def test_setting_shards_gives_each_shard_its_own_run(install, item):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IG_ANALYTICS_SHARDS", "3")
         for name in ("daily_account_insights", "hourly_media_snapshots", "daily_media_refresh"):
-            schedule = defs.get_schedule_def(name)
+            schedule = defs.resolve_schedule_def(name)
             with dg.build_schedule_context(scheduled_execution_time=datetime.now(timezone.utc),
                                            repository_def=defs.get_repository_def()) as context:
                 requests_ = schedule.evaluate_tick(context).run_requests
