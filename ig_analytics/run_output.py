@@ -31,11 +31,6 @@ def python_logging_console(init_context) -> logging.Logger:
     return logger
 
 
-def with_python_logging(job: dg.JobDefinition) -> dg.JobDefinition:
-    """``job`` whose ``console`` logger goes through Python logging instead of Dagster's own formatter."""
-    return job.with_logger_defs({"console": python_logging_console})
-
-
 class _LinesToLog(io.TextIOBase):
     """A text stream whose complete lines become WARNING records of ``dagster.stderr``."""
 

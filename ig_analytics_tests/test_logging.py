@@ -178,7 +178,7 @@ def test_in_process_runs_print_json_lines_only(capfd):
 
     import dagster as dg
 
-    from ig_analytics.run_output import stderr_to_log, with_python_logging
+    from ig_analytics.run_output import python_logging_console, stderr_to_log
 
     @dg.asset
     def broken() -> None:
@@ -187,8 +187,9 @@ def test_in_process_runs_print_json_lines_only(capfd):
         raise RuntimeError("step exploded")
 
     configure_logging(json=True)  # the real stderr, as in the CLI
-    job = with_python_logging(dg.define_asset_job("j", selection=[broken]).resolve(
-        asset_graph=dg.Definitions(assets=[broken]).resolve_asset_graph()))
+    # the console logger as ig_analytics.definitions declares it for every job
+    job = dg.Definitions(assets=[broken], jobs=[dg.define_asset_job("j", selection=[broken])],
+                         loggers={"console": python_logging_console}).resolve_job_def("j")
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.instance_for_test() as instance, stderr_to_log():
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)

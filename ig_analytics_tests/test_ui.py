@@ -1,4 +1,5 @@
-"""`ig-analytics ui`: webserver + daemon on 127.0.0.1 answer GraphQL, and SIGTERM leaves no process behind.
+"""`ig-analytics ui`: webserver + daemon on 127.0.0.1 answer GraphQL through ONE shared code server (no
+heartbeat-driven code servers that shut down and re-spawn under load), and SIGTERM leaves no process behind.
 (How fast it stops is measured, not asserted, by benchmarks/responsiveness.py.)"""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,6 +16,40 @@ import requests
 from ig_analytics_tests.procs import Child, child, processes_with_env, wait_until
 
 pytestmark = pytest.mark.slow
+
+LOCATION_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on RepositoryLocation { name } } } } } }"""
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def assert_one_shared_code_server(url: str, home: Path, marker: str) -> None:
+    reply = requests.post(url, json={"query": LOCATION_QUERY}, timeout=30)
+    entries = reply.json()["data"]["workspaceOrError"]["locationEntries"]
+    assert [(e["name"], e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
+        ("ig_analytics", "LOADED", "RepositoryLocation")]
+    commands = {pid: _cmdline(pid) for pid in processes_with_env(marker)}
+    listing = "\n".join(" ".join(c) for c in commands.values())
+    code_servers = [pid for pid, c in commands.items() if "code-server" in c]
+    assert len(code_servers) == 1, listing
+    assert "--heartbeat" not in commands[code_servers[0]], listing
+    # The one gRPC worker is the code server's own (it heartbeats it); the webserver and the daemon read the gRPC
+    # workspace, so neither spawns a code server of its own.
+    workers = [pid for pid, c in commands.items() if "api" in c and "grpc" in c]
+    assert len(workers) == 1 and _parent(workers[0]) == code_servers[0], listing
+    readers = [c for c in commands.values() if any(Path(a).name in ("dagster-webserver", "dagster-daemon") for a in c[:2])]
+    assert len(readers) == 2, listing
+    assert all(str(home / "dagster" / "workspace-grpc.yaml") in c for c in readers), listing
 
 
 def _free_port() -> int:
@@ -45,7 +81,7 @@ def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
         with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
             answer = wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
             assert answer["data"]["version"]
-            assert len(processes_with_env(marker)) >= 2  # webserver and daemon at least
+            assert_one_shared_code_server(f"http://127.0.0.1:{port}/graphql", home, marker)
             proc.stop(signal.SIGTERM, timeout_s=120)
             wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")
     finally:  # the children run in process groups of their own: a failed test must not leave them running
