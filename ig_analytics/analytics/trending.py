@@ -385,7 +385,10 @@ def refresh_trending_posts(
     scored = score_candidates(posts, snaps, as_of, params) if not posts.empty else pd.DataFrame()
     if not scored.empty:
         newest = pd.DataFrame(columns=["idx", "ig_user_id", "age_h", "eng", "reach"])
-        if params.method != "same_age_growth":
+        # the cross-sectional fallback's inputs are read only when some candidate needs it (or it is forced)
+        needs_cross = params.method == "cross_sectional" or (
+            params.method != "same_age_growth" and scored["status"].isin(["no_window", "thin_baseline"]).any())
+        if needs_cross:
             newest = read_frame(conn, _NEWEST_SQL, values, text_columns=("ig_user_id",))
             newest["age_h"] = newest.pop("age_s").astype(float) / 3600.0
         scored = apply_cross_sectional(scored, newest, params)

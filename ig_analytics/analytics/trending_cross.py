@@ -74,6 +74,8 @@ def apply_cross_sectional(scored: pd.DataFrame, newest: pd.DataFrame, params) ->
     use = scored["status"].isin(["no_window", "thin_baseline"]).to_numpy()
     if params.method == "cross_sectional":
         use = np.ones(len(scored), dtype=bool)
+    if not use.any():
+        return scored
     cs = score_cross_sectional(newest, scored.loc[use, "idx"].to_numpy(), params).set_index("idx")
     hit = use & scored["idx"].isin(cs.index).to_numpy()
     if params.method == "cross_sectional":

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, reports, trending
 from ig_analytics.defs.catalog import DAILY_REPORTS, HOURLY, WEEKLY_REPORTS, table_asset
@@ -35,13 +36,21 @@ def _timed(started: float) -> dg.MetadataValue:
     description=(
         "How well each post does: its engagement (likes, comments, saves, shares), engagement rates by reach, by "
         "views and by followers at publication, and a 0-100 performance score, from its newest snapshot. "
-        "Recomputed every hour for every post."
+        "Recomputed every hour for the posts captured in that hour, and for all of an account's posts whenever its "
+        "follower history changes (the account-insights sync does that)."
     ),
 )
 def media_engagement(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
     started = time.monotonic()
+    window = context.partition_time_window
     with database.engine().begin() as conn:
-        rows = engagement.refresh_media_engagement(conn)
+        # Only posts with a snapshot in the window have new inputs here; a new follower history is pushed to all
+        # of the account's posts by sync_account_insights, whichever job runs first.
+        captured = conn.execute(sa.text(
+            "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
+            " WHERE captured_at >= :start AND captured_at < :end"), {"start": window.start, "end": window.end},
+        ).scalars().all()
+        rows = engagement.refresh_media_engagement(conn, media_ids=captured) if captured else 0
     return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
 
 

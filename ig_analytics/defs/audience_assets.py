@@ -99,7 +99,7 @@ def audience_demographics(
 
     def work(api, account, result) -> None:
         result.rows_written = sync_audience_demographics(engine, api, account.ig_user_id, day, client.version,
-                                                         datetime.now(timezone.utc))
+                                                         client.now())  # one clock for fetched_at and the window
 
     results = sync_accounts(
         engine, client, creds, sync_type="demographics", partition_key=day.isoformat(), run_id=context.run_id,

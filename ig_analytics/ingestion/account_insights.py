@@ -58,11 +58,8 @@ def sync_account_insights(
     ]
     with engine.begin() as conn:
         write_profile_snapshot(conn, ig_user_id, profile, now)
-        written = bulk_upsert(
-            conn, "account_insights_daily", _COLUMNS, rows, _KEY,
-            # Late data: a metric not reported this time must not erase the value measured before.
-            keep_existing_when_null=ACCOUNT_METRIC_COLUMNS,
-        )
+        # late data: the table's merge rule keeps a value measured before when this answer lacks it
+        written = bulk_upsert(conn, "account_insights_daily", _COLUMNS, rows)
         # the follower history of every stored day: today's profile total re-anchors it (docs/analytics.md) ...
         refresh_follower_history(conn, [ig_user_id])
         # ... and the follower-based rates of the account's posts follow it at once, whichever job ran first

@@ -60,7 +60,7 @@ def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, 
                 " timeframe, api_version, fetched_at) VALUES (:id, :day, :metric, :breakdown, :key, :value,"
                 " :timeframe, :version, :at)"), rows)
             written += len(rows)
-    online = fetch_online_followers(api, api._client.now())  # the client's clock: the API's "last 29 days"
+    online = fetch_online_followers(api, now)  # the API's "last 29 days", on the caller's (the client's) clock
     if online.hours:
         with engine.begin() as conn:
             conn.execute(sa.text(_ONLINE_UPSERT), [
