@@ -138,7 +138,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('comment_rate', 'double precision', 'comments / reach × 100'),
         Column('save_rate', 'double precision', 'saves / reach × 100'),
         Column('share_rate', 'double precision', 'shares / reach × 100'),
-        Column('computed_at', 'timestamptz', "when the row's values last changed (every run recomputes every post; unchanged rows are not rewritten)"),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed for new snapshots and new follower history; unchanged rows are not rewritten)"),
         Column('published_at', 'timestamptz', 'when the post was published'),
         Column('reach', 'bigint', "the snapshot's reach (denominator of the reach rates)"),
         Column('views', 'bigint', "the snapshot's views"),
