@@ -175,9 +175,9 @@ def test_kill_9_of_postgresql_during_sync_gives_one_actionable_line(tmp_path, mo
         proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account", "--account",
                                  "17841400000000001", "--account", "17841400000000002"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not _rows(engine, "SELECT 1 FROM instagram.sync_runs WHERE status = 'running'"):
-            time.sleep(0.1)
+        # the kill must land mid-sync: fail (not kill at a random point) if no account ever starts
+        wait_until(lambda: _rows(engine, "SELECT 1 FROM instagram.sync_runs WHERE status = 'running'"), 180,
+                   "an account of the sync to start", interval_s=0.1)
         postmaster = _postmaster_pid(engine)
         engine.dispose()
         os.kill(postmaster, signal.SIGKILL)
