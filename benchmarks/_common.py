@@ -149,9 +149,9 @@ def process_rss_mb(pid: int) -> tuple[float, float]:
 @contextlib.contextmanager
 def temp_postgres() -> Iterator[tuple[Any, str]]:
     """A throwaway embedded PostgreSQL: (server, analytics URL). Stopped and deleted afterwards."""
-    from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
+    from ig_analytics.local.embedded_db import ANALYTICS_DB, EmbeddedPostgres
 
-    from ig_analytics.embedded_housekeeping import cleanup_guard
+    from ig_analytics.local.housekeeping import cleanup_guard
 
     home = Path(tempfile.mkdtemp(prefix="ig-bench-pg-"))
     os.chmod(home, 0o755)  # the server runs as 'nobody' when we are root
@@ -192,15 +192,15 @@ def fresh_schema(url: str):
 
 
 def vault():
-    from ig_analytics.token_vault import TokenVault, _fernet_from_setting
+    from ig_analytics.accounts.token_vault import TokenVault, _fernet_from_setting
 
     return TokenVault(_fernet_from_setting(TOKEN_KEY))
 
 
 def register_accounts(engine, accounts: list[dict]) -> list:
     """Add the accounts ({ig_user_id, username, token, timezone}) to instagram.accounts; return credentials."""
-    from ig_analytics import accounts as repo
-    from ig_analytics.accounts import AccountCredentials
+    from ig_analytics.accounts import repository as repo
+    from ig_analytics.accounts.repository import AccountCredentials
 
     v = vault()
     creds = []

@@ -127,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
 
             # interpreter + imports alone
             start_s, _ = timed_subprocess([py, "-c", "pass"], env)
-            import_cli_s, _ = timed_subprocess([py, "-c", "import ig_analytics.cli"], env)
+            import_cli_s, _ = timed_subprocess([py, "-c", "import ig_analytics.cli.main"], env)
             import_defs_s, _ = timed_subprocess([py, "-c", "import ig_analytics.definitions"], env)
 
             cli = []
             for i in range(cli_runs):
                 mark = len(server.request_log)
-                seconds, proc = timed_subprocess([py, "-m", "ig_analytics.cli", "sync", "--account", IG_USER_ID], env)
+                seconds, proc = timed_subprocess([py, "-m", "ig_analytics.cli.main", "sync", "--account", IG_USER_ID], env)
                 requests_sent = sum(1 for r in server.request_log[mark:] if not r.batch_item)
                 out = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
                 cli.append((seconds, requests_sent, proc.returncode, out))
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if profile:
                 prof_file = home / "cli.prof"
-                seconds, proc = timed_subprocess([py, "-m", "cProfile", "-o", str(prof_file), "-m", "ig_analytics.cli",
+                seconds, proc = timed_subprocess([py, "-m", "cProfile", "-o", str(prof_file), "-m", "ig_analytics.cli.main",
                                                   "sync", "--account", IG_USER_ID], env)
                 import pstats
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             cli_s = cli[-1][0]
             overhead = cli_s - direct_s
             c.result("cli.python_start.seconds", start_s, "s", "python -c pass")
-            c.result("cli.import_cli.seconds", import_cli_s, "s", "python -c 'import ig_analytics.cli'")
+            c.result("cli.import_cli.seconds", import_cli_s, "s", "python -c 'import ig_analytics.cli.main'")
             c.result("cli.import_definitions.seconds", import_defs_s, "s",
                      "python -c 'import ig_analytics.definitions' (Dagster and every asset)")
             if cli_runs > 1:

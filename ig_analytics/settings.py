@@ -26,7 +26,7 @@ class Settings:
     app_secret: str | None
     token_key: str | None
     notify_webhook_url: str | None
-    shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (shards.py)
+    shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (accounts/shards.py)
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict | None = None) -> "Settings":
@@ -89,7 +89,7 @@ def _database_url(value: str | None) -> str | None:
 
 def _shards(value: str | None) -> int:
     """IG_ANALYTICS_SHARDS: a whole number from 1 to 1000 (unset or blank: 1)."""
-    from ig_analytics.shards import MAX_SHARDS
+    from ig_analytics.accounts.shards import MAX_SHARDS
 
     value = _blank_to_none(value)
     if value is None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
-from ig_analytics.embedded_housekeeping import cleanup_guard
+from ig_analytics.local.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
+from ig_analytics.local.housekeeping import cleanup_guard
 from ig_analytics.storage import db
 
 

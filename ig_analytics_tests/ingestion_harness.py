@@ -7,11 +7,11 @@ from datetime import date, datetime, timezone
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from ig_analytics import accounts as repo
+from ig_analytics.accounts import repository as repo
 from ig_analytics.defs import analytics_assets, ingestion_assets
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.settings import Settings
-from ig_analytics.token_vault import TokenVault
+from ig_analytics.accounts.token_vault import TokenVault
 
 # Sandbox time used by most tests: a frozen clock makes every value reproducible.
 SANDBOX_NOW = datetime(2026, 11, 20, 12, 10, tzinfo=timezone.utc)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.embedded_db import EmbeddedPostgres
+from ig_analytics.local.embedded_db import EmbeddedPostgres
 
 CLI = str(Path(sys.executable).parent / "ig-analytics")  # the venv's console script, as `./dev run` uses it
 # Settings a developer's shell may carry that a new user does not have.

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.followers import insights_day
-from ig_analytics.demo import _trending_lines
+from ig_analytics.cli.demo import _trending_lines
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
-from ig_analytics.sync_command import run_sync
+from ig_analytics.cli.sync_command import run_sync
 from ig_analytics_tests.ingestion_harness import register
 
 pytestmark = pytest.mark.slow

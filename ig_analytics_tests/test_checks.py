@@ -297,7 +297,7 @@ def test_data_quality_job_runs_the_unpartitioned_checks(good, ig_home):
 
 
 def test_status_shows_lag_token_expiry_and_recent_errors(good):
-    from ig_analytics.status import render_status
+    from ig_analytics.cli.status import render_status
 
     execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date >= CURRENT_DATE - 2")
     execute(good, "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days' WHERE ig_user_id = '1002'")

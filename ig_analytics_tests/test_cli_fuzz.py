@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from ig_analytics.cli import main
+from ig_analytics.cli.main import main
 
 GOOD_ID = "17841400000000001"
 TABLES = ("accounts", "sync_runs", "media", "media_insights_snapshots", "account_insights_daily",
@@ -153,7 +153,7 @@ def test_json_log_format_makes_the_one_line_json(engine, ig_home):
 
 
 def _cli(args: list[str], env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ig_analytics.cli", *args], env={**os.environ, **(env or {})},
+    return subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", *args], env={**os.environ, **(env or {})},
                           input=stdin, capture_output=True, text=True, timeout=120)
 
 

@@ -32,7 +32,7 @@ def _world() -> SandboxWorld:
 
 
 def _sync(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ig_analytics.cli", "sync", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "sync", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -108,7 +108,7 @@ def test_a_sync_killed_midway_leaves_no_half_written_account_and_the_next_run_co
     # its first request, the sync is in the middle of an account (asserted below), however loaded the machine.
     world.faults = Faults(latency_ms=1500)
     server.reset_log()
-    proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account",
+    proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli.main", "sync", "--type", "account",
                              "--account", "17841400000000001", "--account", "17841400000000002"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -149,7 +149,7 @@ def _postmaster_pid(engine) -> int:
 
 def test_kill_9_of_postgresql_during_sync_gives_one_actionable_line(tmp_path, monkeypatch):
     """Issue 11 row 6: was 77 lines of stderr ending in a whole SQL statement, with no hint."""
-    from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
+    from ig_analytics.local.embedded_db import ANALYTICS_DB, EmbeddedPostgres
     from ig_analytics.storage import db
 
     pg_home = tmp_path / "pg"
@@ -172,7 +172,7 @@ def test_kill_9_of_postgresql_during_sync_gives_one_actionable_line(tmp_path, mo
         monkeypatch.setenv("DATABASE_URL", url)
         register(engine, world)
         world.faults = Faults(latency_ms=1500)  # the kill lands while the accounts are in flight
-        proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli", "sync", "--type", "account", "--account",
+        proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli.main", "sync", "--type", "account", "--account",
                                  "17841400000000001", "--account", "17841400000000002"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         # the kill must land mid-sync: fail (not kill at a random point) if no account ever starts

@@ -11,7 +11,7 @@ import pytest
 
 def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "ig_analytics.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", *args], env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -49,7 +49,7 @@ def test_bad_timezone_is_a_usage_error(ig_home):
 def test_token_from_stdin_is_stored_encrypted_and_never_listed(ig_home, engine):
     token = "EAAGsecret-token-from-stdin-0123456789"
     added = subprocess.run(
-        [sys.executable, "-m", "ig_analytics.cli", "accounts", "add", "--ig-user-id", "17841400000000042",
+        [sys.executable, "-m", "ig_analytics.cli.main", "accounts", "add", "--ig-user-id", "17841400000000042",
          "--token", "-", "--username", "shop", "--no-verify"],
         input=token + "\n", capture_output=True, text=True, timeout=120,
     )
@@ -63,9 +63,9 @@ def test_token_from_stdin_is_stored_encrypted_and_never_listed(ig_home, engine):
         stored = conn.execute(sa.text("SELECT token_ciphertext FROM instagram.accounts")).scalar()
     assert token.encode() not in bytes(stored)
 
-    from ig_analytics import accounts
+    from ig_analytics.accounts import repository as accounts
     from ig_analytics.settings import Settings
-    from ig_analytics.token_vault import TokenVault
+    from ig_analytics.accounts.token_vault import TokenVault
 
     creds, problems = accounts.active_credentials(engine, TokenVault.from_settings(Settings.from_env()))
     assert problems == {} and creds[0].token == token and token not in repr(creds[0])
@@ -135,7 +135,7 @@ def test_stored_fields_with_control_characters_print_on_one_line_each(ig_home, e
 
 
 def test_sync_lines_escape_every_field():
-    from ig_analytics.sync_command import AccountLine
+    from ig_analytics.cli.sync_command import AccountLine
 
     line = AccountLine("17841400000000001", "evil\nOK   fake\x1b[0m" + "y" * 5000,
                        {"account": ("failed", "failed, 0 rows, 1 calls (boom\r\nFAIL injected)")})

@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.embedded_db import EmbeddedPostgres
+from ig_analytics.local.embedded_db import EmbeddedPostgres
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.storage import db
 from ig_analytics_tests.ingestion_harness import SANDBOX_NOW, materialize_account_insights, register

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.embedded_db import process_alive
+from ig_analytics.local.embedded_db import process_alive
 from ig_analytics.sandbox import SandboxWorld
 from ig_analytics_tests.new_user import NewUser
 

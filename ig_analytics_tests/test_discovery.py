@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.sandbox.tokens import APP_ID, registry
 from ig_analytics.settings import Settings
-from ig_analytics.token_vault import TokenVault
+from ig_analytics.accounts.token_vault import TokenVault
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def cli(engine, ig_home, pg_url):
     env.pop("IG_TOKEN_KEY", None)
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ig_analytics.cli", *args], env=env, input=stdin,
+        return subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", *args], env=env, input=stdin,
                               capture_output=True, text=True, timeout=120)
 
     try:

@@ -61,7 +61,7 @@ def running_ui(engine, ig_home, pg_url, monkeypatch):
         env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url)
         marker = f"DAGSTER_HOME={ig_home / 'dagster'}"
         try:
-            with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+            with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
                 url = f"http://127.0.0.1:{port}/graphql"
                 wait_for_graphql(url, proc)
                 yield GraphQL(url), world

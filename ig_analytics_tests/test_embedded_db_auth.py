@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.embedded_db import EmbeddedPostgres
+from ig_analytics.local.embedded_db import EmbeddedPostgres
 from ig_analytics.storage import db
 from ig_analytics_tests.test_embedded_db import cli, home, libpq, ok  # noqa: F401 (home is a fixture)
 

@@ -11,9 +11,9 @@ import subprocess
 import psycopg2
 import pytest
 
-from ig_analytics.embedded_db import EmbeddedPostgres
-from ig_analytics.embedded_housekeeping import bin_dir
-from ig_analytics.embedded_procs import postgres_pids, postmaster_pids, process_alive
+from ig_analytics.local.embedded_db import EmbeddedPostgres
+from ig_analytics.local.housekeeping import bin_dir
+from ig_analytics.local.procs import postgres_pids, postmaster_pids, process_alive
 from ig_analytics_tests.test_embedded_db import IG_ANALYTICS, cli, cli_env, libpq, ok, wait_for
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ig_analytics.embedded_db import EmbeddedPostgres
-from ig_analytics.embedded_procs import postgres_pids, postmaster_pids, wait_for_exit
+from ig_analytics.local.embedded_db import EmbeddedPostgres
+from ig_analytics.local.procs import postgres_pids, postmaster_pids, wait_for_exit
 from ig_analytics_tests.test_embedded_db import cli, home, ok, wait_for  # noqa: F401 (home is a fixture)
 
 pytestmark = [
@@ -101,8 +101,8 @@ def test_db_destroy_needs_yes_then_removes_the_cluster_wherever_it_lives(home):
 _CREATOR = """
 import sys, tempfile, time, os
 from pathlib import Path
-from ig_analytics.embedded_db import EmbeddedPostgres
-from ig_analytics.embedded_housekeeping import cleanup_guard
+from ig_analytics.local.embedded_db import EmbeddedPostgres
+from ig_analytics.local.housekeeping import cleanup_guard
 home = Path(tempfile.mkdtemp(prefix="ig-analytics-guarded-"))  # private: cluster in the temp folder
 guard = cleanup_guard(home)
 server = EmbeddedPostgres(home)

@@ -96,7 +96,7 @@ def test_the_sync_runner_logs_failures_without_the_token(secret, engine):
     are the redacted ones."""
     import sqlalchemy as sa
 
-    from ig_analytics.accounts import AccountCredentials
+    from ig_analytics.accounts.repository import AccountCredentials
     from ig_analytics.graph_api import GraphApiClient
     from ig_analytics.ingestion.runner import sync_accounts
 
@@ -137,7 +137,7 @@ def test_other_loggers_show_errors_only_and_the_file_gets_the_details(tmp_path):
     configure_logging(json=False, stream=stream, log_file=log_file)
     try:
         logging.getLogger("dagster_postgres").warning("Retrying failed database connection:\n  details")
-        logging.getLogger("ig_analytics.cli").error("lost it", extra={"log_only": True})
+        logging.getLogger("ig_analytics.cli.main").error("lost it", extra={"log_only": True})
         try:
             raise RuntimeError("boom\nline two")
         except RuntimeError:

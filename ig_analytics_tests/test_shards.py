@@ -13,7 +13,7 @@ from ig_analytics.defs import ingestion_assets
 from ig_analytics.defs.jobs import daily_account_insights, daily_media_refresh, hourly_media_snapshots
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.settings import Settings, SettingsError
-from ig_analytics.shards import SHARD_TAG, shard_from_tags
+from ig_analytics.accounts.shards import SHARD_TAG, shard_from_tags
 from ig_analytics_tests.ingestion_harness import RESOURCES, SANDBOX_NOW, register
 
 TICK = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from ig_analytics import install_marker
 from ig_analytics.storage import tables
-from ig_analytics.sync_command import full_weeks
+from ig_analytics.cli.sync_command import full_weeks
 
 TABLE_ASSETS = {"accounts": "accounts", "account_insights_daily": "account_insights_daily", "media": "media",
                 "media_insights_snapshots": "media_insights_snapshots",

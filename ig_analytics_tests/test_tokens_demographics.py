@@ -141,9 +141,9 @@ def test_instagram_login_accounts_call_one_by_one_and_batch_otherwise(sandbox):
 
 
 def test_the_asset_syncs_an_instagram_login_account_without_batches(sandbox, engine, ig_home):
-    from ig_analytics import accounts as repo
+    from ig_analytics.accounts import repository as repo
     from ig_analytics.settings import Settings
-    from ig_analytics.token_vault import TokenVault
+    from ig_analytics.accounts.token_vault import TokenVault
 
     world, server = sandbox
     acct = world.accounts[1]

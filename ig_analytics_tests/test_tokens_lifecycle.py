@@ -20,7 +20,7 @@ from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenanc
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.sandbox.tokens import APP_ID, registry
 from ig_analytics.settings import Settings
-from ig_analytics.token_vault import TokenVault
+from ig_analytics.accounts.token_vault import TokenVault
 from ig_analytics_tests.test_alerts import Receiver
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _vault() -> TokenVault:
 
 
 def _add(ig_user_id: str, token: str, *extra: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "ig_analytics.cli", "accounts", "add", "--ig-user-id", ig_user_id,
+    result = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "accounts", "add", "--ig-user-id", ig_user_id,
                              "--token", "-", *extra], input=token + "\n", env=dict(os.environ), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -123,7 +123,7 @@ def test_a_failed_refresh_keeps_the_old_token_and_says_why(env, engine):
     _add(SMALL, young)
     with engine.begin() as conn:  # our record says 2 days old; Meta (the sandbox) knows better
         conn.execute(sa.text("UPDATE instagram.accounts SET token_issued_at = now() - interval '2 days'"))
-    result = subprocess.run([sys.executable, "-m", "ig_analytics.cli", "accounts", "refresh-tokens"],
+    result = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "accounts", "refresh-tokens"],
                             env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"FAILED {SMALL}" in result.stdout and "24 hours" in result.stdout and "old token is kept" in result.stdout
@@ -160,9 +160,9 @@ def test_an_expired_token_raises_exactly_one_alert(env, engine):
     assert not any(expired in t or soon in t for t in texts)
     row = _stored(engine, BIG)
     assert row.token_expires_at.replace(microsecond=0) == reg.lookup(expired).expires_at.replace(microsecond=0)
-    listed = subprocess.run([sys.executable, "-m", "ig_analytics.cli", "accounts", "list"], env=dict(os.environ),
+    listed = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "accounts", "list"], env=dict(os.environ),
                             capture_output=True, text=True, timeout=120)
-    status = subprocess.run([sys.executable, "-m", "ig_analytics.cli", "status"], env=dict(os.environ),
+    status = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "status"], env=dict(os.environ),
                             capture_output=True, text=True, timeout=120)
     assert "token EXPIRED" in listed.stdout and "token expires in" in listed.stdout
     assert "EXPIRED" in status.stdout

@@ -78,7 +78,7 @@ def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
     env.pop("DAGSTER_HOME", None)
     marker = f"DAGSTER_HOME={home / 'dagster'}"
     try:
-        with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+        with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
             answer = wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
             assert answer["data"]["version"]
             assert_one_shared_code_server(f"http://127.0.0.1:{port}/graphql", home, marker)

@@ -79,12 +79,12 @@ def synced_ui(pg_server, tmp_path_factory):
         register(engine, world)
         today = datetime.now(timezone.utc).date()
         since = today - timedelta(days=SYNC_DAYS)
-        sync = subprocess.run([sys.executable, "-m", "ig_analytics.cli", "sync", "--since", since.isoformat()],
+        sync = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "sync", "--since", since.isoformat()],
                               env=env, capture_output=True, text=True, timeout=900)
         assert sync.returncode == 0, sync.stdout + sync.stderr
         port = _free_port()
         try:
-            with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+            with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
                 wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
                 yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "home": home, "since": since,
                        "today": today, "world": world}

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from ig_analytics import accounts as accounts_repo
+from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.defs.catalog import ACCOUNT_INSIGHTS, ACCOUNTS, HOURLY, accounts_synced_check, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -26,7 +26,7 @@ from ig_analytics.ingestion.account_insights import sync_account_insights
 from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
 from ig_analytics.ingestion.outcome import AccountOutcome
 from ig_analytics.ingestion.runner import sync_accounts
-from ig_analytics.shards import in_shard, shard_from_tags
+from ig_analytics.accounts.shards import in_shard, shard_from_tags
 
 GRAPH_API_POOL = "graph_api"
 

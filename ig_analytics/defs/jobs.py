@@ -5,7 +5,7 @@
 - hh:05 hourly: snapshots of young posts and stories (and any post whose daily capture is due), plus analytics.
 - 03:00 daily: the rolling 7-day performance reports of yesterday; Monday 03:30 the weekly ones.
 
-The three ingestion schedules ask for one run per shard (IG_ANALYTICS_SHARDS, shards.py); reports stay one run.
+The three ingestion schedules ask for one run per shard (IG_ANALYTICS_SHARDS, accounts/shards.py); reports stay one run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics import settings as settings_module
-from ig_analytics.shards import SHARD_TAG, shard_tag
+from ig_analytics.accounts.shards import SHARD_TAG, shard_tag
 
 REFETCH_DAYS = 2
 

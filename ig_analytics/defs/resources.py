@@ -14,7 +14,7 @@ from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.graph_api.app_budget import AppBudget
 from ig_analytics.settings import Settings
 from ig_analytics.storage import db
-from ig_analytics.token_vault import TokenVault
+from ig_analytics.accounts.token_vault import TokenVault
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()

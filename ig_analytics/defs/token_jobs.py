@@ -12,7 +12,7 @@ from ig_analytics.defs.resources import AnalyticsDatabase
 @dg.op(out=dg.Out(dg.Nothing), description="Refresh due Instagram-Login tokens, re-read token expiry and "
        "permissions, send expiry alerts. Tokens never appear in logs or metadata.")
 def maintain_tokens_op(context: dg.OpExecutionContext, database: AnalyticsDatabase):
-    from ig_analytics.token_lifecycle import load_states, maintain_tokens, token_api
+    from ig_analytics.accounts.token_lifecycle import load_states, maintain_tokens, token_api
 
     engine = database.engine()
     now = datetime.now(timezone.utc)

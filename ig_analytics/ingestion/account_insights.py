@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.followers import refresh_follower_history
-from ig_analytics.accounts import is_valid_username
+from ig_analytics.accounts.repository import is_valid_username
 from ig_analytics.storage.db import bulk_upsert
 
 ACCOUNT_METRIC_COLUMNS = (

@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 from sqlalchemy.engine import Engine
 
-from ig_analytics import accounts as accounts_repo
-from ig_analytics.accounts import AccountCredentials
+from ig_analytics.accounts import repository as accounts_repo
+from ig_analytics.accounts.repository import AccountCredentials
 from ig_analytics.ingestion import outcome as outcomes
 from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.outcome import AccountOutcome

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ig_analytics.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
+from ig_analytics.local.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
 from ig_analytics.settings import Settings
 from ig_analytics.storage.merge_rules import MERGE_RULES
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.terminal_text import printable
 
-from ig_analytics.token_lifecycle import load_states
+from ig_analytics.accounts.token_lifecycle import load_states
 
 _QUERY = """
 SELECT a.ig_user_id, a.username, a.status, a.status_reason, a.token_expires_at,

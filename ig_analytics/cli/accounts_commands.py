@@ -1,5 +1,5 @@
 """`ig-analytics accounts discover | refresh-tokens | check-tokens`, and what `accounts add` does after storing a
-token (login kind, debug_token, missing permissions). Registered on the `accounts` group of cli.py. No command
+token (login kind, debug_token, missing permissions). Registered on the `accounts` group of cli/main.py. No command
 prints a token."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from ig_analytics.graph_api.tokens import detect_login_kind
 
 
 def _ctx():
-    from ig_analytics import cli
-    from ig_analytics.token_vault import TokenVault
+    from ig_analytics.cli import main as cli
+    from ig_analytics.accounts.token_vault import TokenVault
 
     settings = cli._settings()
     return settings, cli._engine(settings), TokenVault.from_settings(settings)
@@ -39,7 +39,7 @@ def choose_login_kind(token: str, given: str | None) -> tuple[str, str]:
 def after_add(settings, engine, vault, ig_user_id: str, token: str, login_kind: str) -> None:
     """Read the token's expiry and scopes (with IG_APP_ID and IG_APP_SECRET) and name missing permissions."""
     from ig_analytics.graph_api.errors import GraphApiError
-    from ig_analytics.token_lifecycle import describe_error, inspect_token, token_api
+    from ig_analytics.accounts.token_lifecycle import describe_error, inspect_token, token_api
 
     api = token_api(settings)
     if not api.can_inspect:
@@ -78,11 +78,11 @@ def register_account_commands(accounts: click.Group) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be added.")
 def discover(facebook_token: str, dry_run: bool) -> None:
     """Add every IG business/creator account linked to the user's Facebook Pages (each with its Page token)."""
-    from ig_analytics import cli
-    from ig_analytics.discovery import discover_accounts
+    from ig_analytics.cli import main as cli
+    from ig_analytics.accounts.discovery import discover_accounts
     from ig_analytics.graph_api.errors import GraphApiError
     from ig_analytics.redaction import register_secret
-    from ig_analytics.token_lifecycle import describe_error, token_api
+    from ig_analytics.accounts.token_lifecycle import describe_error, token_api
 
     token = _read_secret(facebook_token, "--facebook-token")
     register_secret(token)
@@ -101,7 +101,7 @@ def discover(facebook_token: str, dry_run: bool) -> None:
 def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
     """Refresh the Instagram-Login tokens at least 24 h old (also done by the daily token_maintenance_job).
     Exit 1 when a refresh failed (the old token is kept)."""
-    from ig_analytics.token_lifecycle import refresh_tokens as refresh, token_api
+    from ig_analytics.accounts.token_lifecycle import refresh_tokens as refresh, token_api
 
     settings, engine, vault = _ctx()
     results = refresh(engine, vault, token_api(settings), datetime.now(timezone.utc), list(ig_user_ids) or None)
@@ -117,7 +117,7 @@ def check_tokens() -> None:
     """The daily token check now: refresh due Instagram-Login tokens, re-read every token's expiry and
     permissions (with IG_APP_ID and IG_APP_SECRET), send the expiry alerts. Exit 1 when something needs you."""
     from ig_analytics.notify import Notifier
-    from ig_analytics.token_lifecycle import load_states, maintain_tokens, token_api
+    from ig_analytics.accounts.token_lifecycle import load_states, maintain_tokens, token_api
 
     settings, engine, vault = _ctx()
     api = token_api(settings)

@@ -23,7 +23,7 @@ from ig_analytics.graph_api.models import TokenInfo
 from ig_analytics.graph_api.tokens import TokenApi, missing_scopes
 from ig_analytics.redaction import redact
 from ig_analytics.settings import Settings
-from ig_analytics.token_vault import TokenVault, TokenVaultError
+from ig_analytics.accounts.token_vault import TokenVault, TokenVaultError
 
 log = logging.getLogger("ig_analytics.tokens")
 

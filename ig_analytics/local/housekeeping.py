@@ -23,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ig_analytics.embedded_lock import EmbeddedDbError, cluster_lock
-from ig_analytics.embedded_procs import postgres_pids
+from ig_analytics.local.lock import EmbeddedDbError, cluster_lock
+from ig_analytics.local.procs import postgres_pids
 
 CLUSTER_PREFIX = "ig-analytics-postgres-"
 BIN_PREFIX = "ig-analytics-pgbin-"
@@ -198,7 +198,7 @@ def _processes_running_from(folder: Path) -> bool:
 _GUARD = (
     "import sys, shutil\n"
     "sys.stdin.buffer.read()\n"  # EOF: the creator exited, however it died
-    "from ig_analytics.embedded_db import EmbeddedPostgres\n"
+    "from ig_analytics.local.embedded_db import EmbeddedPostgres\n"
     "home = sys.argv[1]\n"
     "EmbeddedPostgres(home).destroy()\n"
     "if sys.argv[2] == 'remove-home':\n"

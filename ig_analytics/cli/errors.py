@@ -16,7 +16,7 @@ from ig_analytics.redaction import redact
 from ig_analytics.settings import Settings, SettingsError
 from ig_analytics.terminal_text import printable
 
-log = logging.getLogger("ig_analytics.cli")
+log = logging.getLogger("ig_analytics.cli.main")
 LOG_FILE_NAME = "logs/ig-analytics.log"
 _MAX_LINE = 600
 _json_output = False
@@ -43,7 +43,7 @@ def fail(message: str, code: int) -> None:
     text = printable(redact(message).strip(), _MAX_LINE)
     if _json_output:
         line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "ERROR",
-                           "logger": "ig_analytics.cli", "message": text, "exit_code": code}, ensure_ascii=False)
+                           "logger": "ig_analytics.cli.main", "message": text, "exit_code": code}, ensure_ascii=False)
     else:
         line = f"ig-analytics: {text}"
     click.echo(line, err=True)
@@ -64,10 +64,10 @@ class LogOnly(logging.LoggerAdapter):
 
 def _user_facing_errors() -> tuple[type[Exception], ...]:
     """Our own errors already say what happened and what to do: print them without a class name."""
-    from ig_analytics.accounts import AccountError
-    from ig_analytics.embedded_db import EmbeddedDbError
+    from ig_analytics.accounts.repository import AccountError
+    from ig_analytics.local.embedded_db import EmbeddedDbError
     from ig_analytics.storage.db import DatabaseUnavailableError
-    from ig_analytics.token_vault import TokenVaultError
+    from ig_analytics.accounts.token_vault import TokenVaultError
 
     return (AccountError, EmbeddedDbError, DatabaseUnavailableError, TokenVaultError)
 

@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ig_analytics import accounts as repo
+from ig_analytics.accounts import repository as repo
 from ig_analytics.graph_api.errors import GraphApiError
 from ig_analytics.graph_api.models import DiscoveredPage
 from ig_analytics.graph_api.tokens import TokenApi, missing_scopes
-from ig_analytics.token_lifecycle import describe_error, inspect_token
-from ig_analytics.token_vault import TokenVault
+from ig_analytics.accounts.token_lifecycle import describe_error, inspect_token
+from ig_analytics.accounts.token_vault import TokenVault
 
 
 @dataclass

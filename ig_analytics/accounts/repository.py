@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ig_analytics.terminal_text import printable
-from ig_analytics.token_vault import TokenVault, TokenVaultError
+from ig_analytics.accounts.token_vault import TokenVault, TokenVaultError
 
 _IG_USER_ID = re.compile(r"^[0-9]{1,32}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")

@@ -30,10 +30,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ig_analytics import embedded_auth as auth
-from ig_analytics import embedded_housekeeping as housekeeping
-from ig_analytics.embedded_lock import EmbeddedDbError, cluster_lock
-from ig_analytics.embedded_procs import is_postgres_of, postgres_pids, process_alive, wait_for_exit
+from ig_analytics.local import auth as auth
+from ig_analytics.local import housekeeping as housekeeping
+from ig_analytics.local.lock import EmbeddedDbError, cluster_lock
+from ig_analytics.local.procs import is_postgres_of, postgres_pids, process_alive, wait_for_exit
 
 __all__ = ["ANALYTICS_DB", "DAGSTER_DB", "EmbeddedDbError", "EmbeddedPostgres", "ServerStatus", "process_alive"]
 

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ig_analytics.embedded_db import EmbeddedPostgres
+from ig_analytics.local.embedded_db import EmbeddedPostgres
 from ig_analytics.settings import Settings
 from ig_analytics.storage import db
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
 _WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 
-from ig_analytics import runtime
+from ig_analytics.local import runtime
 from ig_analytics.settings import Settings
 
 
 def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
-    from ig_analytics import accounts as repo
+    from ig_analytics.accounts import repository as repo
     from ig_analytics.analytics.audience import audience_lines
     from ig_analytics.install_marker import ensure_marker
     from ig_analytics.sandbox import SandboxServer, SandboxWorld
     from ig_analytics.storage import db
-    from ig_analytics.sync_command import run_sync
-    from ig_analytics.token_vault import TokenVault
+    from ig_analytics.cli.sync_command import run_sync
+    from ig_analytics.accounts.token_vault import TokenVault
 
     world = SandboxWorld.demo()  # real time: the schedules of the UI keep finding fresh data
     server = SandboxServer(world, host="127.0.0.1", port=0)

@@ -23,7 +23,7 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings | None = None, *, start: bool = True):
-    from ig_analytics import runtime
+    from ig_analytics.local import runtime
     from ig_analytics.storage import db
 
     settings = settings or _settings()
@@ -45,7 +45,7 @@ def _parse_day(value: str | None, name: str) -> date | None:
 
 def _ig_user_id(ctx, param, value: str | None) -> str | None:
     """Click callback: an Instagram user id (digits) or a usage error, before anything runs."""
-    from ig_analytics.accounts import AccountError, validate_ig_user_id
+    from ig_analytics.accounts.repository import AccountError, validate_ig_user_id
 
     if value is None:
         return None
@@ -69,7 +69,7 @@ def db() -> None:
 
 
 def _embedded():
-    from ig_analytics.embedded_db import EmbeddedPostgres
+    from ig_analytics.local.embedded_db import EmbeddedPostgres
 
     settings = _settings()
     if not settings.uses_embedded_db:
@@ -79,7 +79,7 @@ def _embedded():
 
 def _sweep_orphan_clusters() -> None:
     """Clusters kept in the temp folder for homes that no longer exist (issue 16): one line when any is removed."""
-    from ig_analytics.embedded_housekeeping import sweep_orphans
+    from ig_analytics.local.housekeeping import sweep_orphans
 
     removed = sweep_orphans()
     if removed:
@@ -90,7 +90,7 @@ def _sweep_orphan_clusters() -> None:
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (idempotent) and create its databases and schema."""
-    from ig_analytics import runtime
+    from ig_analytics.local import runtime
 
     server = _embedded()
     _sweep_orphan_clusters()
@@ -122,7 +122,7 @@ def db_status() -> None:
 @click.option("--read-only", is_flag=True, help="The analysts' role: SELECT on schema instagram only.")
 def db_url(dagster: bool, sqlalchemy: bool, read_only: bool) -> None:
     """Print a working database URL, password included (for psql, BI tools, dagster.yaml)."""
-    from ig_analytics.embedded_db import ANALYTICS_DB, EmbeddedPostgres
+    from ig_analytics.local.embedded_db import ANALYTICS_DB, EmbeddedPostgres
     from ig_analytics.storage import db as storage
 
     settings = _settings()
@@ -173,9 +173,9 @@ def accounts() -> None:
 def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_name: str | None,
                  token_expires_at: str | None, verify: bool, login_kind: str | None) -> None:
     """Register or update an account (re-activates one that needed re-authentication)."""
-    from ig_analytics import accounts as repo
-    from ig_analytics.accounts_commands import after_add, choose_login_kind
-    from ig_analytics.token_vault import TokenVault
+    from ig_analytics.accounts import repository as repo
+    from ig_analytics.cli.accounts_commands import after_add, choose_login_kind
+    from ig_analytics.accounts.token_vault import TokenVault
 
     if token == "-":
         token = sys.stdin.readline().strip()
@@ -211,7 +211,7 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
 
 def _verify_token(settings: Settings, ig_user_id: str, token: str, login_kind: str = "facebook"):
     """One profile read: a rejected token or missing permission is caught now, not at the next sync."""
-    from ig_analytics.cli_errors import LogOnly
+    from ig_analytics.cli.errors import LogOnly
     from ig_analytics.graph_api import GraphApiClient, GraphApiError, MalformedResponseError, TransientApiError
     from ig_analytics.redaction import redact
 
@@ -232,9 +232,9 @@ def _verify_token(settings: Settings, ig_user_id: str, token: str, login_kind: s
 @accounts.command("list")
 def accounts_list() -> None:
     """Accounts, their status and token expiry (tokens are never shown)."""
-    from ig_analytics import accounts as repo
+    from ig_analytics.accounts import repository as repo
 
-    from ig_analytics.token_lifecycle import load_states
+    from ig_analytics.accounts.token_lifecycle import load_states
 
     engine = _engine()
     rows = repo.list_accounts(engine)
@@ -258,7 +258,7 @@ def accounts_list() -> None:
         )
 
 
-from ig_analytics.accounts_commands import register_account_commands  # noqa: E402 - discover, refresh-tokens
+from ig_analytics.cli.accounts_commands import register_account_commands  # noqa: E402 - discover, refresh-tokens
 
 register_account_commands(accounts)
 
@@ -267,7 +267,7 @@ register_account_commands(accounts)
 @click.argument("ig_user_id", callback=_ig_user_id)
 def accounts_disable(ig_user_id: str) -> None:
     """Stop syncing an account; its history stays."""
-    from ig_analytics import accounts as repo
+    from ig_analytics.accounts import repository as repo
 
     try:
         repo.disable_account(_engine(), ig_user_id)
@@ -286,7 +286,7 @@ def accounts_disable(ig_user_id: str) -> None:
 @click.option("--until", default=None, help="Last day of account insights (YYYY-MM-DD). Default: yesterday.")
 def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None) -> None:
     """Sync now through Dagster (the runs show in the UI), then update the analytics."""
-    from ig_analytics.sync_command import UsageError, run_sync
+    from ig_analytics.cli.sync_command import UsageError, run_sync
 
     try:
         report = run_sync(list(account_ids), sync_type, _parse_day(since, "--since"), _parse_day(until, "--until"))
@@ -294,7 +294,7 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
         raise click.UsageError(str(exc))
     for line in report.lines:
         click.echo(line.render())
-    log = logging.getLogger("ig_analytics.cli")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
+    log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
     for error in report.run_errors:
         log.error(printable(error, 600))
     if not report.lines:
@@ -330,7 +330,7 @@ def report(ig_user_id: str, days: int) -> None:
 @cli.command()
 def status() -> None:
     """Per account: last successful sync, lag, token expiry, recent errors."""
-    from ig_analytics.status import render_status
+    from ig_analytics.cli.status import render_status
 
     click.echo(render_status(_engine()))
 
@@ -353,7 +353,7 @@ def sandbox(port: int, seed: int) -> None:
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui(host: str, port: int) -> None:
     """Dagster's webserver and daemon (schedules, sensors, backfills) on this machine."""
-    from ig_analytics import runtime
+    from ig_analytics.local import runtime
 
     settings = runtime.prepare()
     sys.exit(runtime.run_ui(settings, host=host, port=port))
@@ -365,7 +365,7 @@ def ui(host: str, port: int) -> None:
 @click.option("--no-ui", is_flag=True, help="Stop after the backfill instead of starting the UI.")
 def demo(port: int, days: int, no_ui: bool) -> None:
     """Embedded database + sandbox + demo accounts + a backfill, then the Dagster UI."""
-    from ig_analytics.demo import run_demo
+    from ig_analytics.cli.demo import run_demo
 
     sys.exit(run_demo(port=port, days=days, start_ui=not no_ui))
 
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's notices, not the user's
-    from ig_analytics.cli_errors import run
+    from ig_analytics.cli.errors import run
 
     run(cli, argv)  # one line and exit 2/1 on any mistake or failure; details in the log file
 

@@ -107,7 +107,7 @@ def run_sync(
 ) -> SyncReport:
     """``every_report`` (the demo): the daily reports of every synced day and the weekly reports of every full
     week, one run each, instead of the last day's report only."""
-    from ig_analytics import runtime
+    from ig_analytics.local import runtime
     from ig_analytics.settings import Settings
     from ig_analytics.storage import db
 
@@ -205,7 +205,7 @@ def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:
     """
     from dagster import DagsterRunStatus, RunsFilter
 
-    from ig_analytics.embedded_db import process_alive
+    from ig_analytics.local.embedded_db import process_alive
 
     reaped = []
     host = socket.gethostname()
