@@ -59,6 +59,10 @@ def starts_for(installed_at: datetime, history_days: int = FIRST_SYNC_DAYS) -> d
     }
 
 
+class InstallMarkerError(RuntimeError):
+    """install.json exists but cannot be used; the message says how to repair it."""
+
+
 def read_marker(home: Path) -> dict | None:
     path = marker_path(home)
     fix = ("restore it from a backup of the home, or delete it: the next ig-analytics command writes it again "
@@ -68,12 +72,12 @@ def read_marker(home: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise RuntimeError(f"{path} is unreadable ({exc}): it fixes where the partitions start; {fix}") from exc
+        raise InstallMarkerError(f"{path} is unreadable ({exc}): it fixes where the partitions start; {fix}") from exc
     try:
         date.fromisoformat(data["daily_start"])
         datetime.strptime(data["hourly_start"], HOURLY_FORMAT)
     except (KeyError, TypeError, ValueError) as exc:
-        raise RuntimeError(f"{path} lacks a valid daily_start / hourly_start ({exc}): {fix}") from exc
+        raise InstallMarkerError(f"{path} lacks a valid daily_start / hourly_start ({exc}): {fix}") from exc
     return data
 
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import requests
 
 
 class Child:
@@ -108,3 +112,56 @@ def processes_with_env(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the server binds it soon after)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(url: str, query: str, **variables) -> dict:
+    """One GraphQL request to the Dagster webserver; fails the test on an HTTP or GraphQL error."""
+    reply = requests.post(url, json={"query": query, "variables": variables}, timeout=60)
+    assert reply.ok, f"{reply.status_code}: {reply.text[:2000]}"
+    body = reply.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def wait_for_graphql(url: str, proc: Child, timeout_s: float = 240) -> dict:
+    def answer():
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"ui exited early with {proc.proc.returncode}: {proc.stderr[-3000:]}")
+        try:
+            reply = requests.post(url, json={"query": "{ version }"}, timeout=10)
+            return reply.json() if reply.ok else None
+        except requests.RequestException:
+            return None
+
+    return wait_until(answer, timeout_s, "the Dagster webserver to answer", interval_s=1)
+
+
+def kill_processes_with_env(marker: str) -> None:
+    for pid in processes_with_env(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@contextmanager
+def running_ui(env: dict, home: Path, stop_timeout_s: float = 60) -> Iterator[tuple[str, Child]]:
+    """`ig-analytics ui` on a free port with ``env`` (IG_ANALYTICS_HOME = ``home``): yields (GraphQL URL, process)
+    once the webserver answers; SIGTERM at the end, and every process of that home killed whatever happened
+    (the webserver, daemon and code server run in process groups of their own)."""
+    port = free_port()
+    try:
+        with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+            url = f"http://127.0.0.1:{port}/graphql"
+            wait_for_graphql(url, proc)
+            yield url, proc
+            proc.stop(signal.SIGTERM, timeout_s=stop_timeout_s)
+    finally:
+        kill_processes_with_env(f"DAGSTER_HOME={home / 'dagster'}")

@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import sqlalchemy as sa
@@ -102,19 +103,15 @@ def generated_cases(seed: int = 11) -> list[tuple[list[str], dict, str | None]]:
 
 
 def _invoke(argv: list[str], env: dict, stdin: str | None) -> tuple[int, str, str]:
-    saved = dict(os.environ)
     runner = CliRunner()
-    try:
-        with runner.isolation(input=stdin or "", env=env) as (out, err, _):
-            try:
-                main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    # the command sets IG_ANALYTICS_HOME / DAGSTER_HOME for its own process: patch.dict undoes that afterwards
+    with mock.patch.dict(os.environ), runner.isolation(input=stdin or "", env=env) as (out, err, _):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
 
 
 def _held(code: int, stdout: str, stderr: str) -> bool:

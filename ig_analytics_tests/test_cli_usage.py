@@ -142,3 +142,14 @@ def test_sync_lines_escape_every_field():
     text = line.render()
     assert "\n" not in text and "\r" not in text and "\x1b" not in text
     assert text.startswith("FAIL 17841400000000001 (@evil\\x0aOK   fake\\x1b[0m") and len(text) < 700
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"daily_start": "yesterday"}'])
+def test_a_damaged_install_marker_is_one_line_that_says_how_to_repair_it(ig_home, content):
+    (ig_home / "install.json").write_text(content)
+    result = _cli("status")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("ig-analytics: "), result.stderr
+    assert "install.json" in lines[0] and "restore it from a backup" in lines[0]
+    assert "Error:" not in lines[0]  # our own error: no exception class name

@@ -4,43 +4,21 @@ results; then evaluate a schedule tick and launch its run."""
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
-import socket
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics_tests.ingestion_harness import register
-from ig_analytics_tests.procs import child, processes_with_env, wait_until
-from ig_analytics_tests.test_ui import wait_for_graphql
+from ig_analytics_tests.procs import graphql, running_ui, wait_until
 
 pytestmark = pytest.mark.slow
 
 LOCATION = {"repositoryLocationName": "ig_analytics", "repositoryName": "__repository__"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class GraphQL:
-    def __init__(self, url: str):
-        self.url = url
-
-    def __call__(self, query: str, **variables):
-        reply = requests.post(self.url, json={"query": query, "variables": variables}, timeout=60)
-        assert reply.ok, f"{reply.status_code}: {reply.text[:2000]}"
-        body = reply.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
 
 
 def _wait(predicate, timeout_s: float, what: str, describe=lambda: ""):
@@ -51,31 +29,19 @@ def _wait(predicate, timeout_s: float, what: str, describe=lambda: ""):
 
 
 @pytest.fixture()
-def running_ui(engine, ig_home, pg_url, monkeypatch):
+def ui(engine, ig_home, pg_url, monkeypatch):
     world = SandboxWorld.demo()  # real time: the daemon's runs read the wall clock
     with SandboxServer(world, port=0) as server:
         monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
         register(engine, world)
-        port = _free_port()
         env = dict(os.environ, IG_ANALYTICS_HOME=str(ig_home), DATABASE_URL=pg_url)
-        marker = f"DAGSTER_HOME={ig_home / 'dagster'}"
-        try:
-            with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
-                url = f"http://127.0.0.1:{port}/graphql"
-                wait_for_graphql(url, proc)
-                yield GraphQL(url), world
-                proc.stop(signal.SIGTERM, timeout_s=60)  # the UI stops its webserver and daemon itself
-        finally:  # they run in process groups of their own: never leave them running
-            for pid in processes_with_env(marker):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        with running_ui(env, ig_home) as (url, _proc):  # the UI stops its webserver and daemon itself
+            yield functools.partial(graphql, url), world
 
 
-def test_backfill_and_schedule_through_graphql(engine, running_ui):
-    gql, world = running_ui
+def test_backfill_and_schedule_through_graphql(engine, ui):
+    gql, world = ui
     nodes = gql("{ assetNodes { assetKey { path } } }")["assetNodes"]
     keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
     assert {"account_insights_daily", "media_insights_snapshots", "trending_posts", "performance_reports"} <= keys

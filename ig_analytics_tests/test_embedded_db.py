@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg2
@@ -46,14 +45,6 @@ def ok(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def libpq(url: str) -> str:
     return url.replace("+psycopg2", "")
-
-
-def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def cluster_folders() -> set[str]:

@@ -14,7 +14,8 @@ import pytest
 from ig_analytics.local.embedded_db import EmbeddedPostgres
 from ig_analytics.local.housekeeping import bin_dir
 from ig_analytics.local.procs import postgres_pids, postmaster_pids, process_alive
-from ig_analytics_tests.test_embedded_db import IG_ANALYTICS, cli, cli_env, libpq, ok, wait_for
+from ig_analytics_tests.procs import wait_until
+from ig_analytics_tests.test_embedded_db import IG_ANALYTICS, cli, cli_env, libpq, ok
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +67,8 @@ def test_recovery_never_kills_a_process_that_is_not_this_folders_server(tmp_path
                                  cwd=str(data_dir), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         os.kill(server.status().pid, signal.SIGKILL)
-        wait_for(lambda: not process_alive(int((data_dir / "postmaster.pid").read_text().split()[0])),
-                 what="the killed postmaster to be gone")
+        wait_until(lambda: not process_alive(int((data_dir / "postmaster.pid").read_text().split()[0])),
+                 30, "the killed postmaster to be gone")
         restarted = cli(home, "db", "start")
         assert restarted.returncode == 0, restarted.stderr
         assert decoy.poll() is None, "the psql was killed"

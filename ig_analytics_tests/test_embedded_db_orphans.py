@@ -17,7 +17,8 @@ import pytest
 
 from ig_analytics.local.embedded_db import EmbeddedPostgres
 from ig_analytics.local.procs import postgres_pids, postmaster_pids, wait_for_exit
-from ig_analytics_tests.test_embedded_db import cli, home, ok, wait_for  # noqa: F401 (home is a fixture)
+from ig_analytics_tests.procs import wait_until
+from ig_analytics_tests.test_embedded_db import cli, home, ok  # noqa: F401 (home is a fixture)
 
 pytestmark = [
     pytest.mark.slow,
@@ -123,8 +124,8 @@ def test_a_cluster_whose_creator_is_killed_is_removed_by_its_guard():
         home, root, pid = Path(line[0]), Path(line[1]), int(line[2])
         os.killpg(creator.pid, signal.SIGKILL)  # as a timeout would: no finally, no atexit
         creator.wait()
-        wait_for(lambda: not root.exists() and not home.exists(), 60, "the guard to remove the cluster")
-        wait_for(lambda: postgres_pids(root / "data") == [], 10, "the server to be gone")
+        wait_until(lambda: not root.exists() and not home.exists(), 60, "the guard to remove the cluster")
+        wait_until(lambda: postgres_pids(root / "data") == [], 10, "the server to be gone")
     finally:
         if creator.poll() is None:
             creator.kill()

@@ -7,7 +7,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
-from ig_analytics_tests.procs import child, wait_until
+from ig_analytics_tests.procs import child, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -565,14 +564,8 @@ def test_control_api(http, server, world):
     assert world.clock.now() == NOW and world.account(MID).faults is None and server.request_log == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_prints_accounts_and_stops_on_sigterm():
-    port = _free_port()
+    port = free_port()
     with child([sys.executable, "-m", "ig_analytics.sandbox", "--port", str(port)],
                env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
         lines = [json.loads(line) for line in proc.read_lines(3, timeout_s=60)]

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
-import requests
 
-from ig_analytics_tests.procs import Child, child, processes_with_env, wait_until
+from ig_analytics_tests.procs import graphql, processes_with_env, running_ui, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +31,7 @@ def _parent(pid: int) -> int:
 
 
 def assert_one_shared_code_server(url: str, home: Path, marker: str) -> None:
-    reply = requests.post(url, json={"query": LOCATION_QUERY}, timeout=30)
-    entries = reply.json()["data"]["workspaceOrError"]["locationEntries"]
+    entries = graphql(url, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
     assert [(e["name"], e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
         ("ig_analytics", "LOADED", "RepositoryLocation")]
     commands = {pid: _cmdline(pid) for pid in processes_with_env(marker)}
@@ -52,41 +48,13 @@ def assert_one_shared_code_server(url: str, home: Path, marker: str) -> None:
     assert all(str(home / "dagster" / "workspace-grpc.yaml") in c for c in readers), listing
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_graphql(url: str, proc: Child, timeout_s: float = 240) -> dict:
-    def answer():
-        if proc.proc.poll() is not None:
-            raise AssertionError(f"ui exited early with {proc.proc.returncode}: {proc.stderr[-3000:]}")
-        try:
-            reply = requests.post(url, json={"query": "{ version }"}, timeout=10)
-            return reply.json() if reply.ok else None
-        except requests.RequestException:
-            return None
-
-    return wait_until(answer, timeout_s, "the Dagster webserver to answer", interval_s=1)
-
-
 def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
-    port = _free_port()
     home = tmp_path / "home"
     env = dict(os.environ, IG_ANALYTICS_HOME=str(home), DATABASE_URL=dagster_pg_url)
     env.pop("DAGSTER_HOME", None)
     marker = f"DAGSTER_HOME={home / 'dagster'}"
-    try:
-        with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
-            answer = wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
-            assert answer["data"]["version"]
-            assert_one_shared_code_server(f"http://127.0.0.1:{port}/graphql", home, marker)
-            proc.stop(signal.SIGTERM, timeout_s=120)
-            wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")
-    finally:  # the children run in process groups of their own: a failed test must not leave them running
-        for pid in processes_with_env(marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    with running_ui(env, home, stop_timeout_s=120) as (url, proc):
+        assert graphql(url, "{ version }")["version"]
+        assert_one_shared_code_server(url, home, marker)
+        proc.stop(signal.SIGTERM, timeout_s=120)
+        wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")

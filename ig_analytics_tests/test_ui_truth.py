@@ -11,25 +11,20 @@ PostgreSQL), read through the UI's GraphQL API and in headless Chromium as a per
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from ig_analytics.install_marker import read_marker
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics_tests.ingestion_harness import register
-from ig_analytics_tests.procs import child, processes_with_env, wait_until
-from ig_analytics_tests.test_ui import wait_for_graphql
+from ig_analytics_tests.procs import graphql, running_ui, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,20 +33,6 @@ DATABASE = "ig_ui_truth"
 TABLE_ASSETS = {"accounts", "account_insights_daily", "media", "media_insights_snapshots", "audience_demographics",
                 "media_engagement", "trending_posts", "account_engagement_daily", "best_posting_times",
                 "performance_reports", "weekly_performance_reports"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gql(url: str, query: str, **variables) -> dict:
-    reply = requests.post(url, json={"query": query, "variables": variables}, timeout=60)
-    assert reply.ok, f"{reply.status_code}: {reply.text[:2000]}"
-    body = reply.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +51,6 @@ def synced_ui(pg_server, tmp_path_factory):
     engine = db.get_engine(pg_url)
     db.migrate(engine)
     world = SandboxWorld.demo()  # real time: the CLI and the UI read the wall clock
-    marker = f"DAGSTER_HOME={home / 'dagster'}"
     with SandboxServer(world, port=0) as server, pytest.MonkeyPatch.context() as mp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "IG_ANALYTICS_"))}
         env.update(IG_ANALYTICS_HOME=str(home), DATABASE_URL=pg_url, IG_GRAPH_API_URL=server.base_url)
@@ -82,24 +62,19 @@ def synced_ui(pg_server, tmp_path_factory):
         sync = subprocess.run([sys.executable, "-m", "ig_analytics.cli.main", "sync", "--since", since.isoformat()],
                               env=env, capture_output=True, text=True, timeout=900)
         assert sync.returncode == 0, sync.stdout + sync.stderr
-        port = _free_port()
-        try:
-            with child([sys.executable, "-m", "ig_analytics.cli.main", "ui", "--port", str(port)], env=env) as proc:
-                wait_for_graphql(f"http://127.0.0.1:{port}/graphql", proc)
-                yield {"url": f"http://127.0.0.1:{port}", "engine": engine, "home": home, "since": since,
-                       "today": today, "world": world}
-                proc.stop(signal.SIGTERM, timeout_s=60)
-        finally:
-            for pid in processes_with_env(marker):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        with running_ui(env, home) as (url, _proc):
+            yield {"url": url.removesuffix("/graphql"), "engine": engine, "home": home, "since": since,
+                   "today": today, "world": world}
+    engine.dispose()
+    admin = sa.create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # the module's database goes with it
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+    admin.dispose()
 
 
 def test_every_run_belongs_to_its_job_with_its_partitions(synced_ui):
     url = synced_ui["url"] + "/graphql"
-    runs = _gql(url, """{ runsOrError(limit: 50) { ... on Runs { results {
+    runs = graphql(url, """{ runsOrError(limit: 50) { ... on Runs { results {
         runId jobName status repositoryOrigin { repositoryLocationName repositoryName } tags { key value } } } } }""")
     runs = runs["runsOrError"]["results"]
     jobs = {r["jobName"] for r in runs}
@@ -114,14 +89,14 @@ def test_every_run_belongs_to_its_job_with_its_partitions(synced_ui):
     assert tags["dagster/asset_partition_range_start"] == synced_ui["since"].isoformat()
     assert tags["dagster/asset_partition_range_end"] == yesterday.isoformat()
     # the job's own Runs tab: the runs listed for the job in its repository
-    listed = _gql(url, """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId } } } }""",
+    listed = graphql(url, """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId } } } }""",
                   f={"pipelineName": "account_insights_job",
                      "tags": [{"key": ".dagster/repository", "value": "__repository__@ig_analytics"}]})
     assert [r["runId"] for r in listed["runsOrError"]["results"]] == [account_run["runId"]]
 
 
 def _asset_nodes(url: str) -> dict[str, dict]:
-    nodes = _gql(url, """{ assetNodes {
+    nodes = graphql(url, """{ assetNodes {
         assetKey { path } description
         owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
         internalFreshnessPolicy { __typename }
@@ -181,7 +156,7 @@ def test_partitions_start_at_the_install_so_fill_bars_read_as_coverage(synced_ui
 
 def test_range_run_checks_are_evaluated_per_partition_and_accounts_observed(synced_ui):
     url = synced_ui["url"] + "/graphql"
-    checks = _gql(url, """{ assetNodeOrError(assetKey: {path: ["account_insights_daily"]}) { ... on AssetNode {
+    checks = graphql(url, """{ assetNodeOrError(assetKey: {path: ["account_insights_daily"]}) { ... on AssetNode {
         assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
           ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }""")
     checks = {c["name"]: c for c in checks["assetNodeOrError"]["assetChecksOrError"]["checks"]}
@@ -189,11 +164,11 @@ def test_range_run_checks_are_evaluated_per_partition_and_accounts_observed(sync
     for name in ("account_insights_valid", "account_insights_reach_within_views", "account_insights_complete"):
         ranges = checks[name]["partitionStatuses"]["ranges"]
         assert ranges == [{"startKey": first, "endKey": last, "status": "SUCCEEDED"}], (name, ranges)
-    observed = _gql(url, """{ assetOrError(assetKey: {path: ["accounts"]}) { ... on Asset {
+    observed = graphql(url, """{ assetOrError(assetKey: {path: ["accounts"]}) { ... on Asset {
         assetObservations(limit: 1) { metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""")
     entries = observed["assetOrError"]["assetObservations"][0]["metadataEntries"]
     assert {e["label"]: e.get("intValue") for e in entries}["accounts"] == len(synced_ui["world"].accounts)
-    token_check = _gql(url, """{ assetCheckExecutions(assetKey: {path: ["accounts"]}, checkName: "accounts_tokens_valid",
+    token_check = graphql(url, """{ assetCheckExecutions(assetKey: {path: ["accounts"]}, checkName: "accounts_tokens_valid",
         limit: 1) { status } }""")["assetCheckExecutions"]
     assert token_check and token_check[0]["status"] in ("SUCCEEDED", "FAILED"), token_check
 

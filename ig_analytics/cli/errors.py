@@ -65,11 +65,12 @@ class LogOnly(logging.LoggerAdapter):
 def _user_facing_errors() -> tuple[type[Exception], ...]:
     """Our own errors already say what happened and what to do: print them without a class name."""
     from ig_analytics.accounts.repository import AccountError
+    from ig_analytics.accounts.token_vault import TokenVaultError
+    from ig_analytics.install_marker import InstallMarkerError
     from ig_analytics.local.embedded_db import EmbeddedDbError
     from ig_analytics.storage.db import DatabaseUnavailableError
-    from ig_analytics.accounts.token_vault import TokenVaultError
 
-    return (AccountError, EmbeddedDbError, DatabaseUnavailableError, TokenVaultError)
+    return (AccountError, EmbeddedDbError, DatabaseUnavailableError, TokenVaultError, InstallMarkerError)
 
 
 def run(command: click.Group, argv: list[str] | None) -> None:
