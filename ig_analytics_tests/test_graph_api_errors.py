@@ -193,6 +193,26 @@ def batch_handler(item_fn: Callable[[str, dict[str, str], int], Any], headers: d
     return handler
 
 
+def batching(stub: Stub, handler: Callable[[Req], Reply]) -> Callable[[Req], Reply]:
+    """``handler`` serves plain GETs and, item by item, batch POSTs too (each item is logged in stub.requests
+    as a GET whose raw_url is its relative_url and whose headers are empty: a batch item carries no token)."""
+
+    def serve(req: Req) -> Reply:
+        if req.method != "POST":
+            return handler(req)
+        out = []
+        for item in json.loads(req.form["batch"]):
+            url = urlsplit(item["relative_url"])
+            sub = Req("GET", f"/v25.0/{url.path.lstrip('/')}", {k: v[0] for k, v in parse_qs(url.query).items()},
+                      {}, {}, item["relative_url"])
+            stub.requests.append(sub)
+            reply = handler(sub)
+            out.append({"code": reply.status, "body": json.dumps(reply.body)})
+        return Reply(200, out)
+
+    return serve
+
+
 def media_ok(metrics: str, base: int = 10) -> dict:
     return {"data": [{"name": m, "period": "lifetime", "values": [{"value": base + i}], "id": f"x/insights/{m}"}
                      for i, m in enumerate(metrics.split(","))]}
@@ -583,7 +603,7 @@ def test_list_media_pages_without_token_in_urls_and_stops_at_since(stub):
                f"&after={start + limit}")
         return Reply(200, media_page(start, limit, nxt))
 
-    stub.handler = handler
+    stub.handler = batching(stub, handler)
     client, _ = make_client(stub, app_secret="s3cr3t-app")
     acct = client.account(USER, TOKEN)
     media = acct.list_media(NOW - timedelta(days=59, hours=12))
@@ -591,14 +611,21 @@ def test_list_media_pages_without_token_in_urls_and_stops_at_since(stub):
     story = media[-1]
     assert (story.media_id, story.media_product_type) == ("s1", "STORY")
     assert media[3].published_at == NOW - timedelta(days=3) and media[3].like_count == 3
+    # the first pages of media and stories share one batch POST; the refused media page is asked again alone
+    assert [r.method for r in stub.requests[:3]] == ["POST", "GET", "GET"]
+    assert [r.path.rsplit("/", 1)[-1] for r in stub.requests[1:3]] == ["media", "stories"]
     limits = [r.query.get("limit") for r in stub.requests if r.path.endswith("/media")]
     assert limits[:3] == ["100", "50", "25"]
     assert len([r for r in stub.requests if r.path.endswith("/media")]) == 2 + 3  # 2 refused, 3 pages of 25
+    assert acct.stats.calls == 1 + 4 and acct.stats.batch_items == 2  # the batch, then 4 plain GETs of /media
     proof = hmac.new(b"s3cr3t-app", TOKEN.encode(), hashlib.sha256).hexdigest()
     for r in stub.requests:
         assert TOKEN not in r.raw_url and "access_token" not in r.query
-        assert r.headers["authorization"] == f"Bearer {TOKEN}"
-        assert r.query["appsecret_proof"] == proof
+        if r.method == "POST":  # the batch: token and proof in the form, never in the URL
+            assert (r.form["access_token"], r.form["appsecret_proof"]) == (TOKEN, proof)
+        elif r.headers:  # a plain GET (a batch item has no headers of its own)
+            assert r.headers["authorization"] == f"Bearer {TOKEN}"
+            assert r.query["appsecret_proof"] == proof
 
 
 def test_list_media_empty_page_with_next_continues(stub):
@@ -609,9 +636,65 @@ def test_list_media_empty_page_with_next_continues(stub):
             return Reply(200, {"data": [], "paging": {"next": f"{stub.base_url}/v25.0/{USER}/media?after=5"}})
         return Reply(200, media_page(0, 3, None))
 
-    stub.handler = handler
+    stub.handler = batching(stub, handler)
     client, _ = make_client(stub)
-    assert len(client.account(USER, TOKEN).list_media(NOW - timedelta(days=30))) == 3
+    acct = client.account(USER, TOKEN)
+    assert len(acct.list_media(NOW - timedelta(days=30))) == 3
+    assert acct.stats.calls == 2  # media + stories in one batch, then the page after the empty one
+
+
+def story_page() -> dict:
+    return {"data": [{"id": "s1", "media_type": "IMAGE", "timestamp": NOW.strftime("%Y-%m-%dT%H:%M:%S+0000")}]}
+
+
+def first_pages(stories_in_batch: Reply) -> Callable[[Req], Reply]:
+    """media and stories; ``stories_in_batch`` answers the stories item of the batch, a plain GET is served."""
+
+    def handler(req: Req) -> Reply:
+        if req.path.endswith("/stories"):
+            return stories_in_batch if not req.headers else Reply(200, story_page())
+        return Reply(200, media_page(0, 3, None))
+
+    return handler
+
+
+@pytest.mark.parametrize("reply,slept", [
+    (Reply(400, err_body(80002, "too many calls")), True),  # throttled: the account pauses, then asks alone
+    (Reply(500, err_body(2, "unexpected", transient=True)), False),
+    (Reply(200, "not json"), False),  # malformed
+])
+def test_a_failed_first_page_in_the_batch_is_asked_again_alone(stub, reply, slept):
+    stub.handler = batching(stub, first_pages(reply))
+    client, clock = make_client(stub)
+    acct = client.account(USER, TOKEN)
+    media = acct.list_media(NOW - timedelta(days=30))
+    assert [m.media_id for m in media] == ["m0", "m1", "m2", "s1"]
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in stub.requests if r.method == "POST" or r.headers] == [
+        ("POST", ""), ("GET", "stories")]
+    assert acct.stats.calls == 2 and acct.stats.retries == 1
+    assert bool(clock.sleeps) == slept and (not slept or 30 <= clock.sleeps[0] <= 60)
+
+
+@pytest.mark.parametrize("code,error", [(190, TokenInvalidError), (10, PermissionDeniedError),
+                                        (100, InvalidRequestError)])
+def test_a_first_page_that_cannot_succeed_raises_without_another_call(stub, code, error):
+    stub.handler = batching(stub, first_pages(Reply(400, err_body(code, "no"))))
+    client, _ = make_client(stub)
+    acct = client.account(USER, TOKEN)
+    with pytest.raises(error):
+        acct.list_media(NOW - timedelta(days=30))
+    assert acct.stats.calls == 1
+
+
+def test_instagram_login_and_posts_only_list_with_plain_gets(stub):
+    stub.handler = first_pages(Reply(200, story_page()))  # no batch support: a POST would fail the test
+    client, _ = make_client(stub)
+    instagram = client.account(USER, "IGAAtoken0123456789", "instagram")  # graph.instagram.com has no batch
+    assert len(instagram.list_media(NOW - timedelta(days=30))) == 4 and instagram.stats.calls == 2
+    facebook = client.account(USER, TOKEN)
+    assert len(facebook.list_media(NOW - timedelta(days=30), include_stories=False)) == 3
+    assert facebook.stats.calls == 1 and facebook.stats.batch_items == 0
+    assert {r.method for r in stub.requests} == {"GET"}
 
 
 # ===================================================================================== no token anywhere
@@ -673,12 +756,15 @@ def test_no_token_in_any_log_line_or_exception_text(stub):
 
         def paging(req: Req) -> Reply:
             if req.path.endswith("/stories"):
-                return Reply(400, err_body(100, f"stories failed for {TOKEN}"))
-            if "after" in req.query:
-                return Reply(200, media_page(0, 2, None))
+                return Reply(200, {"data": []})
+            if "after" in req.query:  # the page that paging.next (with the token in it) leads to
+                return Reply(400, err_body(100, f"page failed for {TOKEN}"))
             return Reply(200, media_page(0, 1, f"{stub.base_url}/v25.0/{USER}/media?access_token={TOKEN}&after=1"))
 
-        stub.handler = paging
+        stub.handler = batching(stub, paging)
+        capture(lambda: client.account(USER, TOKEN).list_media(NOW - timedelta(days=5)), InvalidRequestError)
+        assert any("after" in r.query for r in stub.requests)  # paging.next was followed
+        stub.handler = batching(stub, lambda req: Reply(400, err_body(100, f"list failed for {TOKEN}")))
         capture(lambda: client.account(USER, TOKEN).list_media(NOW - timedelta(days=5)), InvalidRequestError)
         stub.handler = batch_handler(lambda p, q, r: (400, err_body(100, f"odd {TOKEN}")))
         acct = client.account(USER, TOKEN)

@@ -285,3 +285,56 @@ def test_redacting_filter_cleans_message_args_extra_and_traceback():
     finally:
         logger.removeHandler(handler)
         forget_secret("SECRETTOKEN999")
+
+
+# ------------------------------------------------------------------------------------- protocol, factory
+def _public_calls(proto: type) -> list[str]:
+    return [name for name, value in vars(proto).items() if callable(value) and not name.startswith("_")]
+
+
+@pytest.mark.parametrize("proto_name,impl_name", [("InsightsApi", "AccountApi"), ("AccountsClient", "GraphApiClient")])
+def test_the_client_satisfies_the_protocols_ingestion_is_typed_against(proto_name, impl_name):
+    """A renamed or re-shaped call of AccountApi / GraphApiClient fails here, not in a sync."""
+    import inspect
+
+    from ig_analytics.graph_api import client as client_module, protocol
+
+    proto, impl = getattr(protocol, proto_name), getattr(client_module, impl_name)
+    calls = _public_calls(proto)
+    assert calls and set(calls) <= set(dir(impl)), set(calls) - set(dir(impl))
+    for name in calls:
+        want = inspect.signature(getattr(proto, name))
+        got = inspect.signature(getattr(impl, name))
+        assert [(p.name, p.kind, p.default, p.annotation) for p in want.parameters.values()] == [
+            (p.name, p.kind, p.default, p.annotation) for p in got.parameters.values()], name
+        assert want.return_annotation == got.return_annotation or (
+            name == "account" and got.return_annotation == "'AccountApi'"), name
+
+
+def test_instances_pass_the_runtime_protocol_checks():
+    from ig_analytics.graph_api import GraphApiClient
+    from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
+
+    with GraphApiClient(base_url="http://127.0.0.1:9", version="v25.0") as client:
+        api = client.account("17841400000000001", "EAAprotocolTOKEN0123")
+        assert isinstance(client, AccountsClient) and isinstance(api, InsightsApi)
+        assert not isinstance(object(), InsightsApi)
+
+
+def test_one_factory_builds_the_clients_from_the_settings():
+    from ig_analytics.graph_api import GraphApiClient
+    from ig_analytics.graph_api.tokens import TokenApi
+    from ig_analytics.settings import Settings
+
+    settings = Settings.from_env({"IG_GRAPH_API_URL": "http://127.0.0.1:9/", "IG_GRAPH_API_VERSION": "v21.0",
+                                  "IG_APP_SECRET": "factory-app-secret"})
+    client = GraphApiClient.from_settings(settings, max_attempts=2, timeout=(1.0, 2.0))
+    assert (client.base_url, client.version, client.app_secret) == ("http://127.0.0.1:9", "v21.0",
+                                                                    "factory-app-secret")
+    assert (client.max_attempts, client.timeout, client.app_budget) == (2, (1.0, 2.0), None)
+    assert client.catalogue.version == "v21.0"
+    tokens = TokenApi.from_settings(settings, app_id="123", max_attempts=1)
+    assert (tokens.base_url, tokens.version, tokens.app_id, tokens.app_secret, tokens.max_attempts) == (
+        "http://127.0.0.1:9", "v21.0", "123", "factory-app-secret", 1)
+    assert tokens.can_inspect
+    forget_secret("factory-app-secret")

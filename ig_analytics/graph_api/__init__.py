@@ -1,7 +1,7 @@
 """Instagram Graph API client (plain Python + requests; no Dagster).
 
     from ig_analytics.graph_api import GraphApiClient
-    client = GraphApiClient(base_url="https://graph.facebook.com", version=None)
+    client = GraphApiClient(base_url="https://graph.facebook.com", version=None)   # or .from_settings(settings)
     acct = client.account(ig_user_id, token)
     acct.profile(); acct.account_insights(since, until); acct.list_media(published_since); acct.media_insights(media)
 
@@ -20,10 +20,13 @@ from ig_analytics.graph_api.errors import (
     TransientApiError,
 )
 from ig_analytics.graph_api.models import AccountDay, CallStats, Media, Profile, SkippedItem
+from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
 
 __all__ = [
     "GraphApiClient",
     "AccountApi",
+    "InsightsApi",
+    "AccountsClient",
     "Media",
     "AccountDay",
     "Profile",

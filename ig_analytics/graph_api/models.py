@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 __all__ = ["Media", "AccountDay", "Profile", "CallStats", "SkippedItem", "TokenInfo", "RefreshedToken", "DiscoveredPage"]
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import requests
 
@@ -19,6 +19,9 @@ from ig_analytics.graph_api.catalogue import normalize_version
 from ig_analytics.graph_api.errors import GraphApiError, MalformedResponseError, TransientApiError, classify_error
 from ig_analytics.graph_api.models import DiscoveredPage, RefreshedToken, TokenInfo
 from ig_analytics.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from ig_analytics.settings import Settings
 
 FACEBOOK_HOST = "https://graph.facebook.com"
 INSTAGRAM_HOST = "https://graph.instagram.com"
@@ -85,6 +88,13 @@ class TokenApi:
         self.backoff_s = backoff_s
         self.sleep = sleep
         self.session = session or requests.Session()
+
+    @classmethod
+    def from_settings(cls, settings: "Settings", *, app_id: str | None = None, **options: Any) -> "TokenApi":
+        """The token calls the product's settings describe (IG_GRAPH_API_URL, IG_GRAPH_API_VERSION, IG_APP_SECRET;
+        ``app_id`` is IG_APP_ID), as ``GraphApiClient.from_settings`` builds the data client."""
+        return cls(settings.graph_api_url, settings.graph_api_version, app_id=app_id,
+                   app_secret=settings.app_secret, **options)
 
     def __repr__(self) -> str:
         return f"TokenApi(base_url={self.base_url!r}, app={'set' if self.can_inspect else 'unset'})"

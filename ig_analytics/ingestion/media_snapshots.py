@@ -16,6 +16,9 @@ from typing import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
+from ig_analytics.graph_api.models import Media
+from ig_analytics.graph_api.protocol import InsightsApi
 from ig_analytics.storage.db import bulk_upsert
 
 SNAPSHOT_METRIC_COLUMNS = (
@@ -35,9 +38,9 @@ PERMANENTLY_UNAVAILABLE_SUBCODES = {2108006}
 
 @dataclass(frozen=True)
 class CapturePolicy:
-    window_days: int = 30  # posts older than this are no longer captured
-    young_hours: int = 48  # hourly captures while younger than this
-    daily_interval_hours: int = 23  # afterwards, captured when the newest snapshot is at least this old
+    window_days: int = MEDIA_WINDOW_DAYS  # posts older than this are no longer captured
+    young_hours: int = YOUNG_POST_HOURS  # hourly captures while younger than this
+    daily_interval_hours: int = DAILY_CAPTURE_INTERVAL_HOURS  # afterwards, captured when the newest snapshot is at least this old
 
 
 @dataclass
@@ -54,9 +57,9 @@ class MediaSyncResult:
 
 
 def due_for_capture(
-    media: Sequence, last_capture: dict[str, datetime], unavailable: set[str], slot_start: datetime,
+    media: Sequence[Media], last_capture: dict[str, datetime], unavailable: set[str], slot_start: datetime,
     slot_end: datetime, policy: CapturePolicy, refresh_all: bool,
-) -> list:
+) -> list[Media]:
     due = []
     for item in media:
         if item.media_id in unavailable or item.published_at >= slot_end:
@@ -75,7 +78,7 @@ def due_for_capture(
     return due
 
 
-def _snapshot_row(item, values: dict, slot_start: datetime, fetched_at: datetime, api_version: str) -> tuple:
+def _snapshot_row(item: Media, values: dict, slot_start: datetime, fetched_at: datetime, api_version: str) -> tuple:
     metrics = {name: values.get(name) for name in SNAPSHOT_METRIC_COLUMNS}
     # Likes and comments are also object fields read in the same capture: use them when insights lack them.
     if metrics["likes"] is None:
@@ -89,7 +92,7 @@ def _snapshot_row(item, values: dict, slot_start: datetime, fetched_at: datetime
     )
 
 
-def _media_row(item, now: datetime) -> tuple:
+def _media_row(item: Media, now: datetime) -> tuple:
     return (
         item.media_id, item.ig_user_id, item.media_type, item.media_product_type, item.caption, item.permalink,
         item.published_at, item.like_count, item.comments_count, now, now,
@@ -116,7 +119,7 @@ def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since:
 
 
 def sync_media(
-    engine: Engine, api, ig_user_id: str, slot_start: datetime, slot_end: datetime, api_version: str,
+    engine: Engine, api: InsightsApi, ig_user_id: str, slot_start: datetime, slot_end: datetime, api_version: str,
     now: datetime, policy: CapturePolicy, refresh_all: bool = False, capture_snapshots: bool = True,
 ) -> MediaSyncResult:
     """Refresh the account's recent posts and capture the snapshots due in this slot, in one transaction."""

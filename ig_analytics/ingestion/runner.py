@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.accounts.repository import AccountCredentials
+from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
 from ig_analytics.ingestion import outcome as outcomes
 from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.outcome import AccountOutcome
@@ -23,12 +24,12 @@ from ig_analytics.storage.db import describe_database_failure
 log = logging.getLogger("ig_analytics.ingestion")
 
 # work(api, credentials, outcome) -> None: does the sync, sets outcome.rows_written / status / details.
-AccountWork = Callable[[object, AccountCredentials, AccountOutcome], None]
+AccountWork = Callable[[InsightsApi, AccountCredentials, AccountOutcome], None]
 
 
 def sync_accounts(
     engine: Engine,
-    client,
+    client: AccountsClient,
     credentials: Sequence[AccountCredentials],
     *,
     sync_type: str,
