@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 MARKER_NAME = "install.json"
@@ -104,6 +104,10 @@ def current_starts(environ: os._Environ | dict | None = None) -> PartitionStarts
     fallback."""
     env = os.environ if environ is None else environ
     marker = read_marker(Path(env["IG_ANALYTICS_HOME"]).expanduser()) if env.get("IG_ANALYTICS_HOME") else None
+    return _starts(env, marker)
+
+
+def _starts(env, marker: dict | None) -> PartitionStarts:
     daily = env.get("IG_ANALYTICS_DAILY_START") or (marker or {}).get("daily_start") or FALLBACK_DAILY_START
     hourly = env.get("IG_ANALYTICS_HOURLY_START") or (marker or {}).get("hourly_start") or FALLBACK_HOURLY_START
     source = "install marker" if marker else "fixed fallback"
@@ -117,11 +121,8 @@ def current_starts(environ: os._Environ | dict | None = None) -> PartitionStarts
 
 
 def planned_daily_start(home: Path, today: date, environ: os._Environ | dict | None = None) -> date:
-    """The daily start a command will see once the home is prepared (the marker may not exist yet)."""
+    """The daily start a command will see once the home is prepared: :func:`current_starts` with the marker
+    ``ensure_marker`` would write today when there is none yet."""
     env = os.environ if environ is None else environ
-    if env.get("IG_ANALYTICS_DAILY_START"):
-        return date.fromisoformat(env["IG_ANALYTICS_DAILY_START"])
-    marker = read_marker(home)
-    if marker is not None:
-        return date.fromisoformat(marker["daily_start"])
-    return today - timedelta(days=FIRST_SYNC_DAYS)
+    marker = read_marker(home) or starts_for(datetime.combine(today, time.min, tzinfo=timezone.utc))
+    return date.fromisoformat(_starts(env, marker).daily)

@@ -16,7 +16,7 @@ from ig_analytics.ingestion.demographics import sync_audience_demographics
 from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
 from ig_analytics.sandbox import online_followers
 from ig_analytics.sandbox.account import day_end
-from ig_analytics.sandbox.demographics import truth
+from ig_analytics.sandbox.demographics import AGES, GENDERS, truth
 
 BIG, TINY = "17841400000000002", "17841400000000004"
 DAY = date(2026, 9, 19)  # the snapshot's day, taken at 02:20 UTC the next day
@@ -78,8 +78,16 @@ def test_the_audience_section_shows_the_sandbox_truth(engine, sandbox):
     assert audience["status"] == "ok" and audience["as_of"] == DAY.isoformat()
     assert audience["followers_total"] == followers
 
+    crossed = truth(big, "follower_demographics", "age,gender", None, NOW)
+
     def expected(breakdown: str, n: int | None = None) -> list[tuple[str, int, float]]:
-        values = truth(big, "follower_demographics", breakdown, None, NOW)
+        if breakdown in ("age", "gender"):  # the margins of the crossed picture
+            pos = 0 if breakdown == "age" else 1
+            values = {}
+            for cell, v in crossed.items():
+                values[cell[pos]] = values.get(cell[pos], 0) + v
+        else:
+            values = truth(big, "follower_demographics", breakdown, None, NOW)
         ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
         return [(k, v, round(v * 100.0 / followers, 1)) for k, v in ranked[:n]]
 
@@ -94,6 +102,18 @@ def test_the_audience_section_shows_the_sandbox_truth(engine, sandbox):
     assert sorted(got("gender")) == sorted(expected("gender"))
     assert sum(i["share_of_followers"] for i in audience["gender"]) < 100  # only known genders
 
+    # age x gender: rows age ranges, columns F, M, U, shares of the followers in the crossed picture
+    table = audience["age_gender"]
+    known = sum(crossed.values())
+    assert table["known_followers"] == known and table["genders"] == ["F", "M", "U"]
+    assert [r["age"] for r in table["rows"]] == [a for a in AGES if any(c[0] == a for c in crossed)]
+    for row in table["rows"]:
+        for g in GENDERS:
+            value = crossed.get((row["age"], g), 0)
+            assert row["values"][g] == value
+            assert row["shares_of_known"][g] == round(value * 100.0 / known, 1)
+    assert sum(sum(r["values"].values()) for r in table["rows"]) == known <= followers
+
     online = report["followers_online"]
     assert online["available"]
     grid = {(c["weekday"], c["hour"]): c["avg_followers_online"] for c in online["grid"]}
@@ -103,10 +123,14 @@ def test_the_audience_section_shows_the_sandbox_truth(engine, sandbox):
 
     html = render_html(report)
     assert "Top countries" in html and "When your followers are online" in html and "When your posts did best" in html
+    first = table["rows"][0]
+    assert "Age x gender" in html and f"<td>{first['age']}</td><td class=n title=" in html
+    assert f"{first['shares_of_known']['F']:.1f}%</td>" in html
     markdown = report_markdown(report)
     assert f"audience ({DAY.isoformat()})" in markdown and "when your followers are online:" in markdown
     first_country = audience["top_countries"][0]
     assert f"{first_country['key']} {first_country['share_of_followers']:.1f}%" in markdown
+    assert f"- age x gender (of {known:,} known): {first['age']} F {first['shares_of_known']['F']:.1f}%" in markdown
 
 
 def test_under_100_followers_is_not_available_and_said_so(engine, sandbox):

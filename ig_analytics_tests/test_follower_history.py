@@ -8,13 +8,14 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.analytics.followers import insights_day, reconstruct, refresh_follower_history
+from ig_analytics.analytics.followers import daily_unfollows, insights_day, reconstruct, refresh_follower_history
 from ig_analytics.analytics.reports import build_report
 from ig_analytics.graph_api import GraphApiClient
+from ig_analytics.graph_api.follows import fetch_follow_types
 from ig_analytics.ingestion.account_insights import sync_account_insights
 from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
 from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
-from ig_analytics_tests.analytics_data import add_account, add_account_days, add_profile_snapshots, ts
+from ig_analytics_tests.analytics_data import add_account, add_account_days, add_profile_snapshots
 
 # 2 h 05 min after the insights day of Nov 19 ended (07:00 UTC): its follows are reported (2 h late), its
 # follows_and_unfollows not yet (24 h late) - the usual state of a sync.
@@ -51,7 +52,8 @@ def synced(engine):
 def _history(engine, ig_user_id):
     with engine.connect() as conn:
         return {r.date: r for r in conn.execute(sa.text(
-            "SELECT date, followers_total, followers_total_source, follower_count, unfollows"
+            "SELECT date, followers_total, followers_total_source, follower_count, unfollows, unfollows_source,"
+            " measured_follows, measured_unfollows, follows_and_unfollows"
             " FROM instagram.account_insights_daily WHERE ig_user_id = :i AND followers_total IS NOT NULL"),
             {"i": ig_user_id})}
 
@@ -68,12 +70,16 @@ def test_reconstructed_totals_equal_the_sandbox_truth(engine, synced):
     churn = _history(engine, CHURN)
     acct = world.account(CHURN)
     assert len(churn) == 31
-    # unfollows from follows_and_unfollows, and every day's change exactly the true net change (follows -
-    # unfollows) where both are reported: the whole history is off by at most one constant, the estimate of
-    # the changes not reported yet (yesterday's unfollows, today's first hours)
+    # unfollows measured (breakdown=follow_type) wherever follows_and_unfollows is reported, and every day's
+    # change exactly the true net change (follows - unfollows) where both are reported: the whole history is off by
+    # at most one constant, the estimate of the changes not reported yet (yesterday's unfollows, today's hours)
     for d, row in churn.items():
-        if d < yesterday and row.follower_count is not None:
-            assert row.unfollows == acct.unfollows(d)
+        if d < yesterday:
+            assert (row.measured_follows, row.measured_unfollows) == (
+                world.account_metric(CHURN, "follower_count", d), acct.unfollows(d)), d
+            assert (row.unfollows, row.unfollows_source) == (acct.unfollows(d), "measured"), d
+        else:  # yesterday's follows_and_unfollows is not reported yet (24 h late): nothing measured or inferred
+            assert (row.follows_and_unfollows, row.measured_unfollows, row.unfollows_source) == (None, None, None)
     offsets = {row.followers_total - acct.followers_end_of(d) for d, row in churn.items() if d < yesterday}
     assert len(offsets) == 1
     assert abs(offsets.pop()) <= 2 * acct.growth_per_day * (1 + world.account(CHURN).spec.unfollow_rate)
@@ -103,6 +109,71 @@ def test_followers_at_publish_and_growth_equal_the_truth(engine, synced):
             assert am["unfollows"] == sum(a.unfollows(d) for d in days)
 
 
+def test_unfollows_older_than_the_30_days_of_follows_are_measured_too(engine, synced):
+    world = synced
+    acct = world.account(CHURN)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT date, follower_count, measured_follows, unfollows, unfollows_source"
+            " FROM instagram.account_insights_daily WHERE ig_user_id = :i AND date < :d ORDER BY date"),
+            {"i": CHURN, "d": insights_day(T) - timedelta(days=31)}).all()
+    assert len(rows) >= 10  # 45 days synced: the oldest have no follower_count, so no inference was possible
+    for row in rows:
+        assert row.follower_count is None and row.measured_follows == world.account_metric(CHURN, "follower_count",
+                                                                                           row.date)
+        assert (row.unfollows, row.unfollows_source) == (acct.unfollows(row.date), "measured")
+
+
+def test_90_days_of_follow_types_cost_2_batch_requests_and_equal_the_truth():
+    world = SandboxWorld([AccountSpec(CHURN, "churn", followers=40_000, posts=5, unfollow_rate=0.4)], seed=4, now=T)
+    acct = world.account(CHURN)
+    days = [insights_day(T) - timedelta(days=i) for i in range(91, 1, -1)]  # 90 fully reported days
+    with SandboxServer(world, port=0) as server:
+        client = GraphApiClient(base_url=server.base_url, now=lambda: T, backoff_base_s=0.01)
+        try:
+            server.reset_log()
+            got = fetch_follow_types(client.account(CHURN, acct.token), days)
+            requests = [r for r in server.request_log if not r.batch_item]
+            items = [r for r in server.request_log if r.batch_item]
+        finally:
+            client.close()
+    assert [r.path for r in requests] == ["/", "/"] and len(items) == 90
+    assert all(r.params["breakdown"] == "follow_type" and r.params["metric_type"] == "total_value" for r in items)
+    assert {d: (v.follows, v.unfollows) for d, v in got.items()} == {
+        d: (world.account_metric(CHURN, "follower_count", d), acct.unfollows(d)) for d in days}
+
+
+def test_a_version_rejecting_follow_type_falls_back_to_the_inference(engine, monkeypatch):
+    from ig_analytics.sandbox import catalog
+
+    monkeypatch.setitem(catalog._BREAKDOWN_METRICS, "follow_type", frozenset({"reach"}))  # rejects the split
+    world = SandboxWorld([AccountSpec(CHURN, "churn", followers=40_000, posts=5, unfollow_rate=0.4)], seed=4, now=T)
+    acct = world.account(CHURN)
+    with engine.begin() as conn:
+        add_account(conn, CHURN, username="churn")
+    with SandboxServer(world, port=0) as server:
+        client = GraphApiClient(base_url=server.base_url, now=lambda: T, backoff_base_s=0.01)
+        try:
+            sync_account_insights(engine, client.account(CHURN, acct.token), CHURN, T.date() - timedelta(days=10),
+                                  T.date() - timedelta(days=3), client.version, T)
+        finally:
+            client.close()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT date, measured_unfollows, unfollows, unfollows_source"
+                                    " FROM instagram.account_insights_daily ORDER BY date")).all()
+    assert len(rows) == 8
+    assert [(r.measured_unfollows, r.unfollows, r.unfollows_source) for r in rows] == [
+        (None, acct.unfollows(r.date), "inferred") for r in rows]
+
+
+def test_a_day_without_the_split_falls_back_to_the_inference():
+    d0 = date(2026, 3, 1)
+    days = {d0: (5, 7, 3), d0 + timedelta(days=1): (5, 7, None), d0 + timedelta(days=2): (5, None, None)}
+    assert daily_unfollows(days) == {d0: (3, "measured"), d0 + timedelta(days=1): (2, "inferred"),
+                                     d0 + timedelta(days=2): (None, None)}
+    assert daily_unfollows({d0: (5, None, None)}) == {d0: (0, "assumed_zero")}  # a version without the metric
+
+
 def test_observed_totals_win_and_restart_the_chain(engine):
     d0 = date(2026, 3, 10)
     days = {d0 + timedelta(days=i): (10, None) for i in range(5)}  # +10 a day, no unfollow data (old version)
@@ -123,9 +194,10 @@ def test_observed_totals_win_and_restart_the_chain(engine):
         add_profile_snapshots(conn, "O", [(datetime(2026, 3, 16, 12, 0, tzinfo=timezone.utc), 3000)])
         refresh_follower_history(conn, ["O"])
         rows = dict(conn.execute(sa.text(
-            "SELECT date, (followers_total, followers_total_source, unfollows)::text FROM instagram.account_insights_daily")).all())
-    assert rows[d0 + timedelta(days=1)] == "(500,observed,0)"
-    assert rows[d0 + timedelta(days=2)] == "(2968,derived,0)"
+            "SELECT date, (followers_total, followers_total_source, unfollows, unfollows_source)::text"
+            " FROM instagram.account_insights_daily")).all())
+    assert rows[d0 + timedelta(days=1)] == "(500,observed,0,assumed_zero)"
+    assert rows[d0 + timedelta(days=2)] == "(2968,derived,0,assumed_zero)"
 
 
 def test_no_history_is_invented_across_a_gap():

@@ -581,3 +581,56 @@ def test_cli_prints_accounts_and_stops_on_sigterm():
         assert wait_until(answer, 60, "the sandbox to accept connections").json()["username"] == lines[0]["username"]
         code, _ = proc.stop(signal.SIGTERM, timeout_s=60)
         assert code == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------- audience: age x gender, follow types
+def test_age_gender_is_one_crossed_picture_whose_margins_are_the_single_ones(http, server, world):
+    def picture(breakdown):
+        r = insights(http, server, MID, metric="follower_demographics", period="lifetime",
+                     metric_type="total_value", breakdown=breakdown)
+        assert r.status_code == 200, r.text
+        block = r.json()["data"][0]["total_value"]["breakdowns"][0]
+        return block["dimension_keys"], {tuple(x["dimension_values"]): x["value"] for x in block["results"]}
+
+    keys, crossed = picture("age,gender")
+    assert keys == ["age", "gender"] and 0 < len(crossed) <= 21
+    assert {a for a, _ in crossed} <= {"13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"}
+    assert {g for _, g in crossed} <= {"F", "M", "U"}
+    assert sum(crossed.values()) <= world.account(MID).followers_at(NOW)  # only known demographics
+    swapped_keys, swapped = picture("gender,age")  # the dimensions follow the order asked
+    assert swapped_keys == ["gender", "age"] and swapped == {(g, a): v for (a, g), v in crossed.items()}
+    for pos, single, cells in ((0, "age", 3), (1, "gender", 7)):
+        _, alone = picture(single)
+        margin = {}
+        for cell, v in crossed.items():
+            margin[cell[pos]] = margin.get(cell[pos], 0) + v
+        for (key,), v in alone.items():  # each answer is rounded down on its own
+            assert v - cells < margin.get(key, 0) <= v, (single, key)
+    r = insights(http, server, MID, metric="follower_demographics", period="lifetime", metric_type="total_value",
+                 breakdown="age,country")
+    assert r.status_code == 400 and "Incompatible breakdowns" in err(r)["message"]
+
+
+def test_under_100_followers_no_demographics_and_no_follows_and_unfollows(http, server):
+    tiny = SandboxWorld([AccountSpec("17841400000000009", "tiny", followers=40, posts=2)], seed=1, now=NOW)
+    with SandboxServer(tiny) as srv:
+        r = insights(http, srv, "17841400000000009", metric="follower_demographics", period="lifetime",
+                     metric_type="total_value", breakdown="age,gender")
+        day = TODAY - timedelta(days=3)
+        split = insights(http, srv, "17841400000000009", metric="follows_and_unfollows,likes", period="day",
+                         metric_type="total_value", since=day_ts(day), until=day_ts(day + timedelta(days=1)))
+    assert r.status_code == 200 and r.json() == {"data": []}
+    assert [d["name"] for d in split.json()["data"]] == ["likes"]  # follows_and_unfollows: not under 100 either
+
+
+def test_follow_type_splits_follows_and_unfollows_into_the_truth(http, server, world):
+    acct = world.account(BIG)  # tokyo_streetwear loses followers every day
+    day = TODAY - timedelta(days=3)
+    assert acct.unfollows(day) > 0
+    r = insights(http, server, BIG, metric="follows_and_unfollows", period="day", metric_type="total_value",
+                 breakdown="follow_type", since=day_ts(day), until=day_ts(day + timedelta(days=1)))
+    tv = r.json()["data"][0]["total_value"]
+    split = {x["dimension_values"][0]: x["value"] for x in tv["breakdowns"][0]["results"]}
+    assert split == {"FOLLOWER": world.account_metric(BIG, "follower_count", day),
+                     "NON_FOLLOWER": acct.unfollows(day)}
+    assert split["FOLLOWER"] + split["NON_FOLLOWER"] == tv["value"]

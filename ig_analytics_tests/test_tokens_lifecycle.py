@@ -14,7 +14,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.defs import checks, ingestion_assets
+from ig_analytics.defs import ingestion_assets
+from ig_analytics.quality.accounts import accounts_tokens
+from ig_analytics.quality.result import Severity
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
@@ -131,9 +133,9 @@ def test_a_failed_refresh_keeps_the_old_token_and_says_why(env, engine):
     assert _vault().decrypt(row.token_ciphertext) == young
     assert "24 hours" in row.token_refresh_error
     with engine.connect() as conn:
-        check = checks.accounts_tokens(conn, datetime.now(timezone.utc))
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.metadata["violations"].value["token_refresh_failed"] == 1
+        check = accounts_tokens(conn, datetime.now(timezone.utc))
+    assert not check.passed and check.severity == Severity.WARN
+    assert check.metadata["violations"]["token_refresh_failed"] == 1
     assert young not in result.stdout + result.stderr
 
 
@@ -167,7 +169,7 @@ def test_an_expired_token_raises_exactly_one_alert(env, engine):
     assert "token EXPIRED" in listed.stdout and "token expires in" in listed.stdout
     assert "EXPIRED" in status.stdout
     with engine.connect() as conn:
-        check = checks.accounts_tokens(conn, datetime.now(timezone.utc))
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert [s["ig_user_id"] for s in check.metadata["samples"].value["token_expired"]] == [BIG]
-    assert check.metadata["violations"].value["token_expires_soon"] == 1
+        check = accounts_tokens(conn, datetime.now(timezone.utc))
+    assert not check.passed and check.severity == Severity.ERROR
+    assert [s["ig_user_id"] for s in check.metadata["samples"]["token_expired"]] == [BIG]
+    assert check.metadata["violations"]["token_expires_soon"] == 1

@@ -150,8 +150,8 @@ def test_each_account_is_called_on_the_host_of_its_login_kind(sandbox):
 
     world, server = sandbox
     meta = GraphApiClient(base_url=FACEBOOK_HOST, version="v25.0")
-    assert meta.account(MID, "EAAx", "facebook")._api_root == f"{FACEBOOK_HOST}/v25.0"
-    assert meta.account(MID, "IGAAx", "instagram")._api_root == f"{INSTAGRAM_HOST}/v25.0"
+    assert meta.api_root("facebook") == f"{FACEBOOK_HOST}/v25.0"  # what each account handle calls
+    assert meta.api_root("instagram") == f"{INSTAGRAM_HOST}/v25.0"
     # IG_GRAPH_API_URL (here: the sandbox) serves both kinds: an Instagram-Login account syncs through it
     local = GraphApiClient(base_url=server.base_url, version="v25.0")
     token = registry(world).issue_instagram_login(MID, age=timedelta(days=3))

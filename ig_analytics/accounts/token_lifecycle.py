@@ -10,7 +10,6 @@ A token never leaves this module in plain text except to the Graph API; new ones
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
@@ -38,14 +37,9 @@ FROM instagram.accounts
 """
 
 
-def app_id_from_env() -> str | None:
-    """``IG_APP_ID`` (docs/product.md); with IG_APP_SECRET it enables debug_token."""
-    return (os.environ.get("IG_APP_ID") or "").strip() or None
-
-
 def token_api(settings: Settings, **kwargs) -> TokenApi:
-    return TokenApi(settings.graph_api_url, settings.graph_api_version, app_id=app_id_from_env(),
-                    app_secret=settings.app_secret, **kwargs)
+    """The token calls; debug_token is enabled by ``IG_APP_ID`` with ``IG_APP_SECRET`` (both in Settings)."""
+    return TokenApi.from_settings(settings, app_id=settings.app_id, **kwargs)
 
 
 def describe_error(exc: Exception) -> str:
@@ -149,26 +143,27 @@ class RefreshResult:
         return f"FAILED {self.ig_user_id}: {self.error} (the old token is kept)"
 
 
-def due_for_refresh(engine: Engine, now: datetime, ig_user_ids: Sequence[str] | None = None) -> list[str]:
-    """Active Instagram-Login accounts whose token is at least 24 h old and not expired."""
+def due_for_refresh(engine: Engine, now: datetime,
+                    ig_user_ids: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
+    """(ig_user_id, token ciphertext) of the active Instagram-Login accounts whose token is at least 24 h old and
+    not expired: one query for all of them."""
     sql = (
-        "SELECT ig_user_id FROM instagram.accounts WHERE login_kind = 'instagram' AND status = 'active'"
-        " AND token_ciphertext IS NOT NULL AND (token_expires_at IS NULL OR token_expires_at > :now)"
-        " AND COALESCE(token_refreshed_at, token_issued_at, created_at) <= :cutoff ORDER BY ig_user_id"
+        "SELECT ig_user_id, token_ciphertext FROM instagram.accounts WHERE login_kind = 'instagram'"
+        " AND status = 'active' AND token_ciphertext IS NOT NULL"
+        " AND (token_expires_at IS NULL OR token_expires_at > :now)"
+        " AND COALESCE(token_refreshed_at, token_issued_at, created_at) <= :cutoff"
+        " AND (CAST(:ids AS text[]) IS NULL OR ig_user_id = ANY(CAST(:ids AS text[]))) ORDER BY ig_user_id"
     )
     with engine.connect() as conn:
-        ids = [r[0] for r in conn.execute(sa.text(sql), {"now": now, "cutoff": now - REFRESH_MIN_AGE})]
-    return [i for i in ids if not ig_user_ids or i in ig_user_ids]
+        return [(r[0], bytes(r[1])) for r in conn.execute(sa.text(sql), {
+            "now": now, "cutoff": now - REFRESH_MIN_AGE, "ids": list(ig_user_ids) if ig_user_ids else None})]
 
 
 def refresh_tokens(engine: Engine, vault: TokenVault, api: TokenApi, now: datetime,
                    ig_user_ids: Sequence[str] | None = None) -> list[RefreshResult]:
     """Refresh every due Instagram-Login token. A failure keeps the old token and stores why."""
     results = []
-    for ig_user_id in due_for_refresh(engine, now, ig_user_ids):
-        with engine.connect() as conn:
-            ciphertext = conn.execute(sa.text("SELECT token_ciphertext FROM instagram.accounts WHERE ig_user_id = :i"),
-                                      {"i": ig_user_id}).scalar()
+    for ig_user_id, ciphertext in due_for_refresh(engine, now, ig_user_ids):
         try:
             new = api.refresh_instagram_token(vault.decrypt(ciphertext), now)
         except (GraphApiError, TokenVaultError) as exc:

@@ -1,7 +1,8 @@
 """The report's audience sections, for many accounts at once: who follows the account (the newest
 ``audience_demographics`` snapshot in the period) and when its followers are online (``online_followers`` of the
 30 days that end with the period, by weekday and hour in the account's time zone). Definitions: docs/analytics.md,
-section 5 (`audience`, `followers_online`).
+section 5 (`audience`, `followers_online`). Age x gender comes from the crossed picture (``breakdown = 'age,gender'``,
+keys ``<age>|<gender>``); its shares are of the followers in it (those whose age Meta knows).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ ONLINE_DAYS = 30
 METRIC = "follower_demographics"
 AGE_ORDER = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 GENDER_NAMES = {"F": "female", "M": "male", "U": "unknown"}
-BREAKDOWNS = ("age", "gender", "country", "city")
+GENDERS = ("F", "M", "U")
+AGE_GENDER = "age,gender"
+BREAKDOWNS = ("age", "gender", "country", "city", AGE_GENDER)
 COVERS = ("followers whose age, gender or location Meta knows (so shares add up to less than 100%); only the "
           "top 45 values of each breakdown")
 NOT_AVAILABLE = ("Not available: Meta gives audience demographics only for accounts with at least 100 followers"
@@ -79,11 +82,31 @@ def _share(value: int, total: int | None) -> float | None:
     return round(value * 100.0 / total, 1) if total else None
 
 
+def age_gender_table(cells: list[tuple[str, int]]) -> dict | None:
+    """Rows: age ranges (youngest first); columns F, M, U; each cell's value and share of the known followers
+    (the sum of all cells). None without a crossed picture (snapshots taken before it was asked)."""
+    if not cells:
+        return None
+    values: dict[str, dict[str, int]] = {}
+    for key, value in cells:
+        age, _, gender = key.partition("|")
+        values.setdefault(age, {})[gender] = value
+    known = sum(v for _, v in cells)
+    ages = sorted(values, key=lambda a: (AGE_ORDER.index(a) if a in AGE_ORDER else len(AGE_ORDER), a))
+    genders = [*GENDERS, *sorted({g for row in values.values() for g in row} - set(GENDERS))]
+    rows = [{"age": age,
+             "values": {g: values[age].get(g, 0) for g in genders},
+             "shares_of_known": {g: _share(values[age].get(g, 0), known) for g in genders},
+             "share_of_known": _share(sum(values[age].values()), known)} for age in ages]
+    return {"known_followers": known, "genders": genders, "gender_names": [GENDER_NAMES.get(g, g) for g in genders],
+            "rows": rows}
+
+
 def _audience(status_rows: list[Any], values: dict[str, list[tuple[str, int]]]) -> dict:
     if not status_rows:
         return {"as_of": None, "status": "no_snapshot", "note": NO_SNAPSHOT, "covers": COVERS,
                 "followers_total": None, "top_countries": [], "top_cities": [], "age": [], "gender": [],
-                "breakdowns": {}}
+                "age_gender": None, "breakdowns": {}}
     day = status_rows[0].date
     followers = status_rows[0].followers_total
     breakdowns = {r.breakdown: {"status": r.status, "reason": r.reason} for r in status_rows}
@@ -110,7 +133,8 @@ def _audience(status_rows: list[Any], values: dict[str, list[tuple[str, int]]]) 
         g["name"] = GENDER_NAMES.get(g["key"], g["key"])
     return {"as_of": day.isoformat(), "status": status, "note": note, "covers": COVERS, "followers_total": followers,
             "top_countries": items("country", TOP_PLACES), "top_cities": items("city", TOP_PLACES),
-            "age": items("age"), "gender": gender, "breakdowns": breakdowns}
+            "age": items("age"), "gender": gender, "age_gender": age_gender_table(values.get(AGE_GENDER, [])),
+            "breakdowns": breakdowns}
 
 
 def _online(rows: list[Any]) -> dict:

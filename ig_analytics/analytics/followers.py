@@ -2,10 +2,12 @@
 sync. Definitions: docs/analytics.md, "Follower history".
 
 The API reports the follower total only *now* (the profile's ``followers_count``) and, per day, the new follows
-(``follower_count``, last 30 days) and ``follows_and_unfollows`` (follows + unfollows). So:
+(``follower_count``, last 30 days) and ``follows_and_unfollows`` (follows + unfollows), which
+``breakdown=follow_type`` splits into follows and unfollows (``measured_follows`` / ``measured_unfollows``). So:
 
-- unfollows(d) = follows_and_unfollows(d) - follower_count(d); where the API version has no
-  ``follows_and_unfollows`` at all, unfollows count as 0 (the history then overstates past growth);
+- unfollows(d) = measured_unfollows(d) where the API served it (``measured``); else follows_and_unfollows(d) -
+  follower_count(d) (``inferred``); where the API version has no ``follows_and_unfollows`` at all, unfollows count
+  as 0 (``assumed_zero``: the history then overstates past growth);
 - net(d) = follower_count(d) - unfollows(d);
 - total at the end of day d = total now - the part of today's net change that has already happened - the net
   change of every day after d ("now": the first profile snapshot of the newest day with one). Today's net is
@@ -43,33 +45,39 @@ def day_end(d: date) -> datetime:
     return datetime.combine(d + timedelta(days=1), time(DAY_END_HOUR_UTC), tzinfo=timezone.utc)
 
 
-def daily_unfollows(days: Mapping[date, tuple[int | None, int | None]]) -> dict[date, int | None]:
-    """unfollows per day from (follower_count, follows_and_unfollows); 0 when the API has no
-    follows_and_unfollows for any day (older versions), None when not known for that day."""
-    has_split = any(fau is not None for _, fau in days.values())
-    out: dict[date, int | None] = {}
-    for d, (follows, fau) in days.items():
-        if not has_split:
-            out[d] = 0 if follows is not None else None
+def daily_unfollows(days: Mapping[date, tuple]) -> dict[date, tuple[int | None, str | None]]:
+    """(unfollows, source) per day from (follower_count, follows_and_unfollows[, measured_unfollows]): the
+    measured value where there is one, else the inference; 0 when the API has no follows_and_unfollows for any day
+    (older versions); (None, None) when not known for that day."""
+    has_split = any(fau is not None or (rest and rest[0] is not None)
+                    for _, fau, *rest in days.values())
+    out: dict[date, tuple[int | None, str | None]] = {}
+    for d, (follows, fau, *rest) in days.items():
+        measured = rest[0] if rest else None
+        if measured is not None:
+            out[d] = (measured, "measured")
+        elif not has_split:
+            out[d] = (0, "assumed_zero") if follows is not None else (None, None)
         elif follows is not None and fau is not None and fau >= follows:
-            out[d] = fau - follows
+            out[d] = (fau - follows, "inferred")
         else:
-            out[d] = None
+            out[d] = (None, None)
     return out
 
 
 def reconstruct(
-    days: Mapping[date, tuple[int | None, int | None]],
+    days: Mapping[date, tuple],
     snapshots: Sequence[tuple[datetime, int]],
 ) -> dict[date, tuple[int, str]]:
     """The end-of-day totals that can be known: {day: (followers_total, 'observed' | 'derived')}.
 
-    ``days``: day -> (follower_count, follows_and_unfollows) as stored; ``snapshots``: (captured_at,
-    followers_total) of the profile, any order. Only days that have ended at the newest snapshot get a value."""
+    ``days``: day -> (follower_count, follows_and_unfollows[, measured_unfollows]) as stored; ``snapshots``:
+    (captured_at, followers_total) of the profile, any order. Only days that have ended at the newest snapshot get
+    a value."""
     snapshots = sorted((t, int(f)) for t, f in snapshots if f is not None)
     if not snapshots:
         return {}
-    unfollows = daily_unfollows(days)
+    unfollows = {d: u for d, (u, _) in daily_unfollows(days).items()}
     net = {d: days[d][0] - u for d, u in unfollows.items() if u is not None and days[d][0] is not None}
     recent = sorted(net)[-RATE_DAYS:]
     rate = sum(net[d] for d in recent) / len(recent) if recent else 0.0
@@ -96,7 +104,7 @@ def reconstruct(
             return net[d]
         if d < estimate_from:
             return None
-        follows = days.get(d, (None, None))[0]
+        follows = days[d][0] if d in days else None
         return rate if follows is None else follows - unfollow_rate  # follows arrive before the split
 
     out: dict[date, tuple[int, str]] = {}
@@ -117,18 +125,18 @@ def reconstruct(
 
 
 def refresh_follower_history(conn: Connection, ig_user_ids: Iterable[str]) -> int:
-    """Recompute followers_total / followers_total_source / unfollows of the stored days of each account from
-    its stored daily rows and profile snapshots (same transaction as the caller). Returns rows changed."""
+    """Recompute followers_total / followers_total_source / unfollows / unfollows_source of the stored days of each
+    account from its stored daily rows and profile snapshots (same transaction as the caller). Returns rows changed."""
     changed = 0
     for ig_user_id in ig_user_ids:
         rows = conn.execute(
-            sa.text("SELECT date, follower_count, follows_and_unfollows FROM instagram.account_insights_daily"
-                    " WHERE ig_user_id = :id"),
+            sa.text("SELECT date, follower_count, follows_and_unfollows, measured_unfollows"
+                    " FROM instagram.account_insights_daily WHERE ig_user_id = :id"),
             {"id": ig_user_id},
         ).all()
         if not rows:
             continue
-        days = {r.date: (r.follower_count, r.follows_and_unfollows) for r in rows}
+        days = {r.date: (r.follower_count, r.follows_and_unfollows, r.measured_unfollows) for r in rows}
         snapshots = conn.execute(
             sa.text("SELECT captured_at, followers_total FROM instagram.account_profile_snapshots"
                     " WHERE ig_user_id = :id AND followers_total IS NOT NULL"),
@@ -142,7 +150,8 @@ def refresh_follower_history(conn: Connection, ig_user_ids: Iterable[str]) -> in
             "d": ordered,
             "total": [totals[d][0] if d in totals else None for d in ordered],
             "source": [totals[d][1] if d in totals else None for d in ordered],
-            "unf": [unfollows.get(d) for d in ordered],
+            "unf": [unfollows[d][0] for d in ordered],
+            "unf_source": [unfollows[d][1] for d in ordered],
         }
         result = conn.execute(
             sa.text(
@@ -150,16 +159,19 @@ def refresh_follower_history(conn: Connection, ig_user_ids: Iterable[str]) -> in
                 UPDATE instagram.account_insights_daily a SET
                     followers_total = COALESCE(v.total, a.followers_total),
                     followers_total_source = CASE WHEN v.total IS NULL THEN a.followers_total_source ELSE v.source END,
-                    unfollows = COALESCE(v.unf, a.unfollows)
+                    unfollows = COALESCE(v.unf, a.unfollows),
+                    unfollows_source = CASE WHEN v.unf IS NULL THEN a.unfollows_source ELSE v.unf_source END
                 FROM unnest(CAST(:d AS date[]), CAST(:total AS bigint[]), CAST(:source AS text[]),
-                            CAST(:unf AS bigint[])) AS v(d, total, source, unf)
+                            CAST(:unf AS bigint[]), CAST(:unf_source AS text[])) AS v(d, total, source, unf, unf_source)
                 WHERE a.ig_user_id = :id AND a.date = v.d
                   -- a derived value never overwrites an observed one
                   AND (v.total IS NULL OR v.source = 'observed' OR a.followers_total_source IS DISTINCT FROM 'observed')
-                  AND (a.followers_total, a.followers_total_source, a.unfollows) IS DISTINCT FROM
+                  AND (a.followers_total, a.followers_total_source, a.unfollows, a.unfollows_source)
+                      IS DISTINCT FROM
                       (COALESCE(v.total, a.followers_total),
                        CASE WHEN v.total IS NULL THEN a.followers_total_source ELSE v.source END,
-                       COALESCE(v.unf, a.unfollows))
+                       COALESCE(v.unf, a.unfollows),
+                       CASE WHEN v.unf IS NULL THEN a.unfollows_source ELSE v.unf_source END)
                 """
             ),
             params,

@@ -1,6 +1,6 @@
 """The audience parts of the report page and its Markdown summary: who follows the account (top countries, top
-cities, age and gender) and when its followers are online, beside when its posts did best. Input: the report
-JSON's ``audience`` and ``followers_online`` (audience.py), nothing else."""
+cities, age, gender, the age x gender table) and when its followers are online, beside when its posts did best.
+Input: the report JSON's ``audience`` and ``followers_online`` (audience.py), nothing else."""
 
 from __future__ import annotations
 
@@ -20,8 +20,23 @@ def _bars(items: list[dict], title: str, label_key: str = "key") -> str:
         title=title, width=420)
 
 
+def age_gender_html(table: dict | None) -> str:
+    """Rows: age ranges; columns F, M, U (and the row's total); cells: share of the known followers."""
+    if not table:
+        return ('<p class="note">No age x gender table in this snapshot: Meta gave age and gender as separate '
+                'pictures.</p>')
+    head = "".join(f"<th>{escape(n)} ({escape(g)})</th>" for g, n in zip(table["genders"], table["gender_names"]))
+    rows = "".join(
+        f"<tr><td>{escape(r['age'])}</td>"
+        + "".join(f"<td class=n title=\"{r['values'][g]:,}\">{_pct(r['shares_of_known'][g])}</td>"
+                  for g in table["genders"])
+        + f"<td class=n>{_pct(r['share_of_known'])}</td></tr>" for r in table["rows"])
+    return (f'<h3>Age x gender (share of the {table["known_followers"]:,} followers whose age Meta knows)</h3>'
+            f'<table class="age-gender"><tr><th>age</th>{head}<th>all</th></tr>{rows}</table>')
+
+
 def audience_html(report: dict) -> str:
-    """The "Audience" section: four small bar charts, or why there is nothing to show."""
+    """The "Audience" section: four small bar charts and the age x gender table, or why there is nothing to show."""
     a = report.get("audience") or {}
     if a.get("status") in (None, "no_snapshot", "not_available"):
         return f'<h2>Audience</h2><p class="note">{escape(a.get("note") or "No audience data.")}</p>'
@@ -35,7 +50,7 @@ def audience_html(report: dict) -> str:
     total = f': {a["followers_total"]:,} in total' if a.get("followers_total") is not None else ""
     return (f'<h2>Audience</h2><div class="sub">Followers as of {escape(a["as_of"])}{total}</div>'
             f'<div class="grid">{charts_html}</div><p class="note">Shares are of all followers and cover '
-            f'{escape(a.get("covers") or "")}. Meta gives age and gender as separate pictures, not crossed.{extra}</p>')
+            f'{escape(a.get("covers") or "")}.{extra}</p>{age_gender_html(a.get("age_gender"))}')
 
 
 def online_html(report: dict) -> str:
@@ -73,6 +88,12 @@ def audience_markdown(report: dict) -> list[str]:
                              for i in a.get(key) or []) or "n/a"
         lines.append(f"- audience ({a['as_of']}): countries {top('top_countries')}; cities {top('top_cities')}")
         lines.append(f"- age {top('age')}; gender {top('gender', 'name')}")
+        table = a.get("age_gender")
+        if table:
+            cells = "; ".join(
+                f"{r['age']} " + " ".join(f"{g} {_pct(r['shares_of_known'][g])}" for g in table["genders"])
+                for r in table["rows"])
+            lines.append(f"- age x gender (of {table['known_followers']:,} known): {cells}")
     else:
         lines.append(f"- audience: {a.get('note') or 'no data'}")
     lines.append(f"- {best_times_note(report)}")

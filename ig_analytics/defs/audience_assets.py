@@ -66,6 +66,8 @@ def demographics_validity(conn, day: date) -> dg.AssetCheckResult:
     partitions_def=snapshot_daily_partitions,  # the install's first picture is its first partition
     pool=GRAPH_API_POOL,
     retry_policy=SYNC_RETRY_POLICY,
+    # a day too far in the past cannot be captured: no materialization, so the UI does not show it filled
+    output_required=False,
     group_name="ingestion",
     kinds={"postgres"},
     check_specs=[accounts_synced_check("audience_demographics"),
@@ -87,9 +89,8 @@ def audience_demographics(
     day: date = context.partition_time_window.start.date()
     today = datetime.now(timezone.utc).date()
     if config.max_snapshot_lag_days is not None and day < today - timedelta(days=config.max_snapshot_lag_days):
-        context.log.info(f"{day} is in the past: demographics are only the current picture, no snapshot taken")
-        yield dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(
-            f"{day} is more than {config.max_snapshot_lag_days} day(s) ago: Meta serves only today's picture")})
+        context.log.warning(f"{day} is more than {config.max_snapshot_lag_days} day(s) ago: Meta serves only "
+                            "today's audience picture, so this day cannot be captured and stays unfilled")
         yield dg.AssetCheckResult(check_name="accounts_synced", passed=True, description="nothing to sync")
         with database.engine().connect() as conn:
             yield demographics_validity(conn, day)

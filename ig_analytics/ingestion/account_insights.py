@@ -3,7 +3,9 @@
 ``follower_count`` is Meta's name for NEW followers per day. The running total comes from the profile
 (``followers_count``), which the API only reports as of now: each sync stores a profile snapshot, then rebuilds
 the daily ``followers_total`` of the stored days from it and the daily follows / unfollows
-(ig_analytics/analytics/followers.py: ``observed`` or ``derived``).
+(ig_analytics/analytics/followers.py: ``observed`` or ``derived``). Unfollows are measured with
+``breakdown=follow_type`` for every day whose ``follows_and_unfollows`` came back (one call per day, in batches of
+50: graph_api/follows.py), and inferred where that split is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from sqlalchemy.engine import Engine
 from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.followers import refresh_follower_history
 from ig_analytics.accounts.repository import is_valid_username
+from ig_analytics.graph_api.follows import fetch_follow_types
+from ig_analytics.graph_api.protocol import InsightsApi
 from ig_analytics.storage.db import bulk_upsert
 
 ACCOUNT_METRIC_COLUMNS = (
@@ -24,7 +28,7 @@ ACCOUNT_METRIC_COLUMNS = (
     "profile_links_taps",
 )
 _KEY = ("ig_user_id", "date")
-_COLUMNS = (*_KEY, *ACCOUNT_METRIC_COLUMNS, "api_version", "synced_at")
+_COLUMNS = (*_KEY, *ACCOUNT_METRIC_COLUMNS, "measured_follows", "measured_unfollows", "api_version", "synced_at")
 
 
 def write_profile_snapshot(conn, ig_user_id: str, profile, captured_at: datetime) -> None:
@@ -46,15 +50,19 @@ def write_profile_snapshot(conn, ig_user_id: str, profile, captured_at: datetime
 
 
 def sync_account_insights(
-    engine: Engine, api, ig_user_id: str, first_day: date, last_day: date, api_version: str, now: datetime
+    engine: Engine, api: InsightsApi, ig_user_id: str, first_day: date, last_day: date, api_version: str,
+    now: datetime,
 ) -> int:
     """Fetch ``first_day..last_day`` (inclusive) and the profile; write both atomically. Returns rows written."""
     profile = api.profile()
-    days = api.account_insights(first_day, last_day)
+    days = [d for d in api.account_insights(first_day, last_day) if first_day <= d.date <= last_day]
+    # only days with a follows_and_unfollows total can have its split: no call is spent on the others
+    split = fetch_follow_types(api, [d.date for d in days if d.values.get("follows_and_unfollows") is not None])
     rows = [
-        (ig_user_id, day.date, *(day.values.get(metric) for metric in ACCOUNT_METRIC_COLUMNS), api_version, now)
+        (ig_user_id, day.date, *(day.values.get(metric) for metric in ACCOUNT_METRIC_COLUMNS),
+         *((split[day.date].follows, split[day.date].unfollows) if day.date in split else (None, None)),
+         api_version, now)
         for day in days
-        if first_day <= day.date <= last_day
     ]
     with engine.begin() as conn:
         write_profile_snapshot(conn, ig_user_id, profile, now)

@@ -10,7 +10,7 @@ World model (``SandboxWorld``)
       >= 0 per day, and ``followers_total`` (the true total at the end of each day) is exactly consistent with
       it; ``follower_count`` (new follows) = net + ``unfollows`` (0 unless ``AccountSpec.unfollow_rate``; the
       demo's bakery and Tokyo accounts have some), ``follows_and_unfollows`` = follows + unfollows, split
-      FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type``.
+      FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type``; both are absent under 100 followers.
       Daily reach < views, accounts_engaged <= reach; a multi-day ``total_value`` of reach /
       accounts_engaged is max(daily) + 35 % of the rest (unique), other metrics sum.
     * Posts (FEED image/carousel/video, REELS) are keyed by local publish date; stories (24 h live) too.

@@ -226,8 +226,8 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         small = acct.followers_at(ctx.now) < FOLLOWER_COUNT_MIN_FOLLOWERS
         data = []
         for n in names:
-            if n == "follower_count" and small:
-                continue  # absent entirely for accounts under 100 followers
+            if n in ("follower_count", "follows_and_unfollows") and small:
+                continue  # absent entirely for accounts under 100 followers (graph-api-facts.md, section 8)
             visible = [d for d in days if _visible(n, d, today, ctx.now)]
             entry: dict[str, Any] = {"name": n, "period": "day"}
             if metric_type == "time_series":

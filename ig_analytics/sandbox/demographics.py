@@ -1,12 +1,15 @@
 """Audience demographics in the sandbox: ``/{ig-user-id}/insights?metric=follower_demographics|
-engaged_audience_demographics&period=lifetime&metric_type=total_value&breakdown=age|gender|country|city``.
+engaged_audience_demographics&period=lifetime&metric_type=total_value&breakdown=age|gender|country|city|age,gender``.
 
-What the live API does, reproduced: one breakdown per call; only the top 45 values; only viewers with known
+What the live API does, reproduced: one breakdown per call (``age,gender`` is one crossed breakdown: each result's
+``dimension_values`` follow the order asked, e.g. ``["18-24", "F"]``); only the top 45 values; only viewers with known
 demographics, so the values sum below the base (followers, or accounts engaged over the timeframe); an account
 under 100 followers (or engagements) gets ``{"data": []}``, not an error; ``engaged_audience_demographics`` needs
 ``timeframe`` (``this_week`` / ``this_month``; before v20 also ``last_14_days``, ``last_30_days``,
 ``last_90_days``, ``prev_month``); before v20 it rejects the ``city`` breakdown. The picture is the current one:
-it changes a little every sandbox day (``truth`` is what the API answers at a given time). ``online_followers``
+it changes a little every sandbox day (``truth`` is what the API answers at a given time). Age and gender come
+from one joint picture of age x gender cells: the ``age`` and ``gender`` answers are its margins (each rounded down
+on its own, as the API rounds each answer), the ``age,gender`` answer its cells. ``online_followers``
 (older versions only) is served by ``online_followers.py``.
 """
 
@@ -52,13 +55,18 @@ _CITIES = tuple(f"{name}, {region}" for name, region in (
     ("Atlanta", "Georgia"), ("Dallas", "Texas"), ("Barcelona", "Catalonia"), ("Lyon", "Auvergne-Rhone-Alpes"),
     ("Munich", "Bavaria"), ("Hamburg", "Hamburg"), ("Manchester", "England"), ("Singapore", "Singapore"),
 ))
+AGES = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+GENDERS = ("F", "M", "U")
+CROSSED = "age,gender"
 KEYS = {
-    "age": ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"),
-    "gender": ("F", "M", "U"),
+    "age": AGES,
+    "gender": GENDERS,
     "country": tuple(_COUNTRIES),
     "city": _CITIES,
+    CROSSED: tuple((a, g) for a in AGES for g in GENDERS),  # (age, gender) cells
 }
-_KNOWN_SHARE = {"age": 0.92, "gender": 0.95, "country": 0.97, "city": 0.78}  # the rest is unknown to Meta
+# the rest is unknown to Meta; age and gender share one joint picture (people whose age Meta knows)
+_KNOWN_SHARE = {"age": 0.92, "gender": 0.92, CROSSED: 0.92, "country": 0.97, "city": 0.78}
 
 
 def handles(params: dict) -> bool:
@@ -73,23 +81,47 @@ def _base(acct: "SandboxAccount", metric: str, timeframe: str | None, now: datet
     return window_total("accounts_engaged", [acct.day_values(d)["accounts_engaged"] for d in days])
 
 
+def _weights(acct: "SandboxAccount", metric: str, breakdown: str, day: int) -> dict:
+    """Key -> weight in the picture; age and gender are margins of the (age, gender) cells."""
+    seed, idx = acct.world.seed, acct.index
+    family = CROSSED if breakdown in ("age", "gender", CROSSED) else breakdown
+    cells = {}
+    for key in KEYS[family]:
+        stable = rng.uniform(0.02, 1.0, seed, idx, "demo", metric, family, key) ** 3
+        drift = 1.0 + rng.uniform(-0.04, 0.04, seed, idx, "demo-day", metric, family, key, day)
+        cells[key] = stable * drift
+    if breakdown in ("age", "gender"):
+        pos = 0 if breakdown == "age" else 1
+        margin = dict.fromkeys(KEYS[breakdown], 0.0)
+        for cell, w in cells.items():
+            margin[cell[pos]] += w
+        return margin
+    return cells
+
+
 def truth(acct: "SandboxAccount", metric: str, breakdown: str, timeframe: str | None,
-          now: datetime) -> dict[str, int] | None:
-    """What the API answers at ``now``: key -> value (top 45), or None when the base is under 100."""
+          now: datetime) -> dict | None:
+    """What the API answers at ``now``: key -> value (top 45), or None when the base is under 100. Keys of the
+    ``age,gender`` picture are (age, gender) tuples."""
     base = _base(acct, metric, timeframe, now)
     if base < MIN_BASE:
         return None
-    seed, idx, day = acct.world.seed, acct.index, day_of(now).toordinal()
-    weights = {}
-    for key in KEYS[breakdown]:
-        stable = rng.uniform(0.02, 1.0, seed, idx, "demo", metric, breakdown, key) ** 3
-        drift = 1.0 + rng.uniform(-0.04, 0.04, seed, idx, "demo-day", metric, breakdown, key, day)
-        weights[key] = stable * drift
+    weights = _weights(acct, metric, breakdown, day_of(now).toordinal())
     total = sum(weights.values())
     known = base * _KNOWN_SHARE[breakdown]
     values = {k: math.floor(known * w / total) for k, w in weights.items()}
     top = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
     return {k: v for k, v in top if v > 0}
+
+
+def _breakdown(asked: str) -> tuple[str, tuple[str, ...]]:
+    """The picture asked and its dimension keys in the order asked (``gender,age`` is the crossed one too)."""
+    dims = tuple(d.strip() for d in asked.split(","))
+    if len(dims) == 1 and dims[0] in KEYS:
+        return dims[0], dims
+    if sorted(dims) == ["age", "gender"]:
+        return CROSSED, dims
+    raise errors.param(f"(#100) Incompatible breakdowns: {asked}")
 
 
 def insights(acct: "SandboxAccount", ctx: "Ctx") -> dict:
@@ -104,9 +136,9 @@ def insights(acct: "SandboxAccount", ctx: "Ctx") -> dict:
         raise errors.param(f"(#100) Incompatible period '{p.get('period')}' for {metric}; use period=lifetime")
     if p.get("metric_type") != "total_value":
         raise errors.param(f"(#100) {metric} should be specified with parameter metric_type=total_value")
-    breakdown = p.get("breakdown") or ""
-    if breakdown not in KEYS:
+    if not p.get("breakdown"):
         raise errors.param(f"(#100) {metric} requires one breakdown among age, gender, country, city")
+    breakdown, dims = _breakdown(p["breakdown"])
     if metric == "engaged_audience_demographics" and ctx.version < 20 and breakdown == "city":
         raise errors.param(f"(#100) Incompatible breakdowns: {breakdown} is not supported for {metric} in this "
                            "version")
@@ -119,8 +151,11 @@ def insights(acct: "SandboxAccount", ctx: "Ctx") -> dict:
     values = truth(acct, metric, breakdown, timeframe, ctx.now)
     if values is None:
         return {"data": []}
-    keys = ["timeframe", breakdown] if timeframe else [breakdown]
-    results = [{"dimension_values": ([timeframe, k] if timeframe else [k]), "value": v} for k, v in values.items()]
+    keys = (["timeframe"] if timeframe else []) + list(dims)
+    results = []
+    for k, v in values.items():
+        cell = dict(zip(("age", "gender"), k)) if breakdown == CROSSED else {breakdown: k}
+        results.append({"dimension_values": ([timeframe] if timeframe else []) + [cell[d] for d in dims], "value": v})
     return {"data": [{
         "name": metric, "period": "lifetime",
         "title": "Follower demographics" if metric == "follower_demographics" else "Engaged audience demographics",
