@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Mapping, Sequence
 
 import requests
 import sqlalchemy as sa
@@ -193,25 +193,17 @@ def notify_needs_reauth(
     return notifier.notify("needs_reauth", key, text, ig_user_id=ig_user_id, payload={"reason": reason})
 
 
-def notify_new_trending(
-    notifier: Notifier,
-    entries_or_conn,
-    as_of: datetime | None = None,
-    *,
-    ig_user_ids: Iterable[str] | None = None,
-    max_rank: int | None = 3,
-) -> list[tuple[str, str]]:
-    """A notification per post that entered the top ``max_rank`` of its account's trending list. Pass either
-    the entries of ``trending.new_trending_entries(conn, as_of)`` or a connection and ``as_of`` (the entries are
-    then read here). A post is announced once, ever. Returns (dedupe_key, status) per notification."""
-    if isinstance(entries_or_conn, (list, tuple)):
-        entries = list(entries_or_conn)
-    else:
-        from ig_analytics.analytics.trending import new_trending_entries
+# One row of ``analytics.trending.new_trending_entries``: ig_user_id, username, media_id, rank, score, details,
+# permalink, caption, ...
+TrendingEntry = Mapping[str, Any]
 
-        if as_of is None:
-            raise ValueError("as_of is required when a connection is passed")
-        entries = new_trending_entries(entries_or_conn, as_of, ig_user_ids=ig_user_ids)
+
+def notify_new_trending(
+    notifier: Notifier, entries: Sequence[TrendingEntry], *, max_rank: int | None = 3
+) -> list[tuple[str, str]]:
+    """A notification per post that entered the top ``max_rank`` of its account's trending list (``entries``:
+    what ``trending.new_trending_entries(conn, as_of)`` returns). A post is announced once, ever. Returns
+    (dedupe_key, status) per notification."""
     out = []
     for entry in entries:
         if max_rank is not None and entry["rank"] > max_rank:

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ig_analytics.constants import MAX_SHARDS
+
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 
 
@@ -27,6 +29,7 @@ class Settings:
     token_key: str | None
     notify_webhook_url: str | None
     shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (accounts/shards.py)
+    app_id: str | None = None  # IG_APP_ID: with app_secret, tokens are inspected with debug_token
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict | None = None) -> "Settings":
@@ -44,6 +47,7 @@ class Settings:
             token_key=_blank_to_none(env.get("IG_TOKEN_KEY")),
             notify_webhook_url=_http_url("IG_NOTIFY_WEBHOOK_URL", env.get("IG_NOTIFY_WEBHOOK_URL")),
             shards=_shards(env.get("IG_ANALYTICS_SHARDS")),
+            app_id=_blank_to_none(env.get("IG_APP_ID")),
         )
 
     @property
@@ -89,8 +93,6 @@ def _database_url(value: str | None) -> str | None:
 
 def _shards(value: str | None) -> int:
     """IG_ANALYTICS_SHARDS: a whole number from 1 to 1000 (unset or blank: 1)."""
-    from ig_analytics.accounts.shards import MAX_SHARDS
-
     value = _blank_to_none(value)
     if value is None:
         return 1

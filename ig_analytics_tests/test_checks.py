@@ -1,6 +1,6 @@
 """The data-quality checks: each passes on good data and fails (with the intended severity) on data made to
-violate it. Most tests call the check's SQL directly; the last ones run checks through Dagster (partitioned,
-blocking, the hourly data-quality job)."""
+violate it. Most tests call the rules (plain Python, ``ig_analytics.quality``) through the registry of checks; the
+last ones run checks through Dagster (partitioned, blocking, the hourly data-quality job)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.defs import checks as C
+from ig_analytics.defs.check_ranges import Scope
+from ig_analytics.defs.partitions import daily_partitions, hourly_partitions
+from ig_analytics.quality.account_insights import account_insights_freshness
+from ig_analytics.quality.analytics import REPORT_KEYS
+from ig_analytics.quality.result import CheckResult, Severity
 from ig_analytics_tests.ops_data import (
     UTC, add_account, add_day, add_media, add_snapshot, add_sync_run, hour_floor, insert, now_utc,
 )
 
-ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+ERROR, WARN = Severity.ERROR, Severity.WARN
 HOUR_MARGIN = timedelta(seconds=60)  # far more than one test of this module takes, even under load
 
 
@@ -32,9 +37,9 @@ def _read_clock() -> None:
         now = now_utc()
     NOW, HOUR, TODAY = now, hour_floor(now), now.date()
     YESTERDAY = TODAY - timedelta(days=1)
-    HOURLY = C.Scope(HOUR, HOUR + timedelta(hours=1), NOW)
-    DAILY = C.Scope(datetime.combine(YESTERDAY - timedelta(days=2), time(), UTC), datetime.combine(TODAY, time(), UTC), NOW)
-    UNPARTITIONED = C.Scope(None, None, NOW)
+    HOURLY = Scope(HOUR, HOUR + timedelta(hours=1), NOW)
+    DAILY = Scope(datetime.combine(YESTERDAY - timedelta(days=2), time(), UTC), datetime.combine(TODAY, time(), UTC), NOW)
+    UNPARTITIONED = Scope(None, None, NOW)
     PARTITION_OF = {
         "account_insights_valid": DAILY, "account_insights_reach_within_views": DAILY, "account_insights_complete": DAILY,
         "performance_reports_valid": DAILY, "weekly_performance_reports_valid": DAILY,
@@ -77,11 +82,11 @@ def good(engine):
         insert(conn, "best_posting_times", ig_user_id="1001", weekday=3, hour=14, posts=4,
                avg_engagement_rate_reach=5.5, shrunk_engagement_rate_reach=5.1, computed_at=NOW)
         insert(conn, "performance_reports", ig_user_id="1001", period_start=YESTERDAY - timedelta(days=6),
-               period_end=YESTERDAY, generated_at=NOW, report={k: {} for k in C.REPORT_KEYS})
+               period_end=YESTERDAY, generated_at=NOW, report={k: {} for k in REPORT_KEYS})
     return engine
 
 
-def run_check(engine, name: str, scope: C.Scope | None = None) -> dg.AssetCheckResult:
+def run_check(engine, name: str, scope: Scope | None = None) -> CheckResult:
     check = next(c for c in C.CHECKS.values() if c.name == name and (name != "column_schema_unchanged"))
     with engine.connect() as conn:
         return check.evaluate(conn, scope or PARTITION_OF.get(name, UNPARTITIONED))
@@ -171,7 +176,7 @@ def test_missing_day_with_a_recorded_failure_passes_and_lists_the_reason(good):
                      error="(#4) Application request limit reached", started_at=NOW - timedelta(hours=1))
     result = run_check(good, "account_insights_complete")
     assert result.passed
-    assert result.metadata["missing_with_failure_reason"].value == {"1002": {day: "(#4) Application request limit reached"}}
+    assert result.metadata["missing_with_failure_reason"] == {"1002": {day: "(#4) Application request limit reached"}}
     # a later successful sync of that day without the row is not an explanation
     with good.begin() as conn:
         add_sync_run(conn, "run-b", "1002", "account", day, "success", started_at=NOW)
@@ -180,7 +185,7 @@ def test_missing_day_with_a_recorded_failure_passes_and_lists_the_reason(good):
 
 def test_completeness_only_covers_the_accounts_a_run_was_asked_for(good):
     execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002'")
-    scope = C.Scope(DAILY.start, DAILY.end, NOW, ("1001",))
+    scope = Scope(DAILY.start, DAILY.end, NOW, ("1001",))
     assert run_check(good, "account_insights_complete", scope).passed
     assert not run_check(good, "account_insights_complete").passed
 
@@ -188,10 +193,10 @@ def test_completeness_only_covers_the_accounts_a_run_was_asked_for(good):
 def test_account_insights_freshness_deadline_is_0600_utc(good):
     execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CURRENT_DATE - 1")
     with good.connect() as conn:
-        before = C.account_insights_freshness(conn, datetime.combine(TODAY, time(5, 59), UTC))
-        after = C.account_insights_freshness(conn, datetime.combine(TODAY, time(6, 0), UTC))
+        before = account_insights_freshness(conn, datetime.combine(TODAY, time(5, 59), UTC))
+        after = account_insights_freshness(conn, datetime.combine(TODAY, time(6, 0), UTC))
     assert before.passed  # before the deadline the day before yesterday is what must be there
-    assert not after.passed and after.metadata["missing_without_reason"].value == {"1002": [YESTERDAY.isoformat()]}
+    assert not after.passed and after.metadata["missing_without_reason"] == {"1002": [YESTERDAY.isoformat()]}
 
 
 def test_missing_snapshots_with_a_failed_media_sync_are_explained(good):
@@ -210,13 +215,13 @@ def test_column_schema_check_fails_on_a_missing_or_retyped_column_and_allows_ext
 
     execute(good, "ALTER TABLE instagram.account_insights_daily ADD COLUMN note text")
     result = schema_result()
-    assert result.passed and result.metadata["unexpected_columns"].value == ["note"]
+    assert result.passed and result.metadata["unexpected_columns"] == ["note"]
     execute(good, "ALTER TABLE instagram.account_insights_daily ALTER COLUMN reach TYPE integer")
     execute(good, "ALTER TABLE instagram.account_insights_daily DROP COLUMN profile_links_taps")
     result = schema_result()
     assert not result.passed and result.severity == ERROR
-    assert result.metadata["missing_columns"].value == ["profile_links_taps"]
-    assert result.metadata["retyped_columns"].value == {"reach": {"expected": "bigint", "actual": "integer"}}
+    assert result.metadata["missing_columns"] == ["profile_links_taps"]
+    assert result.metadata["retyped_columns"] == {"reach": {"expected": "bigint", "actual": "integer"}}
 
 
 # ---- through Dagster -------------------------------------------------------------------------------------
@@ -238,7 +243,7 @@ def _evaluations(result) -> dict[str, tuple[bool, str | None]]:
 
 def test_partitioned_blocking_check_fails_a_partition_range_run(good, ig_home):
     job = dg.define_asset_job("check_account_days", selection=dg.AssetSelection.checks(C.account_insights_checks),
-                              partitions_def=C.daily_partitions)
+                              partitions_def=daily_partitions)
     first, last = (TODAY - timedelta(days=3)).isoformat(), YESTERDAY.isoformat()
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     with dg.instance_for_test() as instance:
@@ -270,7 +275,7 @@ def test_partitioned_blocking_check_fails_a_partition_range_run(good, ig_home):
 
 def test_hourly_partitioned_checks_run_for_one_partition(good, ig_home):
     job = dg.define_asset_job("check_media_hour", selection=dg.AssetSelection.checks(C.ingestion_checks),
-                              partitions_def=C.hourly_partitions)
+                              partitions_def=hourly_partitions)
     execute(good, "UPDATE instagram.media_insights_snapshots SET reach = 999 WHERE media_id = 'P1'"
                   " AND captured_at = date_trunc('hour', now())")
     with dg.instance_for_test() as instance:
@@ -305,3 +310,50 @@ def test_status_shows_lag_token_expiry_and_recent_errors(good):
         add_sync_run(conn, "r1", "1002", "account", YESTERDAY.isoformat(), "failed", error="(#4) rate limited")
     text = render_status(good)
     assert "2 days behind" in text and "(in 3 days)" in text and "(#4) rate limited" in text
+
+
+def test_the_rules_are_plain_python_without_dagster():
+    import subprocess
+    import sys
+
+    modules = ("result", "account_insights", "media", "analytics", "accounts", "schema")
+    code = ("import sys\n" + "".join(f"import ig_analytics.quality.{m}\n" for m in modules)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_checks_read_the_accounts_a_run_asked_for_from_its_typed_run_config():
+    from ig_analytics.defs.ingestion_assets import (
+        AccountSyncConfig, MediaSyncConfig, account_insights_daily, media_and_snapshots, requested_accounts,
+    )
+
+    media = dg.RunConfig(ops={media_and_snapshots.op.name: MediaSyncConfig(ig_user_ids=["7", "8"], refresh_all=True)})
+    assert requested_accounts(media.to_config_dict()) == ("7", "8")
+    account = dg.RunConfig(ops={account_insights_daily.op.name: AccountSyncConfig(ig_user_ids=["9"])})
+    assert requested_accounts(account.to_config_dict()) == ("9",)
+    every = dg.RunConfig(ops={account_insights_daily.op.name: AccountSyncConfig()})
+    assert requested_accounts(every.to_config_dict()) == ()
+    # a check-only run (the hourly data-quality job, a UI run) has no ingestion config: every active account
+    assert requested_accounts({}) == ()
+    assert requested_accounts({"loggers": {"console": {"config": {"log_level": "WARNING"}}}}) == ()
+    with pytest.raises(Exception, match="ig_user_ids"):  # a malformed config is an error, not silently "everyone"
+        requested_accounts({"ops": {"media_and_snapshots": {"config": {"ig_user_ids": "7"}}}})
+
+
+def test_status_reads_last_successes_per_account_and_sync_type(good):
+    from ig_analytics.cli.status import render_status
+
+    with good.begin() as conn:
+        add_sync_run(conn, "s1", "1001", "account", YESTERDAY.isoformat(), "success", started_at=NOW - timedelta(hours=5))
+        add_sync_run(conn, "s2", "1001", "account", YESTERDAY.isoformat(), "partial", started_at=NOW - timedelta(hours=3))
+        add_sync_run(conn, "s3", "1001", "account", YESTERDAY.isoformat(), "failed", started_at=NOW - timedelta(hours=1))
+        add_sync_run(conn, "s4", "1002", "media", HOUR.strftime("%Y-%m-%d-%H:00"), "success",
+                     started_at=NOW - timedelta(days=3))
+    lines = render_status(good, now=NOW).splitlines()
+    starts = {line.split()[0].rstrip(":"): i for i, line in enumerate(lines) if not line.startswith(" ")}
+    first, second = lines[starts["1001"]:starts["1002"]], lines[starts["1002"]:starts["1003"]]
+    assert "account insights: last success 3.0 h ago" in "\n".join(first)  # the newest success or partial
+    assert "media snapshots:  last success never" in "\n".join(first)
+    assert "account insights: last success never" in "\n".join(second)
+    assert "media snapshots:  last success 3.0 days ago" in "\n".join(second)

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ig_analytics_tests.procs import child, wait_until
-from ig_analytics_tests.test_e2e_ui import _free_port
+from ig_analytics_tests.procs import child, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
@@ -209,7 +208,7 @@ def test_user_deployment_command_serves_the_definitions(pg_url, tmp_path):
     from dagster_shared.serdes import deserialize_value
 
     deployment = _deployment()
-    port = _free_port()
+    port = free_port()
     bin_dir = Path(sys.executable).parent
     args = [str(bin_dir / "dagster"), "api", "grpc", "-h", "127.0.0.1", "-p", str(port),
             *deployment["dagsterApiGrpcArgs"]]

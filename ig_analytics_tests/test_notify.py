@@ -1,7 +1,6 @@
 import json
 import socket
 import threading
-from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.reports import ReportResult
+from ig_analytics.analytics.trending import new_trending_entries
 from ig_analytics.notify import (
     Notifier,
     ReportAlertParams,
@@ -172,7 +172,7 @@ def test_new_trending_notifications(engine):
                         ("T", as_of2, 2, "a", 4.0, {"gain": 9, "z": 4, "baseline_n": 6})],
                        ["ig_user_id", "as_of", "rank"])
         n = Notifier(engine, None)
-        out = notify_new_trending(n, conn, as_of2)
+        out = notify_new_trending(n, new_trending_entries(conn, as_of2))
     assert out == [("trending:T:b", "recorded")]
     row = _row(engine, "trending:T:b")
     assert "@brand" in row.payload["text"] and "+99 engagements" in row.payload["text"]
@@ -199,5 +199,5 @@ def test_new_trending_from_an_entries_list(engine):
          "permalink": None, "caption": "line\nbreak"},
         {"ig_user_id": "T", "username": None, "media_id": "y", "rank": 7, "score": 2.0, "details": {}},
     ]
-    assert notify_new_trending(n, entries, ts(2026, 3, 1)) == [("trending:T:x", "recorded")]
+    assert notify_new_trending(n, entries) == [("trending:T:x", "recorded")]
     assert "line break" in _row(engine, "trending:T:x").payload["text"]

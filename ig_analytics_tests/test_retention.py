@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.defs.retention import RetentionConfig, apply_retention
+from ig_analytics.defs.retention import RetentionConfig, apply_retention, apply_retention_op
 from ig_analytics.storage import db
 from ig_analytics_tests.ops_data import UTC, add_account, add_day, add_media, add_snapshot, add_sync_run, insert, now_utc
 
@@ -91,7 +91,7 @@ def test_retention_job_deletes_old_runs_bounded_per_tick(history, fresh_dagster_
     from ig_analytics.definitions import defs
 
     job = defs.resolve_job_def("retention_job")
-    config = {"ops": {"apply_retention_op": {"config": {"run_max_age_days": 0, "max_runs_per_tick": 2}}}}
+    config = dg.RunConfig(ops={apply_retention_op.name: RetentionConfig(run_max_age_days=0, max_runs_per_tick=2)})
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": fresh_dagster_url}}}) as instance:
         old_runs = [tiny_job.execute_in_process(instance=instance).run_id for _ in range(3)]
         result = job.execute_in_process(instance=instance, run_config=config)

@@ -93,3 +93,22 @@ def test_unusable_shard_setting_names_the_variable(value):
 def test_malformed_shard_tag_says_what_to_do():
     with pytest.raises(ValueError, match="remove the tag"):
         shard_from_tags({SHARD_TAG: "3/3"})
+
+
+def test_media_run_totals_are_the_rows_every_account_wrote(engine, ig_home, sandbox):
+    """The run's totals are summed from each account's own outcome after the worker threads are done (no
+    shared counter): they equal the rows in the tables, counted independently."""
+    from ig_analytics_tests.ingestion_harness import hour_key, materialize_media
+
+    register(engine, sandbox)
+    result = materialize_media(hour_key(SANDBOX_NOW), max_concurrent_accounts=4)
+    assert result.success
+    meta = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    with engine.connect() as conn:
+        media = conn.execute(sa.text("SELECT count(*) FROM instagram.media")).scalar_one()
+        snapshots = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar_one()
+    assert media > 0 and snapshots > 0
+    assert meta["media"]["rows_written"].value == media
+    assert meta["media_insights_snapshots"]["rows_written"].value == snapshots
+    assert meta["media_insights_snapshots"]["posts_due"].value == snapshots  # the first capture: every post is due

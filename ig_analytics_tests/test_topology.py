@@ -8,6 +8,7 @@ execute in the code server's process tree (not the daemon's or the webserver's) 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -26,9 +27,8 @@ from cryptography.fernet import Fernet
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.storage import db
 from ig_analytics_tests.ingestion_harness import register
-from ig_analytics_tests.procs import child, wait_until
-from ig_analytics_tests.test_e2e_ui import LOCATION, GraphQL, _free_port
-from ig_analytics_tests.test_ui import wait_for_graphql
+from ig_analytics_tests.procs import child, free_port, graphql, wait_for_graphql, wait_until
+from ig_analytics_tests.test_e2e_ui import LOCATION
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,7 @@ def test_compose_topology_as_processes(topology_db, ig_home, monkeypatch, tmp_pa
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text((DOCKER / "dagster.yaml").read_text())
-    code_port, web_port = _free_port(), _free_port()
+    code_port, web_port = free_port(), free_port()
     workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
     grpc = workspace["load_from"][0]["grpc_server"]
     assert (grpc["host"], grpc["port"]) == ("user_code", 4000)
@@ -182,8 +182,9 @@ def test_compose_topology_as_processes(topology_db, ig_home, monkeypatch, tmp_pa
         with child(_command(compose, "user_code", ports), env) as code_server, \
                 child(_command(compose, "webserver", ports), env) as webserver, \
                 child(_command(compose, "daemon", ports), env) as daemon:
-            gql = GraphQL(f"http://127.0.0.1:{web_port}/graphql")
-            wait_for_graphql(gql.url, webserver, timeout_s=180)
+            url = f"http://127.0.0.1:{web_port}/graphql"
+            gql = functools.partial(graphql, url)
+            wait_for_graphql(url, webserver, timeout_s=180)
 
             def location_loaded():
                 status = gql("""{ workspaceOrError { ... on Workspace { locationEntries { name

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from typing import Mapping
 
+from ig_analytics.constants import MAX_SHARDS
+
 __all__ = ["SHARD_TAG", "MAX_SHARDS", "shard_of", "shard_tag", "shard_from_tags", "in_shard"]
 
 SHARD_TAG = "ig_analytics/shard"
-MAX_SHARDS = 1000
 
 
 def shard_of(ig_user_id: str, shards: int) -> int:

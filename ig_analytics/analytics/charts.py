@@ -88,7 +88,7 @@ def line_chart(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}">',
-        f'<rect width="100%" height="100%" fill="#ffffff"/>',
+        '<rect width="100%" height="100%" fill="#ffffff"/>',
         f'<text x="{left}" y="18" font-size="14" font-weight="bold" fill="#0f172a">{escape(title)}</text>',
     ]
     for v in ticks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 
-from ig_analytics.local import runtime
+from ig_analytics.cli import runtime
 from ig_analytics.settings import Settings
 
 

@@ -3,7 +3,6 @@ found failures exits 1; success exits 0. No command ever prints an access token.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -23,7 +22,7 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings | None = None, *, start: bool = True):
-    from ig_analytics.local import runtime
+    from ig_analytics.cli import runtime
     from ig_analytics.storage import db
 
     settings = settings or _settings()
@@ -90,7 +89,7 @@ def _sweep_orphan_clusters() -> None:
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (idempotent) and create its databases and schema."""
-    from ig_analytics.local import runtime
+    from ig_analytics.cli import runtime
 
     server = _embedded()
     _sweep_orphan_clusters()
@@ -215,9 +214,8 @@ def _verify_token(settings: Settings, ig_user_id: str, token: str, login_kind: s
     from ig_analytics.graph_api import GraphApiClient, GraphApiError, MalformedResponseError, TransientApiError
     from ig_analytics.redaction import redact
 
-    client = GraphApiClient(base_url=settings.graph_api_url, version=settings.graph_api_version,
-                            app_secret=settings.app_secret, max_attempts=2, backoff_base_s=0.5,
-                            logger=LogOnly("ig_analytics.graph_api"))  # the failure is the command's one line
+    client = GraphApiClient.from_settings(settings, max_attempts=2, backoff_base_s=0.5,  # the failure is the
+                                          logger=LogOnly("ig_analytics.graph_api"))  # command's one line
     try:
         return client.account(ig_user_id, token, login_kind).profile()
     except (TransientApiError, MalformedResponseError, OSError) as exc:  # unreachable or broken: say where we tried
@@ -353,7 +351,7 @@ def sandbox(port: int, seed: int) -> None:
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui(host: str, port: int) -> None:
     """Dagster's webserver and daemon (schedules, sensors, backfills) on this machine."""
-    from ig_analytics.local import runtime
+    from ig_analytics.cli import runtime
 
     settings = runtime.prepare()
     sys.exit(runtime.run_ui(settings, host=host, port=port))

@@ -7,25 +7,17 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ig_analytics.terminal_text import printable
-
 from ig_analytics.accounts.token_lifecycle import load_states
+from ig_analytics.storage import sync_runs
+from ig_analytics.terminal_text import printable
 
 _QUERY = """
 SELECT a.ig_user_id, a.username, a.status, a.status_reason, a.token_expires_at,
-       (SELECT max(finished_at) FROM instagram.sync_runs r
-         WHERE r.ig_user_id = a.ig_user_id AND r.sync_type = 'account' AND r.status IN ('success','partial')) AS last_account_ok,
-       (SELECT max(finished_at) FROM instagram.sync_runs r
-         WHERE r.ig_user_id = a.ig_user_id AND r.sync_type = 'media' AND r.status IN ('success','partial')) AS last_media_ok,
        (SELECT max(date) FROM instagram.account_insights_daily d WHERE d.ig_user_id = a.ig_user_id) AS newest_day,
        (SELECT max(captured_at) FROM instagram.media_insights_snapshots s WHERE s.ig_user_id = a.ig_user_id) AS newest_snapshot
 FROM instagram.accounts a ORDER BY a.ig_user_id
 """
-_ERRORS = """
-SELECT ig_user_id, sync_type, finished_at, error FROM instagram.sync_runs
-WHERE status = 'failed' AND started_at > now() - interval '7 days'
-ORDER BY started_at DESC
-"""
+ERRORS_WINDOW = timedelta(days=7)
 
 
 def _age(value: datetime | None, now: datetime) -> str:
@@ -39,7 +31,8 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     with engine.connect() as conn:
         accounts = conn.execute(sa.text(_QUERY)).all()
-        errors = conn.execute(sa.text(_ERRORS)).all()
+        successes = sync_runs.last_successes(conn)
+        errors = sync_runs.recent_failures(conn, now - ERRORS_WINDOW)
     tokens = load_states(engine)
     if not accounts:
         return "No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN"
@@ -54,8 +47,8 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
         yesterday = now.date() - timedelta(days=1)
         lag = f" ({(yesterday - a.newest_day).days} days behind)" if a.newest_day and a.newest_day < yesterday else ""
         lines.append(f"{name}: {a.status}" + (f" — {printable(a.status_reason, 300)}" if a.status_reason and a.status != "active" else ""))
-        lines.append(f"  account insights: last success {_age(a.last_account_ok, now)}, newest day {a.newest_day or 'none'}{lag}")
-        lines.append(f"  media snapshots:  last success {_age(a.last_media_ok, now)}, newest capture {_age(a.newest_snapshot, now)}")
+        lines.append(f"  account insights: last success {_age(successes.get((a.ig_user_id, 'account')), now)}, newest day {a.newest_day or 'none'}{lag}")
+        lines.append(f"  media snapshots:  last success {_age(successes.get((a.ig_user_id, 'media')), now)}, newest capture {_age(a.newest_snapshot, now)}")
         token = tokens.get(a.ig_user_id)
         if token is not None:
             expiry += f", {token.login_kind} login"

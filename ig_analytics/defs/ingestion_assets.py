@@ -14,19 +14,21 @@ Every outcome is a row of ``instagram.sync_runs``.
 
 import time
 from datetime import date, datetime, timedelta, timezone
+from typing import Any, Mapping
 
 import dagster as dg
 
 from ig_analytics.accounts import repository as accounts_repo
+from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
 from ig_analytics.defs.catalog import ACCOUNT_INSIGHTS, ACCOUNTS, HOURLY, accounts_synced_check, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
-from ig_analytics.ingestion import outcome as outcomes
 from ig_analytics.ingestion.account_insights import sync_account_insights
 from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
 from ig_analytics.ingestion.outcome import AccountOutcome
 from ig_analytics.ingestion.runner import sync_accounts
 from ig_analytics.accounts.shards import in_shard, shard_from_tags
+from ig_analytics.storage import sync_runs
 
 GRAPH_API_POOL = "graph_api"
 
@@ -44,9 +46,9 @@ class MediaSyncConfig(dg.Config):
     ig_user_ids: list[str] = []
     refresh_all: bool = False  # capture every post of the window now (the daily refresh, `ig-analytics sync`)
     max_concurrent_accounts: int = 8
-    window_days: int = 30
-    young_hours: int = 48
-    daily_interval_hours: int = 23
+    window_days: int = MEDIA_WINDOW_DAYS
+    young_hours: int = YOUNG_POST_HOURS
+    daily_interval_hours: int = DAILY_CAPTURE_INTERVAL_HOURS
     # Lifetime values are "as of now": a slot that ended longer ago than this gets no snapshots (a backfill of
     # old hours refreshes the catalogue only). None disables the guard (tests replaying a sandbox clock).
     max_capture_lag_hours: int | None = 1
@@ -112,7 +114,7 @@ def _credentials(context, database: AnalyticsDatabase, sync_type: str, ig_user_i
         creds = [c for c in creds if in_shard(c.ig_user_id, shard)]
         problems = {k: v for k, v in problems.items() if in_shard(k, shard)}
         context.log.info(f"shard {shard[0]} of {shard[1]}: {len(creds)} account(s)")
-    done = outcomes.succeeded_in_run(engine, context.run_id, sync_type) if context.retry_number else set()
+    done = sync_runs.succeeded_in_run(engine, context.run_id, sync_type) if context.retry_number else set()
     for ig_user_id, reason in problems.items():
         context.log.warning(f"account {ig_user_id} not synced: {reason}")
     return engine, [c for c in creds if c.ig_user_id not in done], problems, done
@@ -179,15 +181,16 @@ def account_insights_daily(
         dg.AssetSpec(
             "media", deps=[ACCOUNTS], group_name="ingestion", kinds={"postgres"}, **table_asset("media"),
             freshness_policy=HOURLY,
-            description="Every post and live story of the last 30 days (one row per post): type, caption, link, "
-                        "publication time, like and comment counts.",
+            description=f"Every post and live story of the last {MEDIA_WINDOW_DAYS} days (one row per post): type, "
+                        "caption, link, publication time, like and comment counts.",
         ),
         dg.AssetSpec(
             "media_insights_snapshots", deps=["media"], group_name="ingestion", kinds={"postgres"},
             **table_asset("media_insights_snapshots"), freshness_policy=HOURLY,
             description=(
-                "Lifetime insights of each post, one row per capture slot: hourly while a post is under 48 h "
-                "old, then daily until 30 days. View instagram.media_insights_latest has the newest per post."
+                f"Lifetime insights of each post, one row per capture slot: hourly while a post is under "
+                f"{YOUNG_POST_HOURS} h old, then daily until {MEDIA_WINDOW_DAYS} days. View "
+                "instagram.media_insights_latest has the newest per post."
             ),
         ),
     ],
@@ -218,7 +221,6 @@ def media_and_snapshots(
     engine, creds, problems, done = _credentials(context, database, "media", config.ig_user_ids)
     client = graph_api.client()
     reference_end = min(slot_end, now)  # the hour in progress has not ended: ages are measured up to now
-    totals = {"media_rows": 0, "snapshot_rows": 0, "due": 0}
 
     def work(api, account, result: AccountOutcome) -> None:
         synced = sync_media(
@@ -229,8 +231,6 @@ def media_and_snapshots(
         result.items_skipped = synced.skipped
         result.details.update(media=synced.media_rows, snapshots=synced.snapshot_rows, due=synced.due,
                               not_captured=synced.not_captured)
-        for key in totals:
-            totals[key] += getattr(synced, key)
         result.finish("partial" if synced.not_captured else "success")
 
     results = sync_accounts(
@@ -238,14 +238,32 @@ def media_and_snapshots(
         work=work, max_workers=config.max_concurrent_accounts, on_needs_reauth=_needs_reauth_alert(database),
     )
     _raise_for_retryable(context, results)
+
+    def total(detail: str) -> int:  # summed after the workers are done: each outcome holds its own account's counts
+        return sum(o.details.get(detail, 0) for o in results)
+
     metadata = _run_metadata(results, started, done, problems)
     metadata["captured_slot"] = dg.MetadataValue.text(slot_start.isoformat() if capture else "none (past slot)")
     yield dg.MaterializeResult(
-        asset_key="media", metadata={**metadata, "rows_written": dg.MetadataValue.int(totals["media_rows"])}
+        asset_key="media", metadata={**metadata, "rows_written": dg.MetadataValue.int(total("media"))}
     )
     yield dg.MaterializeResult(
         asset_key="media_insights_snapshots",
-        metadata={**metadata, "rows_written": dg.MetadataValue.int(totals["snapshot_rows"]),
-                  "posts_due": dg.MetadataValue.int(totals["due"])},
+        metadata={**metadata, "rows_written": dg.MetadataValue.int(total("snapshots")),
+                  "posts_due": dg.MetadataValue.int(total("due"))},
     )
     yield _accounts_check(dg.AssetKey("media_insights_snapshots"), results, problems)
+
+
+def requested_accounts(run_config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The accounts a run was asked to sync (``ig-analytics sync --account``), read back from its run config as
+    the typed config of the ingestion op that has one; empty: every active account (also for a run without it)."""
+    ops = run_config.get("ops") or {}
+    for assets_def, config_class in ((account_insights_daily, AccountSyncConfig),
+                                     (media_and_snapshots, MediaSyncConfig)):
+        op_config = ops.get(assets_def.op.name)
+        if op_config is not None:
+            config = config_class(**(op_config.get("config") or {}))
+            if config.ig_user_ids:
+                return tuple(config.ig_user_ids)
+    return ()

@@ -1,7 +1,7 @@
 """Jobs and their schedules (UTC). Schedules are on by default: the product syncs as soon as it runs.
 
 - 02:00 daily: account insights for yesterday AND the two days before, in one run (Meta revises recent days).
-- 02:10 daily: every post of the last 30 days captured now (the daily refresh), plus the analytics.
+- 02:10 daily: every post of the media window (30 days) captured now (the daily refresh), plus the analytics.
 - hh:05 hourly: snapshots of young posts and stories (and any post whose daily capture is due), plus analytics.
 - 03:00 daily: the rolling 7-day performance reports of yesterday; Monday 03:30 the weekly ones.
 
@@ -16,6 +16,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics import settings as settings_module
 from ig_analytics.accounts.shards import SHARD_TAG, shard_tag
@@ -102,7 +103,7 @@ def daily_media_refresh(context: dg.ScheduleEvaluationContext):
     return per_shard(
         run_key=f"media-refresh-{key}",
         partition_key=key,
-        run_config={"ops": {"media_and_snapshots": {"config": {"refresh_all": True}}}},
+        run_config=dg.RunConfig(ops={media_and_snapshots.op.name: MediaSyncConfig(refresh_all=True)}),
     )
 
 

@@ -1,13 +1,17 @@
-"""Dagster resources: the analytics database and the Graph API client. Both read the product's settings from the
-environment at run time (docs/product.md), so no secret ever sits in run config or the UI."""
+"""Dagster resources: the analytics database and the Graph API client.
+
+Their fields default to the product's settings (docs/product.md), read once when a run (or a sensor tick) sets the
+resource up (``setup_for_execution``), not on every call. A field that would hold a secret is given as
+``dg.EnvVar("NAME")`` or left unset: the UI then shows a variable's name, never a database URL or a token, and no
+secret is ever in run config. The app secret (IG_APP_SECRET) and the token key are read from the environment only.
+"""
 
 from __future__ import annotations
 
-import threading
-from functools import cached_property
+import os
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api import GraphApiClient
@@ -16,25 +20,48 @@ from ig_analytics.settings import Settings
 from ig_analytics.storage import db
 from ig_analytics.accounts.token_vault import TokenVault
 
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
+
+def _settings(**overrides: str | None) -> Settings:
+    """The settings of this process's environment, with the variables a resource field sets replaced."""
+    env = dict(os.environ)
+    env.update({name: value for name, value in overrides.items() if value})
+    return Settings.from_env(env)
 
 
 class AnalyticsDatabase(dg.ConfigurableResource):
     """The PostgreSQL holding the ``instagram`` schema: DATABASE_URL, else the embedded server."""
 
+    database_url: str | None = Field(
+        default=None,
+        description="Unset: DATABASE_URL, else the embedded server under IG_ANALYTICS_HOME. Give it as "
+                    "dg.EnvVar('NAME') so that the UI shows the variable's name, not the URL and its password.")
+    migrate: bool = Field(default=True, description="Apply pending schema migrations when a run sets this up.")
+
+    _settings: Settings | None = PrivateAttr(default=None)
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._connect()
+
+    def _connect(self) -> None:
+        """Once per run process (and outside Dagster, on first use): read the settings, build the engine, check
+        the server answers, migrate."""
+        settings = _settings(DATABASE_URL=self.database_url)
+        engine = db.get_engine(db.analytics_url(settings))
+        db.check_connection(engine)
+        if self.migrate:
+            db.migrate(engine)
+        self._settings, self._engine = settings, engine
+
     def settings(self) -> Settings:
-        return Settings.from_env()
+        if self._settings is None:
+            self._connect()
+        return self._settings
 
     def engine(self) -> Engine:
-        url = db.analytics_url(self.settings())
-        engine = db.get_engine(url)
-        with _migrate_lock:
-            if url not in _migrated:
-                db.check_connection(engine)
-                db.migrate(engine)
-                _migrated.add(url)
-        return engine
+        if self._engine is None:
+            self._connect()
+        return self._engine
 
     def vault(self) -> TokenVault:
         return TokenVault.from_settings(self.settings())
@@ -46,29 +73,36 @@ class AnalyticsDatabase(dg.ConfigurableResource):
 
 
 class GraphApi(dg.ConfigurableResource):
-    """The Meta Graph API (IG_GRAPH_API_URL / IG_GRAPH_API_VERSION / IG_APP_SECRET)."""
+    """The Meta Graph API: IG_GRAPH_API_URL and IG_GRAPH_API_VERSION unless set here; IG_APP_SECRET."""
 
+    base_url: str | None = Field(default=None, description="Unset: IG_GRAPH_API_URL, else Meta's host.")
+    api_version: str | None = Field(default=None, description="Unset: IG_GRAPH_API_VERSION, else the newest known.")
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     max_throttle_wait_s: float = 300.0
     read_timeout_s: float = 30.0
 
+    _settings: Settings | None = PrivateAttr(default=None)
     _client: GraphApiClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings = self._read_settings()
+
+    def _read_settings(self) -> Settings:
+        return _settings(IG_GRAPH_API_URL=self.base_url, IG_GRAPH_API_VERSION=self.api_version)
 
     def client(self) -> GraphApiClient:
         if self._client is None:
-            settings = Settings.from_env()
+            settings = self._settings or self._read_settings()
             # The app-wide usage (X-App-Usage) is shared through the database by every run of the deployment,
             # so concurrent shard runs slow down together before the app's budget runs out (docs/deploy.md).
             app_budget = AppBudget(db.get_engine(db.analytics_url(settings)))
-            self._client = GraphApiClient(
-                base_url=settings.graph_api_url,
-                version=settings.graph_api_version,
-                app_secret=settings.app_secret,
+            self._client = GraphApiClient.from_settings(
+                settings,
+                app_budget=app_budget,
                 timeout=(5.0, self.read_timeout_s),
                 max_attempts=self.max_attempts,
                 backoff_base_s=self.backoff_base_s,
                 max_throttle_wait_s=self.max_throttle_wait_s,
-                app_budget=app_budget,
             )
         return self._client

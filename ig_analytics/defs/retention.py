@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.storage import sync_runs
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -74,12 +75,6 @@ def compact_snapshots(engine: Engine, before: datetime) -> int:
         return result.rowcount
 
 
-def prune_sync_runs(engine: Engine, before: datetime) -> int:
-    with engine.begin() as conn:
-        return conn.execute(sa.text("DELETE FROM instagram.sync_runs WHERE started_at < :before"),
-                            {"before": before}).rowcount
-
-
 def prune_notifications(engine: Engine, before: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(sa.text("DELETE FROM instagram.notifications WHERE created_at < :before"
@@ -93,7 +88,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
     counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days))
-    counts.sync_runs_deleted = prune_sync_runs(engine, day_cutoff(now, config.sync_runs_keep_days))
+    counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     return counts
 

@@ -1,4 +1,4 @@
-"""What one account's sync did, and how it is recorded in ``instagram.sync_runs``.
+"""What one account's sync did, and how it is recorded in ``instagram.sync_runs`` (``storage/sync_runs.py``).
 
 Every account sync ends in an :class:`AccountOutcome`, also when it failed: the failure costs that account,
 never the others, and its reason is stored for the CLI, the asset checks and the status command.
@@ -6,12 +6,10 @@ never the others, and its reason is stored for the CLI, the asset checks and the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api.errors import (
@@ -23,6 +21,7 @@ from ig_analytics.graph_api.errors import (
     TransientApiError,
 )
 from ig_analytics.redaction import redact
+from ig_analytics.storage import sync_runs
 
 # Failures that a retry of the same run cannot fix: the account needs its owner.
 NEEDS_REAUTH_ERRORS = (TokenInvalidError, PermissionDeniedError)
@@ -84,53 +83,7 @@ def _is_transient(exc: GraphApiError) -> bool:
     return isinstance(exc, (TransientApiError, MalformedResponseError))
 
 
-_COLUMNS = (
-    "dagster_run_id", "ig_user_id", "sync_type", "partition_key", "started_at", "finished_at", "status",
-    "api_calls", "rows_written", "throttle_wait_seconds", "items_skipped", "error", "error_code",
-    "error_subcode", "fbtrace_id", "details",
-)
-
-
 def record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:
-    """Upsert the outcome (one row per run, account and sync type; a step retry updates its row)."""
-    values = {
-        "dagster_run_id": run_id,
-        "ig_user_id": outcome.ig_user_id,
-        "sync_type": outcome.sync_type,
-        "partition_key": outcome.partition_key,
-        "started_at": outcome.started_at,
-        "finished_at": outcome.finished_at,
-        "status": outcome.status,
-        "api_calls": outcome.api_calls,
-        "rows_written": outcome.rows_written,
-        "throttle_wait_seconds": outcome.throttle_wait_seconds,
-        "items_skipped": outcome.items_skipped,
-        "error": outcome.error,
-        "error_code": outcome.error_code,
-        "error_subcode": outcome.error_subcode,
-        "fbtrace_id": outcome.fbtrace_id,
-        "details": json.dumps(outcome.details, default=str),
-    }
-    placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if c == "details" else f":{c}" for c in _COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[3:])
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"INSERT INTO instagram.sync_runs ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
-                f"ON CONFLICT (dagster_run_id, ig_user_id, sync_type) DO UPDATE SET {updates}"
-            ),
-            values,
-        )
-
-
-def succeeded_in_run(engine: Engine, run_id: str, sync_type: str) -> set[str]:
-    """Accounts an earlier attempt of this run already synced: a step retry skips them."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT ig_user_id FROM instagram.sync_runs WHERE dagster_run_id = :run AND sync_type = :t"
-                " AND status IN ('success', 'partial')"
-            ),
-            {"run": run_id, "t": sync_type},
-        )
-        return {row[0] for row in rows}
+    """Store the outcome in ``instagram.sync_runs`` (a step retry updates its row)."""
+    sync_runs.upsert(engine, {"dagster_run_id": run_id, **{
+        column: getattr(outcome, column) for column in sync_runs.COLUMNS if column != "dagster_run_id"}})

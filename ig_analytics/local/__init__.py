@@ -1,2 +1,3 @@
-"""Processes of a local install: the embedded PostgreSQL (server, lock, passwords and read-only role, process
-checks, orphan clean-up) and the webserver, daemon and code server of ``ig-analytics ui``."""
+"""The embedded PostgreSQL of a local install: the server (``embedded_db``), its lock, passwords and read-only
+role (``auth``), process checks (``procs``) and orphan clean-up (``housekeeping``). Below ``storage``: it
+imports only the package's cross-cutting modules."""

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ig_analytics.local import auth as auth
-from ig_analytics.local import housekeeping as housekeeping
+from ig_analytics.local import auth
+from ig_analytics.local import housekeeping
 from ig_analytics.local.lock import EmbeddedDbError, cluster_lock
 from ig_analytics.local.procs import is_postgres_of, postgres_pids, process_alive, wait_for_exit
 
