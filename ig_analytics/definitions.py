@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ig_analytics.defs import analytics_assets, audience_assets, ingestion_assets
+from ig_analytics.defs import analytics_assets, audience_assets, ingestion_assets, user_modules
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -29,13 +29,15 @@ def build_definitions() -> dg.Definitions:
             analytics_assets.best_posting_times,
             analytics_assets.performance_reports,
             analytics_assets.weekly_performance_reports,
+            *user_modules.user_assets(),  # IG_ANALYTICS_USER_MODULES: analysts' own assets
         ],
         asset_checks=asset_checks,
         jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job],
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
                    audience_assets.daily_audience_demographics],
         sensors=alert_sensors,
-        resources={"database": AnalyticsDatabase(), "graph_api": GraphApi()},
+        resources={"database": AnalyticsDatabase(), "graph_api": GraphApi(),
+                   **analytics_assets.analytics_resources(AnalyticsDatabase())},  # postgres_io, analytics_inputs
         # Run output on the terminal goes through Python logging (one line per record, JSON when asked, tokens
         # redacted). Set here, not per call, so runs of `sync` and of the UI have the same job snapshot.
         loggers={"console": python_logging_console},

@@ -19,6 +19,7 @@ SANDBOX_NOW = datetime(2026, 11, 20, 12, 10, tzinfo=timezone.utc)
 RESOURCES = {
     "database": AnalyticsDatabase(),
     "graph_api": GraphApi(backoff_base_s=0.01, max_throttle_wait_s=1.0),
+    **analytics_assets.analytics_resources(AnalyticsDatabase()),  # postgres_io and the analytics' inputs
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
@@ -82,3 +84,28 @@ def frame_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
     sub = frame[list(columns)].astype(object)
     sub = sub.where(pd.notna(sub), None)
     return list(sub.itertuples(index=False, name=None))
+
+
+def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, json_columns: Sequence[str] = ()) -> int:
+    """COPY ``frame``'s rows into ``instagram.<table>`` as they are (no upsert: the caller deleted the rows it
+    replaces, in the same transaction). pandas encodes the CSV in C, so a derived table's recomputation does not
+    pay a Python loop per cell. NaN / NA / None are NULL; ``json_columns`` are serialized as JSON."""
+    if frame.empty:
+        return 0
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column in json_columns:
+            out[column] = values.map(lambda v: None if v is None else json.dumps(v, separators=(",", ":"), default=str))
+        elif values.dtype.kind == "f":  # repr of each float: exact, and about twice as fast as to_csv's formatting
+            out[column] = [None if v != v else repr(v) for v in values.tolist()]
+        elif isinstance(values.dtype, pd.DatetimeTZDtype):  # few distinct instants (computed_at): format each once
+            codes, uniques = pd.factorize(values)
+            out[column] = np.array([u.isoformat() for u in uniques] + [None], dtype=object)[codes]
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    buffer.seek(0)
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(f"COPY instagram.\"{table}\" ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+    return len(frame)

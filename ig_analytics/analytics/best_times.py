@@ -1,5 +1,8 @@
 """Best posting times per account: ISO weekday x hour of publication, in the account's own time zone
-(instagram.best_posting_times). Formulas: docs/analytics.md, section "Best posting times"."""
+(instagram.best_posting_times). Formulas: docs/analytics.md, section "Best posting times".
+
+The formulas are :func:`best_times_rows`, a pure function on the frame :func:`read_rated_posts` returns (the
+weekday and hour of publication are computed in the database, in each account's time zone)."""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
+from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, copy_frame, id_list, read_frame
 
 
 @dataclass(frozen=True)
@@ -24,30 +28,21 @@ class BestTimesParams:
         return asdict(self)
 
 
-_SQL = f"""
-WITH {ACCOUNT_TZ_CTE},
-posts AS (
-    SELECT m.ig_user_id,
-           EXTRACT(isodow FROM m.published_at AT TIME ZONE t.tz)::smallint AS weekday,
-           EXTRACT(hour FROM m.published_at AT TIME ZONE t.tz)::smallint AS hour,
-           e.engagement_rate_reach AS rate
-    FROM instagram.media m
-    JOIN account_tz t ON t.ig_user_id = m.ig_user_id
-    JOIN instagram.media_engagement e ON e.media_id = m.media_id
-    WHERE e.engagement_rate_reach IS NOT NULL
-      AND m.media_product_type IS DISTINCT FROM 'STORY'
-      AND m.published_at >= :since AND m.published_at <= :until
-      {{user_filter}}
-),
-account AS (SELECT ig_user_id, avg(rate) AS mean FROM posts GROUP BY ig_user_id)
-SELECT p.ig_user_id, p.weekday, p.hour, count(*) AS posts,
-       avg(p.rate) AS avg_engagement_rate_reach,
-       (count(*) * avg(p.rate) + :k * a.mean) / (count(*) + :k) AS shrunk_engagement_rate_reach,
-       count(*) >= :min_posts AS reliable,
-       a.mean AS account_avg_engagement_rate_reach,
-       CAST(:computed_at AS timestamptz) AS computed_at
-FROM posts p JOIN account a ON a.ig_user_id = p.ig_user_id
-GROUP BY p.ig_user_id, p.weekday, p.hour, a.mean
+# One row per rated post (stories excluded) of the window, with its weekday and hour of publication in the
+# account's time zone (computed in the database, whose time zone rules the account's name was checked against).
+_POSTS_SQL = f"""
+WITH {ACCOUNT_TZ_CTE}
+SELECT m.ig_user_id,
+       EXTRACT(isodow FROM m.published_at AT TIME ZONE t.tz)::smallint AS weekday,
+       EXTRACT(hour FROM m.published_at AT TIME ZONE t.tz)::smallint AS hour,
+       e.engagement_rate_reach AS rate
+FROM instagram.media m
+JOIN account_tz t ON t.ig_user_id = m.ig_user_id
+JOIN instagram.media_engagement e ON e.media_id = m.media_id
+WHERE e.engagement_rate_reach IS NOT NULL
+  AND m.media_product_type IS DISTINCT FROM 'STORY'
+  AND m.published_at >= %(since)s AND m.published_at <= %(until)s
+  {{user_filter}}
 """
 
 COLUMNS = (
@@ -63,6 +58,44 @@ COLUMNS = (
 )
 
 
+def read_rated_posts(
+    conn: Connection, *, now: datetime | None = None, params: BestTimesParams = BestTimesParams(),
+    ig_user_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """The inputs of :func:`best_times_rows`: ig_user_id, weekday, hour, rate (engagement_rate_reach) of the
+    posts published in the last ``lookback_days`` before ``now`` and at least ``min_age_hours`` old."""
+    at = as_utc(now)
+    values: dict = {"since": at - timedelta(days=params.lookback_days), "until": at - timedelta(hours=params.min_age_hours)}
+    user_filter = ""
+    users = id_list(ig_user_ids)
+    if users is not None:
+        user_filter, values["users"] = "AND m.ig_user_id = ANY(%(users)s)", users
+    return read_frame(conn, _POSTS_SQL.format(user_filter=user_filter), values, text_columns=("ig_user_id",))
+
+
+def best_times_rows(posts: pd.DataFrame, computed_at: datetime, params: BestTimesParams = BestTimesParams()) -> pd.DataFrame:
+    """instagram.best_posting_times rows from :func:`read_rated_posts`' frame. Per account, ISO weekday and
+    hour: posts, avg_engagement_rate_reach, and shrunk_engagement_rate_reach = (n * avg + k * account_mean) /
+    (n + k), k = ``prior_posts``; reliable = n >= ``min_posts``. Slots without posts have no row. Pure."""
+    if posts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    rate = pd.to_numeric(posts["rate"]).astype("float64")
+    frame = posts.assign(rate=rate)
+    out = frame.groupby(["ig_user_id", "weekday", "hour"], sort=True)["rate"].agg(["size", "mean"]).reset_index()
+    out = out.rename(columns={"size": "posts", "mean": "avg_engagement_rate_reach"})
+    mean = frame.groupby("ig_user_id")["rate"].mean()
+    out["account_avg_engagement_rate_reach"] = out["ig_user_id"].map(mean).astype("float64")
+    n, k = out["posts"].astype("float64"), float(params.prior_posts)
+    out["shrunk_engagement_rate_reach"] = (n * out["avg_engagement_rate_reach"]
+                                           + k * out["account_avg_engagement_rate_reach"]) / (n + k)
+    out["reliable"] = out["posts"] >= int(params.min_posts)
+    out["posts"] = out["posts"].astype("Int64")
+    out["weekday"] = out["weekday"].astype("Int64")
+    out["hour"] = out["hour"].astype("Int64")
+    out["computed_at"] = pd.Timestamp(as_utc(computed_at))
+    return out[list(COLUMNS)]
+
+
 def refresh_best_posting_times(
     conn: Connection,
     *,
@@ -70,33 +103,15 @@ def refresh_best_posting_times(
     params: BestTimesParams = BestTimesParams(),
     now: datetime | None = None,
 ) -> int:
-    """Replace the best_posting_times rows of the given accounts (all accounts when None).
-
-    Per (ISO weekday, hour) of published_at in the account's time zone, over posts published in the last
-    ``lookback_days`` (and at least ``min_age_hours`` old) that have an engagement_rate_reach:
-    posts, avg_engagement_rate_reach, and
-    shrunk_engagement_rate_reach = (n * avg + k * account_mean) / (n + k), k = ``prior_posts``.
-    Slots with fewer than ``min_posts`` posts are written with reliable = false; slots without posts have no
-    row. Reads media_engagement: run refresh_media_engagement first. Returns rows written."""
+    """Replace the best_posting_times rows of the given accounts (all accounts when None) with
+    :func:`best_times_rows` over :func:`read_rated_posts`. Reads media_engagement: run refresh_media_engagement
+    first. Returns rows written."""
     at = as_utc(now)
+    out = best_times_rows(read_rated_posts(conn, now=at, params=params, ig_user_ids=ig_user_ids), at, params)
     users = id_list(ig_user_ids)
-    values = {
-        "since": at - timedelta(days=params.lookback_days),
-        "until": at - timedelta(hours=params.min_age_hours),
-        "k": float(params.prior_posts),
-        "min_posts": int(params.min_posts),
-        "computed_at": at,
-    }
-    user_filter, where = "", "true"
-    if users is not None:
-        user_filter, where = "AND m.ig_user_id = ANY(:users)", "ig_user_id = ANY(:users)"
-        values["users"] = users
-    conn.execute(sa.text(f"DELETE FROM instagram.best_posting_times WHERE {where}"), values)
-    result = conn.execute(
-        sa.text(f"INSERT INTO instagram.best_posting_times ({', '.join(COLUMNS)}) " + _SQL.format(user_filter=user_filter)),
-        values,
-    )
-    return result.rowcount
+    where = "ig_user_id = ANY(:users)" if users is not None else "true"
+    conn.execute(sa.text(f"DELETE FROM instagram.best_posting_times WHERE {where}"), {"users": users})
+    return copy_frame(conn, "best_posting_times", out)
 
 
 def shrunk_rate(n: int, avg: float, account_mean: float, k: float = BestTimesParams.prior_posts) -> float:

@@ -1,8 +1,10 @@
 """Per-post engagement and rates (instagram.media_engagement) and their daily roll-up per account
 (instagram.account_engagement_daily). Formulas: docs/analytics.md, section "Engagement".
 
-The formulas live in :func:`engagement_frame`, a pure function on a DataFrame; the refresh functions only
-read its inputs with one set-based query and write its output with COPY.
+The formulas are pure functions on DataFrames (:func:`engagement_frame`, :func:`media_engagement_rows`,
+:func:`daily_engagement_rows`); the ``read_*`` functions fetch their inputs with one set-based query each. The
+Dagster assets return the rows for the PostgreSQL IO manager to write; the ``refresh_*`` functions read, compute and
+write with COPY in the caller's transaction (the account sync's push, the benchmarks, the tests).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, frame_rows, id_list, read_frame
+from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, copy_frame, frame_rows, id_list, read_frame
 from ig_analytics.analytics.followers import DAY_END_HOUR_UTC
 from ig_analytics.storage import db
 
@@ -130,18 +132,19 @@ MEDIA_ENGAGEMENT_COLUMNS = (
 )
 
 
-def refresh_media_engagement(
+# computed_at records when a row's values last changed: a rewrite with the same values keeps it
+MEDIA_ENGAGEMENT_CHANGES = tuple(c for c in MEDIA_ENGAGEMENT_COLUMNS if c not in ("media_id", "computed_at"))
+
+
+def read_latest_snapshots(
     conn: Connection,
     *,
     ig_user_ids: Iterable[str] | None = None,
     media_ids: Iterable[str] | None = None,
     now: datetime | None = None,
-) -> int:
-    """Upsert instagram.media_engagement for every post (or the given accounts / posts) that has at least one
-    snapshot, from its newest snapshot and the follower history. With ``now``, the newest snapshot captured at or
-    before ``now`` is used and ``computed_at = now``. A row whose values did not change is left as it is (its
-    computed_at too). Returns rows offered."""
-    computed_at = as_utc(now)
+) -> pd.DataFrame:
+    """The inputs of :func:`media_engagement_rows`: per post with at least one snapshot (of the given accounts /
+    posts), its newest snapshot (captured at or before ``now`` when given) and followers_at_publish."""
     params: dict = {"day_end_hour": DAY_END_HOUR_UTC}
     media_filter = ""
     users, medias = id_list(ig_user_ids), id_list(media_ids)
@@ -154,52 +157,108 @@ def refresh_media_engagement(
     snapshot_filter = ""
     if now is not None:
         snapshot_filter = "AND s.captured_at <= %(now)s"
-        params["now"] = computed_at
-    frame = read_frame(
+        params["now"] = as_utc(now)
+    return read_frame(
         conn,
         _LATEST_SQL.format(snapshot_filter=snapshot_filter, media_filter=media_filter),
         params,
         text_columns=("media_id", "ig_user_id"),
         date_columns=("published_at", "captured_at"),
     )
-    if frame.empty:
-        return 0
-    out = engagement_frame(frame)
-    out["computed_at"] = computed_at
+
+
+def media_engagement_rows(latest: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:
+    """instagram.media_engagement rows (:data:`MEDIA_ENGAGEMENT_COLUMNS`) from :func:`read_latest_snapshots`'
+    frame: the formulas of :func:`engagement_frame`, counts as nullable integers. Pure."""
+    out = engagement_frame(latest)
+    out["computed_at"] = pd.Timestamp(as_utc(computed_at))
     for column in ("reach", "views", "impressions", "followers_at_publish"):
         out[column] = pd.to_numeric(out[column]).astype("Int64")
+    return out[list(MEDIA_ENGAGEMENT_COLUMNS)]
+
+
+def refresh_media_engagement(
+    conn: Connection,
+    *,
+    ig_user_ids: Iterable[str] | None = None,
+    media_ids: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Upsert instagram.media_engagement for every post (or the given accounts / posts) that has at least one
+    snapshot, from its newest snapshot and the follower history. With ``now``, the newest snapshot captured at or
+    before ``now`` is used and ``computed_at = now``. A row whose values did not change is left as it is (its
+    computed_at too). Returns rows offered. (The hourly asset computes the same rows and leaves the writing to
+    the IO manager; this path serves the account sync's push of new follower totals.)"""
+    latest = read_latest_snapshots(conn, ig_user_ids=ig_user_ids, media_ids=media_ids, now=now)
+    if latest.empty:
+        return 0
+    out = media_engagement_rows(latest, as_utc(now))
     # every post is recomputed (a follower total or a snapshot may have changed); unchanged rows are not rewritten
     return db.bulk_upsert(
         conn, "media_engagement", MEDIA_ENGAGEMENT_COLUMNS, frame_rows(out, MEDIA_ENGAGEMENT_COLUMNS), ["media_id"],
-        only_if_changed=[c for c in MEDIA_ENGAGEMENT_COLUMNS if c not in ("media_id", "computed_at")],
+        only_if_changed=MEDIA_ENGAGEMENT_CHANGES,
     )
 
 
-_DAILY_SQL = f"""
+# One row per post (stories excluded) published on day_from..day_to in its account's time zone: the day of
+# publication is computed in the database, whose time zone rules the account's name was checked against.
+_DAILY_POSTS_SQL = f"""
 WITH {ACCOUNT_TZ_CTE},
 posts AS (
-    SELECT m.ig_user_id, (m.published_at AT TIME ZONE t.tz)::date AS day, e.engagement, e.reach,
-           e.engagement IS NOT NULL AND e.reach > 0 AS measured
+    SELECT m.ig_user_id, (m.published_at AT TIME ZONE t.tz)::date AS day, e.engagement, e.reach
     FROM instagram.media m
     JOIN account_tz t ON t.ig_user_id = m.ig_user_id
     LEFT JOIN instagram.media_engagement e ON e.media_id = m.media_id
-    WHERE m.published_at >= (CAST(:day_from AS date) - 1)::timestamp AT TIME ZONE 'UTC'
-      AND m.published_at < (CAST(:day_to AS date) + 2)::timestamp AT TIME ZONE 'UTC'
+    WHERE m.published_at >= (CAST(%(day_from)s AS date) - 1)::timestamp AT TIME ZONE 'UTC'
+      AND m.published_at < (CAST(%(day_to)s AS date) + 2)::timestamp AT TIME ZONE 'UTC'
       AND m.media_product_type IS DISTINCT FROM 'STORY'
       {{user_filter}}
 )
-SELECT ig_user_id, day AS date, count(*) AS posts,
-       sum(engagement) FILTER (WHERE measured) AS engagement,
-       sum(reach) FILTER (WHERE measured) AS reach,
-       sum(engagement) FILTER (WHERE measured) * 100.0
-         / NULLIF(sum(reach) FILTER (WHERE measured), 0) AS engagement_rate_reach,
-       CAST(:computed_at AS timestamptz) AS computed_at
-FROM posts
-WHERE day BETWEEN :day_from AND :day_to
-GROUP BY ig_user_id, day
+SELECT ig_user_id, day AS date, engagement, reach FROM posts WHERE day BETWEEN %(day_from)s AND %(day_to)s
 """
 
 DAILY_COLUMNS = ("ig_user_id", "date", "posts", "engagement", "reach", "engagement_rate_reach", "computed_at")
+
+
+def read_posts_by_day(
+    conn: Connection, *, day_from: date, day_to: date, ig_user_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """The inputs of :func:`daily_engagement_rows`: ig_user_id, date (of publication, account time zone),
+    engagement, reach of every post (stories excluded) published on ``day_from..day_to``."""
+    if day_to < day_from:
+        raise ValueError(f"day_to {day_to} is before day_from {day_from}")
+    params: dict = {"day_from": day_from, "day_to": day_to}
+    user_filter = ""
+    users = id_list(ig_user_ids)
+    if users is not None:
+        user_filter = "AND m.ig_user_id = ANY(%(users)s)"
+        params["users"] = users
+    frame = read_frame(conn, _DAILY_POSTS_SQL.format(user_filter=user_filter), params, text_columns=("ig_user_id",))
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    return frame
+
+
+def daily_engagement_rows(posts: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:
+    """instagram.account_engagement_daily rows from :func:`read_posts_by_day`'s frame. Per account and day:
+    ``posts``; over the posts whose engagement and reach are known (reach > 0): sum(engagement), sum(reach) and
+    engagement_rate_reach = sum(engagement) * 100 / sum(reach) (NULL without such a post). Pure."""
+    if posts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in DAILY_COLUMNS})
+    engagement, reach = _num(posts, "engagement"), _num(posts, "reach")
+    measured = engagement.notna() & (reach > 0)
+    frame = pd.DataFrame({"ig_user_id": posts["ig_user_id"], "date": posts["date"],
+                          "engagement": engagement.where(measured), "reach": reach.where(measured)})
+    grouped = frame.groupby(["ig_user_id", "date"], sort=True)
+    out = pd.DataFrame({
+        "posts": grouped.size(),
+        "engagement": grouped["engagement"].sum(min_count=1),
+        "reach": grouped["reach"].sum(min_count=1),
+    }).reset_index()
+    out["engagement_rate_reach"] = _rate(out["engagement"], out["reach"])
+    for column in ("posts", "engagement", "reach"):
+        out[column] = out[column].round().astype("Int64")
+    out["computed_at"] = pd.Timestamp(as_utc(computed_at))
+    return out[list(DAILY_COLUMNS)]
 
 
 def refresh_account_engagement_daily(
@@ -211,26 +270,12 @@ def refresh_account_engagement_daily(
     now: datetime | None = None,
 ) -> int:
     """Replace instagram.account_engagement_daily for ``day_from..day_to`` (inclusive; days of publication in
-    each account's time zone) from media_engagement: ``posts`` published that day (stories excluded), and over
-    the same set, the posts among them whose engagement and reach are known (reach > 0): sum(engagement),
-    sum(reach) and engagement_rate_reach = sum(engagement) / sum(reach) * 100. A day without posts has no row.
-    Run :func:`refresh_media_engagement` first."""
-    if day_to < day_from:
-        raise ValueError(f"day_to {day_to} is before day_from {day_from}")
+    each account's time zone) with :func:`daily_engagement_rows`. A day without posts has no row. Run
+    :func:`refresh_media_engagement` first."""
+    posts = read_posts_by_day(conn, day_from=day_from, day_to=day_to, ig_user_ids=ig_user_ids)
+    out = daily_engagement_rows(posts, as_utc(now))
     users = id_list(ig_user_ids)
-    params = {"day_from": day_from, "day_to": day_to, "computed_at": as_utc(now)}
-    user_filter, where = "", "date BETWEEN :day_from AND :day_to"
-    if users is not None:
-        user_filter = "AND m.ig_user_id = ANY(:users)"
-        where += " AND ig_user_id = ANY(:users)"
-        params["users"] = users
-    # INSERT ... SELECT inside the database: nothing to move through Python.
-    conn.execute(sa.text(f"DELETE FROM instagram.account_engagement_daily WHERE {where}"), params)
-    result = conn.execute(
-        sa.text(
-            f"INSERT INTO instagram.account_engagement_daily ({', '.join(DAILY_COLUMNS)}) "
-            + _DAILY_SQL.format(user_filter=user_filter)
-        ),
-        params,
-    )
-    return result.rowcount
+    where = "date BETWEEN :day_from AND :day_to" + (" AND ig_user_id = ANY(:users)" if users is not None else "")
+    conn.execute(sa.text(f"DELETE FROM instagram.account_engagement_daily WHERE {where}"),
+                 {"day_from": day_from, "day_to": day_to, "users": users})
+    return copy_frame(conn, "account_engagement_daily", out)

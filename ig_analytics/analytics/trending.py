@@ -227,13 +227,9 @@ def score_candidates(
         cand[column] = values
     cand["baseline_n"] = cand["baseline_n"].fillna(0).astype(int)
 
-    scale = np.maximum.reduce(
-        [
-            MAD_TO_SIGMA * cand["baseline_mad"].to_numpy(float),
-            params.mad_floor_rel * np.abs(cand["baseline_median"].to_numpy(float)),
-            np.full(len(cand), params.mad_floor_abs),
-        ]
-    )
+    scale = np.maximum.reduce([MAD_TO_SIGMA * cand["baseline_mad"].to_numpy(float),
+                               params.mad_floor_rel * np.abs(cand["baseline_median"].to_numpy(float)),
+                               np.full(len(cand), params.mad_floor_abs)])
     z = (cand["gain"].to_numpy(float) - cand["baseline_median"].to_numpy(float)) / scale
     status[(status == "scored") & (cand["baseline_n"].to_numpy() < params.min_baseline_posts)] = "thin_baseline"
     z[status != "scored"] = np.nan
@@ -250,12 +246,9 @@ def rank_candidates(scored: pd.DataFrame, params: TrendingParams = TrendingParam
     """The listed rows: eligible candidates, rank 1.. per account by score (ties: weighted_score, media_id)."""
     if scored.empty:
         return scored.assign(rank=pd.Series(dtype=int))
-    listed = scored[scored["eligible"]].sort_values(
-        ["ig_user_id", "score", "weighted_score", "media_id"],
-        ascending=[True, False, False, True],
-        na_position="last",
-        kind="mergesort",
-    )
+    listed = scored[scored["eligible"]].sort_values(["ig_user_id", "score", "weighted_score", "media_id"],
+                                                    ascending=[True, False, False, True], na_position="last",
+                                                    kind="mergesort")
     listed = listed.assign(rank=listed.groupby("ig_user_id").cumcount() + 1)
     return listed[listed["rank"] <= params.top_n]
 
@@ -306,19 +299,8 @@ TRENDING_COLUMNS = ("ig_user_id", "as_of", "rank", "media_id", "score", "weighte
                     "engagement_rate", "reach")
 EVALUATION_COLUMNS = ("ig_user_id", "as_of", "candidates", "scored", "listed", "params", "computed_at")
 
-_DETAIL_COLUMNS = (
-    "age_hours",
-    "eval_age_hours",
-    "gain",
-    "baseline_n",
-    "baseline_median",
-    "baseline_mad",
-    "z",
-    "decay",
-    "engagement",
-    "reach",
-    "expected_engagement",
-)
+_DETAIL_COLUMNS = ("age_hours", "eval_age_hours", "gain", "baseline_n", "baseline_median", "baseline_mad", "z", "decay",
+                   "engagement", "reach", "expected_engagement")
 
 
 def _details(row: dict, published_at, window_hours: float) -> dict:
@@ -372,12 +354,8 @@ def refresh_trending_posts(
     user_filter = "AND m.ig_user_id = ANY(%(scope)s)"
     with conn.connection.dbapi_connection.cursor() as cur:
         cur.execute(_POSTS_SQL.format(user_filter=user_filter), values)
-    posts = read_frame(
-        conn,
-        "SELECT idx, media_id, ig_user_id, published_at FROM _trend_posts",
-        text_columns=("media_id", "ig_user_id"),
-        date_columns=("published_at",),
-    )
+    posts = read_frame(conn, "SELECT idx, media_id, ig_user_id, published_at FROM _trend_posts",
+                       text_columns=("media_id", "ig_user_id"), date_columns=("published_at",))
     snaps = read_frame(conn, _SNAPS_SQL, values) if not posts.empty else pd.DataFrame(
         columns=["idx", "age_s", "eng", "reach"]
     )

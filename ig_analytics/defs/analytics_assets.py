@@ -1,7 +1,11 @@
 """Analytics assets: what the social team acts on. They run in the same job as the ingestion they read (the
 hourly media job, the daily reports job), so they are current within minutes of new data. The formulas live in
-ig_analytics/analytics (plain Python, documented in docs/analytics.md); these wrappers only choose the slice,
-hold the transaction and report metadata."""
+ig_analytics/analytics (plain Python, documented in docs/analytics.md).
+
+``media_engagement``, ``account_engagement_daily`` and ``best_posting_times`` read their inputs through
+:class:`AnalyticsInputs` (set-based SQL over the history), compute rows with pure functions on frames and return
+them: the ``postgres_io`` IO manager writes them (one transaction per slice). ``trending_posts`` and the reports
+still write themselves (docs/architecture.md, "IO manager")."""
 
 
 import time
@@ -9,11 +13,13 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, reports, trending
 from ig_analytics.defs.catalog import DAILY_REPORTS, HOURLY, WEEKLY_REPORTS, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
+from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, PostgresTableIOManager, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase
 
 # Posts keep gaining engagement for about a month, so the per-day roll-up is recomputed over this window.
@@ -24,34 +30,87 @@ def _timed(started: float) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(round(time.monotonic() - started, 3)))
 
 
+class AnalyticsInputs(dg.ConfigurableResource):
+    """Where the IO-managed analytics assets read their inputs: frames, so a test can hand them over without a
+    database (a subclass overriding these three methods)."""
+
+    def latest_snapshots(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """engagement.read_latest_snapshots of the posts whose newest snapshot was captured in [start, end)."""
+        raise NotImplementedError
+
+    def posts_by_day(self, day_from: date, day_to: date) -> pd.DataFrame:
+        """engagement.read_posts_by_day."""
+        raise NotImplementedError
+
+    def rated_posts(self, now: datetime) -> pd.DataFrame:
+        """best_times.read_rated_posts."""
+        raise NotImplementedError
+
+
+class DatabaseInputs(AnalyticsInputs):
+    """The inputs read from the analytics database."""
+
+    database: AnalyticsDatabase
+
+    def latest_snapshots(self, start: datetime, end: datetime) -> pd.DataFrame:
+        with self.database.engine().connect() as conn:
+            # Only posts with a snapshot in the window have new inputs here; a new follower history is pushed to
+            # all of the account's posts by sync_account_insights, whichever job runs first.
+            captured = conn.execute(sa.text(
+                "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
+                " WHERE captured_at >= :start AND captured_at < :end"), {"start": start, "end": end},
+            ).scalars().all()
+            if not captured:
+                return pd.DataFrame()
+            latest = engagement.read_latest_snapshots(conn, media_ids=captured)
+        # a post captured again in a later hour belongs to that hour's partition (its newest snapshot)
+        return latest[(latest["captured_at"] >= start) & (latest["captured_at"] < end)]
+
+    def posts_by_day(self, day_from: date, day_to: date) -> pd.DataFrame:
+        with self.database.engine().connect() as conn:
+            return engagement.read_posts_by_day(conn, day_from=day_from, day_to=day_to)
+
+    def rated_posts(self, now: datetime) -> pd.DataFrame:
+        with self.database.engine().connect() as conn:
+            return best_times.read_rated_posts(conn, now=now)
+
+
+def analytics_resources(database: AnalyticsDatabase) -> dict:
+    """The resources of the IO-managed analytics assets, on the given database resource."""
+    return {IO_MANAGER_KEY: PostgresTableIOManager(database=database), "analytics_inputs": DatabaseInputs(database=database)}
+
+
+def _day_window(day_from: date, day_to: date) -> dg.TimeWindow:
+    """Days day_from..day_to (inclusive) as a window of UTC midnights."""
+    start = datetime(day_from.year, day_from.month, day_from.day, tzinfo=timezone.utc)
+    return dg.TimeWindow(start, start + timedelta(days=(day_to - day_from).days + 1))
+
+
 @dg.asset(
     # followers_at_publish reads the follower history: a new total changes the rates of posts without a new snapshot
     deps=["media", "media_insights_snapshots", "account_insights_daily"],
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
-    kinds={"postgres"},
-    **table_asset("media_engagement"),
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("media_engagement", write_metadata("upsert", "captured_at", keep_when_unchanged=("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "How well each post does: its engagement (likes, comments, saves, shares), engagement rates by reach, by "
         "views and by followers at publication, and a 0-100 performance score, from its newest snapshot. "
         "Recomputed every hour for the posts captured in that hour, and for all of an account's posts whenever its "
-        "follower history changes (the account-insights sync does that)."
+        "follower history changes (the account-insights sync does that). A partition holds the posts whose "
+        "newest snapshot was captured in its hour."
     ),
 )
-def media_engagement(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.MaterializeResult:
+def media_engagement(context: dg.AssetExecutionContext, analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     window = context.partition_time_window
-    with database.engine().begin() as conn:
-        # Only posts with a snapshot in the window have new inputs here; a new follower history is pushed to all
-        # of the account's posts by sync_account_insights, whichever job runs first.
-        captured = conn.execute(sa.text(
-            "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
-            " WHERE captured_at >= :start AND captured_at < :end"), {"start": window.start, "end": window.end},
-        ).scalars().all()
-        rows = engagement.refresh_media_engagement(conn, media_ids=captured) if captured else 0
-    return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
+    latest = analytics_inputs.latest_snapshots(window.start, window.end)
+    rows = (engagement.media_engagement_rows(latest, datetime.now(timezone.utc)) if not latest.empty
+            else pd.DataFrame({c: pd.Series(dtype=object) for c in engagement.MEDIA_ENGAGEMENT_COLUMNS}))
+    return dg.Output(rows, metadata={"posts": len(rows), "duration_seconds": _timed(started)})
 
 
 @dg.asset(
@@ -77,7 +136,7 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     if new_entries:
         from ig_analytics.notify import notify_new_trending
 
-        notify_new_trending(database.notifier(), new_entries, as_of)
+        notify_new_trending(database.notifier(), new_entries)
     return dg.MaterializeResult(
         metadata={"rows_written": rows, "new_trending_posts": len(new_entries), "as_of": as_of.isoformat(),
                   "duration_seconds": _timed(started)}
@@ -87,8 +146,9 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
 @dg.asset(
     deps=["media_engagement", "media"],
     group_name="analytics",
-    kinds={"postgres"},
-    **table_asset("account_engagement_daily"),
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("account_engagement_daily", write_metadata("replace", "date")),
     freshness_policy=HOURLY,
     description=(
         f"Per account and day of publication (in the account's timezone): posts, their engagement and reach, and "
@@ -96,32 +156,33 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
         f"keep gaining engagement."
     ),
 )
-def account_engagement_daily(database: AnalyticsDatabase) -> dg.MaterializeResult:
+def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     today = datetime.now(timezone.utc).date() + timedelta(days=1)  # covers timezones ahead of UTC
-    with database.engine().begin() as conn:
-        rows = engagement.refresh_account_engagement_daily(
-            conn, day_from=today - timedelta(days=ENGAGEMENT_WINDOW_DAYS), day_to=today
-        )
-    return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
+    day_from = today - timedelta(days=ENGAGEMENT_WINDOW_DAYS)
+    posts = analytics_inputs.posts_by_day(day_from, today)
+    rows = engagement.daily_engagement_rows(posts, datetime.now(timezone.utc))
+    # the recomputed days are the slice: replace deletes only their rows
+    return dg.Output(Rows(rows, _day_window(day_from, today)), metadata={"duration_seconds": _timed(started)})
 
 
 @dg.asset(
     deps=["media_engagement", "media"],
     group_name="analytics",
-    kinds={"postgres"},
-    **table_asset("best_posting_times"),
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("best_posting_times", write_metadata("replace")),
     freshness_policy=HOURLY,
     description=(
         "When to post: each account's average engagement rate by weekday and hour of publication (in the "
         "account's timezone); slots with few posts are pulled toward the account's average and marked unreliable."
     ),
 )
-def best_posting_times(database: AnalyticsDatabase) -> dg.MaterializeResult:
+def best_posting_times(analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
-    with database.engine().begin() as conn:
-        rows = best_times.refresh_best_posting_times(conn)
-    return dg.MaterializeResult(metadata={"rows_written": rows, "duration_seconds": _timed(started)})
+    now = datetime.now(timezone.utc)
+    rows = best_times.best_times_rows(analytics_inputs.rated_posts(now), now)
+    return dg.Output(rows, metadata={"duration_seconds": _timed(started)})  # the whole table is the slice
 
 
 def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: int, kind: str):

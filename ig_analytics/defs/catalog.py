@@ -16,9 +16,24 @@ import dagster as dg
 import sqlalchemy as sa
 
 from ig_analytics.defs.resources import AnalyticsDatabase
-from ig_analytics.storage.tables import table_metadata
+from ig_analytics.storage.tables import TABLES
 
 OWNERS = ["team:social-analytics"]
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    """The asset metadata ``dagster/column_schema`` of ``instagram.<table>``: every column with its type and
+    description; key columns are marked not nullable."""
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c.name, c.type, description=c.description,
+                       constraints=dg.TableColumnConstraints(nullable=False) if c.key else None)
+        for c in TABLES[table].columns
+    ])
+
+
+def table_metadata(table: str) -> dict:
+    """``dagster/table_name`` and ``dagster/column_schema`` of a table asset."""
+    return {"dagster/table_name": f"instagram.{table}", "dagster/column_schema": column_schema(table)}
 
 # hh:05 hourly job: a run more than ~2 h ago means at least one hour was missed.
 HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2, minutes=30), warn_window=timedelta(hours=1, minutes=30))
@@ -37,9 +52,10 @@ def accounts_synced_check(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec("accounts_synced", asset=asset, description=ACCOUNTS_SYNCED)
 
 
-def table_asset(table: str) -> dict:
-    """Keyword arguments shared by every table asset: owners and the table's metadata."""
-    return {"owners": OWNERS, "metadata": table_metadata(table)}
+def table_asset(table: str, write: dict | None = None) -> dict:
+    """Keyword arguments shared by every table asset: owners and the table's metadata; ``write``: how the
+    PostgreSQL IO manager writes it (``postgres_io.write_metadata``), for the assets that return rows."""
+    return {"owners": OWNERS, "metadata": {**table_metadata(table), **(write or {})}}
 
 
 ACCOUNTS_SPEC = dg.AssetSpec(

@@ -1,6 +1,7 @@
 """The tables of schema ``instagram``, column by column: the one source of truth for the data dictionary's column
 tables (docs/data-dictionary.md, regenerated with ``python -m ig_analytics.storage.tables --write``) and for the
-``dagster/column_schema`` metadata of the assets (names, types and descriptions shown in the Dagster UI).
+``dagster/column_schema`` metadata of the assets (built from it in ``defs/catalog.py``; names, types and
+descriptions shown in the Dagster UI).
 ``ig_analytics_tests/test_table_metadata.py`` checks both against the migrated database."""
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
 
 DATA_DICTIONARY = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
 
@@ -85,8 +85,11 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('profile_links_taps', 'bigint', "taps on the profile's contact and link buttons that day (`total_value`)"),
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('synced_at', 'timestamptz', 'last write. A later sync re-fetches the last 3 days (late data); a NULL never overwrites a measured value'),
-        Column('unfollows', 'bigint', 'accounts that unfollowed that day: `follows_and_unfollows − follower_count` (0 on API versions without `follows_and_unfollows`; NULL while not reported)'),
+        Column('unfollows', 'bigint', 'accounts that unfollowed that day: `measured_unfollows` where served, else `follows_and_unfollows − follower_count`; 0 on API versions without `follows_and_unfollows`; NULL while not reported. `unfollows_source` says which'),
         Column('followers_total_source', 'text', "`observed` (a profile snapshot at the day's end) or `derived` (rebuilt); a derived value never overwrites an observed one"),
+        Column('measured_follows', 'bigint', "follows that day: `FOLLOWER` of `follows_and_unfollows` asked with `breakdown=follow_type` (one day per call); NULL where not served (under 100 followers, versions without it, not reported yet)"),
+        Column('measured_unfollows', 'bigint', "unfollows that day: `NON_FOLLOWER` of the same call"),
+        Column('unfollows_source', 'text', '`measured` (`measured_unfollows`), `inferred` (`follows_and_unfollows − follower_count`) or `assumed_zero` (API versions without `follows_and_unfollows`); NULL while `unfollows` is unknown'),
     ]),
     Table('media', 'one row per post or story', [
         Column('media_id', 'text', 'Instagram id of the post or story', key=True),
@@ -192,8 +195,8 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'the UTC day whose end the picture shows (taken at 02:20 UTC the next day)', key=True),
         Column('metric', 'text', '`follower_demographics` or `engaged_audience_demographics`', key=True),
-        Column('breakdown', 'text', '`age`, `gender`, `country` or `city`', key=True),
-        Column('key', 'text', "the breakdown's value, e.g. `25-34`, `F`, `US`, `Paris, Ile-de-France`", key=True),
+        Column('breakdown', 'text', '`age,gender` (crossed: one call with `breakdown=age,gender`), `age`, `gender` (the margins of the crossed picture, sums over the other dimension; asked on their own only where an API version rejects the crossed breakdown), `country` or `city`', key=True),
+        Column('key', 'text', "the breakdown's value, e.g. `25-34`, `F`, `US`, `Paris, Ile-de-France`; for `age,gender` `<age>|<gender>`, age first, e.g. `18-24|F` (gender `F`, `M` or `U` unknown)", key=True),
         Column('value', 'bigint', "accounts. Only the top 45 keys and only people with known demographics: a breakdown's values add up to less than the follower total"),
         Column('timeframe', 'text', 'the timeframe asked: `this_month` (last 30 days) for the engaged audience; NULL for followers (none asked)'),
         Column('api_version', 'text', 'Graph API version that produced the row'),
@@ -248,21 +251,6 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('delivered_at', 'timestamptz', 'when the webhook accepted it'),
     ]),
 ]}
-
-
-def column_schema(table: str) -> dg.TableSchema:
-    """The asset metadata ``dagster/column_schema`` of ``instagram.<table>``: every column with its type and
-    description; key columns are marked not nullable."""
-    return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, c.type, description=c.description,
-                       constraints=dg.TableColumnConstraints(nullable=False) if c.key else None)
-        for c in TABLES[table].columns
-    ])
-
-
-def table_metadata(table: str) -> dict:
-    """``dagster/table_name`` and ``dagster/column_schema`` of a table asset."""
-    return {"dagster/table_name": f"instagram.{table}", "dagster/column_schema": column_schema(table)}
 
 
 def _cell(text: str) -> str:

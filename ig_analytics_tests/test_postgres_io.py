@@ -1,0 +1,256 @@
+"""The PostgreSQL IO manager against the session's real PostgreSQL: merge rule, partition slices, replace and
+upsert, one transaction per slice, column and type checks, and loading a partition's columns with dtypes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.defs import postgres_io
+from ig_analytics.defs.catalog import table_asset
+from ig_analytics.defs.postgres_io import PostgresTableIOManager, Rows, user_table, write_metadata
+from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.storage.tables import Column
+from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, ts
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+HOURS = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="UTC")
+SCORES = user_table("test_hourly_scores", [
+    Column("ig_user_id", "text", "account", key=True),
+    Column("hour_start", "timestamptz", "hour", key=True),
+    Column("score", "bigint", "a number"),
+    Column("share", "double precision", "a rate"),
+], mode="replace", slice_column="hour_start")
+
+
+def _io() -> dict:
+    return {"postgres_io": PostgresTableIOManager(database=AnalyticsDatabase())}
+
+
+def _run(assets, partition_key=None, **kw):
+    return dg.materialize(assets, resources=_io(), partition_key=partition_key, **kw)
+
+
+def _cause(exc: BaseException) -> str:
+    text, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return " | ".join(text)
+
+
+def _scores_asset(frame_for):
+    @dg.asset(name="test_hourly_scores", partitions_def=HOURS, io_manager_key="postgres_io", metadata=SCORES)
+    def scores(context):
+        return frame_for(context.partition_time_window.start)
+
+    return scores
+
+
+def _stored(engine, table="test_hourly_scores") -> dict:
+    with engine.connect() as conn:
+        return {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(sa.text(f"SELECT * FROM instagram.{table} ORDER BY 1, 2"))}
+
+
+def test_merge_rule_keeps_a_measured_value_and_upsert_keeps_other_rows(engine, ig_home):
+    with engine.begin() as conn:
+        add_account(conn, "A")
+        add_account_days(conn, "A", [{"date": date(2026, 1, 5), "reach": 100, "views": 5},
+                                     {"date": date(2026, 1, 4), "reach": 40, "views": 4}])
+
+    @dg.asset(name="account_insights_daily", partitions_def=DAYS, io_manager_key="postgres_io",
+              **table_asset("account_insights_daily", write_metadata("upsert", "date")))
+    def daily():
+        return pd.DataFrame({"ig_user_id": ["A"], "date": [date(2026, 1, 5)], "reach": [None], "views": [7],
+                             "api_version": ["v25.0"], "synced_at": [ts(2026, 1, 6)]})
+
+    result = _run([daily], "2026-01-05")
+    meta = result.asset_materializations_for_node("account_insights_daily")[0].metadata
+    assert meta["rows_written"].value == 1 and meta["write_mode"].value == "upsert"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT date, reach, views FROM instagram.account_insights_daily ORDER BY 1")).all()
+    # the NULL reach did not erase the measured 100; the other day (same slice column, other partition) is kept
+    assert [tuple(r) for r in rows] == [(date(2026, 1, 4), 40, 4), (date(2026, 1, 5), 100, 7)]
+
+
+def test_a_row_outside_the_partition_is_a_clear_error_and_nothing_is_written(engine, ig_home):
+    @dg.asset(name="account_insights_daily", partitions_def=DAYS, io_manager_key="postgres_io",
+              **table_asset("account_insights_daily", write_metadata("upsert", "date")))
+    def daily():
+        return pd.DataFrame({"ig_user_id": ["A", "A"], "date": [date(2026, 1, 5), date(2026, 1, 6)], "views": [1, 2]})
+
+    with engine.begin() as conn:
+        add_account(conn, "A")
+    with pytest.raises(Exception) as caught:
+        _run([daily], "2026-01-05")
+    assert "1 row(s) lie outside the written slice date in [2026-01-05, 2026-01-06)" in _cause(caught.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM instagram.account_insights_daily")).scalar() == 0
+
+
+def test_replace_deletes_the_slices_missing_rows_only_and_creates_the_users_table(engine, ig_home):
+    first = {"2026-01-02-10:00": pd.DataFrame({"ig_user_id": ["a", "b"], "hour_start": [ts(2026, 1, 2, 10)] * 2,
+                                                "score": [1, 2], "share": [0.5, 0.25]}),
+             "2026-01-02-11:00": pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 11)],
+                                                "score": [9], "share": [None]})}
+    outputs = dict(first)
+    asset = _scores_asset(lambda start: outputs[start.strftime("%Y-%m-%d-%H:%M")])
+    for key in first:
+        _run([asset], key)
+    assert _stored(engine) == {("a", ts(2026, 1, 2, 10)): (1, 0.5), ("b", ts(2026, 1, 2, 10)): (2, 0.25),
+                               ("a", ts(2026, 1, 2, 11)): (9, None)}
+    outputs["2026-01-02-10:00"] = pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 10)],
+                                                "score": [3.0], "share": [0.75]})  # a float of whole numbers is fine
+    result = _run([asset], "2026-01-02-10:00")
+    meta = result.asset_materializations_for_node("test_hourly_scores")[0].metadata
+    assert meta["rows_deleted_before_write"].value == 2 and meta["rows_written"].value == 1
+    # b left the 10:00 slice; the 11:00 slice is untouched
+    assert _stored(engine) == {("a", ts(2026, 1, 2, 10)): (3, 0.75), ("a", ts(2026, 1, 2, 11)): (9, None)}
+
+
+def test_a_failure_mid_write_leaves_the_slice_as_it_was(engine, ig_home, monkeypatch):
+    rows = pd.DataFrame({"ig_user_id": ["a", "b"], "hour_start": [ts(2026, 1, 2, 10)] * 2, "score": [1, 2],
+                         "share": [0.5, 0.25]})
+    outputs = [rows, rows.iloc[:1].assign(score=5)]
+    asset = _scores_asset(lambda start: outputs.pop(0))
+    _run([asset], "2026-01-02-10:00")
+    before = _stored(engine)
+    real = postgres_io.copy_frame
+
+    def crash_after_writing(*args, **kwargs):
+        real(*args, **kwargs)  # the delete and the new rows are in the transaction ...
+        raise RuntimeError("connection lost mid-write")  # ... when it fails
+
+    monkeypatch.setattr(postgres_io, "copy_frame", crash_after_writing)
+    with pytest.raises(Exception) as caught:
+        _run([asset], "2026-01-02-10:00")
+    assert "connection lost mid-write" in _cause(caught.value)
+    assert _stored(engine) == before == {("a", ts(2026, 1, 2, 10)): (1, 0.5), ("b", ts(2026, 1, 2, 10)): (2, 0.25)}
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 10)], "scor": [1]}),
+     "column(s) ['scor'] are not columns of instagram.test_hourly_scores"),
+    (pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 10)], "score": ["many"]}),
+     "column score of instagram.test_hourly_scores is bigint, the rows give"),
+    (pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 10)], "score": [1.5]}),
+     "column score of instagram.test_hourly_scores is bigint, the rows give float64"),
+    (pd.DataFrame({"ig_user_id": ["a", "a"], "hour_start": [ts(2026, 1, 2, 10)] * 2}),
+     "the rows repeat a key of instagram.test_hourly_scores"),
+    (pd.DataFrame({"ig_user_id": ["a"], "hour_start": [pd.Timestamp("2026-01-02 10:00")]}),  # naive: ambiguous
+     "column hour_start of instagram.test_hourly_scores is timestamptz"),
+    ("not rows", "postgres_io stores a pandas DataFrame or Rows, not str"),
+])
+def test_columns_and_types_are_checked(engine, ig_home, frame, message):
+    with pytest.raises(Exception) as caught:
+        _run([_scores_asset(lambda start: frame)], "2026-01-02-10:00")
+    assert message in _cause(caught.value)
+
+
+def test_unknown_column_of_a_product_table(engine, ig_home):
+    @dg.asset(name="best_posting_times", io_manager_key="postgres_io",
+              **table_asset("best_posting_times", write_metadata("replace")))
+    def best():
+        return pd.DataFrame({"ig_user_id": ["A"], "weekday": [1], "hour": [2], "best_hour": [3]})
+
+    with pytest.raises(Exception) as caught:
+        _run([best])
+    assert "column(s) ['best_hour'] are not columns of instagram.best_posting_times" in _cause(caught.value)
+
+
+def test_none_writes_nothing_and_skip_unchanged_keeps_computed_at(engine, ig_home):
+    with engine.begin() as conn:
+        add_account(conn, "A")
+        add_media(conn, [{"media_id": "m1", "ig_user_id": "A", "published_at": ts(2026, 1, 1)}])
+    answers = [None,
+               pd.DataFrame({"media_id": ["m1"], "ig_user_id": ["A"], "captured_at": [ts(2026, 1, 2, 10)],
+                             "engagement": [5], "computed_at": [ts(2026, 1, 2, 10, 5)]}),
+               pd.DataFrame({"media_id": ["m1"], "ig_user_id": ["A"], "captured_at": [ts(2026, 1, 2, 10)],
+                             "engagement": [5], "computed_at": [ts(2026, 1, 2, 10, 50)]}),
+               pd.DataFrame({"media_id": ["m1"], "ig_user_id": ["A"], "captured_at": [ts(2026, 1, 2, 10)],
+                             "engagement": [6], "computed_at": [ts(2026, 1, 2, 10, 55)]})]
+
+    @dg.asset(name="media_engagement", partitions_def=HOURS, io_manager_key="postgres_io",
+              **table_asset("media_engagement", write_metadata("upsert", "captured_at", ("computed_at",))))
+    def media_engagement():
+        return answers.pop(0)
+
+    def computed():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT engagement, computed_at FROM instagram.media_engagement")).all()
+
+    result = _run([media_engagement], "2026-01-02-10:00")
+    assert result.asset_materializations_for_node("media_engagement")[0].metadata["rows_written"].value == 0
+    assert computed() == []
+    _run([media_engagement], "2026-01-02-10:00")
+    _run([media_engagement], "2026-01-02-10:00")  # same values: the row is not rewritten
+    assert [tuple(r) for r in computed()] == [(5, ts(2026, 1, 2, 10, 5))]
+    _run([media_engagement], "2026-01-02-10:00")
+    assert [tuple(r) for r in computed()] == [(6, ts(2026, 1, 2, 10, 55))]
+
+
+def test_rows_may_name_a_narrower_window_than_the_partition(engine, ig_home):
+    """An unpartitioned asset replacing a range of days (account_engagement_daily): only that range is deleted."""
+    with engine.begin() as conn:
+        add_account(conn, "A")
+        conn.execute(sa.text("INSERT INTO instagram.account_engagement_daily (ig_user_id, date, posts, computed_at)"
+                             " VALUES ('A', '2026-01-01', 1, now()), ('A', '2026-01-03', 3, now()),"
+                             " ('A', '2026-01-09', 9, now())"))
+
+    @dg.asset(name="account_engagement_daily", io_manager_key="postgres_io",
+              **table_asset("account_engagement_daily", write_metadata("replace", "date")))
+    def daily():
+        frame = pd.DataFrame({"ig_user_id": ["A"], "date": [date(2026, 1, 2)], "posts": [2], "computed_at": [ts(2026, 1, 9)]})
+        return Rows(frame, dg.TimeWindow(ts(2026, 1, 2), ts(2026, 1, 5)))
+
+    _run([daily])
+    with engine.connect() as conn:
+        got = conn.execute(sa.text("SELECT date, posts FROM instagram.account_engagement_daily ORDER BY 1")).all()
+    assert [tuple(r) for r in got] == [(date(2026, 1, 1), 1), (date(2026, 1, 2), 2), (date(2026, 1, 9), 9)]
+
+
+def test_load_input_returns_the_partition_slice_and_only_the_named_columns(engine, ig_home):
+    frames = {
+        "2026-01-02-10:00": pd.DataFrame({"ig_user_id": ["b", "a"], "hour_start": [ts(2026, 1, 2, 10)] * 2,
+                                          "score": [None, 4], "share": [0.1, None]}),
+        "2026-01-02-11:00": pd.DataFrame({"ig_user_id": ["a"], "hour_start": [ts(2026, 1, 2, 11)], "score": [7],
+                                          "share": [0.2]}),
+    }
+    upstream = _scores_asset(lambda start: frames[start.strftime("%Y-%m-%d-%H:%M")])
+    seen = {}
+
+    @dg.asset(partitions_def=HOURS, ins={"test_hourly_scores": dg.AssetIn(metadata={"columns": ["ig_user_id", "score"]})})
+    def reader(test_hourly_scores: pd.DataFrame) -> None:
+        seen["frame"] = test_hourly_scores
+
+    for key in frames:
+        _run([upstream], key)
+    _run([upstream, reader], "2026-01-02-10:00", selection=[reader])
+    frame = seen["frame"]
+    assert list(frame.columns) == ["ig_user_id", "score"]
+    assert frame["ig_user_id"].tolist() == ["a", "b"]  # ordered by the key
+    assert str(frame["score"].dtype) == "Int64" and frame["score"].tolist()[0] == 4 and frame["score"].isna().tolist() == [False, True]
+
+    @dg.asset(partitions_def=HOURS, ins={"test_hourly_scores": dg.AssetIn()})
+    def everything(test_hourly_scores: pd.DataFrame) -> None:
+        seen["all"] = test_hourly_scores
+
+    _run([upstream, everything], "2026-01-02-11:00", selection=[everything])
+    frame = seen["all"]
+    assert list(frame.columns) == ["ig_user_id", "hour_start", "score", "share"]
+    assert isinstance(frame["hour_start"].dtype, pd.DatetimeTZDtype) and str(frame["hour_start"].dtype.tz) == "UTC"
+    assert frame["hour_start"].tolist() == [ts(2026, 1, 2, 11)]
+    assert frame["share"].dtype == "float64" and frame["share"].tolist() == [0.2]
+
+    @dg.asset(partitions_def=HOURS, ins={"test_hourly_scores": dg.AssetIn(metadata={"columns": ["nope"]})})
+    def wrong(test_hourly_scores: pd.DataFrame) -> None:
+        pass
+
+    with pytest.raises(Exception) as caught:
+        _run([upstream, wrong], "2026-01-02-11:00", selection=[wrong])
+    assert "column(s) ['nope'] are not columns of instagram.test_hourly_scores" in _cause(caught.value)
