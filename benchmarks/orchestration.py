@@ -38,6 +38,25 @@ def timed_subprocess(args: list[str], env: dict, timeout: float = 600) -> tuple[
     return time.perf_counter() - t, proc
 
 
+def event_histogram(url: str, since: float) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """The runs created since ``since`` (epoch s) with their event counts, and the counts by event type."""
+    import sqlalchemy as sa
+
+    from ig_analytics.storage import db
+
+    engine = db.get_engine(url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text(
+            "SELECT r.pipeline_name, count(e.id) FROM runs r LEFT JOIN event_logs e ON e.run_id = r.run_id"
+            " WHERE r.create_timestamp >= to_timestamp(:t) AT TIME ZONE 'UTC' GROUP BY r.run_id, r.pipeline_name,"
+            " r.create_timestamp ORDER BY r.create_timestamp"), {"t": since}).all()
+        types = conn.execute(sa.text(
+            "SELECT coalesce(e.dagster_event_type, 'log message'), count(*) FROM event_logs e JOIN runs r"
+            " ON e.run_id = r.run_id WHERE r.create_timestamp >= to_timestamp(:t) AT TIME ZONE 'UTC'"
+            " GROUP BY 1 ORDER BY 2 DESC"), {"t": since}).all()
+    return [(r[0], int(r[1])) for r in runs], {t[0]: int(t[1]) for t in types}
+
+
 def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
     """What the three jobs of a full `sync` do for one account, called directly (no Dagster)."""
     import sqlalchemy as sa
@@ -133,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             cli = []
             for i in range(cli_runs):
                 mark = len(server.request_log)
+                run_started = time.time()
                 seconds, proc = timed_subprocess([py, "-m", "ig_analytics.cli.main", "sync", "--account", IG_USER_ID], env)
                 requests_sent = sum(1 for r in server.request_log[mark:] if not r.batch_item)
                 out = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
@@ -141,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 if proc.returncode != 0:
                     print(proc.stderr[-3000:], flush=True)
+                sync_runs, types = event_histogram(url, run_started - 1)
+                print(f"  runs: {', '.join(f'{job} ({n} events)' for job, n in sync_runs)}; by type: "
+                      + ", ".join(f"{t} {n}" for t, n in types.items()), flush=True)
 
             if profile:
                 prof_file = home / "cli.prof"
@@ -148,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                                                   "sync", "--account", IG_USER_ID], env)
                 import pstats
 
-                print(f"--- cProfile of one more CLI run ({seconds:.2f} s, exit {proc.returncode}), top 30 cumulative:")
-                pstats.Stats(str(prof_file)).sort_stats("cumulative").print_stats(30)
+                print(f"--- cProfile of one more CLI run ({seconds:.2f} s, exit {proc.returncode}), top 45 cumulative:")
+                pstats.Stats(str(prof_file)).sort_stats("cumulative").print_stats(45)
+                print("--- the same, top 30 by own time:")
+                pstats.Stats(str(prof_file)).sort_stats("tottime").print_stats(30)
+                if os.environ.get("IG_BENCH_PROFILE_OUT"):  # keep the profile for reading by hand
+                    shutil.copyfile(prof_file, os.environ["IG_BENCH_PROFILE_OUT"])
 
             # Dagster's PostgreSQL event log storage uses NullPool: one new connection per stored event
             import psycopg2
@@ -185,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
 
             cli_s = cli[-1][0]
+            c.result("cli.sync.runs", len(sync_runs), "runs", ", ".join(job for job, _ in sync_runs))
+            c.result("cli.sync.events", sum(n for _, n in sync_runs), "events", "stored in Dagster's event log by the last sync")
             overhead = cli_s - direct_s
             c.result("cli.python_start.seconds", start_s, "s", "python -c pass")
             c.result("cli.import_cli.seconds", import_cli_s, "s", "python -c 'import ig_analytics.cli.main'")

@@ -11,13 +11,27 @@ and memory are reported apart from the sync's (which has the client, the runner 
 
     .venv/bin/python -m benchmarks.scale [--quick] [--sizes 10,100,1000] [--workers 8]
     (quick: sizes 3,10)
+
+Shards (issue 15): ``--accounts N --shards S`` instead measures N accounts split into S shards
+(``accounts/shards.py``), each shard's hourly run a process of its own started at the same time, as the run
+workers of one schedule tick: run 1 the first hour (every post due), run 2 the next hour (steady), both with S
+shards, then (with S > 1) run 3 the hour after with one shard (all accounts in one process), for the scaling. Each shard
+process imports the code location first (``ig_analytics.definitions``, as a run worker does), loads the
+credentials of its shard as the asset does, and runs the asset's capture with ``MediaSyncConfig``'s concurrency.
+Printed: wall time from start to the last process's end, each process's peak RSS (ru_maxrss), CPU, and the
+accounts captured, counted independently in ``instagram.sync_runs``.
+
+    .venv/bin/python -m benchmarks.scale --accounts 10000 --shards 4 [--posts 100] [--workers 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
+import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -67,15 +81,16 @@ def hourly_sync(engine, client, creds, slot_start: datetime, workers: int) -> di
     config = MediaSyncConfig()
     policy = CapturePolicy(config.window_days, config.young_hours, config.daily_interval_hours)
     slot_end = slot_start + timedelta(hours=1)
-    totals = {"media_rows": 0, "snapshot_rows": 0, "due": 0}
+    totals = {"media_rows": 0, "snapshot_rows": 0, "due": 0, "batch_items": 0}
 
     def work(api, account, result) -> None:
         synced = sync_media(engine, api, account.ig_user_id, slot_start, slot_end, client.version,
                             datetime.now(timezone.utc), policy, refresh_all=False, capture_snapshots=True)
         result.rows_written = synced.rows_written
         result.items_skipped = synced.skipped
-        for key in totals:
+        for key in ("media_rows", "snapshot_rows", "due"):
             totals[key] += getattr(synced, key)  # (+= from worker threads: counts only, as in the asset)
+        totals["batch_items"] += api.stats.batch_items  # Graph calls inside batch requests (Meta counts each)
         result.finish("partial" if synced.not_captured else "success")
 
     t = time.perf_counter()
@@ -149,12 +164,152 @@ def run_size(n: int, workers: int, url: str) -> None:
         client.close()
 
 
+def shard_child(url: str, base_url: str, shard_text: str, slot_iso: str, workers: int) -> int:
+    """One shard's hourly capture in this process (a run worker): prints one JSON line with its numbers."""
+    t0 = time.perf_counter()
+    importlib.import_module("ig_analytics.definitions")  # a run worker loads the code location before its step
+
+    from ig_analytics.accounts import repository as repo
+    from ig_analytics.accounts.shards import SHARD_TAG, in_shard, shard_from_tags
+    from ig_analytics.graph_api import GraphApiClient
+    from ig_analytics.storage import db
+
+    startup_s = time.perf_counter() - t0
+    shard = shard_from_tags({SHARD_TAG: shard_text})
+    engine = db.get_engine(url)
+    t = time.perf_counter()
+    creds, problems = repo.active_credentials(engine, c.vault(), None)  # as the asset's _credentials does
+    creds = [x for x in creds if in_shard(x.ig_user_id, shard)]
+    credentials_s = time.perf_counter() - t
+    client = GraphApiClient(base_url, pool_size=max(16, workers))
+    r = hourly_sync(engine, client, creds, datetime.fromisoformat(slot_iso), workers)
+    client.close()
+    print(json.dumps({"shard": shard_text, "accounts": len(creds), "problems": len(problems), "startup_s": startup_s,
+                      "credentials_s": credentials_s, "sync_s": r["seconds"], "calls": r["calls"],
+                      "failed": r["failed"], "errors": r["errors"], "snapshots": r["snapshot_rows"],
+                      "batch_items": r["batch_items"],
+                      "cpu_s": c.cpu_seconds(), "peak_rss_mb": c.peak_rss_mb()}), flush=True)
+    return 0
+
+
+def run_shards(n: int, shards: int, workers: int, posts: int, url: str) -> None:
+    with c.SandboxProcess(n, posts_per_account=posts, latency_ms=LATENCY_MS) as sandbox:
+        engine = c.fresh_schema(url)
+        t = time.perf_counter()
+        c.register_accounts(engine, sandbox.accounts)
+        c.result(f"shards.N{n}.register_seconds", time.perf_counter() - t, "s", "set-up: accounts add (Fernet)")
+        slot = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hours = [("cold", shards), ("steady", shards)] + ([("steady", 1)] if shards > 1 else [])
+        for run_no, (kind, count) in enumerate(hours, start=1):
+            slot_start = slot + timedelta(hours=run_no - 1)
+            if run_no > 1:
+                advance_sandbox_clock(sandbox.base_url, 3600)
+            label = f"shards.N{n}.S{count}.{kind}"
+            sbx_cpu0 = c.process_cpu_seconds(sandbox.pid)
+            env = dict(os.environ, PYTHONPATH=str(c.REPO_ROOT), IG_ANALYTICS_LOG_LEVEL="WARNING")
+            sampler = ConnectionSampler(engine)
+            t = time.perf_counter()
+            procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.scale", "--child", url, sandbox.base_url,
+                                       f"{i}/{count}", slot_start.isoformat(), str(workers)],
+                                      stdout=subprocess.PIPE, text=True, env=env, cwd=str(c.REPO_ROOT))
+                     for i in range(count)]
+            outs = [proc.communicate()[0] for proc in procs]
+            wall = time.perf_counter() - t
+            sampler.stop()
+            sbx_cpu = c.process_cpu_seconds(sandbox.pid) - sbx_cpu0
+            reports = []
+            for proc, out in zip(procs, outs):
+                lines = [line for line in out.splitlines() if line.startswith("{")]
+                if proc.returncode != 0 or not lines:
+                    raise RuntimeError(f"shard process exited {proc.returncode}: {out[-2000:]}")
+                reports.append(json.loads(lines[-1]))
+            captured = accounts_captured(engine, slot_start)
+            peak = max(r["peak_rss_mb"] for r in reports)
+            c.result(f"{label}.seconds", wall, "s",
+                     f"{n} accounts in {count} process(es) at once, {workers} workers each; first start to last end")
+            c.result(f"{label}.accounts_captured", captured["ok"], "accounts",
+                     f"of {n} (instagram.sync_runs of the slot: {captured}); shard processes report "
+                     f"{sum(r['accounts'] for r in reports)} accounts, {sum(r['failed'] for r in reports)} failed "
+                     + (f"{reports[0]['errors']}" if any(r["failed"] for r in reports) else ""))
+            c.result(f"{label}.peak_rss_per_run", peak, "MB", "largest ru_maxrss of the shard processes; per shard: "
+                     + ", ".join(f"{r['peak_rss_mb']:.0f}" for r in reports) + "; target < 500 MB")
+            requests, items = sum(r["calls"] for r in reports), sum(r["batch_items"] for r in reports)
+            c.result(f"{label}.calls", requests, "HTTP requests",
+                     f"{sum(r['snapshots'] for r in reports)} snapshots written; {items:,} Graph calls inside batches")
+            c.result(f"{label}.graph_calls_per_account", (requests + items) / n, "calls",
+                     "upper bound of what Meta counts per account for this hour (requests + batch items; a batch "
+                     "envelope is not a call)")
+            c.result(f"{label}.pg_connections", sampler.peak, "connections",
+                     "peak client connections to PostgreSQL during the run (pg_stat_activity, sampled every 0.5 s)")
+            c.result(f"{label}.split", max(r["sync_s"] for r in reports), "s",
+                     "longest capture (sync_accounts) of a shard; start-up (imports) "
+                     + ", ".join(f"{r['startup_s']:.1f}" for r in reports) + " s; credentials "
+                     + ", ".join(f"{r['credentials_s']:.1f}" for r in reports) + " s")
+            c.result(f"{label}.cpu", sum(r["cpu_s"] for r in reports) / wall, "cores (shard processes)",
+                     f"sandbox process {sbx_cpu / wall:.2f} cores; the machine has {os.cpu_count()}")
+        sbx_rss, sbx_hwm = c.process_rss_mb(sandbox.pid)
+        c.result(f"shards.N{n}.sandbox_rss", sbx_hwm, "MB", "peak of the sandbox child (not ours)")
+
+
+class ConnectionSampler:
+    """Peak number of client backends of the server while the shard processes run (a thread, every 0.5 s)."""
+
+    def __init__(self, engine) -> None:
+        import threading
+
+        self.engine, self.peak, self._stop = engine, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
+            while not self._stop.wait(0.5):
+                n = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                                         " AND pid <> pg_backend_pid()")).scalar()
+                self.peak = max(self.peak, int(n))
+                conn.rollback()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def accounts_captured(engine, slot_start: datetime) -> dict:
+    """Accounts whose media sync of the slot ended in each status (what `ig-analytics status` reads)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT status, count(DISTINCT ig_user_id) FROM instagram.sync_runs WHERE sync_type = 'media'"
+            " AND partition_key = :k GROUP BY status"), {"k": slot_start.isoformat()}).all()
+    counts = {status: int(n) for status, n in rows}
+    counts["ok"] = counts.get("success", 0) + counts.get("partial", 0)
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     quick, rest = c.quick_flag(argv)
+    if rest and rest[0] == "--child":
+        return shard_child(*rest[1:5], int(rest[5]))
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--accounts", type=int, default=None, help="shard mode: this many accounts")
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--posts", type=int, default=100)
     args = parser.parse_args(rest)
+    if args.accounts:
+        workers = args.workers or production_workers()
+        c.header(NAME + " (shards)", quick)
+        print(f"{args.accounts} accounts x {args.posts} posts, {args.shards} shards, {workers} workers per shard, "
+              f"latency {LATENCY_MS} ms per request", flush=True)
+        with c.temp_postgres() as (_pg, url):
+            run_shards(args.accounts, args.shards, workers, args.posts, url)
+        c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's own process")
+        c.done(NAME)
+        return 0
     sizes = [int(s) for s in (args.sizes or ("3,10" if quick else "10,100,1000")).split(",")]
     workers = args.workers or production_workers()
     c.header(NAME, quick)

@@ -22,12 +22,12 @@ EXPECTED = {
     "api_calls": ["media.baseline.requests", "media.baseline.seconds", "media.ours.requests", "media.ours.seconds",
                   "media.speedup", "account90.fetch.requests", "account90.sync.seconds"],
     "db_writes": ["writes.ours.insert.rows_per_s", "writes.ours.update.rows_per_s", "writes.per_row.rows_per_s",
-                  "writes.speedup.insert"],
+                  "writes.speedup.insert", "writes.split.encode_seconds", "writes.split.server_seconds"],
     "scale": ["scale.N3.cold.seconds", "scale.N3.cold.calls", "scale.N10.cold.seconds", "scale.N10.steady.calls",
               "scale.N10.peak_rss", "scale.N10.rss_growth"],
     "analytics": ["analytics.snapshots", "analytics.media_engagement.seconds", "analytics.trending_posts.seconds",
                   "analytics.best_posting_times.seconds", "analytics.total.seconds"],
-    "orchestration": ["cli.sync.seconds", "direct.seconds", "direct.api_only.seconds",
+    "orchestration": ["cli.sync.seconds", "cli.sync.runs", "cli.sync.events", "direct.seconds", "direct.api_only.seconds",
                       "orchestration.overhead.seconds", "orchestration.overhead.share"],
     "responsiveness": ["sandbox.generate_1000x100.seconds", "sandbox.parallel_8x300ms.seconds"],
 }
@@ -47,6 +47,18 @@ def test_benchmark_runs_in_quick_mode_and_prints_its_numbers(name):
     missing = [key for key in EXPECTED[name] if key not in results]
     assert not missing, f"{name} did not print {missing}:\n{proc.stdout}"
     assert all(results[key] >= 0 for key in EXPECTED[name] if not key.endswith("overhead.seconds"))
+
+
+def test_shard_mode_captures_every_account_in_each_run():
+    """benchmarks.scale --accounts/--shards (issue 15): the shard processes together capture every account, in the
+    two runs with 2 shards and the one with a single shard (counted in instagram.sync_runs, not by the shards)."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--accounts", "12", "--shards", "2", "--posts", "20"],
+                          cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = _results(proc.stdout)
+    for run in ("S2.cold", "S2.steady", "S1.steady"):
+        assert results[f"shards.N12.{run}.accounts_captured"] == 12, proc.stdout
+        assert 0 < results[f"shards.N12.{run}.peak_rss_per_run"] < 2000, proc.stdout
 
 
 def test_run_all_script_exists_and_knows_every_benchmark():

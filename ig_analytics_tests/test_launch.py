@@ -3,6 +3,7 @@ their job, shows their partitions and re-executes them without a version warning
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import dagster as dg
@@ -13,6 +14,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from ig_analytics.defs import launch
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics_tests.ingestion_harness import SANDBOX_NOW, register
+from ig_analytics_tests.ops_data import postgres_instance
 
 
 def _code_location_job(job_name: str, instance):
@@ -55,3 +57,58 @@ def test_a_cli_run_is_a_run_of_its_job_in_the_code_location(engine, ig_home, mon
             assert rows == len(world.accounts) * 5
     finally:
         server.stop()
+
+
+def _stored(dagster_pg_url: str, run_id: str):
+    """What the run left in Dagster's tables: events by type, asset and partition; check rows by check, partition
+    and status, each pointing at a stored evaluation event of the run (and its materialization when planned)."""
+    eng = sa.create_engine(dagster_pg_url)
+    try:
+        with eng.connect() as conn:
+            events = Counter(tuple(r) for r in conn.execute(sa.text(
+                "SELECT dagster_event_type, asset_key, partition FROM event_logs WHERE run_id = :r"), {"r": run_id}))
+            checks = sorted((tuple(r) for r in conn.execute(sa.text(
+                "SELECT c.check_name, c.partition, c.execution_status, e.dagster_event_type,"
+                " c.materialization_event_storage_id IS NOT NULL FROM asset_check_executions c"
+                " LEFT JOIN event_logs e ON e.id = c.evaluation_event_storage_id AND e.run_id = c.run_id"
+                " WHERE c.run_id = :r"), {"r": run_id})), key=repr)
+            last_run = conn.execute(sa.text("SELECT last_run_id FROM asset_keys WHERE asset_key = :k"),
+                                    {"k": '["account_insights_daily"]'}).scalar()
+    finally:
+        eng.dispose()
+    return events, checks, last_run
+
+
+def test_a_prepared_instance_stores_what_a_plain_one_stores(engine, ig_home, monkeypatch, dagster_pg_url):
+    """prepare_instance writes events in batches (defs/event_batches.py) and memoizes Dagster's schema probes: the
+    same range run stores the same events and the same per-partition check rows (the UI's check status of every
+    day) as on a plain instance."""
+    world = SandboxWorld.demo(now=SANDBOX_NOW)
+    last = SANDBOX_NOW.date() - timedelta(days=3)
+    first = last - timedelta(days=4)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        stored = []
+        for prepared in (False, True):
+            with postgres_instance(dagster_pg_url) as instance:
+                if prepared:
+                    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", launch.EVENT_BATCH_SIZE)  # restored afterwards
+                    launch.prepare_instance(instance)
+                else:
+                    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+                outcome = launch.execute_linked_run(instance, "account_insights_job", tags=tags)
+                assert outcome.success, outcome.failures
+                stored.append(_stored(dagster_pg_url, outcome.run_id) + (outcome.run_id,))
+    (plain_events, plain_checks, _, _), (events, checks, last_run, run_id) = stored
+    assert events == plain_events
+    assert checks == plain_checks
+    days = [(first + timedelta(days=i)).isoformat() for i in range(5)]
+    per_partition = {(name, day) for name, day, status, event_type, has_target in checks
+                     if day is not None and status == "SUCCEEDED" and event_type == "ASSET_CHECK_EVALUATION" and has_target}
+    assert per_partition == {(name, day) for day in days for name in (
+        "account_insights_valid", "account_insights_reach_within_views", "account_insights_complete")}
+    evaluated = [c for c in checks if c[3] == "ASSET_CHECK_EVALUATION"]  # each row points at its own event
+    assert sum(n for (kind, _, _), n in events.items() if kind == "ASSET_CHECK_EVALUATION") == len(evaluated)
+    assert last_run == run_id  # asset_keys bookkeeping follows the newest run

@@ -16,12 +16,13 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
+from ig_analytics.storage import sync_runs
 from ig_analytics.terminal_text import printable
 
 SYNC_TYPES = ("full", "account", "media")
 DEFAULT_ACCOUNT_DAYS = FIRST_SYNC_DAYS  # the daily partitions start this far before the install
-DEFAULT_MEDIA_WINDOW_DAYS = 30
 PID_TAG = "ig_analytics/pid"
 HOST_TAG = "ig_analytics/host"
 
@@ -107,7 +108,7 @@ def run_sync(
 ) -> SyncReport:
     """``every_report`` (the demo): the daily reports of every synced day and the weekly reports of every full
     week, one run each, instead of the last day's report only."""
-    from ig_analytics.local import runtime
+    from ig_analytics.cli import runtime
     from ig_analytics.settings import Settings
     from ig_analytics.storage import db
 
@@ -121,17 +122,19 @@ def run_sync(
     engine = db.get_engine(db.analytics_url(settings))
     check_accounts_exist(engine, account_ids)  # before any run is launched
 
+    import dagster as dg
     from dagster import DagsterInstance
 
     import ig_analytics.definitions  # noqa: F401 - loaded (and logging configured) before stderr is redirected
-    from ig_analytics.defs.launch import execute_linked_run
+    from ig_analytics.defs.audience_assets import AudienceConfig, audience_demographics
+    from ig_analytics.defs.ingestion_assets import (
+        AccountSyncConfig, MediaSyncConfig, account_insights_daily, media_and_snapshots,
+    )
+    from ig_analytics.defs.launch import execute_linked_run, prepare_instance
     from ig_analytics.logging_setup import log_level_from_env
     from ig_analytics.run_output import stderr_to_log
 
-    instance = DagsterInstance.get()
-    # Dagster's PostgreSQL storages open a connection per event by default (NullPool): ~10 ms x ~300 events per
-    # run. The webserver's setting keeps one pooled connection instead; a statement timeout of 0 means none.
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    instance = prepare_instance(DagsterInstance.get())  # one instance, pooled and batched, for every run below
     reap_abandoned_cli_runs(instance, engine)
     run_ids: list[str] = []
     errors: list[str] = []
@@ -142,10 +145,10 @@ def run_sync(
     level = log_level_from_env()
     console_level = logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING))
 
-    def execute(job_name: str, run_config: dict | None = None, **kwargs) -> None:
-        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": console_level}}}}
+    def execute(job_name: str, ops: dict[str, dg.Config] | None = None, **kwargs) -> None:
+        run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": console_level}}})
         with stderr_to_log():
-            outcome = execute_linked_run(instance, job_name, run_config=run_config, **kwargs)
+            outcome = execute_linked_run(instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
         run_ids.append(outcome.run_id)
         if not outcome.success:
             reason = (outcome.failures[-1] if outcome.failures else "").strip().splitlines() or ["see the Dagster UI"]
@@ -154,7 +157,7 @@ def run_sync(
     if sync_type in ("full", "media"):
         # --since reaching further back than the default window widens it (posts older than 30 days get one
         # snapshot now); it never narrows it.
-        window_days = DEFAULT_MEDIA_WINDOW_DAYS
+        window_days = MEDIA_WINDOW_DAYS
         if since is not None:
             window_days = max(window_days, (now.date() - since).days + 1)
         hour_key = now.strftime("%Y-%m-%d-%H:00")  # the hour in progress (hourly partitions have end_offset=1)
@@ -162,15 +165,15 @@ def run_sync(
             "media_sync_job",
             partition_key=hour_key,
             tags=tags,
-            run_config={"ops": {"media_and_snapshots": {"config": {
-                "ig_user_ids": account_ids, "refresh_all": True, "window_days": window_days}}}},
+            ops={media_and_snapshots.op.name: MediaSyncConfig(
+                ig_user_ids=account_ids, refresh_all=True, window_days=window_days)},
         )
     if sync_type in ("full", "account"):
         execute(
             "account_insights_job",
             tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
                   ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat()},
-            run_config={"ops": {"account_insights_daily": {"config": {"ig_user_ids": account_ids}}}},
+            ops={account_insights_daily.op.name: AccountSyncConfig(ig_user_ids=account_ids)},
         )
     if sync_type == "full":
         # Meta serves only the current audience picture: it is the snapshot of the last finished day (whatever
@@ -179,7 +182,7 @@ def run_sync(
             "audience_demographics_job",
             partition_key=(now.date() - timedelta(days=1)).isoformat(),
             tags=tags,
-            run_config={"ops": {"audience_demographics": {"config": {"ig_user_ids": account_ids}}}},
+            ops={audience_demographics.op.name: AudienceConfig(ig_user_ids=account_ids)},
         )
         if every_report:
             execute("reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
@@ -230,16 +233,9 @@ def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:
 
 def close_abandoned_outcomes(engine, run_ids: list[str]) -> int:
     """Mark the still-`running` account outcomes of dead runs as failed; returns how many were closed."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            sa.text(
-                "UPDATE instagram.sync_runs SET status = 'failed', finished_at = now(), error = :error"
-                " WHERE dagster_run_id = ANY(:runs) AND status = 'running'"
-            ),
-            {"runs": run_ids, "error": "abandoned: the sync process ended (killed or crashed) before this account "
-                                       "finished; nothing half-written was kept. Run `ig-analytics sync` again."},
-        )
-    return result.rowcount
+    return sync_runs.close_abandoned(
+        engine, run_ids, "abandoned: the sync process ended (killed or crashed) before this account finished; "
+                         "nothing half-written was kept. Run `ig-analytics sync` again.")
 
 
 def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[AccountLine]:
@@ -247,13 +243,7 @@ def _account_lines(engine, run_ids: list[str], account_ids: list[str]) -> list[A
         accounts = conn.execute(
             sa.text("SELECT ig_user_id, username, status, status_reason FROM instagram.accounts ORDER BY ig_user_id")
         ).all()
-        rows = conn.execute(
-            sa.text(
-                "SELECT ig_user_id, sync_type, status, rows_written, api_calls, items_skipped, error"
-                " FROM instagram.sync_runs WHERE dagster_run_id = ANY(:runs)"
-            ),
-            {"runs": run_ids},
-        ).all()
+        rows = sync_runs.outcomes_of_runs(conn, run_ids)
     by_id = {a.ig_user_id: a for a in accounts}
     # Every account that is not disabled gets a line: one waiting for re-authentication is a failure to report.
     wanted = account_ids or [a.ig_user_id for a in accounts if a.status != "disabled"]

@@ -7,13 +7,17 @@ statement means a re-run leaves no duplicates.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
+import operator
+import queue
+import threading
+from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from itertools import chain, islice, repeat
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -150,41 +154,151 @@ def migrate(engine: Engine) -> list[str]:
 
 
 # ---- bulk writes -----------------------------------------------------------------------------------------
+# Rows go to the server as COPY text (tab-separated, \N for NULL), CHUNK_ROWS rows at a time. The encoding is
+# the Python cost of a write; with more than one chunk it overlaps with the server's work on the previous chunk
+# (see _run_chunks), so on two cores a large write costs about the server's time alone.
 
-
+CHUNK_ROWS = 10_000
 _NULL = "\\N"
-_PASSTHROUGH = frozenset({int, str})  # most cells: written by csv as they are
+# Cell types whose str() is their COPY text (escaping aside) and whose equal values have equal text, so one str()
+# per distinct value is enough. (Every timestamp column is timestamptz: equal instants are equal values.) Not
+# bool or float: True == 1 == 1.0 would share a text; they take the per-cell path.
+_MEMO_TYPES = frozenset({str, int, type(None), datetime, date})
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_value(value: Any) -> Any:
+class _TextMemo(dict):
+    """str() of each distinct value of a chunk, computed once: timestamps and small counts repeat in every row."""
+
+    def __missing__(self, value: Any) -> str:
+        text = self[value] = str(value)
+        return text
+
+
+def _text_cell(value: Any) -> str:
     if value is None:
         return _NULL
     if isinstance(value, float):
-        return _NULL if math.isnan(value) else value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), default=str)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+        if math.isnan(value):
+            return _NULL
+        text = repr(value)
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    elif hasattr(value, "isoformat"):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return text.translate(_ESCAPES)
 
 
-def _csv_buffer(rows: Iterable[Sequence[Any]]) -> tuple[io.StringIO, int]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+def _encode_chunk(rows: list[Sequence[Any]]) -> str:
+    """COPY text of ``rows`` (one line each)."""
+    if set(map(type, chain.from_iterable(rows))) <= _MEMO_TYPES:
+        cell = _TextMemo({None: _NULL}).__getitem__
+        text = "\n".join(["\t".join(map(cell, row)) for row in rows]) + "\n"
+        # Valid unless a str cell holds a tab, newline, CR or backslash (it would need escaping) or a row has
+        # another length: counted on the whole text at C speed; else the chunk is encoded cell by cell.
+        width = len(rows[0])
+        if (text.count("\t") == len(rows) * (width - 1) and text.count("\n") == len(rows) and "\r" not in text
+                and text.count("\\") == sum(map(operator.countOf, rows, repeat(None)))):
+            return text
+    return "".join(["\t".join(map(_text_cell, row)) + "\n" for row in rows])
+
+
+def _encoded_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, int]]:
+    it = iter(rows)
+    while chunk := list(islice(it, CHUNK_ROWS)):
+        yield _encode_chunk(chunk), len(chunk)
+
+
+def _run_chunks(rows: Iterable[Sequence[Any]], send: Callable[[str, bool], None]) -> int:
+    """Encode ``rows`` chunk by chunk and ``send(text, large)`` each chunk (on the caller's cursor; ``large``: the
+    write has more than one chunk). Returns the rows.
+
+    With more than one chunk, ``send`` runs in a helper thread while this thread encodes the next chunk:
+    psycopg2 releases the GIL while the server works, so encoding and the server overlap. The caller's
+    connection is used by one thread at a time (never by this one meanwhile), and every statement is in the
+    caller's transaction; the helper has finished (joined) when this returns or raises.
+    """
+    chunks = _encoded_chunks(rows)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    second = next(chunks, None)
+    if second is None:
+        send(first[0], False)
+        return first[1]
+    pending: queue.Queue[str | None] = queue.Queue(maxsize=1)
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        while (text := pending.get()) is not None:
+            if not failures:  # after a failure the transaction is aborted: drain the queue, send nothing
+                try:
+                    send(text, True)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                    failures.append(exc)
+
+    worker = threading.Thread(target=serve, name="bulk-write", daemon=True)
+    worker.start()
     count = 0
-    passthrough = _PASSTHROUGH
-    for row in rows:
-        # The type test inline keeps the common cells free of a function call (this loop is the COPY path's
-        # main Python cost).
-        writer.writerow([value if type(value) in passthrough else _copy_value(value) for value in row])
-        count += 1
-    buffer.seek(0)
-    return buffer, count
+    try:
+        for text, n in chain((first, second), chunks):
+            if failures:
+                break
+            pending.put(text)
+            count += n
+    finally:
+        pending.put(None)
+        worker.join()
+    if failures:
+        raise failures[0]
+    return count
 
 
-def _copy_into(cur, target: str, columns: Sequence[str], buffer: io.StringIO) -> None:
-    col_list = ", ".join(f'"{c}"' for c in columns)
-    cur.copy_expert(f"COPY {target} ({col_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+def _col_list(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _copy_sql(target: str, columns: Sequence[str]) -> str:
+    return f"COPY {target} ({_col_list(columns)}) FROM STDIN"
+
+
+def _copy(cur, copy_sql: str, text: str) -> None:
+    # One read of the whole chunk: psycopg2 reads 8 KiB at a time by default, and in the helper thread each read
+    # waits for the GIL (up to 5 ms) while the caller's thread encodes.
+    cur.copy_expert(copy_sql, io.StringIO(text), size=len(text) + 1)
+
+
+def _upsert_sql(table: str, columns: Sequence[str], key_columns: Sequence[str] | None,
+                update_columns: Sequence[str] | None, only_if_changed: Sequence[str],
+                keep_existing_when_null: Sequence[str], staging: str) -> str:
+    """The INSERT ... SELECT ... ON CONFLICT that merges ``staging`` into the table (by its merge rule, if any)."""
+    rule = MERGE_RULES.get(table)
+    if rule is not None:
+        if key_columns is not None and tuple(key_columns) != rule.key:
+            raise ValueError(f"{table} is keyed by {rule.key} (its merge rule), not {tuple(key_columns)}")
+        if update_columns is not None or only_if_changed or set(keep_existing_when_null) & rule.overwrite:
+            raise ValueError(f"{table} has a declared merge rule (storage/merge_rules.py): it decides the updates")
+        key_columns = rule.key
+        sets = [a for a in (rule.assignment(c) for c in columns) if a]
+        changed = rule.measured(columns) if rule.skip_unchanged else []
+        merged = [rule.merged(c) for c in changed]
+    else:
+        if key_columns is None:
+            raise ValueError(f"{table} has no merge rule: pass key_columns")
+        updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
+        sets = [f'"{c}" = COALESCE(EXCLUDED."{c}", target."{c}")' if c in keep_existing_when_null
+                else f'"{c}" = EXCLUDED."{c}"' for c in updates]
+        changed = list(only_if_changed) if updates else []
+        merged = [f'EXCLUDED."{c}"' for c in changed]
+    col_list, conflict = _col_list(columns), _col_list(key_columns)
+    action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
+    if sets and changed:
+        old = ", ".join(f'target."{c}"' for c in changed)
+        action += f" WHERE ({old}) IS DISTINCT FROM ({', '.join(merged)})"
+    return (f"INSERT INTO {SCHEMA}.{table} AS target ({col_list}) SELECT {col_list} FROM {staging} "
+            f"ON CONFLICT ({conflict}) {action}")
 
 
 def bulk_upsert(
@@ -204,47 +318,46 @@ def bulk_upsert(
     its key is the rule's: an incoming NULL never erases a measured value. Other tables (derived, recomputed
     whole): ``update_columns`` (default every non-key column; an empty list means insert-or-ignore) are
     overwritten, except ``keep_existing_when_null`` (COALESCE); ``only_if_changed``: update a row only when one
-    of these columns differs.
+    of these columns differs. Rows go in chunks of :data:`CHUNK_ROWS` (one COPY + INSERT each): a key repeated
+    within a chunk is an error, as in one INSERT; across chunks the later row is merged onto the earlier.
+
+    A write of more than one chunk first COPYs each chunk straight into the table, under a savepoint: new rows
+    need no merge, and the temporary table and the INSERT ... SELECT are a fifth of the server's work
+    (benchmarks/db_writes.py). The first chunk that meets an existing key is rolled back to the savepoint (the
+    server logs that one duplicate-key error) and goes, with every later chunk, through the merge.
     """
-    buffer, count = _csv_buffer(rows)
-    if count == 0:
-        return 0
-    rule = MERGE_RULES.get(table)
-    if rule is not None:
-        if key_columns is not None and tuple(key_columns) != rule.key:
-            raise ValueError(f"{table} is keyed by {rule.key} (its merge rule), not {tuple(key_columns)}")
-        if update_columns is not None or only_if_changed or set(keep_existing_when_null) & rule.overwrite:
-            raise ValueError(f"{table} has a declared merge rule (storage/merge_rules.py): it decides the updates")
-        key_columns = rule.key
-        sets = [a for a in (rule.assignment(c) for c in columns) if a]
-        changed = rule.measured(columns) if rule.skip_unchanged else []
-        merged = [rule.merged(c) for c in changed]
-    else:
-        if key_columns is None:
-            raise ValueError(f"{table} has no merge rule: pass key_columns")
-        updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
-        sets = [f'"{c}" = COALESCE(EXCLUDED."{c}", target."{c}")' if c in keep_existing_when_null
-                else f'"{c}" = EXCLUDED."{c}"' for c in updates]
-        changed = list(only_if_changed) if updates else []
-        merged = [f'EXCLUDED."{c}"' for c in changed]
+    import psycopg2.errors
+
     staging = f"_stage_{table}"
-    col_list = ", ".join(f'"{c}"' for c in columns)
-    conflict = ", ".join(f'"{c}"' for c in key_columns)
-    action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
-    if sets and changed:
-        old = ", ".join(f'target."{c}"' for c in changed)
-        action += f" WHERE ({old}) IS DISTINCT FROM ({', '.join(merged)})"
+    insert_sql = _upsert_sql(table, columns, key_columns, update_columns, only_if_changed, keep_existing_when_null,
+                             staging)
+    copy_sql = _copy_sql(staging, columns)
+    direct_sql = _copy_sql(f"{SCHEMA}.{table}", columns)
     with conn.connection.dbapi_connection.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {SCHEMA}.{table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        cur.execute(f"TRUNCATE {staging}")
-        _copy_into(cur, staging, columns, buffer)
-        cur.execute(
-            f"INSERT INTO {SCHEMA}.{table} AS target ({col_list}) SELECT {col_list} FROM {staging} "
-            f"ON CONFLICT ({conflict}) {action}"
-        )
-    return count
+        created = False
+        direct = True  # until a chunk meets an existing key
+
+        def send(text: str, large: bool) -> None:
+            nonlocal created, direct
+            if large and direct:
+                cur.execute("SAVEPOINT ig_bulk_upsert")
+                try:
+                    _copy(cur, direct_sql, text)
+                except psycopg2.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT ig_bulk_upsert")
+                    direct = False
+                else:
+                    cur.execute("RELEASE SAVEPOINT ig_bulk_upsert")
+                    return
+            if not created:
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+                            f"(LIKE {SCHEMA}.{table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+                created = True
+            cur.execute(f"TRUNCATE {staging}")
+            _copy(cur, copy_sql, text)
+            cur.execute(insert_sql)
+
+        return _run_chunks(rows, send)
 
 
 def replace_rows(
@@ -258,8 +371,6 @@ def replace_rows(
     """Delete the rows a computation owns (``where_sql``), then COPY the new ones: the idempotent
     delete-then-insert of a derived table's partition. Same transaction as the caller."""
     conn.execute(sa.text(f"DELETE FROM {SCHEMA}.{table} WHERE {where_sql}"), params)
-    buffer, count = _csv_buffer(rows)
-    if count:
-        with conn.connection.dbapi_connection.cursor() as cur:
-            _copy_into(cur, f"{SCHEMA}.{table}", columns, buffer)
-    return count
+    copy_sql = _copy_sql(f"{SCHEMA}.{table}", columns)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        return _run_chunks(rows, lambda text, _large: _copy(cur, copy_sql, text))
