@@ -69,7 +69,7 @@ def _stored(engine) -> dict:
     out: dict = defaultdict(dict)
     with engine.connect() as conn:
         for r in conn.execute(sa.text("SELECT ig_user_id, date, metric, breakdown, key, value, timeframe"
-                                      " FROM instagram.audience_demographics")):
+                                      " FROM instagram.audience_pictures")):
             out[(r.ig_user_id, r.date, r.metric, r.breakdown, r.timeframe)][r.key] = r.value
     return out
 
@@ -229,10 +229,10 @@ def test_the_check_holds_for_the_crossed_breakdown_and_catches_it_overflowing(sa
     with engine.connect() as conn:
         assert audience_assets.demographics_validity(conn, day).passed
     with engine.begin() as conn:  # one crossed cell now exceeds the follower total on its own
-        conn.execute(sa.text("UPDATE instagram.audience_demographics SET value = value + :n WHERE ig_user_id = :i"
-                             " AND date = :d AND metric = 'follower_demographics' AND breakdown = 'age,gender'"
-                             " AND key = '18-24|F'"), {"n": acct.followers_at(world.clock.now()), "i": acct.ig_user_id,
-                                                       "d": day})
+        conn.execute(sa.text("UPDATE instagram.audience_age_gender SET value = value + :n WHERE ig_user_id = :i"
+                             " AND date = :d AND metric = 'follower_demographics' AND age = '18-24'"
+                             " AND gender = 'F'"), {"n": acct.followers_at(world.clock.now()), "i": acct.ig_user_id,
+                                                    "d": day})
     with engine.connect() as conn:
         check = audience_assets.demographics_validity(conn, day)
     assert not check.passed

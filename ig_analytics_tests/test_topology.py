@@ -235,7 +235,8 @@ def test_compose_topology_as_processes(topology_db, ig_home, monkeypatch, tmp_pa
                      ... on DryRunInstigationTick { evaluationResult { runRequests { runKey tags { key value } }
                        error { message } } } } }""",
                 selector={**LOCATION, "scheduleName": "hourly_media_snapshots"},
-                ts=datetime.now(timezone.utc).timestamp(),
+                # the first tick after an hour ago: its partition exists already, as for a real tick
+                ts=datetime.now(timezone.utc).timestamp() - 3600,
             )["scheduleDryRun"]["evaluationResult"]
             # two shards: two runs, asked for by the code server (where IG_ANALYTICS_SHARDS is read)
             assert tick["error"] is None and len(tick["runRequests"]) == 2, tick

@@ -52,7 +52,7 @@ WITH latest AS (
     GROUP BY ig_user_id
 )
 SELECT d.ig_user_id, d.breakdown, d.key, d.value
-FROM latest l JOIN instagram.audience_demographics d USING (ig_user_id, date)
+FROM latest l JOIN instagram.audience_pictures d USING (ig_user_id, date)  -- the contract breakdowns and the crossed cells
 WHERE d.metric = '{METRIC}'
 ORDER BY d.ig_user_id, d.breakdown, d.value DESC, d.key
 """

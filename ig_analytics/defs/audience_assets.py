@@ -37,11 +37,11 @@ class AudienceConfig(dg.Config):
 def demographics_validity(conn, day: date) -> dg.AssetCheckResult:
     """No negative counts; per account, metric and breakdown the follower values add up to at most the
     follower total at fetch time (Meta counts only followers with known demographics)."""
-    negative = conn.execute(sa.text("SELECT count(*) FROM instagram.audience_demographics WHERE date = :d AND value < 0"),
+    negative = conn.execute(sa.text("SELECT count(*) FROM instagram.audience_pictures WHERE date = :d AND value < 0"),
                             {"d": day}).scalar_one()
     over = conn.execute(sa.text(
         "SELECT d.ig_user_id, d.breakdown, sum(d.value) AS total, s.followers_total"
-        " FROM instagram.audience_demographics d JOIN instagram.audience_demographics_status s"
+        " FROM instagram.audience_pictures d JOIN instagram.audience_demographics_status s"
         "   USING (ig_user_id, date, metric, breakdown)"
         " WHERE d.date = :d AND d.metric = 'follower_demographics'"
         " GROUP BY d.ig_user_id, d.breakdown, s.followers_total HAVING sum(d.value) > s.followers_total"),

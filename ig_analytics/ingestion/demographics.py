@@ -14,7 +14,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ig_analytics.graph_api.demographics import fetch_demographics, fetch_online_followers
+from ig_analytics.graph_api.demographics import AGE_GENDER, fetch_demographics, fetch_online_followers
 from ig_analytics.redaction import redact
 
 _STATUS_UPSERT = """
@@ -36,6 +36,29 @@ ON CONFLICT (ig_user_id, hour_start) DO UPDATE SET followers_online = EXCLUDED.f
 """
 
 
+def _replace_picture(conn, key: dict, values: dict, timeframe: str | None, api_version: str, now: datetime) -> int:
+    """One metric x breakdown picture replaces the day's previous one. The crossed age x gender cells have their
+    own table (audience_demographics keeps the contract's breakdowns; the view audience_pictures joins both)."""
+    extra = {"timeframe": timeframe, "version": api_version, "at": now}
+    if key["breakdown"] == AGE_GENDER:
+        conn.execute(sa.text("DELETE FROM instagram.audience_age_gender WHERE ig_user_id = :id AND date = :day"
+                             " AND metric = :metric"), key)
+        rows = [{**key, **extra, "age": k.split("|", 1)[0], "gender": k.split("|", 1)[1], "value": v}
+                for k, v in values.items()]
+        sql = ("INSERT INTO instagram.audience_age_gender (ig_user_id, date, metric, age, gender, value, timeframe,"
+               " api_version, fetched_at) VALUES (:id, :day, :metric, :age, :gender, :value, :timeframe, :version, :at)")
+    else:
+        conn.execute(sa.text("DELETE FROM instagram.audience_demographics WHERE ig_user_id = :id AND date = :day"
+                             " AND metric = :metric AND breakdown = :breakdown"), key)
+        rows = [{**key, **extra, "key": k, "value": v} for k, v in values.items()]
+        sql = ("INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
+               " timeframe, api_version, fetched_at) VALUES (:id, :day, :metric, :breakdown, :key, :value,"
+               " :timeframe, :version, :at)")
+    if rows:
+        conn.execute(sa.text(sql), rows)
+    return len(rows)
+
+
 def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, api_version: str,
                                now: datetime) -> int:
     """Fetch every metric x breakdown now and store it as the snapshot of ``day``. Returns rows written."""
@@ -51,15 +74,7 @@ def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, 
             }).first()
             if replaced is None or r.status != "ok":
                 continue
-            conn.execute(sa.text("DELETE FROM instagram.audience_demographics WHERE ig_user_id = :id AND date = :day"
-                                 " AND metric = :metric AND breakdown = :breakdown"), key)
-            rows = [{**key, "key": k, "value": v, "timeframe": r.timeframe, "version": api_version, "at": now}
-                    for k, v in r.values.items()]
-            conn.execute(sa.text(
-                "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
-                " timeframe, api_version, fetched_at) VALUES (:id, :day, :metric, :breakdown, :key, :value,"
-                " :timeframe, :version, :at)"), rows)
-            written += len(rows)
+            written += _replace_picture(conn, key, r.values, r.timeframe, api_version, now)
     online = fetch_online_followers(api, now)  # the API's "last 29 days", on the caller's (the client's) clock
     if online.hours:
         with engine.begin() as conn:

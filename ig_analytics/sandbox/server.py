@@ -246,9 +246,10 @@ class SandboxServer:
         else:
             resp = self.api.handle(req)
         now = self.world.clock.now()
-        self.request_log.append(_record(req, resp, now))
-        for sub_req, sub_resp in zip(resp.item_requests, resp.items):
-            self.request_log.append(_record(sub_req, sub_resp, now))
+        records = [_record(req, resp, now)]
+        records += [_record(sub_req, sub_resp, now) for sub_req, sub_resp in zip(resp.item_requests, resp.items)]
+        # one extend (atomic in CPython): a batch's items follow it in the log, never another thread's request
+        self.request_log.extend(records)
         if len(self.request_log) > REQUEST_LOG_LIMIT:  # a long-running `ig-analytics sandbox` stays small
             del self.request_log[: REQUEST_LOG_LIMIT // 2]
         payload = json.dumps(resp.body, separators=(",", ":")).encode()
