@@ -172,6 +172,16 @@ class AccountApi:
     def __repr__(self) -> str:
         return f"AccountApi(ig_user_id={self.ig_user_id!r}, version={self._client.version!r})"
 
+    @property
+    def version(self) -> str:
+        """The Graph API version the calls use, e.g. ``v25.0``."""
+        return self._client.version
+
+    @property
+    def catalogue(self) -> MetricCatalogue:
+        """What that version offers (metrics, rules)."""
+        return self._client.catalogue
+
     # ==================================================================================================
     # public calls
     # ==================================================================================================

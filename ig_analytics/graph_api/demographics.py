@@ -154,8 +154,8 @@ class OnlineFollowers:
 
 def fetch_online_followers(api: AccountApi, now: datetime) -> OnlineFollowers:
     """The followers online in each hour of the last 29 finished days, where the API version offers it."""
-    version = api._client.version
-    if not api._client.catalogue.has_online_followers:
+    version = api.version
+    if not api.catalogue.has_online_followers:
         return OnlineFollowers("not_offered", reason=f"Graph API {version} does not offer online_followers")
     until = int(now.timestamp())
     params = {"metric": ONLINE_FOLLOWERS, "period": "lifetime", "since": str(until - ONLINE_WINDOW_DAYS * 86400),
