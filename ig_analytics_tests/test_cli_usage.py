@@ -153,3 +153,11 @@ def test_a_damaged_install_marker_is_one_line_that_says_how_to_repair_it(ig_home
     assert len(lines) == 1 and lines[0].startswith("ig-analytics: "), result.stderr
     assert "install.json" in lines[0] and "restore it from a backup" in lines[0]
     assert "Error:" not in lines[0]  # our own error: no exception class name
+
+
+def test_an_analyst_module_that_does_not_import_is_a_one_line_setting_error(ig_home):
+    result = _cli("sync", "--type", "account", env_extra={"IG_ANALYTICS_USER_MODULES": "no_such_module_xyz"})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "IG_ANALYTICS_USER_MODULES" in lines[0] and "PYTHONPATH" in lines[0]
+    assert "UserModuleError" not in lines[0]

@@ -10,11 +10,14 @@ import os
 
 import dagster as dg
 
+from ig_analytics.settings import SettingsError
+
 SETTING = "IG_ANALYTICS_USER_MODULES"
 
 
-class UserModuleError(RuntimeError):
-    """A module named in IG_ANALYTICS_USER_MODULES cannot be loaded; the message says which and why."""
+class UserModuleError(SettingsError):
+    """A module named in IG_ANALYTICS_USER_MODULES cannot be loaded; the message says which and why (a bad
+    setting: the CLI prints it as one line and exits 2)."""
 
 
 def module_names(value: str | None = None) -> list[str]:
