@@ -1,5 +1,6 @@
 """Today's audience demographics of one account into ``instagram.audience_demographics`` (one snapshot per
-account and day; re-running a day replaces its snapshot) and ``audience_demographics_status`` (ok /
+account and day; re-running a day replaces its snapshot; the crossed age x gender cells into
+``audience_age_gender``) and ``audience_demographics_status`` (ok /
 not_available / rejected per metric and breakdown, with the follower total at fetch time).
 
 A picture the API did not give this time (not available, rejected) never erases one measured earlier that day.
