@@ -54,8 +54,20 @@ def test_setup_migrates_once_and_the_run_keeps_its_settings(pg_url, ig_home, mon
 def test_graph_api_fields_override_the_environment_and_are_read_at_setup(ig_home, monkeypatch):
     monkeypatch.setenv("IG_GRAPH_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("IG_GRAPH_API_VERSION", "v24.0")
-    with dg.build_resources({"graph_api": GraphApi(api_version="v25.0")}) as resources:
+    with dg.build_resources({"graph_api": GraphApi(api_version="v25.0"), "database": AnalyticsDatabase()}) as resources:
         monkeypatch.setenv("IG_GRAPH_API_URL", "http://127.0.0.1:10")
-        client = resources.graph_api.client()
+        client = resources.graph_api.client(resources.database)
     assert client.version == "v25.0"
     assert client.base_url.startswith("http://127.0.0.1:9")
+
+
+def test_the_app_budget_is_shared_through_the_runs_database_not_database_url(pg_url, ig_home, monkeypatch):
+    """A ``database_url`` set on the database resource holds the app-wide Graph API budget too: the runs of a
+    deployment share it there, whatever DATABASE_URL says in one process."""
+    monkeypatch.setenv("IG_TEST_ANALYTICS_URL", pg_url)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:9/unused")
+    database = AnalyticsDatabase(database_url=dg.EnvVar("IG_TEST_ANALYTICS_URL"))
+    with dg.build_resources({"graph_api": GraphApi(), "database": database}) as resources:
+        client = resources.graph_api.client(resources.database)
+    budget_url = client.app_budget._engine.url.render_as_string(hide_password=False)
+    assert budget_url == db.normalize_url(pg_url)

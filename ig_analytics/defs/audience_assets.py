@@ -96,7 +96,7 @@ def audience_demographics(
             yield demographics_validity(conn, day)
         return
     engine, creds, problems, done = _credentials(context, database, "demographics", config.ig_user_ids)
-    client = graph_api.client()
+    client = graph_api.client(database)
 
     def work(api, account, result) -> None:
         result.rows_written = sync_audience_demographics(engine, api, account.ig_user_id, day, client.version,

@@ -157,7 +157,7 @@ def account_insights_daily(
     key_range = context.partition_key_range
     partition_label = key_range.start if key_range.start == key_range.end else f"{key_range.start}...{key_range.end}"
     engine, creds, problems, done = _credentials(context, database, "account", config.ig_user_ids)
-    client = graph_api.client()
+    client = graph_api.client(database)
 
     def work(api, account, result: AccountOutcome) -> None:
         result.rows_written = sync_account_insights(
@@ -219,7 +219,7 @@ def media_and_snapshots(
     key_range = context.partition_key_range
     partition_label = key_range.start if key_range.start == key_range.end else f"{key_range.start}...{key_range.end}"
     engine, creds, problems, done = _credentials(context, database, "media", config.ig_user_ids)
-    client = graph_api.client()
+    client = graph_api.client(database)
     reference_end = min(slot_end, now)  # the hour in progress has not ended: ages are measured up to now
 
     def work(api, account, result: AccountOutcome) -> None:

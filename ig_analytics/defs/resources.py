@@ -91,12 +91,14 @@ class GraphApi(dg.ConfigurableResource):
     def _read_settings(self) -> Settings:
         return _settings(IG_GRAPH_API_URL=self.base_url, IG_GRAPH_API_VERSION=self.api_version)
 
-    def client(self) -> GraphApiClient:
+    def client(self, database: AnalyticsDatabase) -> GraphApiClient:
+        """The client of this run. ``database`` is the run's analytics database: the app-wide usage (X-App-Usage)
+        is shared through it by every run of the deployment, so concurrent shard runs slow down together before
+        the app's budget runs out (docs/deploy.md). It is the resource's engine, not DATABASE_URL: a
+        ``database_url`` set on the resource must hold the budget too."""
         if self._client is None:
             settings = self._settings or self._read_settings()
-            # The app-wide usage (X-App-Usage) is shared through the database by every run of the deployment,
-            # so concurrent shard runs slow down together before the app's budget runs out (docs/deploy.md).
-            app_budget = AppBudget(db.get_engine(db.analytics_url(settings)))
+            app_budget = AppBudget(database.engine())
             self._client = GraphApiClient.from_settings(
                 settings,
                 app_budget=app_budget,
