@@ -166,3 +166,37 @@ def test_pre_conversion_posts_are_skipped_once_and_remembered(engine, ig_home, m
     outcome = _table(engine, "SELECT status, items_skipped FROM instagram.sync_runs ORDER BY started_at")
     assert outcome[0] == ("success", 3)  # skipped items do not fail the account
     assert outcome[1] == ("success", 0)  # and are not asked for again
+
+
+
+def test_a_partition_that_has_not_started_is_refused_before_any_call(engine, sandbox):
+    """A run launched for a partition of the future (GraphQL's launchRun with a partition tag; the UI and the
+    schedules never ask for one) would store a capture made now under a time still to come: every ingestion
+    asset refuses it with a message that says so, and nothing is written or spent."""
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from ig_analytics.defs import launch
+
+    _world, server = sandbox
+    now = datetime.now(timezone.utc)
+    tomorrow = now.date() + timedelta(days=1)
+    launches = {
+        "media_sync_job": {"partition_key": hour_key(now + timedelta(hours=2))},
+        "account_insights_job": {"tags": {ASSET_PARTITION_RANGE_START_TAG: (now.date() - timedelta(days=2)).isoformat(),
+                                          ASSET_PARTITION_RANGE_END_TAG: tomorrow.isoformat()}},
+        "audience_demographics_job": {"partition_key": tomorrow.isoformat()},
+    }
+    with dg.instance_for_test() as instance:
+        for job_name, how in launches.items():
+            outcome = launch.execute_linked_run(instance, job_name, **how)
+            assert not outcome.success, job_name
+            errors = [e.dagster_event.event_specific_data.error.message for e in instance.all_logs(outcome.run_id)
+                      if e.dagster_event and e.dagster_event.is_step_failure]
+            assert any("has not started yet" in message for message in errors), (job_name, errors)
+    assert not server.request_log
+    counts = _table(engine, "SELECT (SELECT count(*) FROM instagram.media), "
+                            "(SELECT count(*) FROM instagram.media_insights_snapshots), "
+                            "(SELECT count(*) FROM instagram.account_insights_daily), "
+                            "(SELECT count(*) FROM instagram.audience_demographics)")
+    assert counts == [(0, 0, 0, 0)]

@@ -17,6 +17,7 @@ from ig_analytics.defs.ingestion_assets import (
     _needs_reauth_alert,
     _raise_for_retryable,
     _run_metadata,
+    refuse_unstarted_partition,
 )
 from ig_analytics.defs.partitions import snapshot_daily_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -86,8 +87,11 @@ def audience_demographics(
     context: dg.AssetExecutionContext, config: AudienceConfig, database: AnalyticsDatabase, graph_api: GraphApi
 ):
     started = time.monotonic()
-    day: date = context.partition_time_window.start.date()
-    today = datetime.now(timezone.utc).date()
+    window = context.partition_time_window
+    day: date = window.start.date()
+    now = datetime.now(timezone.utc)
+    refuse_unstarted_partition(context, window.end - timedelta(days=1), now)
+    today = now.date()
     if config.max_snapshot_lag_days is not None and day < today - timedelta(days=config.max_snapshot_lag_days):
         context.log.warning(f"{day} is more than {config.max_snapshot_lag_days} day(s) ago: Meta serves only "
                             "today's audience picture, so this day cannot be captured and stays unfilled")

@@ -54,6 +54,19 @@ class MediaSyncConfig(dg.Config):
     max_capture_lag_hours: int | None = 1
 
 
+def refuse_unstarted_partition(context, newest_start: datetime, now: datetime) -> None:
+    """A partition that has not begun has nothing to measure, and a capture now would be stored under a time that
+    is still to come. The schedules never ask for one; a GraphQL launch or a hand-written tag can."""
+    if newest_start > now:
+        key = context.partition_key_range.end
+        raise dg.Failure(
+            description=(f"Partition {key} has not started yet (it is {now:%Y-%m-%d %H:%M} UTC): nothing can be "
+                         "measured for it. Launch a partition that has begun: the hourly schedule asks for the hour "
+                         "in progress, the daily ones for yesterday."),
+            allow_retries=False,
+        )
+
+
 def _outcomes_markdown(results: list[AccountOutcome]) -> str:
     lines = ["| account | status | rows | API calls | detail |", "|---|---|---|---|---|"]
     for o in results:
@@ -154,6 +167,7 @@ def account_insights_daily(
     window = context.partition_time_window
     first_day: date = window.start.date()
     last_day: date = (window.end - timedelta(days=1)).date()
+    refuse_unstarted_partition(context, window.end - timedelta(days=1), datetime.now(timezone.utc))
     key_range = context.partition_key_range
     partition_label = key_range.start if key_range.start == key_range.end else f"{key_range.start}...{key_range.end}"
     engine, creds, problems, done = _credentials(context, database, "account", config.ig_user_ids)
@@ -209,6 +223,7 @@ def media_and_snapshots(
     slot_end: datetime = window.end
     slot_start: datetime = slot_end - timedelta(hours=1)  # a range run captures its newest slot only
     now = datetime.now(timezone.utc)
+    refuse_unstarted_partition(context, slot_start, now)
     capture = config.max_capture_lag_hours is None or now - slot_end <= timedelta(hours=config.max_capture_lag_hours)
     if not capture:
         context.log.info(
