@@ -6,7 +6,13 @@ apart. Then, each in its own transaction and timed: ``refresh_media_engagement``
 ``refresh_best_posting_times`` (the target), ``refresh_account_engagement_daily`` (also in the hourly job) and
 ``reports.write_reports`` (rolling 7 days for every account: JSON rows plus one HTML file each, into a temp dir).
 
-    .venv/bin/python -m benchmarks.analytics [--quick] [--accounts 1000] [--posts 100]   (quick: 20 accounts)
+With ``--io-manager``, instead: the frames of the three IO-managed assets (media_engagement, account_engagement_daily,
+best_posting_times) are computed once, then each is written ``--rounds`` times through
+``PostgresTableIOManager.handle_output`` and, alternately, by the plain delete-and-``copy_frame`` it wraps (same
+frame, same slice, one transaction each): the IO manager's own cost is the difference.
+
+    .venv/bin/python -m benchmarks.analytics [--quick] [--accounts 1000] [--posts 100] [--io-manager [--rounds 3]]
+    (quick: 20 accounts)
 """
 
 from __future__ import annotations
@@ -128,11 +134,112 @@ def load(engine, n_accounts: int, n_posts: int) -> dict:
     return counts
 
 
+def io_manager_frames(engine) -> dict:
+    """The three IO-managed assets' outputs as their asset bodies compute them (inputs read once), with the
+    window each is written to: media_engagement's hourly partitions spanning its captured_at (a backfill's single
+    run), account_engagement_daily's recomputed days, best_posting_times' whole table (None)."""
+    import pandas as pd
+
+    from ig_analytics.analytics import best_times, engagement
+
+    day_from, day_to = (AS_OF - timedelta(days=35)).date(), AS_OF.date()
+    with engine.connect() as conn:
+        latest = engagement.read_latest_snapshots(conn, now=AS_OF)
+        posts = engagement.read_posts_by_day(conn, day_from=day_from, day_to=day_to)
+        rated = best_times.read_rated_posts(conn, now=AS_OF)
+    media = engagement.media_engagement_rows(latest, AS_OF)
+    first = media["captured_at"].min().floor("h")
+    hours = (first.to_pydatetime(), (media["captured_at"].max().floor("h") + pd.Timedelta(hours=1)).to_pydatetime())
+    days = (datetime(day_from.year, day_from.month, day_from.day, tzinfo=timezone.utc),
+            datetime(day_to.year, day_to.month, day_to.day, tzinfo=timezone.utc) + timedelta(days=1))
+    daily = engagement.daily_engagement_rows(posts, AS_OF)
+    best = best_times.best_times_rows(rated, AS_OF)
+    return {"media_engagement": (media, hours), "account_engagement_daily": (daily, days),
+            "best_posting_times": (best, None)}
+
+
+def _output_context(name: str, window):
+    """What Dagster hands handle_output for the asset: its definition metadata and, when partitioned, the key
+    range covering ``window`` (a partitions definition starting at the data, not the product's start date)."""
+    import dagster as dg
+
+    from ig_analytics.defs import analytics_assets
+
+    asset = getattr(analytics_assets, name)
+    spec = asset.specs_by_key[dg.AssetKey(name)]
+    if asset.partitions_def is None:
+        return dg.build_output_context(asset_key=name, definition_metadata=spec.metadata)
+    hours = dg.HourlyPartitionsDefinition(start_date=window[0].strftime("%Y-%m-%d-%H:%M"), timezone="UTC")
+    last = (window[1] - timedelta(hours=1)).strftime("%Y-%m-%d-%H:%M")
+    return dg.build_output_context(asset_key=name, definition_metadata=spec.metadata, asset_partitions_def=hours,
+                                   asset_partition_key_range=dg.PartitionKeyRange(window[0].strftime("%Y-%m-%d-%H:%M"), last))
+
+
+def io_manager_rounds(engine, url: str, rounds: int, manager=None) -> None:
+    """Alternately, ``rounds`` times per asset: the plain write (DELETE the slice + ``copy_frame``, one transaction)
+    and ``manager.handle_output`` (default: the product's ``PostgresTableIOManager``). media_engagement (an
+    upsert) is written by the IO manager twice per round: onto the rows the plain write just left (the steady
+    hourly case: nothing changed, nothing rewritten) and into the emptied slice (every row new)."""
+    import dagster as dg
+    import sqlalchemy as sa
+
+    from ig_analytics.analytics._common import copy_frame
+    from ig_analytics.defs.postgres_io import PostgresTableIOManager, Rows
+    from ig_analytics.defs.resources import AnalyticsDatabase
+
+    manager = manager or PostgresTableIOManager(database=AnalyticsDatabase(database_url=url, migrate=False))
+    t = time.perf_counter()
+    frames = io_manager_frames(engine)
+    c.result("analytics.io.inputs.seconds", time.perf_counter() - t, "s", "read and compute the three frames, once")
+    for name, (frame, window) in frames.items():
+        column = {"media_engagement": "captured_at", "account_engagement_daily": "date"}.get(name)
+        where, params = ("true", {}) if window is None else (f"{column} >= :start AND {column} < :end",
+                                                             {"start": window[0], "end": window[1]})
+        if column == "date":
+            params = {k: v.date() for k, v in params.items()}
+        delete = sa.text(f"DELETE FROM instagram.{name} WHERE {where}")
+        # account_engagement_daily names its recomputed days (Rows); media_engagement's window is its partitions'
+        obj = Rows(frame, dg.TimeWindow(*window)) if name == "account_engagement_daily" else frame
+        times: dict[str, list[float]] = {}
+
+        def timed(label: str, fn) -> None:
+            gc.collect()
+            t = time.perf_counter()
+            fn()
+            times.setdefault(label, []).append(time.perf_counter() - t)
+
+        def plain() -> None:
+            with engine.begin() as conn:
+                conn.execute(delete, params)
+                copy_frame(conn, name, frame)
+
+        def through_manager() -> None:
+            manager.handle_output(_output_context(name, window), obj)
+
+        for _ in range(rounds):
+            timed("copy_frame", plain)
+            timed("io_manager", through_manager)
+            if name == "media_engagement":
+                with engine.begin() as conn:
+                    conn.execute(delete, params)
+                timed("io_manager_into_empty", through_manager)
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text(f"SELECT count(*) FROM instagram.{name} WHERE {where}"), params).scalar()
+        for label, values in times.items():
+            c.result(f"analytics.io.{name}.{label}.seconds", min(values), "s",
+                     f"{len(frame):,} rows ({stored:,} stored after), min of {rounds}: "
+                     + ", ".join(f"{v:.3f}" for v in values))
+        c.result(f"analytics.io.{name}.ratio", c.ratio(min(times["io_manager"]), min(times["copy_frame"])), "x",
+                 "IO manager / plain copy_frame")
+
+
 def main(argv: list[str] | None = None) -> int:
     quick, rest = c.quick_flag(argv)
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=None)
     parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--io-manager", action="store_true", help="time the IO manager's writes (module doc)")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(rest)
     n_accounts = args.accounts or (20 if quick else 1000)
     import sqlalchemy as sa
@@ -161,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         c.result("analytics.snapshots", counts["snapshots"], "snapshot rows",
                  f"loaded with COPY in {load_s:.1f} s ({counts['snapshots'] / load_s:,.0f} rows/s incl. Python "
                  f"generation; peak RSS {load_peak:.0f} MB), VACUUM ANALYZE {vacuum_s:.1f} s; not part of the timings below")
+        if args.io_manager:
+            io_manager_rounds(engine, url, args.rounds)
+            c.result("peak_rss", c.peak_rss_mb(), "MB")
+            c.done(NAME)
+            return 0
 
         steps = [
             ("media_engagement", lambda conn: refresh_media_engagement(conn, now=AS_OF)),
