@@ -193,3 +193,17 @@ def test_kill_9_of_postgresql_during_sync_gives_one_actionable_line(tmp_path, mo
     assert "ig-analytics db start" in lines[0] and "DATABASE_URL" in lines[0]
     assert "SELECT" not in stderr and "[SQL" not in stderr and "Traceback" not in stderr
     assert (home / "logs" / "ig-analytics.log").exists()  # the details are in the log
+
+
+def test_a_failing_step_is_named_with_its_own_error(engine, cli_env, ig_home):
+    """A run that fails says which step and why on the terminal (not Dagster's "Execution of run ... failed"):
+    here the reports folder is a file, so the reports cannot be written; the accounts were synced all the same."""
+    env, _world, _ = cli_env
+    (ig_home / "reports").write_text("a file where the reports folder should be")
+    result = _sync(env, "--account", "17841400000000002", "--type", "full")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("OK   17841400000000002"), result.stdout
+    lines = [line for line in result.stderr.splitlines() if "reports_job run" in line]
+    assert len(lines) == 1, result.stderr
+    assert "failed at step performance_reports: " in lines[0] and "Not a directory" in lines[0], lines[0]
+    assert "Execution of run" not in lines[0] and "Errno" in lines[0]

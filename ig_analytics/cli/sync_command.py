@@ -151,8 +151,10 @@ def run_sync(
             outcome = execute_linked_run(instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
         run_ids.append(outcome.run_id)
         if not outcome.success:
-            reason = (outcome.failures[-1] if outcome.failures else "").strip().splitlines() or ["see the Dagster UI"]
-            errors.append(f"{job_name} run {outcome.run_id} failed: {reason[0]}")
+            reason = (outcome.failures[0] if outcome.failures else "").strip().splitlines() or ["no error recorded"]
+            where = f" at {reason[0]}" if reason[0].startswith("step ") else f": {reason[0]}"
+            errors.append(f"{job_name} run {outcome.run_id} failed{where} (the run's page in the Dagster UI, "
+                          "`ig-analytics ui`, has the whole error)")
 
     if sync_type in ("full", "media"):
         # --since reaching further back than the default window widens it (posts older than 30 days get one

@@ -116,6 +116,25 @@ def execute_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_confi
         result = execute_run(recon_job, run, instance, raise_on_error=False)
     finally:
         event_batches.flush(instance.event_log_storage)
-    failures = [] if result.success else [
-        e.message for e in result.all_events if (e.is_step_failure or e.is_failure) and e.message]
-    return RunOutcome(run.run_id, result.success, failures)
+    if result.success:
+        return RunOutcome(run.run_id, True, [])
+    # what failed and why first (the step's own error, not Dagster's "Execution of step X failed"), then the run's
+    failures = [f"step {e.step_key}: {step_error_text(e.event_specific_data.error)}"
+                for e in result.all_events if e.is_step_failure and e.event_specific_data.error]
+    failures += [e.message for e in result.all_events if e.is_failure and e.message]
+    return RunOutcome(run.run_id, False, failures)
+
+
+def step_error_text(error) -> str:
+    """The first line of the error a step raised, without Dagster's wrappers around user code and without the
+    exception's module path: what the user can act on."""
+    while error.cause is not None and error.cls_name in _DAGSTER_WRAPPERS:
+        error = error.cause
+    first = (error.message or "").strip().splitlines() or [error.cls_name or "unknown error"]
+    head, sep, rest = first[0].partition(": ")
+    return rest if sep and " " not in head and rest else first[0]
+
+
+# exceptions Dagster raises around the user's exception (its message names the op, its cause says why)
+_DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
+                     "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"}
