@@ -200,3 +200,38 @@ def test_a_partition_that_has_not_started_is_refused_before_any_call(engine, san
                             "(SELECT count(*) FROM instagram.account_insights_daily), "
                             "(SELECT count(*) FROM instagram.audience_demographics)")
     assert counts == [(0, 0, 0, 0)]
+
+
+def test_a_metric_a_post_rejected_is_not_asked_again_under_the_same_version(engine, ig_home, monkeypatch):
+    """Some posts reject a metric at every capture (code 100 naming it; ~5 % of images reject `shares`). The
+    first capture learns it; the next ones ask without it: no failed item, no re-ask, the same values stored."""
+    world = SandboxWorld([AccountSpec("17841400000000001", "photo_shop", followers=4000, posts=40, posts_per_day=2.0)],
+                         seed=7, now=SANDBOX_NOW)
+    account = world.accounts[0]
+    window_start = SANDBOX_NOW - timedelta(days=29)
+    rejecting = {m.media_id: set(m.rejects) for m in account.history
+                 if m.rejects and not m.pre_conversion and m.published_at >= window_start}
+    assert rejecting  # the world has such posts (the sandbox guarantees one image among 8)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        assert materialize_media(hour_key(SANDBOX_NOW), refresh_all=True).success
+        first_errors = [r for r in server.request_log if r.batch_item and r.status >= 400]
+        server.reset_log()
+        world.clock.advance(timedelta(hours=1))
+        assert materialize_media(hour_key(SANDBOX_NOW + timedelta(hours=1)), refresh_all=True).success
+        second = list(server.request_log)
+    learnt = dict(_table(engine, "SELECT media_id, rejected_metrics FROM instagram.media"
+                                 " WHERE rejected_metrics IS NOT NULL"))
+    assert {k: set(v) for k, v in learnt.items()} == rejecting
+    assert len(first_errors) == len(rejecting)  # learnt from one failed item each
+    assert not [r for r in second if r.status >= 400]  # then never asked again
+    asked = {r.path.split("/")[1]: r.params.get("metric", "") for r in second if r.path.endswith("/insights")}
+    for media_id, metrics in rejecting.items():
+        assert media_id in asked and not metrics & set(asked[media_id].split(",")), (media_id, asked.get(media_id))
+    # the values stored are the same as with a re-ask: the rejected metric NULL, the others measured
+    captured = _table(engine, "SELECT media_id, captured_at, shares, reach FROM instagram.media_insights_snapshots"
+                              " WHERE media_id = ANY(:ids) ORDER BY 1, 2", ids=list(rejecting))
+    assert len(captured) == 2 * len(rejecting)
+    assert all(reach is not None for *_, reach in captured)
+    assert all(shares is None for media_id, _, shares, _ in captured if "shares" in rejecting[media_id])

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -230,9 +230,12 @@ class AccountApi:
             found.extend(m for m in stories if m.media_id not in seen)
         return found
 
-    def media_insights(self, media: Sequence[Media]) -> dict[str, dict[str, int | float | None]]:
+    def media_insights(self, media: Sequence[Media], known_rejections: Mapping[str, Collection[str]] | None = None,
+                       ) -> dict[str, dict[str, int | float | None]]:
         """Lifetime insights of each post, by batch (50 posts per HTTP request).
 
+        ``known_rejections``: media_id -> metrics that post rejected before under this version (remembered by the
+        caller from ``stats.dropped_metrics``): not asked, so the post costs one item, not a failure and a retry.
         Result: media_id -> {normalized metric: value or None}; skipped posts are absent (see stats.skipped).
         """
         catalogue = self._client.catalogue
@@ -242,6 +245,8 @@ class AccountApi:
             if post.media_id in results:
                 continue
             metrics = list(catalogue.media_metrics_for(post.media_product_type, post.media_type))
+            rejected = (known_rejections or {}).get(post.media_id, ())
+            metrics = [m for m in metrics if m not in rejected] or metrics  # all rejected: ask again, learn anew
             results[post.media_id] = {normalize_media_metric(m): None for m in metrics}
             items.append(RoundItem(key=post.media_id, path=f"{post.media_id}/insights", metrics=metrics))
 

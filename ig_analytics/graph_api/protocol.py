@@ -6,7 +6,7 @@ against these, so a fake (tests) or another client can stand in, and a renamed o
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Collection, Mapping, Protocol, Sequence, runtime_checkable
 
 from ig_analytics.graph_api.models import AccountDay, CallStats, Media, Profile
 
@@ -24,7 +24,8 @@ class InsightsApi(Protocol):
 
     def list_media(self, published_since: datetime, include_stories: bool = True) -> list[Media]: ...
 
-    def media_insights(self, media: Sequence[Media]) -> dict[str, dict[str, int | float | None]]: ...
+    def media_insights(self, media: Sequence[Media], known_rejections: Mapping[str, Collection[str]] | None = None,
+                       ) -> dict[str, dict[str, int | float | None]]: ...
 
     # raw calls, for the calls built on them (graph_api/demographics.py, graph_api/follows.py)
     def get(self, path: str, params: dict[str, str], *, endpoint: str | None = None,

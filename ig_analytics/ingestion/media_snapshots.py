@@ -99,7 +99,10 @@ def _media_row(item: Media, now: datetime) -> tuple:
     )
 
 
-def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since: datetime) -> tuple[dict, set]:
+def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since: datetime,
+                   api_version: str) -> tuple[dict, set, dict]:
+    """Per post of the account: its newest capture, whether its insights can never be read, and the metrics it
+    rejected under this API version."""
     with engine.connect() as conn:
         last = conn.execute(
             sa.text(
@@ -115,7 +118,14 @@ def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since:
             ),
             {"id": ig_user_id},
         ).all()
-    return {row[0]: row[1] for row in last}, {row[0] for row in unavailable}
+        rejected = conn.execute(
+            sa.text(
+                "SELECT media_id, rejected_metrics FROM instagram.media WHERE ig_user_id = :id"
+                " AND rejected_metrics IS NOT NULL AND rejected_metrics_api_version = :v"
+            ),
+            {"id": ig_user_id, "v": api_version},
+        ).all()
+    return {row[0]: row[1] for row in last}, {row[0] for row in unavailable}, {row[0]: set(row[1]) for row in rejected}
 
 
 def sync_media(
@@ -128,13 +138,18 @@ def sync_media(
     media = [m for m in api.list_media(published_since=window_start, include_stories=True) if m.published_at < slot_end]
     values_by_id: dict[str, dict] = {}
     permanently_unavailable: list[tuple[str, str]] = []
+    newly_rejected: dict[str, set[str]] = {}
     if capture_snapshots:
-        last_capture, unavailable = _capture_state(engine, ig_user_id, slot_start, window_start)
+        last_capture, unavailable, known_rejections = _capture_state(engine, ig_user_id, slot_start, window_start,
+                                                                     api_version)
         due = due_for_capture(media, last_capture, unavailable, slot_start, slot_end, policy, refresh_all)
         result.due = len(due)
-        skipped_before = len(api.stats.skipped)
+        skipped_before, dropped_before = len(api.stats.skipped), len(api.stats.dropped_metrics)
         if due:
-            values_by_id = api.media_insights(due)
+            values_by_id = api.media_insights(due, known_rejections)
+        for media_id, metric in api.stats.dropped_metrics[dropped_before:]:
+            if media_id is not None:
+                newly_rejected.setdefault(media_id, set()).add(metric)
         for item in api.stats.skipped[skipped_before:]:
             result.skipped += 1
             if item.subcode in PERMANENTLY_UNAVAILABLE_SUBCODES:
@@ -153,7 +168,24 @@ def sync_media(
             (_snapshot_row(by_id[mid], values, slot_start, now, api_version) for mid, values in values_by_id.items() if mid in by_id),
         )  # merge rule: a metric missing this time (e.g. another API version) keeps the slot's measured value
         _mark_unavailable(conn, permanently_unavailable)
+        _remember_rejections(conn, newly_rejected, api_version)
     return result
+
+
+def _remember_rejections(conn, rejected: dict[str, set[str]], api_version: str) -> None:
+    """Add the metrics each post rejected in this capture to those it rejected before under the same version
+    (another version's list is replaced: it may serve what the old one did not)."""
+    if not rejected:
+        return
+    conn.execute(
+        sa.text(
+            "UPDATE instagram.media m SET rejected_metrics = ARRAY(SELECT DISTINCT x FROM unnest("
+            "  CASE WHEN m.rejected_metrics_api_version = :v THEN m.rejected_metrics ELSE '{}' END"
+            "  || CAST(:metrics AS text[])) AS x ORDER BY x),"
+            " rejected_metrics_api_version = :v WHERE m.media_id = :id"
+        ),
+        [{"id": media_id, "metrics": sorted(metrics), "v": api_version} for media_id, metrics in rejected.items()],
+    )
 
 
 def _mark_unavailable(conn, items: Iterable[tuple[str, str]]) -> None:

@@ -102,6 +102,8 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('like_count', 'bigint', 'likes at the last listing (object field; hidden counts stay NULL)'),
         Column('comments_count', 'bigint', 'comments at the last listing (object field)'),
         Column('insights_unavailable_reason', 'text', 'set when insights can never be read (posted before the business conversion, subcode 2108006): not asked again'),
+        Column('rejected_metrics', 'text[]', 'metrics the API rejected for this post (code 100 naming them) under `rejected_metrics_api_version`: later captures with that version ask without them'),
+        Column('rejected_metrics_api_version', 'text', 'the Graph API version `rejected_metrics` was learnt under; another version asks every metric again'),
         Column('first_seen_at', 'timestamptz', 'when a sync first listed the post'),
         Column('updated_at', 'timestamptz', 'when a listed value last changed'),
     ]),
