@@ -25,6 +25,9 @@ EXPECTED = {
                   "writes.speedup.insert", "writes.split.encode_seconds", "writes.split.server_seconds"],
     "scale": ["scale.N3.cold.seconds", "scale.N3.cold.calls", "scale.N10.cold.seconds", "scale.N10.steady.calls",
               "scale.N10.peak_rss", "scale.N10.rss_growth"],
+    "hourly_job": ["hourly_job.N5.first_hour.seconds", "hourly_job.N5.first_hour.peak_rss",
+                   "hourly_job.N5.first_hour.step.media_and_snapshots", "hourly_job.N5.next_hour.seconds",
+                   "hourly_job.N5.next_hour.peak_rss", "hourly_job.N5.next_hour.events"],
     "analytics": ["analytics.snapshots", "analytics.media_engagement.seconds", "analytics.trending_posts.seconds",
                   "analytics.best_posting_times.seconds", "analytics.total.seconds"],
     "orchestration": ["cli.sync.seconds", "cli.sync.runs", "cli.sync.events", "direct.seconds", "direct.api_only.seconds",
@@ -59,6 +62,27 @@ def test_shard_mode_captures_every_account_in_each_run():
     for run in ("S2.cold", "S2.steady", "S1.steady"):
         assert results[f"shards.N12.{run}.accounts_captured"] == 12, proc.stdout
         assert 0 < results[f"shards.N12.{run}.peak_rss_per_run"] < 2000, proc.stdout
+
+
+def test_hourly_job_mode_runs_every_step_for_every_account():
+    """benchmarks.hourly_job: the whole media_sync_job in a run worker process, both hours, every account captured
+    (counted in instagram.sync_runs), and media_engagement written for exactly the posts captured in the slot."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.hourly_job", "--accounts", "4", "--posts", "20"],
+                          cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = _results(proc.stdout)
+    steps = ("media_and_snapshots", "media_engagement", "trending_posts", "account_engagement_daily",
+             "best_posting_times")
+    for hour in ("first_hour", "next_hour"):
+        r = {key.split(f"hourly_job.N4.{hour}.", 1)[1]: v for key, v in results.items()
+             if key.startswith(f"hourly_job.N4.{hour}.")}
+        assert r["accounts_captured"] == 4, proc.stdout
+        assert all(f"step.{step}" in r for step in steps), proc.stdout
+        assert r["rows.media_engagement"] == r["posts_captured"] > 0, proc.stdout
+        assert r["events"] > 0 and 0 < r["peak_rss"] < 2000, proc.stdout
+    first = "hourly_job.N4.first_hour."
+    assert results[first + "posts_captured"] >= 0.9 * results[first + "posts_in_window"], proc.stdout
+    assert results["hourly_job.N4.next_hour.posts_captured"] < results[first + "posts_captured"], proc.stdout
 
 
 def test_run_all_script_exists_and_knows_every_benchmark():
