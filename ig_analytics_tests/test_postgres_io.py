@@ -3,7 +3,8 @@ upsert, one transaction per slice, column and type checks, and loading a partiti
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from datetime import date, datetime, timezone
 
 import dagster as dg
 import pandas as pd
@@ -254,3 +255,91 @@ def test_load_input_returns_the_partition_slice_and_only_the_named_columns(engin
     with pytest.raises(Exception) as caught:
         _run([upstream, wrong], "2026-01-02-11:00", selection=[wrong])
     assert "column(s) ['nope'] are not columns of instagram.test_hourly_scores" in _cause(caught.value)
+
+
+# ---- the COPY encoding: every kind of value round-trips exactly, in both write paths ---------------------------
+
+EDGES = user_table("test_edges", [
+    Column("id", "text", "key", key=True),
+    Column("label", "text", "text with COPY's special characters"),
+    Column("count", "bigint", "nullable integer"),
+    Column("share", "double precision", "float"),
+    Column("flag", "boolean", "nullable boolean"),
+    Column("at", "timestamptz", "instant"),
+    Column("day", "date", "date"),
+    Column("extra", "jsonb", "json"),
+], mode="replace")
+
+
+LABELS = ["tab\there", "new\nline", "back\\slash", "cr\rhere", "\\N", "", None]
+COUNTS = [1, None, -5, 2**62, 0, None, 7]
+SHARES = [0.1, None, None, -0.0, 1e300, 1 / 3, 0.0]
+FLAGS = [True, False, None, True, None, False, True]
+# Paris wall-clock times; stored as these UTC instants (2026-07-01 01:30 CEST is June 30 in UTC)
+TIMES = ["2026-01-02 10:00:00.123456", None, "2026-06-30 23:59:59", "2026-07-01 01:30", "2026-10-25 12:00",
+         "2026-01-01", "2026-01-01"]
+UTC_TIMES = [datetime(2026, 1, 2, 9, 0, 0, 123456, timezone.utc), None,
+             datetime(2026, 6, 30, 21, 59, 59, tzinfo=timezone.utc),
+             datetime(2026, 6, 30, 23, 30, tzinfo=timezone.utc), datetime(2026, 10, 25, 11, tzinfo=timezone.utc),
+             datetime(2025, 12, 31, 23, tzinfo=timezone.utc), datetime(2025, 12, 31, 23, tzinfo=timezone.utc)]
+DATES = [date(2026, 1, 2), None, date(1999, 12, 31), date(2026, 2, 28), None, date(2026, 3, 1), date(2026, 1, 2)]
+EXTRAS = [{"k": "v\tw", "n": [1, 2]}, None, [], {"quote": "\"\\"}, None, {"x": None}, ["é"]]
+
+
+def _edges_frame(day_kind: str) -> pd.DataFrame:
+    days = {"date": DATES, "datetime64": pd.to_datetime(DATES),
+            "datetime64 Paris": pd.to_datetime(DATES).tz_localize("Europe/Paris")}[day_kind]  # Paris's dates
+    return pd.DataFrame({
+        "id": list("abcdefg"),
+        "label": LABELS,
+        "count": pd.array(COUNTS, dtype="Int64"),
+        "share": [float("nan") if v is None else v for v in SHARES],
+        "flag": pd.array(FLAGS, dtype="boolean"),
+        "at": pd.to_datetime(TIMES, format="ISO8601").tz_localize("Europe/Paris"),
+        "day": days,
+        "extra": EXTRAS,
+    })
+
+
+@pytest.mark.parametrize("mode", ["replace", "upsert"])
+@pytest.mark.parametrize("day_kind", ["date", "datetime64", "datetime64 Paris"])
+def test_every_kind_of_value_round_trips_exactly(engine, ig_home, mode, day_kind):
+    """NaN and None are NULL, NA in Int64 and boolean too; "" and the text \\N are not; tabs, newlines, CRs and
+    backslashes survive; a Paris timestamp is stored as its instant; -0.0 keeps its sign; jsonb as given."""
+    frame = _edges_frame(day_kind)  # jsonb: dicts and lists (a str is written as given by upsert)
+
+    @dg.asset(name="test_edges", io_manager_key="postgres_io", metadata={**EDGES, **write_metadata(mode)})
+    def edges():
+        return frame
+
+    _run([edges])
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(sa.text(
+            'SELECT label, count, share, flag, "at", day, extra FROM instagram.test_edges ORDER BY id'))]
+    assert got == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
+    assert [math.copysign(1, got[i][2]) for i in (3, 6)] == [-1, 1]  # -0.0 == 0.0: signs checked apart
+
+
+def test_an_upsert_of_several_chunks_writes_every_row(engine, ig_home):
+    from ig_analytics.storage import db
+
+    n = db.CHUNK_ROWS * 2 + 17
+    frame = pd.DataFrame({"ig_user_id": [f"u{i:06d}" for i in range(n)], "hour_start": [ts(2026, 1, 2, 10)] * n,
+                          "score": pd.array([i if i % 3 else None for i in range(n)], dtype="Int64"),
+                          "share": [i / 7 for i in range(n)]})
+    table = user_table("test_chunks", [Column("ig_user_id", "text", "k", key=True),
+                                       Column("hour_start", "timestamptz", "k", key=True),
+                                       Column("score", "bigint", "n"), Column("share", "double precision", "x")],
+                       mode="upsert")
+
+    @dg.asset(name="test_chunks", io_manager_key="postgres_io", metadata=table)
+    def chunks():
+        return frame
+
+    _run([chunks])
+    _run([chunks])  # the second write merges onto the first: still one row per key
+    with engine.connect() as conn:
+        count, nulls, total, shares = conn.execute(sa.text(
+            "SELECT count(*), count(*) - count(score), sum(score), sum(share) FROM instagram.test_chunks")).one()
+    assert count == n and nulls == sum(1 for i in range(n) if i % 3 == 0)
+    assert total == sum(i for i in range(n) if i % 3) and shares == pytest.approx(sum(i / 7 for i in range(n)))

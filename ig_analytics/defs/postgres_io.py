@@ -9,6 +9,9 @@ narrower window a :class:`Rows` names; the whole table for an unpartitioned asse
 is a programming error. Mode ``replace`` deletes the slice's rows the output no longer has (derived tables);
 ``upsert`` keeps them. Columns and types are checked against ``storage/tables.py`` (a user's table: against the
 asset's declared column schema, and the table is created from it when missing).
+
+The checks and the COPY text are computed column by column (``analytics._common.copy_chunks``), never row by
+row in Python: the write costs about what the plain COPY it wraps costs (BENCHMARKS.md, section 4b).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from ig_analytics.analytics._common import copy_frame, frame_rows, read_frame
+from ig_analytics.analytics._common import copy_chunks, copy_frame, read_frame
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import db
 from ig_analytics.storage.merge_rules import MERGE_RULES
@@ -112,26 +115,40 @@ def _check_columns(table: _Table, frame: pd.DataFrame, asset: str) -> None:
         series = frame[column]
         if series.isna().all():
             continue
-        kind, pg = series.dtype.kind, table.types[column]
-        ok = {
-            "timestamptz": isinstance(series.dtype, pd.DatetimeTZDtype),
-            "date": kind == "M" or (kind == "O" and series.dropna().map(lambda v: isinstance(v, date)).all()),
-            "boolean": kind == "b" or str(series.dtype) == "boolean",
-        }.get(pg)
-        if ok is None and pg in _INTEGER:
-            values = series.dropna()
-            ok = kind in "iu" or (kind == "f" and bool((values == values.round()).all()))
-        elif ok is None and pg in _FLOAT:
-            ok = kind in "iuf"
-        elif ok is None:
-            ok = kind == "O" or pd.api.types.is_string_dtype(series.dtype)  # text, jsonb, arrays
-        if not ok:
+        pg = table.types[column]
+        if not _type_ok(series, pg):
             raise TypeError(f"asset {asset}: column {column} of instagram.{table.name} is {pg}, the rows give "
                             f"{series.dtype}")
     if frame[list(table.key)].isna().any().any():
         raise ValueError(f"asset {asset}: a key column of instagram.{table.name} is NULL")
     if frame.duplicated(subset=list(table.key)).any():
         raise ValueError(f"asset {asset}: the rows repeat a key of instagram.{table.name} {table.key}")
+
+
+def _type_ok(series: pd.Series, pg: str) -> bool:
+    """Whether the column's values fit PostgreSQL type ``pg``; only that type's check runs (vectorised)."""
+    kind = series.dtype.kind
+    if pg == "timestamptz":
+        return isinstance(series.dtype, pd.DatetimeTZDtype)
+    if pg == "date":
+        return kind == "M" or (kind == "O" and _all_dates(series))
+    if pg == "boolean":
+        return kind == "b" or str(series.dtype) == "boolean"
+    if pg in _INTEGER:
+        if kind == "f":
+            values = series.dropna()
+            return bool((values == values.round()).all())
+        return kind in "iu"
+    if pg in _FLOAT:
+        return kind in "iuf"
+    return kind == "O" or pd.api.types.is_string_dtype(series.dtype)  # text, jsonb, arrays
+
+
+def _all_dates(series: pd.Series) -> bool:
+    """Every non-null value is a date (or datetime): pandas' C type inference, then one by one when it is mixed."""
+    if pd.api.types.infer_dtype(series, skipna=True) in ("date", "datetime"):
+        return True
+    return bool(series.dropna().map(lambda v: isinstance(v, date)).all())
 
 
 def _bounds(table: _Table, column: str, window: dg.TimeWindow) -> tuple[Any, Any]:
@@ -143,9 +160,12 @@ def _bounds(table: _Table, column: str, window: dg.TimeWindow) -> tuple[Any, Any
 def _check_slice(table: _Table, frame: pd.DataFrame, column: str, window: dg.TimeWindow, asset: str) -> None:
     start, end = _bounds(table, column, window)
     values = frame[column]
-    if table.types[column] == "date":
-        values = pd.to_datetime(values).dt.date
-        outside = ~values.map(lambda d: start <= d < end)
+    if table.types[column] == "date":  # compared as midnights, vectorised; NaT is outside
+        days = pd.to_datetime(values)
+        if isinstance(days.dtype, pd.DatetimeTZDtype):
+            days = days.dt.tz_localize(None)  # its wall-clock date, as date() would give
+        days = days.dt.normalize()
+        outside = ~((days >= pd.Timestamp(start)) & (days < pd.Timestamp(end)))
     else:
         outside = (values < pd.Timestamp(start)) | (values >= pd.Timestamp(end))
     if outside.any():
@@ -161,15 +181,13 @@ def _create_user_table(conn, table: _Table) -> None:
     conn.execute(sa.text(f'CREATE TABLE IF NOT EXISTS {db.SCHEMA}."{table.name}" ({columns}, PRIMARY KEY ({key}))'))
 
 
-def _copy_ready(table: _Table, frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for column in out.columns:
-        pg = table.types[column]
-        if pg == "date" and out[column].dtype.kind == "M":
-            out[column] = out[column].dt.date
-        elif pg in _INTEGER and out[column].dtype.kind == "f":
-            out[column] = out[column].round().astype("Int64")
-    return out
+def _copy_ready(table: _Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with whole-number floats of integer columns as integers (a new frame only then), and its
+    datetime64 columns that are dates (the COPY encoder writes them as dates: no per-row conversion)."""
+    floats = [c for c in frame.columns if table.types[c] in _INTEGER and frame[c].dtype.kind == "f"]
+    if floats:
+        frame = frame.assign(**{c: frame[c].round().astype("Int64") for c in floats})
+    return frame, [c for c in frame.columns if table.types[c] == "date" and frame[c].dtype.kind == "M"]
 
 
 class PostgresTableIOManager(dg.ConfigurableIOManager):
@@ -212,7 +230,7 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         if mode == "replace" and table.name in MERGE_RULES:
             raise ValueError(f"asset {asset}: instagram.{table.name} holds measured values (a merge rule): it is "
                              "upserted, never replaced")
-        frame = _copy_ready(table, frame)
+        frame, dates = _copy_ready(table, frame)
         columns = list(frame.columns)
         deleted = 0
         with self.database.engine().begin() as conn:  # one transaction per written slice
@@ -225,15 +243,18 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
                     params = dict(zip(("start", "end"), _bounds(table, slice_column, window)))
                 deleted = conn.execute(
                     sa.text(f'DELETE FROM {db.SCHEMA}."{table.name}" WHERE {where}'), params).rowcount
-            if mode == "replace":  # the slice is empty now: a plain COPY, encoded by pandas
-                written = copy_frame(conn, table.name, frame, [c for c in columns if table.types[c] == "jsonb"])
-            elif table.name in MERGE_RULES:
-                written = db.bulk_upsert(conn, table.name, columns, frame_rows(frame, columns))
-            else:
-                keep = set(_plain(metadata.get(KEEP_WHEN_UNCHANGED)) or ())
-                changes = [c for c in columns if c not in table.key and c not in keep] if keep else []
-                written = db.bulk_upsert(conn, table.name, columns, frame_rows(frame, columns), list(table.key),
-                                         only_if_changed=changes)
+            if mode == "replace":  # the slice is empty now: a plain COPY
+                json_columns = [c for c in columns if table.types[c] == "jsonb"]
+                written = copy_frame(conn, table.name, frame, json_columns, dates)
+            else:  # encoded column by column (dicts and lists as JSON, as bulk_upsert does), chunk by chunk
+                rows = db.CopyChunks(copy_chunks(frame, date_columns=dates, chunk_rows=db.CHUNK_ROWS))
+                if table.name in MERGE_RULES:
+                    written = db.bulk_upsert(conn, table.name, columns, rows)
+                else:
+                    keep = set(_plain(metadata.get(KEEP_WHEN_UNCHANGED)) or ())
+                    changes = [c for c in columns if c not in table.key and c not in keep] if keep else []
+                    written = db.bulk_upsert(conn, table.name, columns, rows, list(table.key),
+                                             only_if_changed=changes)
         out = {
             "rows_written": dg.MetadataValue.int(written),
             "table": dg.MetadataValue.text(f"{db.SCHEMA}.{table.name}"),

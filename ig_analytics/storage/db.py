@@ -205,7 +205,18 @@ def _encode_chunk(rows: list[Sequence[Any]]) -> str:
     return "".join(["\t".join(map(_text_cell, row)) + "\n" for row in rows])
 
 
-def _encoded_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, int]]:
+class CopyChunks:
+    """Rows already encoded as COPY text (e.g. by pandas, column by column): an iterable of (text, rows) pairs of
+    at most CHUNK_ROWS lines each; pass it as ``rows`` to the writes below."""
+
+    def __init__(self, chunks: Iterable[tuple[str, int]]) -> None:
+        self.chunks = chunks
+
+
+def _encoded_chunks(rows: Iterable[Sequence[Any]] | CopyChunks) -> Iterator[tuple[str, int]]:
+    if isinstance(rows, CopyChunks):
+        yield from rows.chunks
+        return
     it = iter(rows)
     while chunk := list(islice(it, CHUNK_ROWS)):
         yield _encode_chunk(chunk), len(chunk)
