@@ -343,3 +343,23 @@ def test_an_upsert_of_several_chunks_writes_every_row(engine, ig_home):
             "SELECT count(*), count(*) - count(score), sum(score), sum(share) FROM instagram.test_chunks")).one()
     assert count == n and nulls == sum(1 for i in range(n) if i % 3 == 0)
     assert total == sum(i for i in range(n) if i % 3) and shares == pytest.approx(sum(i / 7 for i in range(n)))
+
+
+def test_a_partition_the_definition_does_not_have_yet_is_a_sentence_not_a_check_error(engine, ig_home):
+    """A GraphQL launch can tag a run with next hour's key; Dagster then finds no key range for it. The IO manager
+    says so in words, for an output and for an input, and writes nothing."""
+    future = "2099-01-01-00:00"
+    io = PostgresTableIOManager(database=AnalyticsDatabase())
+    frame = pd.DataFrame({"ig_user_id": ["A"], "hour_start": [ts(2099, 1, 1)], "score": [1], "share": [0.5]})
+    out = dg.build_output_context(asset_key=dg.AssetKey("test_hourly_scores"), partition_key=future,
+                                  asset_partitions_def=HOURS, definition_metadata=SCORES)
+    with pytest.raises(ValueError, match="not a partition of this asset \\(yet\\)"):
+        io.handle_output(out, frame)
+    upstream = dg.build_output_context(asset_key=dg.AssetKey("test_hourly_scores"), definition_metadata=SCORES)
+    load = dg.build_input_context(name="scores", asset_key=dg.AssetKey("test_hourly_scores"), partition_key=future,
+                                  asset_partitions_def=HOURS, upstream_output=upstream)
+    with pytest.raises(ValueError, match="not a partition of this asset \\(yet\\)"):
+        io.load_input(load)
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT to_regclass('instagram.test_hourly_scores') IS NOT NULL")).scalar_one()
+    assert not exists or not _stored(engine)

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import dagster._check as check
 import pandas as pd
 import sqlalchemy as sa
 
@@ -157,6 +158,16 @@ def _bounds(table: _Table, column: str, window: dg.TimeWindow) -> tuple[Any, Any
     return window.start, window.end
 
 
+def _partition_window(context: dg.OutputContext | dg.InputContext, what: str) -> dg.TimeWindow:
+    """The partitions' time window, or a sentence when the run's partition key is not one the definition has:
+    Dagster accepts a launch tagged with a future partition, then finds no key range here."""
+    try:
+        return context.asset_partitions_time_window
+    except check.CheckError:
+        raise ValueError(f"{what}: the run's partition is not a partition of this asset (yet): time partitions "
+                         "exist from their start on; launch one that has begun") from None
+
+
 def _check_slice(table: _Table, frame: pd.DataFrame, column: str, window: dg.TimeWindow, asset: str) -> None:
     start, end = _bounds(table, column, window)
     values = frame[column]
@@ -213,7 +224,7 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             if not slice_column:
                 raise ValueError(f"asset {asset} is partitioned: declare its slice column (write_metadata)")
-            partition_window = context.asset_partitions_time_window
+            partition_window = _partition_window(context, f"asset {asset}")
             if window is None:
                 window = partition_window
             elif window.start < partition_window.start or window.end > partition_window.end:
@@ -282,7 +293,7 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
             slice_column = _plain(metadata.get(SLICE_COLUMN))
             if not slice_column:
                 raise ValueError(f"input {context.name}: {asset} declares no slice column to select a partition by")
-            start, end = _bounds(table, slice_column, context.asset_partitions_time_window)
+            start, end = _bounds(table, slice_column, _partition_window(context, f"input {context.name}"))
             where = f'"{slice_column}" >= %(start)s AND "{slice_column}" < %(end)s'
             params = {"start": start, "end": end}
         select = ", ".join(f'"{c}"' for c in wanted)
