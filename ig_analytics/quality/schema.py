@@ -20,9 +20,9 @@ def column_schema_diff(conn: Connection, table: str, expected: Mapping[str, str]
     extra columns pass and are listed (the contract welcomes more columns; bookkeeping columns such as
     media.first_seen_at are not declared)."""
     schema, name = table.split(".", 1)
-    actual = {r[0]: r[1] for r in conn.execute(sa.text(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s AND table_name = :t"),
-        {"s": schema, "t": name})}
+    actual = {r[0]: (r[2].lstrip("_") + "[]" if r[1] == "ARRAY" else r[1]) for r in conn.execute(sa.text(
+        "SELECT column_name, data_type, udt_name FROM information_schema.columns"
+        " WHERE table_schema = :s AND table_name = :t"), {"s": schema, "t": name})}  # arrays: '_text' -> 'text[]'
     want = {column: _PG_TYPES.get(kind, kind) for column, kind in expected.items()}
     missing = sorted(set(want) - set(actual))
     retyped = {c: {"expected": want[c], "actual": actual[c]} for c in want if c in actual and actual[c] != want[c]}
