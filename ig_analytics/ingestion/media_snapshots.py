@@ -111,21 +111,18 @@ def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since:
             ),
             {"id": ig_user_id, "slot": slot_start, "since": since},
         ).all()
-        unavailable = conn.execute(
+        remembered = conn.execute(  # one read of what earlier captures learnt about the account's posts
             sa.text(
-                "SELECT media_id FROM instagram.media WHERE ig_user_id = :id"
-                " AND insights_unavailable_reason IS NOT NULL"
-            ),
-            {"id": ig_user_id},
-        ).all()
-        rejected = conn.execute(
-            sa.text(
-                "SELECT media_id, rejected_metrics FROM instagram.media WHERE ig_user_id = :id"
-                " AND rejected_metrics IS NOT NULL AND rejected_metrics_api_version = :v"
+                "SELECT media_id, insights_unavailable_reason IS NOT NULL,"
+                " CASE WHEN rejected_metrics_api_version = :v THEN rejected_metrics END"
+                " FROM instagram.media WHERE ig_user_id = :id"
+                " AND (insights_unavailable_reason IS NOT NULL OR rejected_metrics IS NOT NULL)"
             ),
             {"id": ig_user_id, "v": api_version},
         ).all()
-    return {row[0]: row[1] for row in last}, {row[0] for row in unavailable}, {row[0]: set(row[1]) for row in rejected}
+    unavailable = {media_id for media_id, never, _ in remembered if never}
+    rejected = {media_id: set(metrics) for media_id, _, metrics in remembered if metrics}
+    return {row[0]: row[1] for row in last}, unavailable, rejected
 
 
 def sync_media(
