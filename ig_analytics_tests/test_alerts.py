@@ -102,6 +102,8 @@ def test_a_failing_run_posts_exactly_one_alert_without_the_token(webhook, engine
     assert len(webhook.posts) == 1
     text = webhook.posts[0]["text"]
     assert result.run_id in text and "failing_job" in text and "call_graph_api" in text
+    # the op's own error, not Dagster's "Error occurred while executing op" around it
+    assert "- step call_graph_api: GET https://graph.facebook.com/v25.0/me?" in text and "connection reset" in text
     assert TOKEN not in text and TOKEN not in json.dumps(_notifications(engine))
     assert _notifications(engine) == [("run_failed", f"run_failed:{result.run_id}", "sent")]
 

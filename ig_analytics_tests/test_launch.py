@@ -117,14 +117,16 @@ def test_a_prepared_instance_stores_what_a_plain_one_stores(engine, ig_home, mon
 def test_a_step_error_is_told_without_dagsters_wrappers_or_module_paths():
     from dagster._utils.error import SerializableErrorInfo
 
+    from ig_analytics.defs.step_errors import step_error_text
+
     def info(message, cls_name, cause=None):
         return SerializableErrorInfo(message=message, stack=[], cls_name=cls_name, cause=cause)
 
     cause = info("NotADirectoryError: [Errno 20] Not a directory: '/h/reports/1'\n", "NotADirectoryError")
     wrapped = info('dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op '
                    '"performance_reports":\n', "DagsterExecutionStepExecutionError", cause)
-    assert launch.step_error_text(wrapped) == "[Errno 20] Not a directory: '/h/reports/1'"
+    assert step_error_text(wrapped) == "[Errno 20] Not a directory: '/h/reports/1'"
     failure = info("dagster._core.definitions.events.Failure: Partition 2026-12-01 has not started yet.\n", "Failure")
-    assert launch.step_error_text(failure) == "Partition 2026-12-01 has not started yet."
+    assert step_error_text(failure) == "Partition 2026-12-01 has not started yet."
     plain = info("something broke: badly\n", "RuntimeError")  # no class prefix: kept whole
-    assert launch.step_error_text(plain) == "something broke: badly"
+    assert step_error_text(plain) == "something broke: badly"

@@ -22,6 +22,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from ig_analytics.defs import event_batches
+from ig_analytics.defs.step_errors import step_error_text
 
 DEFINITIONS_MODULE = "ig_analytics.definitions"
 LOCATION_NAME = "ig_analytics"  # workspace.yaml
@@ -124,17 +125,3 @@ def execute_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_confi
     failures += [e.message for e in result.all_events if e.is_failure and e.message]
     return RunOutcome(run.run_id, False, failures)
 
-
-def step_error_text(error) -> str:
-    """The first line of the error a step raised, without Dagster's wrappers around user code and without the
-    exception's module path: what the user can act on."""
-    while error.cause is not None and error.cls_name in _DAGSTER_WRAPPERS:
-        error = error.cause
-    first = (error.message or "").strip().splitlines() or [error.cls_name or "unknown error"]
-    head, sep, rest = first[0].partition(": ")
-    return rest if sep and " " not in head and rest else first[0]
-
-
-# exceptions Dagster raises around the user's exception (its message names the op, its cause says why)
-_DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
-                     "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"}

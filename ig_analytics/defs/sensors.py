@@ -21,6 +21,7 @@ import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
 from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.defs.step_errors import step_error_text
 from ig_analytics.redaction import redact
 
 RUN_FAILED_KIND = "run_failed"
@@ -73,7 +74,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, database: AnalyticsDa
     step_errors = []
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
-        step_errors.append((event.step_key or "?", error.message.strip() if error else "failed"))
+        step_errors.append((event.step_key or "?", step_error_text(error) if error else "failed"))
     failed_checks = _failed_error_checks(context.instance, run.run_id)
     text = run_failure_text(run, context.failure_event.message if context.failure_event else None, step_errors,
                             failed_checks)
