@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from ig_analytics.storage.db import COPY_ESCAPES, COPY_NULL
+
 # engagement of a snapshot row ``s`` (docs/product.md): total_interactions when reported, else the sum of the
 # parts, NULL parts counting as 0 only when at least one part is known.
 ENGAGEMENT_SQL = (
@@ -86,9 +88,7 @@ def frame_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
     return list(sub.itertuples(index=False, name=None))
 
 
-# COPY's text format: tab-separated, \N for NULL, backslash escapes in the values (storage/db.py writes the same).
-COPY_NULL = "\\N"
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# COPY's text format, as storage/db.py writes it: tab-separated, \N for NULL, backslash escapes in the values.
 _SPECIAL = ("\\", "\t", "\n", "\r")
 
 
@@ -98,7 +98,7 @@ def _escaped(texts: list) -> list:
     joined = "".join(present)
     if not any(ch in joined for ch in _SPECIAL):
         return texts
-    return [None if t is None else t.translate(_ESCAPES) for t in texts]
+    return [None if t is None else t.translate(COPY_ESCAPES) for t in texts]
 
 
 def _object_text(value: Any) -> str | None:

@@ -159,12 +159,12 @@ def migrate(engine: Engine) -> list[str]:
 # (see _run_chunks), so on two cores a large write costs about the server's time alone.
 
 CHUNK_ROWS = 10_000
-_NULL = "\\N"
+COPY_NULL = "\\N"
 # Cell types whose str() is their COPY text (escaping aside) and whose equal values have equal text, so one str()
 # per distinct value is enough. (Every timestamp column is timestamptz: equal instants are equal values.) Not
 # bool or float: True == 1 == 1.0 would share a text; they take the per-cell path.
 _MEMO_TYPES = frozenset({str, int, type(None), datetime, date})
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 class _TextMemo(dict):
@@ -177,10 +177,10 @@ class _TextMemo(dict):
 
 def _text_cell(value: Any) -> str:
     if value is None:
-        return _NULL
+        return COPY_NULL
     if isinstance(value, float):
         if math.isnan(value):
-            return _NULL
+            return COPY_NULL
         text = repr(value)
     elif isinstance(value, (dict, list)):
         text = json.dumps(value, separators=(",", ":"), default=str)
@@ -188,13 +188,13 @@ def _text_cell(value: Any) -> str:
         text = value.isoformat()
     else:
         text = str(value)
-    return text.translate(_ESCAPES)
+    return text.translate(COPY_ESCAPES)
 
 
 def _encode_chunk(rows: list[Sequence[Any]]) -> str:
     """COPY text of ``rows`` (one line each)."""
     if set(map(type, chain.from_iterable(rows))) <= _MEMO_TYPES:
-        cell = _TextMemo({None: _NULL}).__getitem__
+        cell = _TextMemo({None: COPY_NULL}).__getitem__
         text = "\n".join(["\t".join(map(cell, row)) for row in rows]) + "\n"
         # Valid unless a str cell holds a tab, newline, CR or backslash (it would need escaping) or a row has
         # another length: counted on the whole text at C speed; else the chunk is encoded cell by cell.
