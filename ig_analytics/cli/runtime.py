@@ -138,9 +138,9 @@ def _free_port(host: str) -> int:
 
 def _wait_for_code_server(proc: subprocess.Popen, host: str, port: int, timeout_s: float = 180.0) -> None:
     """Poll the code server until it answers (loading the definitions takes a few seconds on two cores)."""
-    from dagster._grpc.client import DagsterGrpcClient
+    from ig_analytics.defs.dagster_internals import grpc_client
 
-    client = DagsterGrpcClient(port=port, host=host)
+    client = grpc_client(host, port)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

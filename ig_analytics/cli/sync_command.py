@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
+from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
 from ig_analytics.storage import sync_runs
 from ig_analytics.terminal_text import printable

@@ -8,11 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterator, Sequence
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 from sqlalchemy.engine import Connection
 
+from ig_analytics.defs.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ig_analytics.defs.ingestion_assets import requested_accounts
 from ig_analytics.quality.result import CheckResult
 

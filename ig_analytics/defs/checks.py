@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 from sqlalchemy.engine import Connection
 
 from ig_analytics.constants import YOUNG_POST_HOURS
@@ -78,7 +77,7 @@ def check_group(name: str, partitions_def, checks: Sequence[CheckDef]) -> dg.Ass
                     continue
                 targets = latest_materializations(context.instance, c.key.asset_key, range_keys)
                 for key, r in evaluate_per_partition(conn, c.evaluate, scope, partitions_def, range_keys):
-                    yield AssetCheckEvaluation(
+                    yield dg.AssetCheckEvaluation(
                         asset_key=c.key.asset_key, check_name=c.name, passed=r.passed, severity=_severity(r),
                         metadata=r.metadata, description=r.description, blocking=c.blocking, partition=key,
                         target_materialization_data=targets.get(key))

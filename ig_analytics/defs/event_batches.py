@@ -24,13 +24,16 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
-from dagster import DagsterInvariantViolationError
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
-from dagster_shared.serdes import serialize_value
+from dagster import DagsterEventType, DagsterInvariantViolationError, EventLogEntry, serialize_value
 from psycopg2.extras import execute_values
+
+from ig_analytics.defs.dagster_internals import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    AssetCheckExecutionRecordStatus,
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 
 MAX_HELD = 1000  # check evaluations held at most (a range run of 1,000 partitions: one statement per check)
 _OURS = frozenset({

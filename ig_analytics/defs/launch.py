@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import dagster as dg
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.execution.api import execute_run
-from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from ig_analytics.defs import event_batches
+from ig_analytics.defs.dagster_internals import (
+    PARTITION_NAME_TAG,
+    InProcessCodeLocationOrigin,
+    LoadableTargetOrigin,
+    ReconstructableRepository,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+    execute_run,
+)
 from ig_analytics.defs.step_errors import step_error_text
 
 DEFINITIONS_MODULE = "ig_analytics.definitions"

@@ -23,11 +23,11 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-import dagster._check as check
 import pandas as pd
 import sqlalchemy as sa
 
 from ig_analytics.analytics._common import copy_chunks, copy_frame, read_frame
+from ig_analytics.defs.dagster_internals import CheckError
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import db
 from ig_analytics.storage.merge_rules import MERGE_RULES
@@ -163,7 +163,7 @@ def _partition_window(context: dg.OutputContext | dg.InputContext, what: str) ->
     Dagster accepts a launch tagged with a future partition, then finds no key range here."""
     try:
         return context.asset_partitions_time_window
-    except check.CheckError:
+    except CheckError:
         raise ValueError(f"{what}: the run's partition is not a partition of this asset (yet): time partitions "
                          "exist from their start on; launch one that has begun") from None
 

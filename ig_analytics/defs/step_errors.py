@@ -3,15 +3,16 @@ code raised, not the Dagster exception wrapped around it."""
 
 from __future__ import annotations
 
-from dagster._utils.error import SerializableErrorInfo
+from typing import Any
 
 # exceptions Dagster raises around the user's exception (its message names the op, its cause says why)
 _DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterExecutionHandleOutputError",
                      "DagsterExecutionLoadInputError", "DagsterResourceFunctionError"}
 
 
-def step_error_text(error: SerializableErrorInfo) -> str:
-    """The first line of the error a step raised, without Dagster's wrappers around user code and without the
+def step_error_text(error: Any) -> str:
+    """The first line of the error a step raised (a Dagster ``SerializableErrorInfo``: ``message``, ``cls_name``,
+    ``cause``; typed ``Any`` so as not to import its private module), without Dagster's wrappers around user code and without the
     exception's module path: what the user can act on."""
     while error.cause is not None and error.cls_name in _DAGSTER_WRAPPERS:
         error = error.cause
