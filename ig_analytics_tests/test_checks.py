@@ -5,7 +5,6 @@ last ones run checks through Dagster (partitioned, blocking, the hourly data-qua
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from time import sleep
 
 import dagster as dg
 import pytest
@@ -22,19 +21,14 @@ from ig_analytics_tests.ops_data import (
 )
 
 ERROR, WARN = Severity.ERROR, Severity.WARN
-HOUR_MARGIN = timedelta(seconds=60)  # far more than one test of this module takes, even under load
 
 
 def _read_clock() -> None:
-    """NOW and the scopes derived from it, read when each test starts (the SQL under test uses now(): a value
-    read at import goes stale when the hour rolls over during the suite). A test never starts within
-    HOUR_MARGIN of the next hour (or midnight): it waits for the new hour instead."""
+    """NOW and the scopes derived from it, set when each test starts: the middle of the last hour that has ended.
+    The rules take now from the scope and the tests' SQL from NOW, so an hour (or midnight) that rolls over
+    while a test runs changes nothing, and no test waits for one; the hour is a partition that exists."""
     global NOW, HOUR, TODAY, YESTERDAY, HOURLY, DAILY, UNPARTITIONED, PARTITION_OF
-    now = now_utc()
-    left = hour_floor(now) + timedelta(hours=1) - now
-    if left < HOUR_MARGIN:
-        sleep(left.total_seconds() + 1)
-        now = now_utc()
+    now = hour_floor(now_utc()) - timedelta(minutes=30)
     NOW, HOUR, TODAY = now, hour_floor(now), now.date()
     YESTERDAY = TODAY - timedelta(days=1)
     HOURLY = Scope(HOUR, HOUR + timedelta(hours=1), NOW)
@@ -93,8 +87,9 @@ def run_check(engine, name: str, scope: Scope | None = None) -> CheckResult:
 
 
 def execute(engine, sql: str, **params) -> None:
+    """Run ``sql`` with ``:now`` and ``:hour`` bound to the test's clock (the database's now() is not it)."""
     with engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
+        conn.execute(sa.text(sql), {"now": NOW, "hour": HOUR, **params})
 
 
 def test_every_check_passes_on_good_data(good):
@@ -112,35 +107,35 @@ VIOLATIONS = [
      " WHERE ig_user_id = '1001' AND date = CURRENT_DATE - 2", WARN),
     ("account_insights_complete", "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002'"
      " AND date = CURRENT_DATE - 2", ERROR),
-    ("media_valid", "UPDATE instagram.media SET published_at = now() + interval '3 days' WHERE media_id = 'P2'",
+    ("media_valid", "UPDATE instagram.media SET published_at = :now + interval '3 days' WHERE media_id = 'P2'",
      ERROR),
     ("media_valid", "UPDATE instagram.media SET like_count = -1 WHERE media_id = 'P1'", ERROR),
     ("snapshots_valid", "UPDATE instagram.media_insights_snapshots SET likes = -1 WHERE media_id = 'P1'"
-     " AND captured_at = date_trunc('hour', now())", ERROR),
-    ("snapshots_valid", "UPDATE instagram.media_insights_snapshots SET fetched_at = now() + interval '2 hours'"
-     " WHERE media_id = 'P1' AND captured_at = date_trunc('hour', now())", ERROR),
+     " AND captured_at = :hour", ERROR),
+    ("snapshots_valid", "UPDATE instagram.media_insights_snapshots SET fetched_at = :now + interval '2 hours'"
+     " WHERE media_id = 'P1' AND captured_at = :hour", ERROR),
     ("snapshots_reach_within_views", "UPDATE instagram.media_insights_snapshots SET reach = 999 WHERE media_id = 'P1'"
-     " AND captured_at = date_trunc('hour', now())", WARN),
+     " AND captured_at = :hour", WARN),
     ("snapshots_counters_monotonic", "UPDATE instagram.media_insights_snapshots SET likes = 5 WHERE media_id = 'P1'"
-     " AND captured_at = date_trunc('hour', now())", WARN),
+     " AND captured_at = :hour", WARN),
     ("snapshots_recent_complete", "DELETE FROM instagram.media_insights_snapshots", ERROR),
     ("snapshots_fresh", "DELETE FROM instagram.media_insights_snapshots WHERE media_id = 'P1'"
-     " AND captured_at > now() - interval '150 minutes'", ERROR),
+     " AND captured_at > :now - interval '150 minutes'", ERROR),
     ("media_engagement_valid", "UPDATE instagram.media_engagement SET share_rate = -1", ERROR),
     ("media_engagement_valid", "UPDATE instagram.media_engagement SET engagement_rate_reach = 30.0", ERROR),
     ("media_engagement_valid", "UPDATE instagram.media_engagement SET reach = 0", ERROR),
     ("media_engagement_rates_plausible", "UPDATE instagram.media_engagement SET like_rate = 130", WARN),
     ("trending_posts_valid", "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"
-     " VALUES ('1001', date_trunc('hour', now()), 2, 'P1', 1.0)", ERROR),
+     " VALUES ('1001', :hour, 2, 'P1', 1.0)", ERROR),
     ("trending_posts_valid", "UPDATE instagram.trending_posts SET score = 'NaN'", ERROR),
     ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET posts = -1", ERROR),
     ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET date = CURRENT_DATE + 5", ERROR),
     ("best_posting_times_valid", "UPDATE instagram.best_posting_times SET avg_engagement_rate_reach = -2", ERROR),
     ("performance_reports_valid", "UPDATE instagram.performance_reports SET report = report - 'trends'", ERROR),
-    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = now() - interval '1 day'"
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = :now - interval '1 day'"
      " WHERE ig_user_id = '1002'", ERROR),
     ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_ciphertext = NULL WHERE ig_user_id = '1002'", ERROR),
-    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days'"
+    ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = :now + interval '3 days'"
      " WHERE ig_user_id = '1002'", WARN),
     ("accounts_tokens_valid", "UPDATE instagram.accounts SET status = 'needs_reauth' WHERE ig_user_id = '1002'", ERROR),
 ]
@@ -154,17 +149,21 @@ def test_check_fails_on_violating_data(good, name, sql, severity):
     assert result.severity == severity
 
 
-def test_engagement_rate_by_reach_above_100_is_legitimate(good):
+def test_engagement_rate_by_reach_above_100_is_legitimate_but_a_like_rate_is_not(good):
+    # one account can comment many times (engagement and comments above reach), but like or save only once
     execute(good, "UPDATE instagram.media_engagement SET engagement = 75, engagement_rate_reach = 150.0,"
                   " comment_rate = 120.0")
     assert run_check(good, "media_engagement_valid").passed
     assert run_check(good, "media_engagement_rates_plausible").passed
+    execute(good, "UPDATE instagram.media_engagement SET like_rate = 101.0")
+    result = run_check(good, "media_engagement_rates_plausible")
+    assert not result.passed and result.severity == WARN, result.metadata
 
 
 def test_small_counter_drops_are_tolerated_as_revisions(good):
     # 10 -> 9 likes (an unlike) and reach 50 -> 49.5 % ... within 2 units / 2 %
     execute(good, "UPDATE instagram.media_insights_snapshots SET likes = 8, reach = 44 WHERE media_id = 'P1'"
-                  " AND captured_at = date_trunc('hour', now())")
+                  " AND captured_at = :hour")
     assert run_check(good, "snapshots_counters_monotonic").passed
 
 
@@ -277,7 +276,7 @@ def test_hourly_partitioned_checks_run_for_one_partition(good, ig_home):
     job = dg.define_asset_job("check_media_hour", selection=dg.AssetSelection.checks(C.ingestion_checks),
                               partitions_def=hourly_partitions)
     execute(good, "UPDATE instagram.media_insights_snapshots SET reach = 999 WHERE media_id = 'P1'"
-                  " AND captured_at = date_trunc('hour', now())")
+                  " AND captured_at = :hour")
     with dg.instance_for_test() as instance:
         result = _defs_with(job).resolve_job_def("check_media_hour").execute_in_process(
             # a check-only job takes a one-partition range (execute_in_process(partition_key=) wants an asset)
@@ -305,7 +304,7 @@ def test_status_shows_lag_token_expiry_and_recent_errors(good):
     from ig_analytics.cli.status import render_status
 
     execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date >= CURRENT_DATE - 2")
-    execute(good, "UPDATE instagram.accounts SET token_expires_at = now() + interval '3 days' WHERE ig_user_id = '1002'")
+    execute(good, "UPDATE instagram.accounts SET token_expires_at = :now + interval '3 days' WHERE ig_user_id = '1002'")
     with good.begin() as conn:
         add_sync_run(conn, "r1", "1002", "account", YESTERDAY.isoformat(), "failed", error="(#4) rate limited")
     text = render_status(good)

@@ -17,15 +17,15 @@ from ig_analytics_tests.new_user import run_cli
 
 pytestmark = pytest.mark.slow
 
-NOW = datetime.now(timezone.utc)
-UNTIL = NOW.date() - timedelta(days=3)  # old enough that every metric has arrived
-SINCE = UNTIL - timedelta(days=4)
-DAYS = [SINCE + timedelta(days=i) for i in range(5)]
 
 
 class Cli:
-    def __init__(self, world: SandboxWorld, server: SandboxServer, engine):
+    def __init__(self, world: SandboxWorld, server: SandboxServer, engine, now: datetime):
         self.world, self.server, self.engine = world, server, engine
+        self.now = now  # the wall clock when the test began: the CLI reads it too
+        self.until = now.date() - timedelta(days=3)  # old enough that every metric has arrived
+        self.since = self.until - timedelta(days=4)
+        self.days = [self.since + timedelta(days=i) for i in range(5)]
 
     def __call__(self, *args: str, input: str | None = None, **env: str):
         return run_cli(list(args), env={**os.environ, **env}, input=input)
@@ -63,16 +63,17 @@ class Cli:
 
 @pytest.fixture()
 def cli(engine, ig_home, monkeypatch):
-    world = SandboxWorld.demo(now=NOW)  # frozen at the wall clock: every value is reproducible
+    now = datetime.now(timezone.utc)
+    world = SandboxWorld.demo(now=now)  # frozen at the wall clock when the test begins: every value is reproducible
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("IG_GRAPH_API_VERSION", raising=False)
     with SandboxServer(world, port=0) as server:
         monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
-        yield Cli(world, server, engine)
+        yield Cli(world, server, engine, now)
 
 
 def _sync_account_days(cli: Cli, *extra: str, **env: str):
-    return cli("sync", "--type", "account", "--since", SINCE.isoformat(), "--until", UNTIL.isoformat(), *extra, **env)
+    return cli("sync", "--type", "account", "--since", cli.since.isoformat(), "--until", cli.until.isoformat(), *extra, **env)
 
 
 def test_sync_since_until_stores_exactly_those_days_and_counts_calls_and_rows(cli):
@@ -82,7 +83,7 @@ def test_sync_since_until_stores_exactly_those_days_and_counts_calls_and_rows(cl
     assert result.returncode == 0, result.stdout + result.stderr
     stored = cli.rows("SELECT ig_user_id, date, reach, views FROM instagram.account_insights_daily ORDER BY 1, 2")
     assert stored == [(a.ig_user_id, d, cli.world.account_metric(a.ig_user_id, "reach", d),
-                       cli.world.account_metric(a.ig_user_id, "views", d)) for a in cli.world.accounts for d in DAYS]
+                       cli.world.account_metric(a.ig_user_id, "views", d)) for a in cli.world.accounts for d in cli.days]
     assert cli.rows("SELECT count(*) FROM instagram.media") == [(0,)]  # --type account: no media
     runs = {r[0]: r[1:] for r in cli.rows("SELECT ig_user_id, sync_type, api_calls, rows_written FROM instagram.sync_runs")}
     calls = cli.calls_by_account()
@@ -185,7 +186,7 @@ def test_accounts_disable_stops_syncing_and_keeps_history(cli):
 
 def test_report_and_status_after_a_sync(cli, ig_home):
     cli.add_all()
-    yesterday = NOW.date() - timedelta(days=1)
+    yesterday = cli.now.date() - timedelta(days=1)
     assert cli("sync", "--type", "account", "--since", (yesterday - timedelta(days=2)).isoformat()).returncode == 0
     small = cli.world.accounts[0]
     report = cli("report", "--account", small.ig_user_id, "--days", "3")

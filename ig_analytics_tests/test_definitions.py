@@ -15,8 +15,16 @@ def test_definitions_load_with_jobs_schedules_and_checks():
         "account_engagement_daily", "trending_posts", "best_posting_times", "performance_reports",
         "weekly_performance_reports",
     } <= keys
-    for job in ("account_insights_job", "media_sync_job", "reports_job", "weekly_reports_job"):
-        assert defs.resolve_job_def(job) is not None
+    jobs = {  # each job runs at least these assets (resolve_job_def raises for a missing job)
+        "account_insights_job": {"account_insights_daily"},
+        "media_sync_job": {"media", "media_insights_snapshots", "media_engagement", "account_engagement_daily",
+                           "trending_posts", "best_posting_times"},
+        "reports_job": {"performance_reports"},
+        "weekly_reports_job": {"weekly_performance_reports"},
+    }
+    for job, assets in jobs.items():
+        selected = {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+        assert assets <= selected, (job, assets - selected)
     schedules = {s.name: s for s in defs.schedules}
     assert schedules["daily_account_insights"].cron_schedule == "0 2 * * *"
     assert schedules["hourly_media_snapshots"].cron_schedule == "5 * * * *"

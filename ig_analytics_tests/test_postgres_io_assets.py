@@ -55,7 +55,8 @@ class FrameInputs(AnalyticsInputs):
         return RATED
 
 
-HOUR = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)  # a partition that exists
+# A fixed hour (a partition of the fallback starts, 2026-11-01 on): the tests never read the wall clock.
+HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
 LATEST = pd.DataFrame({
     "media_id": ["m1", "m2", "m3"], "ig_user_id": ["A", "A", "B"],
     "published_at": pd.to_datetime([HOUR - timedelta(days=1)] * 3, utc=True),
@@ -64,7 +65,7 @@ LATEST = pd.DataFrame({
     "likes": [10, 1, 1], "comments": [2, 1, 0], "saved": [4, None, 0], "shares": [4, None, 0],
     "total_interactions": [None, None, 1], "followers_at_publish": [1000, None, 30],
 })
-TODAY = datetime.now(timezone.utc).date()
+TODAY = HOUR.date()
 POSTS_BY_DAY = pd.DataFrame({
     "ig_user_id": ["A", "A", "A", "B"], "date": [TODAY, TODAY, TODAY - timedelta(days=2), TODAY],
     "engagement": [10, 30, None, 5], "reach": [100, 100, 50, 0],

@@ -15,7 +15,7 @@ from ig_analytics.defs.user_modules import UserModuleError, user_assets
 from ig_analytics_tests.analytics_data import add_account, add_media, add_snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
-HOUR = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)  # a partition that exists
+HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)  # a fixed partition: no wall clock read
 
 
 @pytest.fixture()

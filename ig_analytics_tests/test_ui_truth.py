@@ -170,7 +170,8 @@ def test_range_run_checks_are_evaluated_per_partition_and_accounts_observed(sync
     assert {e["label"]: e.get("intValue") for e in entries}["accounts"] == len(synced_ui["world"].accounts)
     token_check = graphql(url, """{ assetCheckExecutions(assetKey: {path: ["accounts"]}, checkName: "accounts_tokens_valid",
         limit: 1) { status } }""")["assetCheckExecutions"]
-    assert token_check and token_check[0]["status"] in ("SUCCEEDED", "FAILED"), token_check
+    # the demo's tokens are valid, long-lived and hold every permission: the check passes
+    assert token_check and token_check[0]["status"] == "SUCCEEDED", token_check
 
 
 # ---- what a person sees ----------------------------------------------------------------------------------
