@@ -143,7 +143,7 @@ def io_manager_frames(engine) -> dict:
 
     from ig_analytics.analytics import best_times, engagement
 
-    from ig_analytics.analytics._common import copy_frame
+    from ig_analytics.storage.frames import copy_frame
 
     day_from, day_to = (AS_OF - timedelta(days=35)).date(), AS_OF.date()
     with engine.begin() as conn:
@@ -188,7 +188,7 @@ def io_manager_rounds(engine, url: str, rounds: int, manager=None) -> None:
     import dagster as dg
     import sqlalchemy as sa
 
-    from ig_analytics.analytics._common import copy_frame
+    from ig_analytics.storage.frames import copy_frame
     from ig_analytics.defs.postgres_io import PostgresTableIOManager, Rows
     from ig_analytics.defs.resources import AnalyticsDatabase
 

@@ -1,4 +1,4 @@
-"""Settings read from the environment: the public contract of docs/product.md.
+"""Settings read from the environment: the public contract of README.md, "Settings".
 
 Every part of the product (CLI, Dagster definitions, tests) reads configuration through
 ``Settings.from_env()`` so that one variable means one thing everywhere.

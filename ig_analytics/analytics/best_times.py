@@ -14,7 +14,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, copy_frame, id_list, read_frame
+from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
+from ig_analytics.storage.frames import copy_frame, read_frame
 
 
 @dataclass(frozen=True)

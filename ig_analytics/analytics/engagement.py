@@ -17,7 +17,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, copy_frame, frame_rows, id_list, read_frame
+from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
+from ig_analytics.storage.frames import copy_frame, frame_rows, read_frame
 from ig_analytics.analytics.followers import DAY_END_HOUR_UTC
 from ig_analytics.storage import db
 

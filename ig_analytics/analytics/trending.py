@@ -33,7 +33,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import as_utc, engagement_sql, frame_rows, id_list, read_frame, utc_now
+from ig_analytics.analytics._common import as_utc, engagement_sql, id_list, utc_now
+from ig_analytics.storage.frames import frame_rows, read_frame
 from ig_analytics.analytics.trending_cross import apply_cross_sectional
 from ig_analytics.storage import db
 

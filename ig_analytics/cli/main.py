@@ -1,4 +1,4 @@
-"""The `ig-analytics` command line (docs/product.md). Usage errors exit 2 with one line; a command that ran but
+"""The `ig-analytics` command line (README.md). Usage errors exit 2 with one line; a command that ran but
 found failures exits 1; success exits 0. No command ever prints an access token."""
 
 from __future__ import annotations

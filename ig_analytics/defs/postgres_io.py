@@ -10,7 +10,7 @@ is a programming error. Mode ``replace`` deletes the slice's rows the output no 
 ``upsert`` keeps them. Columns and types are checked against ``storage/tables.py`` (a user's table: against the
 asset's declared column schema, and the table is created from it when missing).
 
-The checks and the COPY text are computed column by column (``analytics._common.copy_chunks``), never row by
+The checks and the COPY text are computed column by column (``storage.frames.copy_chunks``), never row by
 row in Python: the write costs about what the plain COPY it wraps costs (BENCHMARKS.md, section 4b).
 """
 
@@ -26,7 +26,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from ig_analytics.analytics._common import copy_chunks, copy_frame, read_frame
+from ig_analytics.storage.frames import copy_chunks, copy_frame, read_frame
 from ig_analytics.defs.dagster_internals import CheckError
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import db

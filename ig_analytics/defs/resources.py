@@ -1,6 +1,6 @@
 """Dagster resources: the analytics database and the Graph API client.
 
-Their fields default to the product's settings (docs/product.md), read once when a run (or a sensor tick) sets the
+Their fields default to the product's settings (README.md, "Settings"), read once when a run (or a sensor tick) sets the
 resource up (``setup_for_execution``), not on every call. A field that would hold a secret is given as
 ``dg.EnvVar("NAME")`` or left unset: the UI then shows a variable's name, never a database URL or a token, and no
 secret is ever in run config. The app secret (IG_APP_SECRET) and the token key are read from the environment only.

@@ -5,7 +5,7 @@ wires the rules into asset checks (docs/operations.md, "Checks and alerts", expl
 Severity: ERROR when a number users read is wrong or missing without explanation; WARN when the data is
 suspicious but is what Meta reports (revisions, estimated reach).
 
-Rules on rates (docs/product.md: rates are percentages): every rate must be >= 0, NULL exactly when its
+Rules on rates (docs/data-dictionary.md: rates are percentages): every rate must be >= 0, NULL exactly when its
 denominator is NULL or 0, and equal to its formula. There is no upper bound on ``engagement_rate_*``,
 ``comment_rate`` and ``share_rate``: they count actions (one account can comment or share many times, and
 non-followers engage), so 100 is exceeded legitimately. ``like_rate`` and ``save_rate`` are one action per account,
