@@ -6,14 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.analytics.trending import (
-    TrendingParams,
-    new_trending_entries,
-    refresh_trending_posts,
-    robust_z,
-    score_candidates,
-    weighted_score,
-)
+from ig_analytics.analytics.trending import new_trending_entries, refresh_trending_posts
+from ig_analytics.analytics.trending_scores import TrendingParams, robust_z, score_candidates, weighted_score
 from ig_analytics_tests.analytics_data import add_account, add_media, add_snapshots, ts
 
 T0 = ts(2026, 3, 1, 12)  # the viral post is published at T0 + 10 min

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from html import escape
 from typing import Sequence
 
@@ -52,6 +54,24 @@ def _empty(width: int, height: int, title: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """Where a line/bar chart's values go: the plot area, the value range and the step between x labels."""
+
+    left: float
+    top: float
+    plot_h: float
+    lo: float
+    hi: float
+    step: float
+
+    def x(self, i: float) -> float:
+        return self.left + self.step * (i + 0.5)
+
+    def y(self, v: float) -> float:
+        return self.top + self.plot_h - (v - self.lo) / (self.hi - self.lo) * self.plot_h
+
+
 def line_chart(
     labels: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
@@ -69,7 +89,6 @@ def line_chart(
     if not labels or not values:
         return _empty(width, height, title)
     left, right, top, bottom = 56, 12, 22 + 14 * len(series), 36
-    plot_w, plot_h = width - left - right, height - top - bottom
     lo, hi = min(0.0, min(values)), max(values)
     if not bars and min(values) > 0:
         lo = min(values) - (hi - min(values)) * 0.1
@@ -79,12 +98,7 @@ def line_chart(
     if integer:
         ticks = _integer_ticks(lo, hi)
         lo, hi = float(ticks[0]), float(ticks[-1])
-    n = len(labels)
-    step = plot_w / max(n, 1)
-
-    def y(v: float) -> float:
-        return top + plot_h - (v - lo) / (hi - lo) * plot_h
-
+    plot = _Plot(left, top, height - top - bottom, lo, hi, (width - left - right) / max(len(labels), 1))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}">',
@@ -93,56 +107,58 @@ def line_chart(
     ]
     for v in ticks:
         parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e2e8f0"/>'
-            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end" fill="#475569">'
+            f'<line x1="{left}" x2="{width - right}" y1="{plot.y(v):.1f}" y2="{plot.y(v):.1f}" stroke="#e2e8f0"/>'
+            f'<text x="{left - 6}" y="{plot.y(v) + 4:.1f}" font-size="10" text-anchor="end" fill="#475569">'
             f"{f'{int(v):,}' if integer else _tick(v, hi - lo)}</text>"
         )
-    every = max(1, n // 8)
+    every = max(1, len(labels) // 8)
     for i, label in enumerate(labels):
         if i % every == 0:
-            parts.append(
-                f'<text x="{left + step * (i + 0.5):.1f}" y="{height - bottom + 14}" font-size="10" '
-                f'text-anchor="middle" fill="#475569">{escape(str(label))}</text>'
-            )
-    k = len(series)
+            parts.append(f'<text x="{plot.x(i):.1f}" y="{height - bottom + 14}" font-size="10" '
+                         f'text-anchor="middle" fill="#475569">{escape(str(label))}</text>')
     for s, (name, vs) in enumerate(series):
         color = PALETTE[s % len(PALETTE)]
         if bars:
-            bar_w = step * 0.8 / k
-            for i, v in enumerate(vs):
-                if v is None:
-                    continue
-                x0 = left + step * i + step * 0.1 + bar_w * s
-                parts.append(
-                    f'<rect x="{x0:.1f}" y="{min(y(v), y(0)):.1f}" width="{bar_w:.1f}" '
-                    f'height="{abs(y(0) - y(v)):.1f}" fill="{color}"><title>{escape(name)} '
-                    f"{escape(str(labels[i]))}: {_fmt(v)}</title></rect>"
-                )
+            parts += _bars(plot, labels, name, vs, color, s, len(series))
         else:
-            segment: list[str] = []
-            for i, v in enumerate(list(vs) + [None]):
-                if v is None:
-                    if len(segment) > 1:
-                        parts.append(
-                            f'<polyline fill="none" stroke="{color}" stroke-width="2.5" points="{" ".join(segment)}"/>'
-                        )
-                    elif len(segment) == 1:
-                        cx, cy = segment[0].split(",")
-                        parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
-                    segment = []
-                else:
-                    segment.append(f"{left + step * (i + 0.5):.1f},{y(v):.1f}")
-                    if markers:
-                        parts.append(
-                            f'<circle cx="{left + step * (i + 0.5):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
-                            f"<title>{escape(name)} {escape(str(labels[i]))}: {v:,.0f}</title></circle>"
-                        )
+            parts += _line(plot, labels, name, vs, color, markers)
         parts.append(
             f'<rect x="{width - right - 150}" y="{8 + 14 * s}" width="10" height="10" fill="{color}"/>'
             f'<text x="{width - right - 136}" y="{17 + 14 * s}" font-size="11" fill="#0f172a">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _bars(plot: _Plot, labels: Sequence[str], name: str, vs: Sequence[float | None], color: str, s: int,
+          k: int) -> list[str]:
+    """Series ``s`` of ``k`` as grouped bars, each with a tooltip."""
+    bar_w = plot.step * 0.8 / k
+    return [f'<rect x="{plot.left + plot.step * i + plot.step * 0.1 + bar_w * s:.1f}" '
+            f'y="{min(plot.y(v), plot.y(0)):.1f}" width="{bar_w:.1f}" height="{abs(plot.y(0) - plot.y(v)):.1f}" '
+            f'fill="{color}"><title>{escape(name)} {escape(str(labels[i]))}: {_fmt(v)}</title></rect>'
+            for i, v in enumerate(vs) if v is not None]
+
+
+def _line(plot: _Plot, labels: Sequence[str], name: str, vs: Sequence[float | None], color: str,
+          markers: bool) -> list[str]:
+    """A series as polylines broken at None (a lone point as a dot), with optional markers."""
+    parts: list[str] = []
+    segment: list[str] = []
+    for i, v in enumerate(list(vs) + [None]):
+        if v is None:
+            if len(segment) > 1:
+                parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2.5" points="{" ".join(segment)}"/>')
+            elif len(segment) == 1:
+                cx, cy = segment[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
+            segment = []
+            continue
+        segment.append(f"{plot.x(i):.1f},{plot.y(v):.1f}")
+        if markers:
+            parts.append(f'<circle cx="{plot.x(i):.1f}" cy="{plot.y(v):.1f}" r="2.5" fill="{color}">'
+                         f"<title>{escape(name)} {escape(str(labels[i]))}: {v:,.0f}</title></circle>")
+    return parts
 
 
 def hbar_chart(items: Sequence[tuple[str, float | None, str]], *, title: str, width: int = 520) -> str:

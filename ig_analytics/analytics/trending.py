@@ -24,7 +24,6 @@ Outline of one evaluation at ``as_of``:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -36,225 +35,8 @@ from sqlalchemy.engine import Connection
 from ig_analytics.analytics._common import as_utc, engagement_sql, id_list, utc_now
 from ig_analytics.storage.frames import frame_rows, read_frame
 from ig_analytics.analytics.trending_cross import apply_cross_sectional
+from ig_analytics.analytics.trending_scores import TrendingParams, rank_candidates, score_candidates
 from ig_analytics.storage import db
-
-MAD_TO_SIGMA = 1.4826
-
-
-@dataclass(frozen=True)
-class TrendingParams:
-    max_age: timedelta = timedelta(days=7)  # candidates: posts younger than this
-    window_hours: float = 3.0  # gain = engagement gained over the last N hours observed
-    baseline_days: int = 90  # baseline: the account's posts published in the last N days ...
-    max_baseline_posts: int = 50  # ... at most the newest N of them with data at the candidate's age
-    min_baseline_posts: int = 5  # fewer baseline posts with data at that age: not scored, not listed
-    max_gap_hours: float = 26.0  # never interpolate between snapshots further apart than this
-    max_staleness_hours: float = 26.0  # a candidate's newest snapshot must be at most this old at as_of
-    mad_floor_abs: float = 1.0  # robust-scale floor, in engagements ...
-    mad_floor_rel: float = 0.1  # ... and as a fraction of |median|
-    min_z: float = 2.0  # listed only when the robust z-score reaches this
-    half_life_hours: float = 72.0  # score = z * 0.5 ** (age_hours / half_life_hours)
-    top_n: int = 10  # rows per account and evaluation
-    fetch_grace_hours: float = 1.0  # snapshots of capture slots <= as_of count when read up to this long after it
-    # "auto": same-age growth where a post has a curve and a baseline at its age, else cross-sectional
-    # (trending_cross.py); or force one method for every candidate
-    method: str = "auto"
-    min_fit_posts: int = 8  # cross-sectional: posts with data the account needs for its fit
-    min_z_cross: float = 2.5  # cross-sectional: listed when z reaches this
-    cross_scale_floor: float = 0.1  # cross-sectional: floor of the residual scale (log units, ~10 %)
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        out["max_age_hours"] = self.max_age.total_seconds() / 3600.0
-        del out["max_age"]
-        return out
-
-
-# ---- pure parts (unit-testable) --------------------------------------------------------------------------
-
-
-def robust_z(value: float, baseline: Iterable[float], params: TrendingParams = TrendingParams()) -> float:
-    """(value - median) / max(1.4826 * MAD, mad_floor_rel * |median|, mad_floor_abs) for one value."""
-    values = np.asarray(list(baseline), dtype=float)
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
-    scale = max(MAD_TO_SIGMA * mad, params.mad_floor_rel * abs(median), params.mad_floor_abs)
-    return (value - median) / scale
-
-
-def weighted_score(engagement, reach, age_days):
-    """The story's weighted score, kept for comparison (vectorized; NaN when engagement or reach is unknown or
-    reach is 0): 0.4 * engagement rate by reach (%) + 0.3 * min(engagement / 1000, 100)
-    + 0.2 * min(reach / 10000, 100) + 0.1 * max(0, 100 - 10 * days since publication)."""
-    engagement = np.asarray(engagement, dtype=float)
-    reach = np.asarray(reach, dtype=float)
-    age_days = np.asarray(age_days, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(reach > 0, engagement / reach * 100.0, np.nan)
-    return (
-        0.4 * rate
-        + 0.3 * np.minimum(engagement / 1000.0, 100.0)
-        + 0.2 * np.minimum(reach / 10000.0, 100.0)
-        + 0.1 * np.maximum(0.0, 100.0 - 10.0 * age_days)
-    )
-
-
-class _Curves:
-    """Every post's engagement curve in flat arrays sorted by (post position, age), for vectorized
-    interpolation. Posts are addressed by position 0..n_posts-1."""
-
-    def __init__(self, pos: np.ndarray, age: np.ndarray, eng: np.ndarray, n_posts: int, max_gap_hours: float):
-        idx = np.concatenate([np.arange(n_posts, dtype=np.int64), pos.astype(np.int64)])
-        age = np.concatenate([np.zeros(n_posts), age.astype(float)])  # anchors E(0) = 0 first ...
-        eng = np.concatenate([np.zeros(n_posts), eng.astype(float)])
-        self.span = float(age.max() if len(age) else 0.0) + 1.0
-        keys = idx * self.span + age
-        order = np.argsort(keys, kind="stable")  # ... so a snapshot at the same key sorts after its anchor
-        keys, idx, age, eng = keys[order], idx[order], age[order], eng[order]
-        keep = np.append(keys[1:] != keys[:-1], True)  # duplicates: keep the last
-        self.keys, self.idx, self.age, self.eng = keys[keep], idx[keep], age[keep], eng[keep]
-        self.max_gap = max_gap_hours
-
-    def newest(self, n_posts: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per post position: age and engagement of its newest observation (NaN when only the anchor)."""
-        is_last = np.append(self.idx[1:] != self.idx[:-1], True)
-        age = np.full(n_posts, np.nan)
-        eng = np.full(n_posts, np.nan)
-        real = is_last & (self.age > 0)
-        age[self.idx[real]] = self.age[real]
-        eng[self.idx[real]] = self.eng[real]
-        return age, eng
-
-    def at(self, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """E_idx(t); NaN where t is not bracketed by two observations at most max_gap apart (or hit exactly)."""
-        idx = np.asarray(idx, dtype=np.int64)
-        t = np.asarray(t, dtype=float)
-        out = np.full(len(idx), np.nan)
-        n = len(self.keys)
-        if n == 0 or len(idx) == 0:
-            return out
-        pos = np.searchsorted(self.keys, idx * self.span + t, side="right")
-        lo = np.clip(pos - 1, 0, n - 1)
-        hi = np.clip(pos, 0, n - 1)
-        ok_lo = (pos >= 1) & (self.idx[lo] == idx)
-        ok_hi = (pos < n) & (self.idx[hi] == idx)
-        exact = ok_lo & (self.age[lo] == t)
-        out[exact] = self.eng[lo[exact]]
-        gap = self.age[hi] - self.age[lo]
-        between = ok_lo & ok_hi & ~exact & (gap <= self.max_gap) & (gap > 0)
-        frac = (t[between] - self.age[lo[between]]) / gap[between]
-        out[between] = self.eng[lo[between]] + frac * (self.eng[hi[between]] - self.eng[lo[between]])
-        return out
-
-
-def score_candidates(
-    posts: pd.DataFrame, snaps: pd.DataFrame, as_of: datetime, params: TrendingParams = TrendingParams()
-) -> pd.DataFrame:
-    """Score the candidates among ``posts``.
-
-    posts: idx (int, unique), media_id, ig_user_id, published_at (UTC) — candidates and baseline posts.
-    snaps: idx, age_h (hours from published_at to fetched_at), eng (engagement), reach. Returns one row per
-    candidate: media_id, ig_user_id, idx, age_hours, eval_age_hours, gain, baseline_n, baseline_median,
-    baseline_mad, z, decay, score, eligible, status, engagement, reach, weighted_score.
-    """
-    as_of = pd.Timestamp(as_utc(as_of))
-    # positions 0..n-1 in (account, published_at, media_id) order: an account's posts are one contiguous run,
-    # oldest first, so "the account's posts published before p" are the positions between the run's start and p
-    posts = posts.sort_values(["ig_user_id", "published_at", "media_id"], kind="mergesort").reset_index(drop=True)
-    n_posts = len(posts)
-    posts["age_hours"] = (as_of - posts["published_at"]).dt.total_seconds().to_numpy() / 3600.0
-    max_age_h = params.max_age.total_seconds() / 3600.0
-    is_cand = ((posts["age_hours"] >= 0) & (posts["age_hours"] < max_age_h)).to_numpy()
-    if not is_cand.any():
-        return pd.DataFrame()
-
-    position = pd.Series(np.arange(n_posts), index=posts["idx"].to_numpy())
-    snaps = snaps[snaps["eng"].notna() & (snaps["age_h"] > 0) & snaps["idx"].isin(position.index)]
-    snap_pos = position.reindex(snaps["idx"].to_numpy()).to_numpy()
-    curves = _Curves(snap_pos, snaps["age_h"].to_numpy(float), snaps["eng"].to_numpy(float), n_posts,
-                     params.max_gap_hours)
-    newest_age, newest_eng = curves.newest(n_posts)
-    reach = np.full(n_posts, np.nan)
-    if "reach" in snaps.columns and len(snaps):
-        # reach of the newest snapshot: sort once by (position, age) and keep each position's last row
-        s_age = snaps["age_h"].to_numpy(float)
-        order = np.lexsort((s_age, snap_pos))
-        sp = snap_pos[order]
-        last = np.append(sp[1:] != sp[:-1], True)
-        reach[sp[last]] = pd.to_numeric(snaps["reach"], errors="coerce").to_numpy(float)[order][last]
-
-    cpos = np.flatnonzero(is_cand)
-    cand = posts.iloc[cpos].copy()
-    cand["pos"] = cpos
-    cand["eval_age_hours"] = newest_age[cpos]
-    cand["engagement"] = newest_eng[cpos]
-    cand["reach"] = reach[cpos]
-    status = np.full(len(cand), "scored", dtype=object)
-    status[np.isnan(cand["eval_age_hours"].to_numpy())] = "no_snapshots"
-    stale = (cand["age_hours"] - cand["eval_age_hours"]).to_numpy() > params.max_staleness_hours
-    status[stale] = "stale"
-    eval_age = cand["eval_age_hours"].to_numpy(float)
-    lower = np.maximum(eval_age - params.window_hours, 0.0)
-    gain = curves.at(cpos, eval_age) - curves.at(cpos, lower)
-    status[(status == "scored") & np.isnan(gain)] = "no_window"
-    gain[status != "scored"] = np.nan
-    cand["gain"] = gain
-
-    # Baseline pairs (candidate, earlier post of the same account), newest earlier post first.
-    run_start = posts.groupby("ig_user_id", sort=False).cumcount().to_numpy()  # position within the account
-    active = np.flatnonzero(status == "scored")
-    a_pos = cpos[active]
-    counts = run_start[a_pos]  # number of earlier posts of the same account
-    total = int(counts.sum())
-    c_rep = np.repeat(np.arange(len(active)), counts)
-    offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    b_pos = np.repeat(a_pos, counts) - 1 - offset
-    b_gain = curves.at(b_pos, eval_age[active][c_rep]) - curves.at(b_pos, lower[active][c_rep])
-    ok = ~np.isnan(b_gain)
-    c_rep, b_gain = c_rep[ok], b_gain[ok]
-    # rank within each candidate's group (pairs are grouped by candidate, newest first): keep the newest N
-    starts = np.r_[0, np.flatnonzero(np.diff(c_rep)) + 1] if len(c_rep) else np.array([], dtype=int)
-    group_start = np.repeat(starts, np.diff(np.r_[starts, len(c_rep)])) if len(c_rep) else starts
-    keep = (np.arange(len(c_rep)) - group_start) < params.max_baseline_posts
-    pairs = pd.DataFrame({"c": c_rep[keep], "g": b_gain[keep]})
-    grouped = pairs.groupby("c", sort=False)["g"]
-    stats = pd.DataFrame({"baseline_n": grouped.size(), "baseline_median": grouped.median()})
-    pairs["dev"] = (pairs["g"] - pairs["c"].map(stats["baseline_median"])).abs()
-    stats["baseline_mad"] = pairs.groupby("c", sort=False)["dev"].median()
-    stats = stats.reindex(np.arange(len(active)))
-    for column in ("baseline_n", "baseline_median", "baseline_mad"):
-        values = np.full(len(cand), np.nan)
-        values[active] = stats[column].to_numpy(float)
-        cand[column] = values
-    cand["baseline_n"] = cand["baseline_n"].fillna(0).astype(int)
-
-    scale = np.maximum.reduce([MAD_TO_SIGMA * cand["baseline_mad"].to_numpy(float),
-                               params.mad_floor_rel * np.abs(cand["baseline_median"].to_numpy(float)),
-                               np.full(len(cand), params.mad_floor_abs)])
-    z = (cand["gain"].to_numpy(float) - cand["baseline_median"].to_numpy(float)) / scale
-    status[(status == "scored") & (cand["baseline_n"].to_numpy() < params.min_baseline_posts)] = "thin_baseline"
-    z[status != "scored"] = np.nan
-    cand["status"] = status
-    cand["z"] = z
-    cand["decay"] = 0.5 ** (cand["age_hours"] / params.half_life_hours)
-    cand["score"] = cand["z"] * cand["decay"]
-    cand["eligible"] = (cand["status"] == "scored") & (cand["z"] >= params.min_z) & (cand["gain"] > 0)
-    cand["weighted_score"] = weighted_score(cand["engagement"], cand["reach"], cand["age_hours"] / 24.0)
-    return cand.drop(columns=["pos"]).reset_index(drop=True)
-
-
-def rank_candidates(scored: pd.DataFrame, params: TrendingParams = TrendingParams()) -> pd.DataFrame:
-    """The listed rows: eligible candidates, rank 1.. per account by score (ties: weighted_score, media_id)."""
-    if scored.empty:
-        return scored.assign(rank=pd.Series(dtype=int))
-    listed = scored[scored["eligible"]].sort_values(["ig_user_id", "score", "weighted_score", "media_id"],
-                                                    ascending=[True, False, False, True], na_position="last",
-                                                    kind="mergesort")
-    listed = listed.assign(rank=listed.groupby("ig_user_id").cumcount() + 1)
-    return listed[listed["rank"] <= params.top_n]
-
-
-# ---- database ---------------------------------------------------------------------------------------------
 
 _POSTS_SQL = """
 DROP TABLE IF EXISTS pg_temp._trend_posts;
@@ -352,40 +134,58 @@ def refresh_trending_posts(
             for i in range(0, len(scope), ACCOUNTS_PER_CHUNK)
         )
     values["scope"] = scope
-    user_filter = "AND m.ig_user_id = ANY(%(scope)s)"
-    with conn.connection.dbapi_connection.cursor() as cur:
-        cur.execute(_POSTS_SQL.format(user_filter=user_filter), values)
-    posts = read_frame(conn, "SELECT idx, media_id, ig_user_id, published_at FROM _trend_posts",
-                       text_columns=("media_id", "ig_user_id"), date_columns=("published_at",))
-    snaps = read_frame(conn, _SNAPS_SQL, values) if not posts.empty else pd.DataFrame(
-        columns=["idx", "age_s", "eng", "reach"]
-    )
-    snaps["age_h"] = snaps.pop("age_s").astype(float) / 3600.0
-    scored = score_candidates(posts, snaps, as_of, params) if not posts.empty else pd.DataFrame()
-    if not scored.empty:
-        newest = pd.DataFrame(columns=["idx", "ig_user_id", "age_h", "eng", "reach"])
-        # the cross-sectional fallback's inputs are read only when some candidate needs it (or it is forced)
-        needs_cross = params.method == "cross_sectional" or (
-            params.method != "same_age_growth" and scored["status"].isin(["no_window", "thin_baseline"]).any())
-        if needs_cross:
-            newest = read_frame(conn, _NEWEST_SQL, values, text_columns=("ig_user_id",))
-            newest["age_h"] = newest.pop("age_s").astype(float) / 3600.0
-        scored = apply_cross_sectional(scored, newest, params)
+    scored = _score_scope(conn, values, as_of, params)
     listed = rank_candidates(scored, params)
-
-    rows = []
-    if not listed.empty:
-        listed = listed.assign(as_of=as_of, reach=listed["reach"].round().astype("Int64"))
-        listed["engagement_rate"] = np.where(listed["reach"].astype(float) > 0,
-                                             listed["engagement"] / listed["reach"].astype(float) * 100.0, np.nan)
-        records = listed.to_dict("records")
-        listed = listed.assign(details=[_details(r, r["published_at"], params.window_hours) for r in records])
-        rows = frame_rows(listed, TRENDING_COLUMNS)
-
+    rows = _trending_rows(listed, as_of, params)
     db.replace_rows(
         conn, "trending_posts", TRENDING_COLUMNS, rows, "as_of = :as_of AND ig_user_id = ANY(:scope)",
         {"as_of": as_of, "scope": scope},
     )
+    evaluations = _evaluations(scope, scored, listed, as_of, params, computed_at)
+    db.bulk_upsert(
+        conn, "trending_evaluations", EVALUATION_COLUMNS, frame_rows(evaluations, EVALUATION_COLUMNS),
+        ["ig_user_id", "as_of"],
+    )
+    return len(rows)
+
+
+def _score_scope(conn: Connection, values: dict, as_of: datetime, params: TrendingParams) -> pd.DataFrame:
+    """Read the scope's posts and snapshot curves and score its candidates (cross-sectional where needed)."""
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.execute(_POSTS_SQL.format(user_filter="AND m.ig_user_id = ANY(%(scope)s)"), values)
+    posts = read_frame(conn, "SELECT idx, media_id, ig_user_id, published_at FROM _trend_posts",
+                       text_columns=("media_id", "ig_user_id"), date_columns=("published_at",))
+    if posts.empty:
+        return pd.DataFrame()
+    snaps = read_frame(conn, _SNAPS_SQL, values)
+    snaps["age_h"] = snaps.pop("age_s").astype(float) / 3600.0
+    scored = score_candidates(posts, snaps, as_of, params)
+    if scored.empty:
+        return scored
+    newest = pd.DataFrame(columns=["idx", "ig_user_id", "age_h", "eng", "reach"])
+    # the cross-sectional fallback's inputs are read only when some candidate needs it (or it is forced)
+    needs_cross = params.method == "cross_sectional" or (
+        params.method != "same_age_growth" and scored["status"].isin(["no_window", "thin_baseline"]).any())
+    if needs_cross:
+        newest = read_frame(conn, _NEWEST_SQL, values, text_columns=("ig_user_id",))
+        newest["age_h"] = newest.pop("age_s").astype(float) / 3600.0
+    return apply_cross_sectional(scored, newest, params)
+
+
+def _trending_rows(listed: pd.DataFrame, as_of: datetime, params: TrendingParams) -> list[tuple]:
+    if listed.empty:
+        return []
+    listed = listed.assign(as_of=as_of, reach=listed["reach"].round().astype("Int64"))
+    listed["engagement_rate"] = np.where(listed["reach"].astype(float) > 0,
+                                         listed["engagement"] / listed["reach"].astype(float) * 100.0, np.nan)
+    records = listed.to_dict("records")
+    listed = listed.assign(details=[_details(r, r["published_at"], params.window_hours) for r in records])
+    return frame_rows(listed, TRENDING_COLUMNS)
+
+
+def _evaluations(scope: list[str], scored: pd.DataFrame, listed: pd.DataFrame, as_of: datetime,
+                 params: TrendingParams, computed_at: datetime) -> pd.DataFrame:
+    """One row per account in scope: how many candidates it had, how many were scored and listed."""
     evaluations = pd.DataFrame({"ig_user_id": scope})
     if not scored.empty:
         counts = scored.groupby("ig_user_id").agg(
@@ -401,11 +201,7 @@ def refresh_trending_posts(
     evaluations["as_of"] = as_of
     evaluations["params"] = json.dumps(params.as_dict())
     evaluations["computed_at"] = computed_at
-    db.bulk_upsert(
-        conn, "trending_evaluations", EVALUATION_COLUMNS, frame_rows(evaluations, EVALUATION_COLUMNS),
-        ["ig_user_id", "as_of"],
-    )
-    return len(rows)
+    return evaluations
 
 
 def new_trending_entries(
