@@ -34,7 +34,7 @@ def _db_columns(engine) -> dict[str, dict[str, str]]:
         for table, column, data_type, udt in conn.execute(sa.text(
                 "SELECT c.table_name, c.column_name, c.data_type, c.udt_name FROM information_schema.columns c"
                 " JOIN information_schema.tables t USING (table_schema, table_name)"
-                " WHERE c.table_schema = 'instagram' AND t.table_type = 'BASE TABLE'")):
+                " WHERE c.table_schema = 'instagram' AND t.table_type IN ('BASE TABLE', 'VIEW')")):
             out.setdefault(table, {})[column] = udt.lstrip("_") + "[]" if data_type == "ARRAY" else names.get(
                 data_type, data_type)
     return out
@@ -56,10 +56,41 @@ def test_declared_tables_are_the_migrated_ones_column_for_column(engine):
     actual, keys = _db_columns(engine), _db_keys(engine)
     for name, table in tables.TABLES.items():
         assert {c.name: c.type for c in table.columns} == actual[name], name
-        assert {c.name for c in table.columns if c.key} == keys[name], name
-        assert all(c.description.strip() for c in table.columns), name
-    # every table users read is declared (the product's own bookkeeping is not)
-    assert set(actual) - set(tables.TABLES) <= {"schema_migrations", "api_budget", "trending_evaluations"}
+        assert {c.name for c in table.columns if c.key} == keys.get(name, set()), name
+        assert all(c.description.strip() for c in table.columns) and table.description.strip(), name
+        assert table.kind in ("table", "view"), name
+    assert set(actual) == set(tables.TABLES)  # every table and view of the schema is declared
+
+
+def test_every_table_view_and_column_carries_its_declared_description(engine):
+    """What psql's \\d+, DBeaver or Metabase show, read back from PostgreSQL's catalogue."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, c.relkind, a.attname, obj_description(c.oid, 'pg_class'), col_description(c.oid, a.attnum)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            " WHERE n.nspname = 'instagram' AND c.relkind IN ('r', 'v')")).all()
+    seen = {}
+    for relation, kind, column, relation_text, column_text in rows:
+        table = tables.TABLES[relation]
+        assert kind == {"table": "r", "view": "v"}[table.kind], relation
+        assert relation_text == f"{table.description} ({table.grain})", relation
+        assert column_text == next(c.description for c in table.columns if c.name == column), (relation, column)
+        seen.setdefault(relation, set()).add(column)
+    assert seen == {name: {c.name for c in t.columns} for name, t in tables.TABLES.items()}
+
+
+def test_descriptions_are_written_once_and_follow_the_declaration(engine, monkeypatch):
+    from ig_analytics.storage import comments, db
+
+    with engine.begin() as conn:
+        assert comments.comment_statements(conn) == []  # the migration applied them all
+    changed = tables.Table("media", tables.TABLES["media"].grain, tables.TABLES["media"].columns, "Posts (renamed)")
+    monkeypatch.setitem(tables.TABLES, "media", changed)
+    db.migrate(engine)  # no new migration: the changed description is applied all the same
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT obj_description('instagram.media'::regclass, 'pg_class')")).scalar() == (
+            f"Posts (renamed) ({changed.grain})")
 
 
 def test_the_data_dictionary_lists_exactly_the_declared_columns():

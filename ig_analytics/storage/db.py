@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics.local.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
 from ig_analytics.settings import Settings
+from ig_analytics.storage import comments
 from ig_analytics.storage.merge_rules import MERGE_RULES
 
 SCHEMA = "instagram"
@@ -150,6 +151,7 @@ def migrate(engine: Engine) -> list[str]:
                 {"v": version, "n": name},
             )
             applied_now.append(name)
+        comments.apply_comments(conn)  # descriptions from storage/tables.py, where they differ
     return applied_now
 
 

@@ -28,10 +28,12 @@ class Table:
     name: str
     grain: str  # "one row per ..."
     columns: list[Column]
+    description: str = ""  # what the table holds, in one sentence (its COMMENT in the database)
+    kind: str = "table"  # or "view"
 
 
 TABLES: dict[str, Table] = {t.name: t for t in [
-    Table('accounts', 'one row per connected account', [
+    Table('accounts', 'one row per connected account', description='The connected Instagram professional accounts: who they are, their status and their token (never in plain text)', columns=[
         Column('ig_user_id', 'text', 'Instagram business account id', key=True),
         Column('username', 'text', '@handle (from `accounts add` or the profile)'),
         Column('timezone', 'text', 'IANA zone used for best posting times and per-day roll-ups (default UTC)'),
@@ -56,14 +58,14 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('facebook_page_id', 'text', 'id of the Facebook Page the account was found through (`accounts discover`)'),
         Column('facebook_page_name', 'text', 'name of that Page'),
     ]),
-    Table('account_profile_snapshots', 'one row per account and profile read', [
+    Table('account_profile_snapshots', 'one row per account and profile read', description="Each read of an account's profile: follower, following and post totals as of that moment", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('captured_at', 'timestamptz', 'time of the profile read', key=True),
         Column('followers_total', 'bigint', "the profile's follower total then"),
         Column('follows_total', 'bigint', 'accounts the profile followed then'),
         Column('media_count', 'bigint', "the profile's number of posts then"),
     ]),
-    Table('account_insights_daily', 'one row per account and day', [
+    Table('account_insights_daily', 'one row per account and day', description="An account's daily insights from the Graph API (reach, views, interactions, follows) and its end-of-day follower total", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', "the day the values cover: a daily value with `end_time` E is stored under E − 1 day (Meta's days end at 07:00 UTC, Pacific midnight)", key=True),
         Column('reach', 'bigint', 'unique accounts reached that day. **Never sum across days** (unique counts); reports use a `total_value` or say "daily sum"'),
@@ -91,7 +93,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('measured_unfollows', 'bigint', "unfollows that day: `NON_FOLLOWER` of the same call"),
         Column('unfollows_source', 'text', '`measured` (`measured_unfollows`), `inferred` (`follows_and_unfollows − follower_count`) or `assumed_zero` (API versions without `follows_and_unfollows`); NULL while `unfollows` is unknown'),
     ]),
-    Table('media', 'one row per post or story', [
+    Table('media', 'one row per post or story', description='Posts, reels and stories of the accounts: what they are and when they were published', columns=[
         Column('media_id', 'text', 'Instagram id of the post or story', key=True),
         Column('ig_user_id', 'text', 'the owning account'),
         Column('media_type', 'text', 'IMAGE, VIDEO, CAROUSEL_ALBUM'),
@@ -107,7 +109,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('first_seen_at', 'timestamptz', 'when a sync first listed the post'),
         Column('updated_at', 'timestamptz', 'when a listed value last changed'),
     ]),
-    Table('media_insights_snapshots', 'one row per post and capture slot', [
+    Table('media_insights_snapshots', 'one row per post and capture slot', description='Lifetime metrics of each post as read at each hourly capture: the growth history of a post', columns=[
         Column('media_id', 'text', 'the post (`instagram.media.media_id`)', key=True),
         Column('captured_at', 'timestamptz', 'the capture slot: start of the hourly partition the values were read in', key=True),
         Column('fetched_at', 'timestamptz', 'when the values were actually read'),
@@ -131,7 +133,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('other_metrics', 'jsonb', 'metrics without a column (e.g. `navigation`, `reels_skip_rate`)'),
         Column('api_version', 'text', 'Graph API version that produced the row'),
     ]),
-    Table('media_engagement', 'one row per post (from its newest snapshot)', [
+    Table('media_engagement', 'one row per post (from its newest snapshot)', description="Each post's engagement and rates (by reach, views and followers) and performance score, from its newest snapshot", columns=[
         Column('media_id', 'text', 'the post', key=True),
         Column('ig_user_id', 'text', 'the owning account'),
         Column('captured_at', 'timestamptz', 'the snapshot used'),
@@ -152,7 +154,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('followers_at_publish', 'bigint', '`account_insights_daily.followers_total` at the end of the day before publication (API day convention); NULL where the follower history does not reach'),
         Column('performance_score', 'double precision', 'one 0-100 score per post: min(100, 0.5 × engagement / views × 100 + 0.3 × saved / views × 100 + 0.2 × reach / views × 100), views standing in for impressions'),
     ]),
-    Table('account_engagement_daily', 'one row per account and day of publication (account timezone)', [
+    Table('account_engagement_daily', 'one row per account and day of publication (account timezone)', description="Engagement of the posts an account published each day, in the account's time zone", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', "day of publication in the account's timezone", key=True),
         Column('posts', 'bigint', 'posts (FEED and REELS; stories excluded) published that day'),
@@ -161,7 +163,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('engagement_rate_reach', 'double precision', 'sum(engagement) / sum(reach) × 100 over the same posts: equals engagement / reach × 100 of the row'),
         Column('computed_at', 'timestamptz', 'when the row was computed'),
     ]),
-    Table('trending_posts', 'one row per account, evaluation and rank', [
+    Table('trending_posts', 'one row per account, evaluation and rank', description="The posts trending at each hourly evaluation, ranked against the account's own baseline", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('as_of', 'timestamptz', 'evaluation time: the hourly capture slot', key=True),
         Column('rank', 'integer', '1 = most trending at `as_of`', key=True),
@@ -173,7 +175,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('engagement_rate', 'double precision', "engagement / reach × 100 of the post's newest snapshot"),
         Column('reach', 'bigint', "reach of the post's newest snapshot"),
     ]),
-    Table('best_posting_times', 'one row per account, ISO weekday and hour (account timezone)', [
+    Table('best_posting_times', 'one row per account, ISO weekday and hour (account timezone)', description="Average engagement rate by reach per weekday and hour of publication, in the account's time zone", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('weekday', 'smallint', "ISO weekday of publication in the account's timezone: 1 = Monday … 7 = Sunday", key=True),
         Column('hour', 'smallint', "hour of publication (0-23) in the account's timezone", key=True),
@@ -184,7 +186,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('reliable', 'boolean', 'slot has at least the minimum number of posts'),
         Column('account_avg_engagement_rate_reach', 'double precision', "the account's mean (the shrinkage target)"),
     ]),
-    Table('performance_reports', 'one row per account, kind and period', [
+    Table('performance_reports', 'one row per account, kind and period', description='Daily, weekly and on-demand performance reports (JSON)', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('period_start', 'date', 'first day of the period (account timezone)', key=True),
         Column('period_end', 'date', 'last day of the period', key=True),
@@ -193,7 +195,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('report', 'jsonb', "the story's PerformanceReport in snake_case: period, account_metrics (follower_growth with new_followers and unfollows), content_metrics (total_posts without stories, total_stories, stories), engagement, trends (with method, engagement_rate, reach), best_posting_times, audience (newest demographics snapshot of the period), followers_online; every field: docs/analytics.md, section 5"),
         Column('html_path', 'text', 'the self-contained HTML file under `IG_ANALYTICS_HOME/reports/`'),
     ]),
-    Table('audience_demographics', 'one row per account, day, metric, breakdown and key', [
+    Table('audience_demographics', 'one row per account, day, metric, breakdown and key', description='Follower and engaged-audience demographics by age, gender, country and city, one daily picture', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'the UTC day whose end the picture shows (taken at 02:20 UTC the next day)', key=True),
         Column('metric', 'text', '`follower_demographics` or `engaged_audience_demographics`', key=True),
@@ -204,7 +206,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when the picture was read'),
     ]),
-    Table('audience_age_gender', 'one row per account, day, metric, age range and gender (the crossed picture, one `breakdown=age,gender` call; the view `audience_pictures` shows it with the other breakdowns as breakdown `age,gender`, key `<age>|<gender>`)', [
+    Table('audience_age_gender', 'one row per account, day, metric, age range and gender (the crossed picture, one `breakdown=age,gender` call; the view `audience_pictures` shows it with the other breakdowns as breakdown `age,gender`, key `<age>|<gender>`)', description='Follower and engaged-audience demographics by age crossed with gender, one daily picture', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'as in audience_demographics', key=True),
         Column('metric', 'text', 'as in audience_demographics', key=True),
@@ -215,7 +217,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when the picture was read'),
     ]),
-    Table('audience_demographics_status', 'one row per account, day, metric and breakdown', [
+    Table('audience_demographics_status', 'one row per account, day, metric and breakdown', description='Why a demographics picture is missing or empty for an account and day', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'as in audience_demographics', key=True),
         Column('metric', 'text', 'as in audience_demographics', key=True),
@@ -227,14 +229,14 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version asked'),
         Column('fetched_at', 'timestamptz', 'when it was read'),
     ]),
-    Table('online_followers', 'one row per account and hour', [
+    Table('online_followers', 'one row per account and hour', description='How many followers were online at each hour (API versions up to v24)', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('hour_start', 'timestamptz', "the hour's start: the API's hour key h of the day that ends at `end_time` is `end_time` - 24 h + h hours", key=True),
         Column('followers_online', 'bigint', "followers online during that hour (Meta's `online_followers`: API versions up to v24 only, accounts with 100+ followers, the last 30 days)"),
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when it was read (a later read of the same hour replaces the value)'),
     ]),
-    Table('sync_runs', 'one row per Dagster run, account and sync type', [
+    Table('sync_runs', 'one row per Dagster run, account and sync type', description='One row per account and sync run: what was asked, what it cost and how it ended', columns=[
         Column('dagster_run_id', 'text', 'the Dagster run', key=True),
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('sync_type', 'text', '`account`, `media` or `demographics`; a step retry updates its row', key=True),
@@ -252,7 +254,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('fbtrace_id', 'text', "Meta's trace id of the failed call (for a bug report)"),
         Column('details', 'jsonb', 'skipped items, dropped metrics, per-type counts'),
     ]),
-    Table('notifications', 'one row per event', [
+    Table('notifications', 'one row per event', description='Alerts and report notices, and whether the webhook accepted them', columns=[
         Column('dedupe_key', 'text', 'the event (e.g. `needs_reauth:<id>:<time>`, `run_failed:<run_id>`, `token_expiring:<id>:<expiry>`, `token_expired:<id>:<expiry>`): a second send is refused', key=True),
         Column('kind', 'text', "the event's kind (`needs_reauth`, `run_failed`, `token_expiring`, ...)"),
         Column('ig_user_id', 'text', 'the account concerned (NULL for run events)'),
@@ -264,6 +266,40 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('delivered_at', 'timestamptz', 'when the webhook accepted it'),
     ]),
 ]}
+
+
+def _like(table: str, **described: str) -> list[Column]:
+    """A view's columns: those of ``table`` (no key), with the descriptions given here where they differ."""
+    return [Column(c.name, c.type, described.get(c.name, c.description)) for c in TABLES[table].columns]
+
+
+# Bookkeeping tables and the views over the tables above.
+TABLES.update({t.name: t for t in [
+    Table('trending_evaluations', 'one row per account and hourly evaluation', description='What each trending evaluation looked at: candidates, how many could be scored and how many were listed, with the parameters used', columns=[
+        Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
+        Column('as_of', 'timestamptz', 'the evaluated hour (as `trending_posts.as_of`)', key=True),
+        Column('candidates', 'integer', 'posts younger than the maximum age, with snapshots'),
+        Column('scored', 'integer', 'candidates with enough baseline evidence to be scored'),
+        Column('listed', 'integer', 'rows written to `trending_posts`'),
+        Column('params', 'jsonb', 'the trending parameters of this evaluation (docs/analytics.md, "Trending")'),
+        Column('computed_at', 'timestamptz', 'when the evaluation ran'),
+    ]),
+    Table('api_budget', 'one row per budget scope', description="The Meta app's call budget as last reported (X-App-Usage), shared by every run of the deployment for pacing", columns=[
+        Column('scope', 'text', '`app`: the X-App-Usage figure of the whole Meta app', key=True),
+        Column('usage_pct', 'real', 'highest of the reported percentages (call count, time, CPU time)'),
+        Column('observed_at', 'timestamptz', 'when the response carrying it arrived (newest wins)'),
+        Column('observed_by', 'text', 'host:pid of the client that saw it'),
+    ]),
+    Table('schema_migrations', 'one row per applied migration', description='The schema migrations applied to this database (ig_analytics/storage/migrations)', columns=[
+        Column('version', 'integer', 'the number of the migration file', key=True),
+        Column('name', 'text', 'the migration file'),
+        Column('applied_at', 'timestamptz', 'when it was applied'),
+    ]),
+    Table('media_insights_latest', 'one row per post', kind='view', description="The newest snapshot of each post's lifetime metrics", columns=_like('media_insights_snapshots')),
+    Table('audience_pictures', 'one row per account, day, metric, breakdown and key', kind='view', description='Every demographics breakdown in one shape: age, gender, country and city from `audience_demographics`, and the crossed age x gender cells as breakdown `age,gender` with key `<age>|<gender>`', columns=_like(
+        'audience_demographics', breakdown='`age`, `gender`, `country`, `city`, or `age,gender` (the crossed cells of `audience_age_gender`)',
+        key="the breakdown's value, e.g. `25-34`, `F`, `US`, `Paris, Ile-de-France`; `<age>|<gender>` for `age,gender`")),
+]})
 
 
 def _cell(text: str) -> str:
