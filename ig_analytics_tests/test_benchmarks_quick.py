@@ -33,6 +33,8 @@ EXPECTED = {
     "orchestration": ["cli.sync.seconds", "cli.sync.runs", "cli.sync.events", "direct.seconds", "direct.api_only.seconds",
                       "orchestration.overhead.seconds", "orchestration.overhead.share"],
     "responsiveness": ["sandbox.generate_1000x100.seconds", "sandbox.parallel_8x300ms.seconds"],
+    "export": ["export.N2000.seconds", "export.N2000.peak_rss", "export.N20000.seconds", "export.N20000.peak_rss",
+               "export.peak_rss_growth"],
 }
 
 

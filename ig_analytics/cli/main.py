@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 
@@ -331,6 +332,29 @@ def status() -> None:
     from ig_analytics.cli.status import render_status
 
     click.echo(render_status(_engine()))
+
+
+@cli.command()
+@click.argument("relation", metavar="TABLE_OR_VIEW")
+@click.option("--account", "ig_user_id", default=None, callback=_ig_user_id, help="Only this account's rows.")
+@click.option("--since", default=None, help="First day (YYYY-MM-DD, UTC) on the relation's time column.")
+@click.option("--until", default=None, help="Last day (YYYY-MM-DD, UTC), included.")
+@click.option("--format", "fmt", type=click.Choice(["csv"]), required=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (replaced only when complete). Default: standard output.")
+def export(relation: str, ig_user_id: str | None, since: str | None, until: str | None, fmt: str,
+           output: Path | None) -> None:
+    """Stream a table or view of schema instagram as CSV (COPY: flat memory at any size)."""
+    from ig_analytics.cli import export_command as ex
+
+    try:
+        query = ex.build_query(relation, ig_user_id, _parse_day(since, "--since"), _parse_day(until, "--until"))
+        engine = _engine()
+        if ig_user_id is not None:
+            ex.check_account(engine, ig_user_id)
+        ex.export(engine, query, output)
+    except ex.ExportUsageError as exc:
+        raise click.UsageError(str(exc))
 
 
 # ---- servers --------------------------------------------------------------------------------------------
