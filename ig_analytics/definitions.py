@@ -17,6 +17,9 @@ from ig_analytics.run_output import python_logging_console
 
 def build_definitions() -> dg.Definitions:
     configure_logging()  # JSON with IG_ANALYTICS_LOG_FORMAT=json; tokens redacted on every handler
+    # One database resource, bound by its key: the assets and the IO manager's own reads and writes use the same
+    # one, so a database_url set on `database` in a run's config reaches them all (a nested instance would not).
+    database = AnalyticsDatabase.configure_at_launch()
     return dg.Definitions(
         assets=[
             ingestion_assets.ACCOUNTS,
@@ -36,8 +39,8 @@ def build_definitions() -> dg.Definitions:
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
                    audience_assets.daily_audience_demographics],
         sensors=alert_sensors,
-        resources={"database": AnalyticsDatabase(), "graph_api": GraphApi(),
-                   **analytics_assets.analytics_resources(AnalyticsDatabase())},  # postgres_io, analytics_inputs
+        resources={"database": database, "graph_api": GraphApi(),
+                   **analytics_assets.analytics_resources(database)},  # postgres_io, analytics_inputs
         # Run output on the terminal goes through Python logging (one line per record, JSON when asked, tokens
         # redacted). Set here, not per call, so runs of `sync` and of the UI have the same job snapshot.
         loggers={"console": python_logging_console},

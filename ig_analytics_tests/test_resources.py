@@ -71,3 +71,43 @@ def test_the_app_budget_is_shared_through_the_runs_database_not_database_url(pg_
         client = resources.graph_api.client(resources.database)
     budget_url = client.app_budget._engine.url.render_as_string(hide_password=False)
     assert budget_url == db.normalize_url(pg_url)
+
+
+def test_a_database_url_set_on_the_database_resource_reaches_the_io_manager_and_the_inputs(
+        pg_server, pg_url, engine, ig_home, monkeypatch):
+    """definitions.py binds one `database` resource by key: the IO-managed assets read their inputs from, and write
+    their rows to, the database a run's config names, not DATABASE_URL."""
+    from datetime import datetime, timedelta, timezone
+
+    from ig_analytics.defs import analytics_assets
+    from ig_analytics.definitions import defs
+    from ig_analytics_tests.analytics_data import add_account, add_media
+
+    admin = sa.create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS ig_other_analytics WITH (FORCE)"))
+        conn.execute(sa.text("CREATE DATABASE ig_other_analytics"))
+    other_url = pg_server.url("ig_other_analytics")
+    other = db.get_engine(other_url)
+    db.migrate(other)
+    now = datetime.now(timezone.utc)
+    with other.begin() as conn:  # a post with engagement, only in the other database
+        add_account(conn, "777")
+        add_media(conn, [{"media_id": "p1", "ig_user_id": "777", "published_at": now - timedelta(hours=3)}])
+        conn.execute(sa.text("INSERT INTO instagram.media_engagement (media_id, ig_user_id, captured_at, engagement,"
+                             " reach, published_at, computed_at) VALUES ('p1', '777', :c, 12, 100, :p, :c)"),
+                     {"c": now - timedelta(hours=1), "p": now - timedelta(hours=3)})
+    monkeypatch.setenv("IG_TEST_OTHER_URL", other_url)
+    result = dg.materialize([analytics_assets.account_engagement_daily], resources=defs.resources,
+                            run_config={"resources": {"database": {"config": {
+                                "database_url": {"env": "IG_TEST_OTHER_URL"}}}}})
+    assert result.success
+    with other.connect() as conn:
+        assert conn.execute(sa.text("SELECT ig_user_id, engagement FROM instagram.account_engagement_daily")).all() == [
+            ("777", 12)]
+    with engine.connect() as conn:  # DATABASE_URL's database: untouched
+        assert conn.execute(sa.text("SELECT count(*) FROM instagram.account_engagement_daily")).scalar() == 0
+    other.dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS ig_other_analytics WITH (FORCE)"))
+    admin.dispose()

@@ -7,6 +7,8 @@ ig_analytics/analytics (plain Python, documented in docs/analytics.md).
 them: the ``postgres_io`` IO manager writes them (one transaction per slice). ``trending_posts`` and the reports
 still write themselves (docs/architecture.md, "IO manager")."""
 
+# No `from __future__ import annotations` here: Dagster binds the `database` field to the top-level `database`
+# resource (definitions.py) only when it can see the field's type, and a string annotation is refused.
 
 import time
 from datetime import date, datetime, timedelta, timezone

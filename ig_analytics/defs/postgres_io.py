@@ -14,7 +14,8 @@ The checks and the COPY text are computed column by column (``storage.frames.cop
 row in Python: the write costs about what the plain COPY it wraps costs (BENCHMARKS.md, section 4b).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster binds the `database` field to the top-level `database`
+# resource (definitions.py) only when it can see the field's type, and a string annotation is refused.
 
 import json
 import time
