@@ -103,7 +103,8 @@ def _hang_from_observed(observed: Mapping[date, int], net: Mapping[date, int]) -
     (fewest days walked; both directions are exact where the changes are)."""
     if not observed:
         return {}
-    first, last = min([*observed, *net]), max([*observed, *net])
+    # walking back from the oldest reported change reaches the end of the day before it
+    first, last = min([*observed, *(d - timedelta(days=1) for d in net)]), max([*observed, *net])
     span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     forward: dict[date, tuple[int, float]] = {}  # day -> (days walked, total)
     walked: tuple[int, float] | None = None
