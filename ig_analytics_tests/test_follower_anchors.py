@@ -131,3 +131,20 @@ def test_the_anchor_asset_reads_every_account_and_records_the_run(engine, ig_hom
     assert [s.ig_user_id for s in snapshots] == [r.ig_user_id for r in runs] == [a.ig_user_id for a in world.accounts]
     assert {r.status for r in runs} == {"success"}
     assert all(s.followers_total > 0 for s in snapshots)
+
+
+def test_the_sandbox_ends_winter_days_at_0800_utc_and_the_client_dates_them_as_meta_does():
+    world = SandboxWorld.demo(now=datetime(2019, 12, 22, 12, tzinfo=timezone.utc))
+    acct = world.account(NYC)
+    with SandboxServer(world, port=0) as server:
+        client = GraphApiClient(base_url=server.base_url, now=world.clock.now, backoff_base_s=0.01)
+        try:
+            api = client.account(NYC, acct.token)
+            raw = api.get(f"{NYC}/insights", {"metric": "reach", "period": "day", "since": "1576713600",  # Dec 19
+                                              "until": "1576800000"})  # Dec 20, 00:00 UTC
+            days = api.account_insights(date(2019, 12, 19), date(2019, 12, 19))
+        finally:
+            client.close()
+    assert [v["end_time"] for v in raw["data"][0]["values"]] == ["2019-12-20T08:00:00+0000"]  # facts sheet, sec. 9
+    assert [(d.date, d.values["reach"]) for d in days] == [(date(2019, 12, 19),
+                                                            world.account_metric(NYC, "reach", date(2019, 12, 19)))]
