@@ -21,8 +21,10 @@ NYC, TOKYO = "17841400000000002", "17841400000000003"  # the demo's: nobody unfo
 MINUTE = timedelta(minutes=1)
 
 # (the day D whose end is read, the instant it ends in UTC, the instant the next day ends)
-WINTER = (date(2026, 12, 19), datetime(2026, 12, 20, 8, tzinfo=timezone.utc), datetime(2026, 12, 21, 8, tzinfo=timezone.utc))
-SUMMER = (date(2026, 7, 15), datetime(2026, 7, 16, 7, tzinfo=timezone.utc), datetime(2026, 7, 17, 7, tzinfo=timezone.utc))
+WINTER = (date(2026, 12, 19), datetime(2026, 12, 20, 8, tzinfo=timezone.utc),
+          datetime(2026, 12, 21, 8, tzinfo=timezone.utc))
+SUMMER = (date(2026, 7, 15), datetime(2026, 7, 16, 7, tzinfo=timezone.utc),
+          datetime(2026, 7, 17, 7, tzinfo=timezone.utc))
 
 
 def _totals(engine, ig_user_id):
