@@ -14,3 +14,8 @@ DAILY_CAPTURE_INTERVAL_HOURS = 23
 
 # IG_ANALYTICS_SHARDS is at most this (accounts/shards.py; settings validate it)
 MAX_SHARDS = 1000
+
+# Meta's insights days are Pacific-time dates: a day ends at Pacific midnight, 07:00 UTC in summer and 08:00 UTC
+# in winter (graph-api-facts.md, section 9). The account insights' dates, the follower_count window and the
+# follower history all count days in this zone.
+META_DAY_TIMEZONE = "America/Los_Angeles"

@@ -6,6 +6,7 @@ import dagster as dg
 
 from ig_analytics.defs import analytics_assets, audience_assets, ingestion_assets, user_modules
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
+from ig_analytics.defs.follower_anchor_assets import daily_follower_anchors, follower_anchor_job, follower_anchors
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.retention import retention_job, retention_schedule
@@ -26,6 +27,7 @@ def build_definitions() -> dg.Definitions:
             ingestion_assets.account_insights_daily,
             ingestion_assets.media_and_snapshots,
             audience_assets.audience_demographics,
+            follower_anchors,
             analytics_assets.media_engagement,
             analytics_assets.trending_posts,
             analytics_assets.account_engagement_daily,
@@ -35,9 +37,10 @@ def build_definitions() -> dg.Definitions:
             *user_modules.user_assets(),  # IG_ANALYTICS_USER_MODULES: analysts' own assets
         ],
         asset_checks=asset_checks,
-        jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job],
+        jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job,
+              follower_anchor_job],
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
-                   audience_assets.daily_audience_demographics],
+                   audience_assets.daily_audience_demographics, daily_follower_anchors],
         sensors=alert_sensors,
         resources={"database": database, "graph_api": GraphApi(),
                    **analytics_assets.analytics_resources(database)},  # postgres_io, analytics_inputs

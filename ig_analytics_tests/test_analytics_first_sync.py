@@ -95,7 +95,8 @@ def test_first_sync_in_the_worst_order_fills_every_follower_rate_and_lists_trend
             assert am["follower_growth"] is not None and am["followers_total"] is not None, ig_user_id
             assert am["new_followers"] is not None and am["unfollows"] is not None, ig_user_id
             assert en["engagement_rate_followers"] is not None, ig_user_id
-            # one point per day that has ended in the API's clock (before 07:00 UTC, UTC yesterday has not)
+            # one point per day that has ended in the API's clock (before 07:00 UTC, 08:00 in winter, UTC yesterday
+            # has not)
             ended = [d for d in body["daily"] if day_end(date.fromisoformat(d["date"])) <= now]
             assert len(ended) >= 6 and all(d["followers_total"] is not None for d in ended), body["daily"]
         # trending from day one: posts are listed for at least two accounts, each row labelled by its method,

@@ -198,8 +198,8 @@ def test_report_and_status_after_a_sync(cli, ig_home):
     [(start, end, body)] = stored
     days = [yesterday - timedelta(days=2), yesterday - timedelta(days=1), yesterday]
     assert (start, end) == (days[0], days[-1])
-    # a day the API has not finished yet (UTC yesterday is still running in Pacific time before 07:00 UTC) is NULL,
-    # not 0, and the report sums what was measured
+    # a day the API has not finished yet (UTC yesterday is still running in Pacific time before 07:00 UTC, 08:00 in
+    # winter) is NULL, not 0, and the report sums what was measured
     measured = [v for v in (cli.world.account_metric(small.ig_user_id, "views", d) for d in days) if v is not None]
     assert len(measured) >= 2
     assert body["account_metrics"]["total_views"] == sum(measured)

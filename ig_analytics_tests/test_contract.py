@@ -75,7 +75,7 @@ def install():
     with pytest.MonkeyPatch.context() as mp, SandboxServer(world, port=0) as sandbox:
         user = NewUser(mp, "contract", IG_GRAPH_API_URL=sandbox.base_url)
         try:
-            # two days back: yesterday's values are final only after 07:00 UTC
+            # two days back: yesterday's values are final only after 07:00 UTC (08:00 in winter)
             got = Install(user, world, sandbox, today - timedelta(days=6), today - timedelta(days=2))
             r = got.results
             r["db start"] = user.ok("db", "start")

@@ -13,13 +13,16 @@ from ig_analytics.analytics.reports import build_report
 from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.graph_api.follows import fetch_follow_types
 from ig_analytics.ingestion.account_insights import sync_account_insights
+from ig_analytics.ingestion.follower_anchor import record_follower_anchor
 from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
 from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
 from ig_analytics_tests.analytics_data import add_account, add_account_days, add_profile_snapshots
 
-# 2 h 05 min after the insights day of Nov 19 ended (07:00 UTC): its follows are reported (2 h late), its
-# follows_and_unfollows not yet (24 h late) - the usual state of a sync.
-T = datetime(2026, 11, 20, 9, 5, tzinfo=timezone.utc)
+# 2 h 05 min after the insights day of Nov 19 ended (Pacific midnight, 08:00 UTC in winter): its follows are
+# reported (2 h late), its follows_and_unfollows not yet (24 h late) - the usual state of a sync. The profile was
+# read at 08:01 UTC, a minute after that day ended (the follower_anchors schedule).
+T = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)
+ANCHOR = datetime(2026, 11, 20, 8, 1, tzinfo=timezone.utc)
 STEADY = "17841400000000001"  # nobody unfollows: every total is exact
 CHURN = "17841400000000002"  # unfollows every day (follows_and_unfollows FOLLOWER / NON_FOLLOWER)
 
@@ -36,8 +39,12 @@ def synced(engine):
         for a in world.accounts:
             add_account(conn, a.ig_user_id, tz=a.timezone, username=a.username)
     with SandboxServer(world, port=0) as server:
-        client = GraphApiClient(base_url=server.base_url, now=lambda: T, backoff_base_s=0.01)
+        client = GraphApiClient(base_url=server.base_url, now=world.clock.now, backoff_base_s=0.01)
         try:
+            world.clock.set(ANCHOR)
+            for a in world.accounts:
+                record_follower_anchor(engine, client.account(a.ig_user_id, a.token), a.ig_user_id, ANCHOR)
+            world.clock.set(T)
             for a in world.accounts:
                 api = client.account(a.ig_user_id, a.token)
                 sync_media(engine, api, a.ig_user_id, T.replace(minute=0), T, client.version, T, CapturePolicy(),
@@ -64,9 +71,9 @@ def test_reconstructed_totals_equal_the_sandbox_truth(engine, synced):
     yesterday = insights_day(T) - timedelta(days=1)
     # the API covers 30 days of follows: the totals of the 31 days up to yesterday are known
     assert sorted(steady) == [yesterday - timedelta(days=i) for i in range(30, -1, -1)]
-    for d, row in steady.items():
+    for d, row in steady.items():  # yesterday read at its end, every earlier day exactly its reported changes back
         assert row.followers_total == world.account(STEADY).followers_end_of(d), d
-        assert row.followers_total_source == "derived"
+        assert row.followers_total_source == ("observed" if d == yesterday else "derived")
     churn = _history(engine, CHURN)
     acct = world.account(CHURN)
     assert len(churn) == 31
@@ -174,30 +181,39 @@ def test_a_day_without_the_split_falls_back_to_the_inference():
     assert daily_unfollows({d0: (5, None, None)}) == {d0: (0, "assumed_zero")}  # a version without the metric
 
 
-def test_observed_totals_win_and_restart_the_chain(engine):
+def test_observed_totals_win_and_derived_ones_hang_from_the_nearest(engine):
     d0 = date(2026, 3, 10)
-    days = {d0 + timedelta(days=i): (10, None) for i in range(5)}  # +10 a day, no unfollow data (old version)
-    # a snapshot 20 min after day d0+1 ended (observed), and the anchor 5 h into the day after d0+4
-    snapshots = [(datetime(2026, 3, 12, 7, 20, tzinfo=timezone.utc), 500),
-                 (datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc), 2000)]
+    days = {d0 + timedelta(days=i): (10, None) for i in range(7)}  # +10 a day, no unfollow data (old version)
+    # readings 5 min after days d0+1 and d0+5 ended (Pacific midnight, 07:00 UTC in March: observed; they
+    # disagree with the +10 a day by 5), and a part-day reading 5 h into the day after d0+6 that agrees with neither
+    snapshots = [(datetime(2026, 3, 12, 7, 5, tzinfo=timezone.utc), 500),
+                 (datetime(2026, 3, 16, 7, 5, tzinfo=timezone.utc), 545),
+                 (datetime(2026, 3, 17, 12, 0, tzinfo=timezone.utc), 2000)]
     out = reconstruct(days, snapshots)
-    assert out[d0 + timedelta(days=4)] == (1998, "derived")  # 5/24 of today's estimated +10 already happened
-    assert out[d0 + timedelta(days=2)] == (1978, "derived")
-    assert out[d0 + timedelta(days=1)] == (500, "observed")  # not 1968: the measurement wins ...
-    assert out[d0] == (490, "derived")  # ... and the older days follow it
+    assert out[d0 + timedelta(days=1)] == (500, "observed")
+    assert out[d0 + timedelta(days=5)] == (545, "observed")
+    assert out[d0] == (490, "derived")  # one day back from d0+1
+    assert out[d0 + timedelta(days=2)] == (510, "derived")  # one day on from d0+1, not three back from d0+5
+    assert out[d0 + timedelta(days=4)] == (535, "derived")  # one day back from d0+5
+    assert out[d0 + timedelta(days=6)] == (555, "derived")  # on from d0+5: the part-day reading is not needed
+    # without an observed day, everything hangs from the part-day reading (5/24 of today's +10 already happened)
+    assert reconstruct(days, snapshots[2:])[d0 + timedelta(days=6)] == (1998, "derived")
     with engine.begin() as conn:
         add_account(conn, "O")
         add_account_days(conn, "O", [{"date": d, "follower_count": 10} for d in days])
-        add_profile_snapshots(conn, "O", snapshots)
+        add_profile_snapshots(conn, "O", snapshots[2:])
         refresh_follower_history(conn, ["O"])
-        # a later anchor that disagrees: derived values move, the observed one stays
-        add_profile_snapshots(conn, "O", [(datetime(2026, 3, 16, 12, 0, tzinfo=timezone.utc), 3000)])
+        # the readings at the day ends arrive: derived values move to them, observed ones are never overwritten
+        add_profile_snapshots(conn, "O", snapshots[:2])
+        refresh_follower_history(conn, ["O"])
+        add_profile_snapshots(conn, "O", [(datetime(2026, 3, 18, 12, 0, tzinfo=timezone.utc), 3000)])
         refresh_follower_history(conn, ["O"])
         rows = dict(conn.execute(sa.text(
             "SELECT date, (followers_total, followers_total_source, unfollows, unfollows_source)::text"
             " FROM instagram.account_insights_daily")).all())
     assert rows[d0 + timedelta(days=1)] == "(500,observed,0,assumed_zero)"
-    assert rows[d0 + timedelta(days=2)] == "(2968,derived,0,assumed_zero)"
+    assert rows[d0 + timedelta(days=2)] == "(510,derived,0,assumed_zero)"
+    assert rows[d0 + timedelta(days=6)] == "(555,derived,0,assumed_zero)"
 
 
 def test_no_history_is_invented_across_a_gap():

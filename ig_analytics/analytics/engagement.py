@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
+from ig_analytics.constants import META_DAY_TIMEZONE
 from ig_analytics.storage.frames import copy_frame, frame_rows, read_frame
-from ig_analytics.analytics.followers import DAY_END_HOUR_UTC
 from ig_analytics.storage import db
 
 PARTS = ("likes", "comments", "saved", "shares")
@@ -100,7 +100,7 @@ def performance_score(engagement: pd.Series, saved: pd.Series, reach: pd.Series,
 
 # The newest snapshot of each post (the same row media_insights_latest returns; a LATERAL LIMIT 1 uses the
 # primary key index per post instead of sorting every snapshot), and followers_at_publish: followers_total at the
-# end of the insights day before the one containing published_at (days end at 07:00 UTC, docs/analytics.md).
+# end of the insights day before the one containing published_at (Meta's days are Pacific dates, docs/analytics.md).
 _LATEST_SQL = """
 SELECT m.media_id, m.ig_user_id, m.published_at, s.captured_at,
        s.reach, s.views, s.impressions, s.likes, s.comments, s.saved, s.shares, s.total_interactions,
@@ -113,7 +113,7 @@ JOIN LATERAL (
 ) s ON true
 LEFT JOIN instagram.account_insights_daily f
        ON f.ig_user_id = m.ig_user_id
-      AND f.date = (((m.published_at AT TIME ZONE 'UTC') - make_interval(hours => %(day_end_hour)s))::date - 1)
+      AND f.date = ((m.published_at AT TIME ZONE %(meta_day_zone)s)::date - 1)
 WHERE true {media_filter}
 """
 
@@ -146,7 +146,7 @@ def read_latest_snapshots(
 ) -> pd.DataFrame:
     """The inputs of :func:`media_engagement_rows`: per post with at least one snapshot (of the given accounts /
     posts), its newest snapshot (captured at or before ``now`` when given) and followers_at_publish."""
-    params: dict = {"day_end_hour": DAY_END_HOUR_UTC}
+    params: dict = {"meta_day_zone": META_DAY_TIMEZONE}
     media_filter = ""
     users, medias = id_list(ig_user_ids), id_list(media_ids)
     if users is not None:

@@ -14,35 +14,43 @@ The API reports the follower total only *now* (the profile's ``followers_count``
   not reported until tomorrow: it is estimated as the mean net of the newest 7 reported days times the fraction
   of today elapsed; so is a recent day not reported yet (late data; when only its unfollows are missing, they
   are the mean of those days).
-- A profile snapshot taken within :data:`OBSERVE_WITHIN` after a day ended is that day's total, ``observed``;
-  every other value is ``derived``. A derived value never overwrites an observed one, and the chain walking back
-  restarts from each observed value.
+- **Observed**: a profile snapshot taken within :data:`OBSERVE_WITHIN` after a day ended (Pacific midnight; the
+  ``follower_anchors`` schedule reads every account's profile then) is that day's total, ``observed``. Every other
+  value is ``derived`` and hangs from the nearest observed day that a run of reported daily changes connects it to
+  (forwards: + net, backwards: - net); only days no observed anchor reaches fall back to the part-day anchor
+  above. A derived value never overwrites an observed one.
 
-Days are the API's (``end_time`` - 1 day, ``end_time`` at 07:00 UTC): see :func:`insights_day`.
+Days are the API's: Pacific-time dates (``end_time`` - 1 day; a day ends at 07:00 UTC in summer, 08:00 UTC in
+winter): see :func:`insights_day`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-DAY_END_HOUR_UTC = 7  # an insights day ends at 07:00 UTC (graph-api-facts.md, section 2)
-OBSERVE_WITHIN = timedelta(hours=1)
+from ig_analytics.constants import META_DAY_TIMEZONE
+
+_META_ZONE = ZoneInfo(META_DAY_TIMEZONE)
+# A reading this soon after Pacific midnight is that day's total: it holds at most these minutes of the new day's
+# follows (the anchor schedule reads at 00:01; an account gaining 1,440 a day gains 1 a minute).
+OBSERVE_WITHIN = timedelta(minutes=15)
 RATE_DAYS = 7  # today's (and a late day's) net change: the mean of this many newest reported days
 MAX_LATE_DAYS = 3  # data arrives up to 48 h late: estimate at most this many unreported newest days
 
 
 def insights_day(t: datetime) -> date:
-    """The insights day containing instant ``t``."""
-    return (t.astimezone(timezone.utc) - timedelta(hours=DAY_END_HOUR_UTC)).date()
+    """The insights day containing instant ``t``: its Pacific-time date."""
+    return t.astimezone(_META_ZONE).date()
 
 
 def day_end(d: date) -> datetime:
-    """The instant day ``d`` ends (its ``end_time``): d + 1 at 07:00 UTC."""
-    return datetime.combine(d + timedelta(days=1), time(DAY_END_HOUR_UTC), tzinfo=timezone.utc)
+    """The instant day ``d`` ends (its ``end_time``), in UTC: Pacific midnight starting d + 1."""
+    return datetime.combine(d + timedelta(days=1), time(0), tzinfo=_META_ZONE).astimezone(timezone.utc)
 
 
 def daily_unfollows(days: Mapping[date, tuple]) -> dict[date, tuple[int | None, str | None]]:
@@ -79,22 +87,65 @@ def reconstruct(
         return {}
     unfollows = {d: u for d, (u, _) in daily_unfollows(days).items()}
     net = {d: days[d][0] - u for d, u in unfollows.items() if u is not None and days[d][0] is not None}
-    recent = sorted(net)[-RATE_DAYS:]
-    rate = sum(net[d] for d in recent) / len(recent) if recent else 0.0
-    unfollow_rate = sum(unfollows[d] for d in recent) / len(recent) if recent else 0.0
-    last_known = max(net) if net else None
-
     observed: dict[date, int] = {}
     for t, total in snapshots:
         d = insights_day(t) - timedelta(days=1)
         if t - day_end(d) < OBSERVE_WITHIN:
             observed.setdefault(d, total)
+    out = {d: (round(total), "derived") for d, total in _walk_from_part_day(days, snapshots, net, unfollows).items()}
+    out.update({d: (round(total), "derived") for d, total in _hang_from_observed(observed, net).items()})
+    out.update({d: (total, "observed") for d, total in observed.items()})
+    return out
 
-    # the anchor: the FIRST snapshot of the newest day that has one. It leaves the least of its day's change to
-    # estimate, and a second sync the same day (same API answers) rebuilds the very same history.
+
+def _hang_from_observed(observed: Mapping[date, int], net: Mapping[date, int]) -> dict[date, float]:
+    """Each day reachable from an observed total through reported daily changes, from the nearest such anchor
+    (fewest days walked; both directions are exact where the changes are)."""
+    if not observed:
+        return {}
+    # walking back from the oldest reported change reaches the end of the day before it
+    first, last = min([*observed, *(d - timedelta(days=1) for d in net)]), max([*observed, *net])
+    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    forward: dict[date, tuple[int, float]] = {}  # day -> (days walked, total)
+    walked: tuple[int, float] | None = None
+    for d in span:
+        if d in observed:
+            walked = (0, observed[d])
+        elif walked is not None and d in net:
+            walked = (walked[0] + 1, walked[1] + net[d])  # end of d = end of d-1 + net(d)
+        else:
+            walked = None
+        if walked is not None:
+            forward[d] = walked
+    out: dict[date, float] = {}
+    walked = None
+    for d in reversed(span):
+        if d in observed:
+            walked = (0, observed[d])
+        elif walked is not None and d + timedelta(days=1) in net:
+            walked = (walked[0] + 1, walked[1] - net[d + timedelta(days=1)])  # end of d = end of d+1 - net(d+1)
+        else:
+            walked = None
+        best = min((w for w in (walked, forward.get(d)) if w is not None), default=None, key=lambda w: w[0])
+        if best is not None:
+            out[d] = best[1]
+    return out
+
+
+def _walk_from_part_day(days: Mapping[date, tuple], snapshots: Sequence[tuple[datetime, int]],
+                        net: Mapping[date, int], unfollows: Mapping[date, int | None]) -> dict[date, float]:
+    """Walking back from the part-day anchor (the first snapshot of the newest day that has one), estimating the
+    changes not reported yet: the values for days no observed total reaches."""
+    recent = sorted(net)[-RATE_DAYS:]
+    rate = sum(net[d] for d in recent) / len(recent) if recent else 0.0
+    unfollow_rate = sum(unfollows[d] for d in recent) / len(recent) if recent else 0.0
+    last_known = max(net) if net else None
+    # the FIRST snapshot of the newest day: it leaves the least of its day's change to estimate, and a second sync
+    # the same day (same API answers) rebuilds the very same history
     today = insights_day(snapshots[-1][0])
     anchor_t, anchor_total = next((t, f) for t, f in snapshots if insights_day(t) == today)
-    elapsed = (anchor_t - day_end(today - timedelta(days=1))).total_seconds() / 86400.0
+    start = day_end(today - timedelta(days=1))
+    elapsed = (anchor_t - start) / (day_end(today) - start)  # of a 23, 24 or 25 h day
     # the days after the newest reported one may be estimated while they are merely late, never across an old gap
     recent_enough = last_known is not None and last_known >= today - timedelta(days=MAX_LATE_DAYS + 1)
     estimate_from = last_known + timedelta(days=1) if recent_enough else today
@@ -107,19 +158,14 @@ def reconstruct(
         follows = days[d][0] if d in days else None
         return rate if follows is None else follows - unfollow_rate  # follows arrive before the split
 
-    out: dict[date, tuple[int, str]] = {}
-    today_net = net_of(today)
+    out: dict[date, float] = {}
     d = today - timedelta(days=1)
-    total: float | None = anchor_total - round((today_net or 0.0) * elapsed)
-    oldest = min([*days, *observed], default=d)
-    while d >= oldest:
-        if d in observed:
-            total = observed[d]
-            out[d] = (int(total), "observed")
-        elif total is not None:
-            out[d] = (int(round(total)), "derived")
+    total: float | None = anchor_total - round((net_of(today) or 0.0) * elapsed)
+    oldest = min(days, default=d)
+    while d >= oldest and total is not None:
+        out[d] = total
         step = net_of(d)
-        total = None if total is None or step is None else total - step
+        total = None if step is None else total - step
         d -= timedelta(days=1)
     return out
 

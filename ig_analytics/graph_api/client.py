@@ -32,7 +32,7 @@ from ig_analytics.graph_api.parsing import (
 )
 from ig_analytics.graph_api.rounds import BatchRounds, RoundHandlers, RoundItem
 from ig_analytics.graph_api.transport import AccountTransport
-from ig_analytics.graph_api.windows import plan_account_calls
+from ig_analytics.graph_api.windows import meta_today, plan_account_calls
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ class AccountApi:
         while day <= until:
             values[day] = {name: None for name in catalogue.account_metric_names}
             day += timedelta(days=1)
-        today = self._client.now().astimezone(timezone.utc).date()
+        today = meta_today(self._client.now())  # the API's day, so the oldest follower_count day is asked
         metrics = [m for m in catalogue.account_metrics if m.name not in self._dropped_account_metrics]
         items = [RoundItem(key=call, path=f"{self.ig_user_id}/insights", metrics=list(call.metrics),
                            extra_params={k: v for k, v in call.params().items() if k != "metric"})

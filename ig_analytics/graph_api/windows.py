@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
 
+from ig_analytics.constants import META_DAY_TIMEZONE
 from ig_analytics.graph_api.catalogue import TIME_SERIES, AccountMetric
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "split_windows",
     "plan_account_calls",
     "metric_available",
+    "meta_today",
 ]
 
 MAX_WINDOW_DAYS = 29  # the API allows 30 days since..until; 29 is safe whatever "until" is stretched to
@@ -51,6 +54,12 @@ class AccountCall:
         }
 
 
+def meta_today(now: datetime) -> date:
+    """The API's day in progress at ``now``: its Pacific-time date. The follower_count window ("the last 30 days
+    excluding today") counts back from it, not from the UTC date, which runs a day ahead until 07:00 / 08:00 UTC."""
+    return now.astimezone(ZoneInfo(META_DAY_TIMEZONE)).date()
+
+
 def day_start_ts(day: date) -> int:
     """Unix seconds of 00:00 UTC of ``day``."""
     return int(datetime.combine(day, time(0, 0), tzinfo=timezone.utc).timestamp())
@@ -78,7 +87,8 @@ def parse_graph_time(value: str) -> datetime:
 def end_time_to_date(end_time: str) -> date:
     """The day a daily value covers: the date part of (end_time - 1 day), in end_time's own offset.
 
-    '2017-05-05T07:00:00+0000' -> 2017-05-04 (project convention, graph-api-facts.md section 2).
+    '2017-05-05T07:00:00+0000' -> 2017-05-04, and the winter '2019-12-20T08:00:00+0000' -> 2019-12-19 (project
+    convention, graph-api-facts.md sections 2 and 9).
     """
     return (_parse_in_own_offset(end_time) - timedelta(days=1)).date()
 

@@ -30,7 +30,7 @@ NEEDS_REAUTH_ERRORS = (TokenInvalidError, PermissionDeniedError)
 @dataclass
 class AccountOutcome:
     ig_user_id: str
-    sync_type: str  # 'account' | 'media'
+    sync_type: str  # 'account' | 'media' | 'demographics' | 'followers'
     partition_key: str
     started_at: datetime
     finished_at: datetime | None = None

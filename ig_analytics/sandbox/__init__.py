@@ -6,7 +6,8 @@ World model (``SandboxWorld``)
     (seed, account, key) - see ``rng.py`` - so the same seed gives the same world, and nothing is
     generated before it is asked for. ``world.clock`` is the sandbox time (frozen when ``now=`` is given,
     else real time); the spec's ``followers``/``posts`` hold at the world's reference time ``ref_time``.
-    * Days: day D is the 24 h ending at D+1 07:00 UTC (its ``end_time``). Followers grow by a net change
+    * Days: day D is the Pacific-time date D, ending at Pacific midnight (its ``end_time``: D+1 07:00 UTC in
+      summer, 08:00 UTC in winter, as Meta's). Followers grow by a net change
       >= 0 per day, and ``followers_total`` (the true total at the end of each day) is exactly consistent with
       it; ``follower_count`` (new follows) = net + ``unfollows`` (0 unless ``AccountSpec.unfollow_rate``; the
       demo's bakery and Tokyo accounts have some), ``follows_and_unfollows`` = follows + unfollows, split
@@ -27,7 +28,7 @@ version once its "enforced on all versions" date has passed on the sandbox clock
 (time_series/total_value rules, 30-day window, late data: reach/views/impressions/follower_count appear 2 h
 after the day ends, the others after 24 h, so today and yesterday are missing; 2-year retention;
 follower_count: last 30 days, absent under 100 followers; a since..until window holds the days whose middle,
-D 19:00 UTC, lies in it, so 00:00-UTC day windows map to that day), /media and /stories (cursor paging whose
+D 19:00 or 20:00 UTC, lies in it, so 00:00-UTC day windows map to that day), /media and /stories (cursor paging whose
 ``next`` contains the token, field expansion ``insights.metric(...)``), /{media-id}/insights, batch
 ``POST /`` (max 50), rate-limit headers, error bodies shaped like Meta's. Control API: ``GET
 /__sandbox/accounts``, ``GET|POST /__sandbox/clock`` ({"now": iso} | {"advance_seconds": n} | {"frozen":

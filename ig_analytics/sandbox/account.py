@@ -1,6 +1,7 @@
 """One synthetic business account: follower growth, daily account metrics, and its posts and stories.
 
-Days follow the Graph API convention: day D is the 24 h ending at D+1 07:00 UTC (its ``end_time``).
+Days follow the Graph API convention: day D is the Pacific-time calendar day D, ending at Pacific midnight (its
+``end_time``: D+1 07:00 UTC in summer, 08:00 UTC in winter; 23 or 25 h on the days clocks change).
 Followers: cumulative net gains C(d) = floor(r*d + j(d)) with jitter j in [0, r), so the daily net change
 C(d) - C(d-1) is >= 0, averages r (about 0.04-0.12 % of followers) and followers_total(end of d) -
 followers_total(end of d-1) == net(d) exactly. With ``AccountSpec.unfollow_rate`` u > 0 the account also loses
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ig_analytics.sandbox.faults import Faults
     from ig_analytics.sandbox.world import AccountSpec, SandboxWorld
 
-DAY_END_HOUR_UTC = 7
+META_DAY_ZONE = ZoneInfo("America/Los_Angeles")  # Meta's insights days end at Pacific midnight, DST included
 _ORD0 = 730000  # date ordinal origin of post sequence numbers (8 slots per day)
 _SLOTS = 8
 FUTURE_DAYS = 400
@@ -40,13 +41,13 @@ _HOURS = [(h, w) for h, w in enumerate(
 
 
 def day_of(t: datetime) -> date:
-    """The insights day whose 24 h contain ``t``."""
-    return (t.astimezone(timezone.utc) - timedelta(hours=DAY_END_HOUR_UTC)).date()
+    """The insights day containing ``t``: its Pacific-time date."""
+    return t.astimezone(META_DAY_ZONE).date()
 
 
 def day_end(d: date) -> datetime:
-    """``end_time`` of day d: d+1 at 07:00 UTC."""
-    return datetime.combine(d + timedelta(days=1), time(DAY_END_HOUR_UTC), tzinfo=timezone.utc)
+    """``end_time`` of day d, in UTC: Pacific midnight starting d+1 (07:00 UTC in summer, 08:00 in winter)."""
+    return datetime.combine(d + timedelta(days=1), time(0), tzinfo=META_DAY_ZONE).astimezone(timezone.utc)
 
 
 class SandboxAccount:
@@ -118,7 +119,8 @@ class SandboxAccount:
 
     def _partial(self, t: datetime) -> int:
         d = day_of(t)
-        frac = 1.0 - (day_end(d) - t).total_seconds() / 86400.0
+        start, end = day_end(d - timedelta(days=1)), day_end(d)
+        frac = (t - start) / (end - start)  # of a 23, 24 or 25 h day
         return self._cum(d - timedelta(days=1)) + math.floor(self.follower_gain(d) * frac)
 
     def followers_at(self, t: datetime) -> int:

@@ -141,7 +141,7 @@ class SandboxWorld:
 
     # ------------------------------------------------------------------ ground truth
     def account_metric(self, ig_user_id: str, metric: str, day: date) -> int | None:
-        """The true daily value of ``metric`` for the day it covers (end_time = day+1 07:00 UTC).
+        """The true daily value of ``metric`` for the day it covers (end_time = Pacific midnight starting day+1).
 
         Also answers ``followers_total`` (at the end of that day). None for an unknown metric or a day that
         has not ended yet on the sandbox clock. API visibility (late data, retention, the 30-day window of
