@@ -71,7 +71,9 @@ def _forms(secret: str) -> set[str]:
     if _UNSAFE_RE.search(secret):
         from ig_analytics.terminal_text import printable
 
-        forms |= {secret.encode("unicode_escape").decode("ascii"), json.dumps(secret)[1:-1], printable(secret)}
+        escaped = {secret.encode("unicode_escape").decode("ascii"), json.dumps(secret)[1:-1], printable(secret)}
+        # ... and escaped once more: a repr inside a JSON text (an error in run metadata) doubles the backslash
+        forms |= escaped | {json.dumps(form)[1:-1] for form in escaped}
         forms |= {part for part in _UNSAFE_RE.split(secret) if len(part) >= _MIN_SECRET_LEN}
     return forms
 
