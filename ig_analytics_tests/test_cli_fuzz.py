@@ -175,6 +175,8 @@ def _cli(args: list[str], env: dict | None = None, stdin: str | None = None) -> 
     # row 13: every setting error is one line, exit 2
     (["status"], {"IG_ANALYTICS_DAILY_START": "yesterday"}, None, 2, "IG_ANALYTICS_DAILY_START must be a date"),
     (["accounts", "list"], {"IG_ANALYTICS_HOME": "/proc/ig-analytics-home"}, None, 2, "IG_ANALYTICS_HOME="),
+    (["db", "start"], {"IG_ANALYTICS_HOME": "/proc/ig-analytics-home", "DATABASE_URL": ""}, None, 2,
+     "IG_ANALYTICS_HOME="),
     # rows 14 and 15: an unregistered or malformed --account is a usage error (README)
     (["report", "--account", "12345"], {}, None, 2, "no account 12345"),
     (["accounts", "disable", "17841400000000055"], {}, None, 2, "no account 17841400000000055"),

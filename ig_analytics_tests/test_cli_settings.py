@@ -235,8 +235,15 @@ def test_a_stored_token_with_a_line_break_fails_its_account_at_once_and_never_le
     log_file = ig_home / "logs" / "ig-analytics.log"
     texts = [result.stdout, result.stderr, log_file.read_text() if log_file.exists() else "", *errors]
     assert errors and any("line break" in e for e in errors)
+    files = [p for p in ig_home.rglob("*") if p.is_file()]  # the log file, Dagster's compute logs, reports
+    texts += [p.read_bytes().decode(errors="replace") for p in files]
+    with cli.engine.connect() as conn:  # Dagster's event log lives in the same database (DATABASE_URL)
+        events = [r[0] for r in conn.execute(sa.text("SELECT event FROM event_logs WHERE run_id IN (SELECT run_id "
+                                                     "FROM runs ORDER BY create_timestamp DESC LIMIT 5)"))]
+    assert any(bad in e for e in events) and any(p.name == "ig-analytics.log" for p in files)
+    texts += events
     for text in texts:
-        assert "secondhalf" not in text and "longtokenvalue" not in text, text
+        assert "secondhalf" not in text and "longtokenvalue" not in text, text[:2000]
 
 
 def test_discover_escapes_a_page_name_with_a_right_to_left_override(cli):

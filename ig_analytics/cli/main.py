@@ -108,6 +108,7 @@ def db_start() -> None:
     from ig_analytics.cli import runtime
 
     server = _embedded()
+    _settings().ensure_home()  # one line naming IG_ANALYTICS_HOME, not an OSError from deep in the start
     _sweep_orphan_clusters()
     status = server.start()
     runtime.ensure_database(_settings())
