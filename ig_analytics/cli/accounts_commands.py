@@ -14,6 +14,7 @@ from ig_analytics.graph_api.tokens import detect_login_kind
 
 
 def _cli():
+    """cli/main, which imports this module at its end: its helpers are looked up when a command runs."""
     from ig_analytics.cli import main
 
     return main
@@ -59,13 +60,13 @@ def after_add(settings, engine, vault, ig_user_id: str, token: str, login_kind: 
     api = token_api(settings)
     if not api.can_inspect:
         say("Token expiry and permissions not checked: set IG_APP_ID and IG_APP_SECRET to read them "
-                   "(debug_token).")
+            "(debug_token).")
         return
     try:
         info = inspect_token(engine, api, ig_user_id, token, login_kind, datetime.now(timezone.utc))
     except GraphApiError as exc:
         say(f"WARNING: could not inspect the token ({describe_error(exc)}); the daily check retries.",
-                   err=True)
+            err=True)
         return
     from ig_analytics.graph_api.tokens import missing_scopes
 
@@ -74,11 +75,11 @@ def after_add(settings, engine, vault, ig_user_id: str, token: str, login_kind: 
     say(f"Token expires: {expires}; data access until {data_access}; scopes: {', '.join(info.scopes) or '-'}")
     if not info.is_valid:
         say(f"WARNING: Meta says this token is not valid ({info.error or 'expired or revoked'}): get a new "
-                   "one and run accounts add again.", err=True)
+            "one and run accounts add again.", err=True)
     missing = missing_scopes(login_kind, info.scopes)
     if missing:
         say(f"WARNING: the token lacks {', '.join(missing)}: syncs that need it will fail. Reconnect with a "
-                   f"token that grants {', '.join(missing)} and run accounts add again.", err=True)
+            f"token that grants {', '.join(missing)} and run accounts add again.", err=True)
 
 
 def register_account_commands(accounts: click.Group) -> None:
@@ -112,7 +113,7 @@ def discover(facebook_token: str, dry_run: bool) -> None:
 
 
 @click.command("refresh-tokens")
-@click.option("--account", "ig_user_ids", multiple=True, callback=lambda c, p, v: _cli()._ig_user_ids(c, p, v),
+@click.option("--account", "ig_user_ids", multiple=True, callback=lambda *args: _cli()._ig_user_ids(*args),
               help="Only this account (repeatable).")
 def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
     """Refresh the Instagram-Login tokens at least 24 h old (also done by the daily token_maintenance_job).
@@ -151,7 +152,7 @@ def check_tokens() -> None:
         notes = state.notes(now)
         attention += bool(notes)
         say(f"{state.ig_user_id} ({state.login_kind} login): expires {state.expiry_text()}"
-                   + ("".join(f"\n  WARNING: {n}" for n in notes)))
+            + ("".join(f"\n  WARNING: {n}" for n in notes)))
     if not api.can_inspect:
         say("Expiry and permissions were not re-read: set IG_APP_ID and IG_APP_SECRET.")
     sys.exit(1 if attention or report.failed_refreshes or report.inspect_errors else 0)

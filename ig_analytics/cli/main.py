@@ -99,7 +99,7 @@ def _sweep_orphan_clusters() -> None:
     removed = sweep_orphans()
     if removed:
         say(f"Removed {len(removed)} embedded PostgreSQL cluster(s) whose IG_ANALYTICS_HOME no longer exists: "
-                   + ", ".join(str(p) for p in removed))
+            + ", ".join(str(p) for p in removed))
 
 
 @db.command("start")
@@ -258,7 +258,7 @@ def accounts_list() -> None:
     tokens = load_states(engine)
     now = datetime.now(timezone.utc)
     say(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'login':<9} {'timezone':<20} {'followers':>10}"
-               "  token expires")
+        "  token expires")
     for row in rows:
         token = tokens.get(row.ig_user_id)
         expires = token.expiry_text() if token else "unknown"
