@@ -190,10 +190,8 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
                  token_expires_at: str | None, verify: bool, login_kind: str | None) -> None:
     """Register or update an account (re-activates one that needed re-authentication)."""
     from ig_analytics.accounts import repository as repo
-    from ig_analytics.cli.accounts_commands import after_add, choose_login_kind
+    from ig_analytics.cli.accounts_commands import after_add, choose_login_kind, read_token
     from ig_analytics.accounts.token_vault import TokenVault
-
-    from ig_analytics.cli.accounts_commands import read_token
 
     token = read_token(token, "--token")
     expires = _parse_day(token_expires_at, "--token-expires-at")

@@ -3,6 +3,7 @@ environment, and run child processes (webserver, daemon, sandbox) so that none o
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -160,8 +161,8 @@ def port_taken(host: str, port: int) -> bool:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the webserver: TIME_WAIT is no owner
         try:
             sock.bind(address)
-        except OSError:
-            return True
+        except OSError as exc:  # only "in use": an address of another machine is the webserver's to report
+            return exc.errno == errno.EADDRINUSE
     return False
 
 
