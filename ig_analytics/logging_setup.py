@@ -10,6 +10,9 @@
   with full details (tracebacks, multi-line messages), and other loggers' warnings too. Created on first use;
 - Python warnings (``warnings.warn``) as records of the ``py.warnings`` logger, so they follow the same rules.
 
+Both outputs escape control, bidirectional and other format characters as stdout does (terminal_text): ``\x1b``
+and ``\u202e`` in text, their JSON escapes in JSON lines; a text record keeps only its own line breaks.
+
 Every handler gets :class:`ig_analytics.redaction.RedactingFilter`, so messages, arguments, ``extra`` fields and
 tracebacks are redacted before they are formatted.
 
@@ -33,6 +36,7 @@ from typing import IO
 
 from ig_analytics.redaction import RedactingFilter, redact
 from ig_analytics.settings import SettingsError
+from ig_analytics.terminal_text import json_line, printable, printable_lines
 
 LOGGER_NAME = "ig_analytics"
 EXTRA_FIELDS = ("ig_user_id", "endpoint", "code", "subcode", "fbtrace_id", "run_id")
@@ -61,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             data["exception"] = record.exc_text or self.formatException(record.exc_info)
         elif record.exc_text:
             data["exception"] = record.exc_text
-        return _json.dumps(data, default=str, ensure_ascii=False)
+        return json_line(_json.dumps(data, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -77,7 +81,9 @@ class TextFormatter(logging.Formatter):
         else:
             text = super().format(record)
         extras = [f"{name}={getattr(record, name)}" for name in EXTRA_FIELDS if getattr(record, name, None) is not None]
-        return f"{text} [{' '.join(extras)}]" if extras else text
+        text = f"{text} [{' '.join(extras)}]" if extras else text
+        # Text from the API or a user may hold escape sequences or bidi overrides: escaped as stdout does.
+        return printable(text) if self.one_line else printable_lines(text)
 
     def _one_line_record(self, record: logging.LogRecord) -> logging.LogRecord:
         copy = logging.makeLogRecord(vars(record))

@@ -5,7 +5,8 @@
 - ``access_token=...`` and ``appsecret_proof=...`` (query strings, form bodies, JSON ``"access_token": "..."``),
 - ``Bearer ...`` / ``OAuth ...`` authorization values,
 - every secret registered with ``register_secret(token)`` (a process-wide set; the Graph API client registers
-  every token it is given), in raw and URL-encoded form.
+  every token it is given), in raw and URL-encoded form; a secret with whitespace or control characters also in
+  its escaped forms and as each fragment of 6+ characters (see ``register_secret``).
 
 ``RedactingFilter`` is a ``logging.Filter`` that applies ``redact`` to a record's message, args, string
 attributes (``extra`` fields) and formatted traceback. Install it on handlers (it never drops a record)::
@@ -15,6 +16,7 @@ attributes (``extra`` fields) and formatted traceback. Install it on handlers (i
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -35,6 +37,7 @@ _lock = threading.Lock()
 # go through a small regex.
 _TOKEN_RUN_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _PLAIN_SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+_UNSAFE_RE = re.compile(r"[^\x21-\x7e]+")  # what a token cannot hold: whitespace, controls, non-ASCII
 _plain_secrets: set[str] = set()
 _shortest_plain = 0
 _other_secrets: frozenset[str] = frozenset()
@@ -50,10 +53,33 @@ _AUTH_RE = re.compile(r"(?P<key>\b(?:Bearer|OAuth)\s+)(?P<value>[A-Za-z0-9._~+/=
 
 
 def register_secret(secret: str | None) -> None:
-    """Remember ``secret`` so that ``redact`` removes it from any text, wherever it appears."""
-    global _shortest_plain, _other_secrets, _other_pattern
+    """Remember ``secret`` so that ``redact`` removes it from any text, wherever it appears.
+
+    A secret with whitespace or control characters (a token stored by an older version, before tokens were
+    checked at the door) can reach text escaped (``\\n`` in a repr or JSON, ``\\x0a`` on a terminal) or cut at
+    those characters (requests quotes the header up to and after a line break): each escaped form and each
+    fragment of at least ``_MIN_SECRET_LEN`` characters is registered too. Shorter fragments are not: three
+    characters are no secret by themselves, and masking them would garble every log line."""
     if not secret or len(secret) < _MIN_SECRET_LEN:
         return
+    for form in _forms(secret):
+        _register_one(form)
+
+
+def _forms(secret: str) -> set[str]:
+    forms = {secret}
+    if _UNSAFE_RE.search(secret):
+        from ig_analytics.terminal_text import printable
+
+        escaped = {secret.encode("unicode_escape").decode("ascii"), json.dumps(secret)[1:-1], printable(secret)}
+        # ... and escaped once more: a repr inside a JSON text (an error in run metadata) doubles the backslash
+        forms |= escaped | {json.dumps(form)[1:-1] for form in escaped}
+        forms |= {part for part in _UNSAFE_RE.split(secret) if len(part) >= _MIN_SECRET_LEN}
+    return forms
+
+
+def _register_one(secret: str) -> None:
+    global _shortest_plain, _other_secrets, _other_pattern
     with _lock:
         if _PLAIN_SECRET_RE.match(secret):
             if secret not in _plain_secrets:
@@ -68,6 +94,11 @@ def register_secret(secret: str | None) -> None:
 
 def forget_secret(secret: str) -> None:
     """Remove a registered secret (tests; a revoked token can stay registered harmlessly)."""
+    for form in _forms(secret):
+        _forget_one(form)
+
+
+def _forget_one(secret: str) -> None:
     global _shortest_plain, _other_secrets, _other_pattern
     with _lock:
         _plain_secrets.discard(secret)

@@ -38,6 +38,7 @@ class Settings:
         if home.exists() and not home.is_dir():
             raise SettingsError(f"IG_ANALYTICS_HOME={home} is a file, not a folder: point it at a folder "
                                 "(it is created when missing), or unset it to use ./.ig_analytics")
+        _partition_starts(env)
         return cls(
             home=home,
             database_url=_database_url(env.get("DATABASE_URL")),
@@ -49,6 +50,19 @@ class Settings:
             shards=_shards(env.get("IG_ANALYTICS_SHARDS")),
             app_id=_blank_to_none(env.get("IG_APP_ID")),
         )
+
+    def ensure_home(self) -> Path:
+        """Create IG_ANALYTICS_HOME when missing; one that cannot be created or written is a SettingsError."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.home, os.W_OK | os.X_OK)
+            reason = "it is not writable"
+        except OSError as exc:
+            writable, reason = False, exc.strerror or type(exc).__name__
+        if not writable:
+            raise SettingsError(f"IG_ANALYTICS_HOME={self.home} cannot be used ({reason}): point it at a folder you "
+                                "can write (it is created when missing), or unset it to use ./.ig_analytics")
+        return self.home
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -124,14 +138,36 @@ def _http_url(name: str, value: str | None) -> str | None:
 
 
 def _api_version(value: str | None) -> str | None:
-    """IG_GRAPH_API_VERSION: a version the client understands (e.g. v25.0), or a SettingsError."""
+    """IG_GRAPH_API_VERSION: a version the metric catalogue can serve (a known one, or a newer one, which gets the
+    newest known metric set), or a SettingsError listing the versions it knows."""
     value = _blank_to_none(value)
     if value is None:
         return None
-    from ig_analytics.graph_api.catalogue import normalize_version
+    from ig_analytics.graph_api.catalogue import VERSIONS, resolve_version
 
     try:
-        normalize_version(value)
-    except ValueError as exc:
-        raise SettingsError(f"IG_GRAPH_API_VERSION: {exc}") from None
+        resolve_version(value)
+    except ValueError:
+        raise SettingsError(f"IG_GRAPH_API_VERSION must be a Graph API version the metric catalogue knows "
+                            f"({', '.join(VERSIONS)}) or a newer one, not '{value[:20]}'; unset it for "
+                            f"{VERSIONS[-1]}") from None
     return value
+
+
+def _partition_starts(env) -> None:
+    """IG_ANALYTICS_DAILY_START (YYYY-MM-DD) and IG_ANALYTICS_HOURLY_START (YYYY-MM-DD-HH:00), read by
+    install_marker: a wrong value is a setting error now, not a ValueError when the definitions load."""
+    from datetime import date, datetime
+
+    from ig_analytics.install_marker import HOURLY_FORMAT
+
+    for name, parse, example in (("IG_ANALYTICS_DAILY_START", date.fromisoformat, "2025-01-31"),
+                                 ("IG_ANALYTICS_HOURLY_START", lambda v: datetime.strptime(v, HOURLY_FORMAT),
+                                  "2026-11-01-00:00")):
+        value = env.get(name)
+        if not value:
+            continue
+        try:
+            parse(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a date like {example}, not '{value[:30]}'") from None

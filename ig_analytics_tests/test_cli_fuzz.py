@@ -162,12 +162,34 @@ def _cli(args: list[str], env: dict | None = None, stdin: str | None = None) -> 
     (["accounts", "add", "--ig-user-id", GOOD_ID, "--token", "t0ken-value-123", "--username", "x" * 10_000], {}, None,
      2, "username"),
     (["sync", "--account", "999999"], {}, None, 2, "no account 999999"),
+    # Issue 28, row 1: a token is checked at the door (it leaked from an InvalidHeader at the next sync).
+    (["accounts", "add", "--ig-user-id", GOOD_ID, "--token", "EAAGlongtokenvalue123456\nEAAGsecondhalf7890",
+      "--no-verify"], {}, None, 2, "a line break at character 25"),
+    (["accounts", "add", "--ig-user-id", GOOD_ID, "--token", "EAAG token-value-1234", "--no-verify"], {}, None, 2,
+     "a space at character 5"),
+    (["accounts", "add", "--ig-user-id", GOOD_ID, "--token", "-", "--no-verify"], {}, "E" * 5_000_000 + "\n", 2,
+     "8 to 2048 characters long, not 5,000,000"),
+    (["accounts", "discover", "--facebook-token", "-"], {}, "EAABuser\ttoken-12345\n", 2, "a tab at character 9"),
+    # row 6: the API version is checked against the catalogue before anything runs
+    (["sync"], {"IG_GRAPH_API_VERSION": "v17.0"}, None, 2, "v18.0, v19.0, v20.0"),
+    # row 13: every setting error is one line, exit 2
+    (["status"], {"IG_ANALYTICS_DAILY_START": "yesterday"}, None, 2, "IG_ANALYTICS_DAILY_START must be a date"),
+    (["accounts", "list"], {"IG_ANALYTICS_HOME": "/proc/ig-analytics-home"}, None, 2, "IG_ANALYTICS_HOME="),
+    (["db", "start"], {"IG_ANALYTICS_HOME": "/proc/ig-analytics-home", "DATABASE_URL": ""}, None, 2,
+     "IG_ANALYTICS_HOME="),
+    # rows 14 and 15: an unregistered or malformed --account is a usage error (README)
+    (["report", "--account", "12345"], {}, None, 2, "no account 12345"),
+    (["accounts", "disable", "17841400000000055"], {}, None, 2, "no account 17841400000000055"),
+    (["accounts", "refresh-tokens", "--account", "12ab"], {}, None, 2, "'12ab' is not an Instagram user id"),
+    (["accounts", "refresh-tokens", "--account", "999"], {}, None, 2, "no account 999"),
+    (["accounts", "refresh-tokens", "--account", "\x1b[31m1"], {}, None, 2, "'\\x1b[31m1' is not an Instagram"),
 ])
 def test_real_processes(engine, ig_home, args, env, stdin, code, words):
     result = _cli(args, {"IG_GRAPH_API_URL": "http://127.0.0.1:9", **env}, stdin)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == code and len(lines) == 1, result.stderr
     assert words in lines[0] and "ValueError" not in lines[0] and "Traceback" not in result.stderr
+    assert "secondhalf" not in result.stdout + result.stderr and "\x1b" not in result.stderr
     assert len(lines[0]) < 700
     assert set(_stored(engine).values()) == {0}
     if args[0] == "sync":  # the unknown account was refused before any Dagster run was launched

@@ -161,3 +161,38 @@ def test_an_analyst_module_that_does_not_import_is_a_one_line_setting_error(ig_h
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and "IG_ANALYTICS_USER_MODULES" in lines[0] and "PYTHONPATH" in lines[0]
     assert "UserModuleError" not in lines[0]
+
+
+def _stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_ui_on_a_busy_port_is_one_line(ig_home, log_format):
+    """Issue 28 row 12: it was 48 lines of gRPC _InactiveRpcError, and 2 lines that were not JSON."""
+    import json
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _cli("ui", "--port", str(port), env_extra={"IG_ANALYTICS_LOG_FORMAT": log_format})
+    lines = _stderr_lines(result)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert f"Port {port} on 127.0.0.1 is already in use" in lines[0] and "--port" in lines[0]
+    if log_format == "json":
+        assert json.loads(lines[0])["exit_code"] == 1
+
+
+def test_database_url_of_the_read_only_role_is_a_setting_error(ig_home, engine, pg_server):
+    """Issue 28 row 13: it was a raw `InternalError: (psycopg2.errors.ReadOnlySqlTransaction)`, exit 1."""
+    from ig_analytics.local.embedded_db import ANALYTICS_DB
+
+    reader = pg_server.url(ANALYTICS_DB, read_only=True)
+    result = _cli("accounts", "list", env_extra={"DATABASE_URL": reader})
+    lines = _stderr_lines(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "DATABASE_URL connects as role 'ig_analytics_reader', which cannot write" in lines[0]
+    assert "psycopg2" not in lines[0] and "InternalError" not in lines[0]
+    assert reader.split(":")[2].split("@")[0] not in result.stderr  # never the password

@@ -186,3 +186,28 @@ def test_root_with_a_private_virtualenv_uses_a_readable_copy_of_the_binaries(mon
         shutil.rmtree(home, ignore_errors=True)
         if copy is not None:
             shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_a_home_with_a_space_quotes_a_dollar_and_a_comma_in_its_path_works():
+    """Issue 28 row 5: pg_ctl starts the server through a shell line, and PostgreSQL splits socket folders at
+    commas, so such a home gave `postgres: invalid argument: "space/postgres/run"`."""
+    base = Path(tempfile.mkdtemp(prefix="ig-analytics-odd-"))  # in /tmp, so that 'nobody' reaches it as root
+    os.chmod(base, 0o755)
+    home = base / "my home's \"data\" $HOME, `x`"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    server = EmbeddedPostgres(home)
+    try:
+        ok(home, "db", "start")
+        assert server.root == home / "postgres" and server.status().running  # the cluster lives at this path
+        with psycopg2.connect(libpq(ok(home, "db", "url").stdout.strip())) as conn, conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            assert cur.fetchone()[0] == str(home / "postgres" / "data")
+        ok(home, "accounts", "add", "--ig-user-id", "17841400000000001", "--token", "EAAGodd-home-token-1",
+           "--no-verify")
+        assert "17841400000000001" in ok(home, "accounts", "list").stdout
+        ok(home, "db", "stop")
+        assert not server.status().running
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)

@@ -121,3 +121,27 @@ def test_a_running_trust_server_is_upgraded_without_a_restart(home):
     assert result.returncode == 0, result.stderr
     assert server.status().pid == pid
     assert "password" in _refused_without_password(server.status().port)
+
+
+def test_the_read_only_role_has_a_connection_limit_that_leaves_the_product_its_own(pg_server, engine):
+    """Issue 28 row 8: the read-only URL took 197 of the 200 connections, then `sync` failed with 'too many
+    clients' and a hint to run `db start`, which was running."""
+    from ig_analytics.cli.errors import _out_of_connections
+    from ig_analytics.local.auth import READER_CONNECTION_LIMIT
+    from ig_analytics.local.embedded_db import ANALYTICS_DB
+
+    reader = libpq(pg_server.url(ANALYTICS_DB, read_only=True))
+    held = []
+    try:
+        for _ in range(READER_CONNECTION_LIMIT):
+            held.append(psycopg2.connect(reader))
+        with pytest.raises(psycopg2.OperationalError, match="too many connections for role") as refused:
+            held.append(psycopg2.connect(reader))
+        with engine.connect() as conn:  # the product's own role still gets in
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    finally:
+        for conn in held:
+            conn.close()
+    assert READER_CONNECTION_LIMIT <= 50  # of max_connections = 200
+    message = _out_of_connections(sa.exc.OperationalError("SELECT 1", {}, refused.value))
+    assert message and "no free connection" in message and "db start" not in message

@@ -203,3 +203,57 @@ def test_in_process_runs_print_json_lines_only(capfd):
     assert any("step exploded" in m for m in by_logger["ig_analytics.dagster_run"])  # Dagster's step failure
     assert not any(m.endswith("about to fail") for m in by_logger["ig_analytics.dagster_run"])  # printed once
     assert "Exception while writing" not in err  # a raw write became a log record: the log file's, not the terminal's
+
+
+HOSTILE = "Page \u202eevil\x1b[2J name\u2028x"  # a right-to-left override, a clear-screen sequence, a separator
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_stderr_and_the_log_file_escape_control_and_bidi_characters(tmp_path, as_json):
+    """Issue 28 row 11, issue 22: what stdout escapes, stderr and the log file escape too (text: \\x1b,
+    \\u202e; JSON: the same value, written with JSON escapes)."""
+    stream = io.StringIO()
+    log_file = tmp_path / "ig.log"
+    configure_logging(json=as_json, stream=stream, log_file=log_file)
+    try:
+        log = logging.getLogger("ig_analytics.ingestion")
+        log.warning("API said: %s", HOSTILE, extra={"ig_user_id": "1\x1b[31m"})
+        try:
+            raise RuntimeError(HOSTILE)
+        except RuntimeError:
+            log.exception("failed on %s", HOSTILE)
+    finally:
+        configure_logging(json=False, stream=io.StringIO(), log_file=False)
+    for output in (stream.getvalue(), log_file.read_text()):
+        assert not any(ch in output for ch in "\u202e\x1b\u2028"), output
+        if as_json:
+            records = [json.loads(line) for line in output.splitlines()]
+            assert HOSTILE in records[0]["message"] and records[0]["ig_user_id"] == "1\x1b[31m"
+        else:
+            assert "\\u202eevil\\x1b[2J" in output and "ig_user_id=1\\x1b[31m" in output
+    assert len(stream.getvalue().splitlines()) == 2  # one line per record on the terminal
+
+
+def test_a_token_with_a_line_break_is_masked_in_every_form_it_reaches_text():
+    """Issue 28 row 1: a token stored before tokens were checked, as requests quotes it in InvalidHeader
+    (repr, so '\\n' is two characters), raw, on the terminal (\\x0a) and as its fragments after the split."""
+    from ig_analytics.redaction import redact
+    from ig_analytics.terminal_text import printable
+
+    tokens = ["EAAGlongtokenvalue123456\nEAAGsecondhalf7890", "abc\ndef"]
+    for token in tokens:
+        register_secret(token)
+    try:
+        for token in tokens:
+            header = repr(f"Bearer {token}")
+            texts = [f"Invalid return character or leading space in header: Authorization: {header}",
+                     f"raw {token} end", printable(f"line {token}"), json.dumps({"error": header})]
+            for text in texts:
+                cleaned = redact(text)
+                for fragment in ("EAAGlongtokenvalue123456", "EAAGsecondhalf7890", "abc\\ndef", "abc\ndef",
+                                 "abc\\x0adef", "abc\\\\ndef"):
+                    assert fragment not in cleaned, (text, cleaned)
+        assert redact("the secondhalf of it, and abc") == "the secondhalf of it, and abc"  # no over-masking
+    finally:
+        for token in tokens:
+            forget_secret(token)

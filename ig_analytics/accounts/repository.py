@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.graph_api.token_format import token_problem
 from ig_analytics.terminal_text import printable
 from ig_analytics.accounts.token_vault import TokenVault, TokenVaultError
 
@@ -89,11 +90,12 @@ def add_account(
         validate_timezone(timezone_name)
     if username is not None:
         username = validate_username(username)
-    if not token or not token.strip():
-        raise AccountError("the access token is empty")
+    problem = token_problem(token)
+    if problem is not None:
+        raise AccountError(f"account {ig_user_id}: {problem}")
     if login_kind not in ("facebook", "instagram"):
         raise AccountError(f"login kind must be facebook or instagram, not '{login_kind}'")
-    ciphertext = vault.encrypt(token.strip())
+    ciphertext = vault.encrypt(token)
     with engine.begin() as conn:
         existed = conn.execute(
             sa.text("SELECT 1 FROM instagram.accounts WHERE ig_user_id = :id"), {"id": ig_user_id}

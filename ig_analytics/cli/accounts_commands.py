@@ -9,7 +9,15 @@ from datetime import datetime, timezone
 
 import click
 
+from ig_analytics.cli.errors import say
 from ig_analytics.graph_api.tokens import detect_login_kind
+
+
+def _cli():
+    """cli/main, which imports this module at its end: its helpers are looked up when a command runs."""
+    from ig_analytics.cli import main
+
+    return main
 
 
 def _ctx():
@@ -20,10 +28,18 @@ def _ctx():
     return settings, cli._engine(settings), TokenVault.from_settings(settings)
 
 
-def _read_secret(value: str, what: str) -> str:
-    token = sys.stdin.readline().strip() if value == "-" else value.strip()
+def read_token(value: str, what: str) -> str:
+    """The token of option ``what`` ('-': the first line of standard input), checked at the door: a usage error
+    naming the rule it breaks (graph_api/token_format), never the token."""
+    from ig_analytics.graph_api.token_format import from_stdin_line, token_problem
+
+    token = from_stdin_line(sys.stdin.readline()) if value == "-" else value
     if not token:
-        raise click.UsageError(f"{what} is empty: pass it on standard input with '-' (e.g. `... {what} - < file`)")
+        raise click.UsageError(f"{what} is empty: pass the token, or '-' with the token on standard input "
+                               f"(e.g. `... {what} - < file`)")
+    problem = token_problem(token)
+    if problem is not None:
+        raise click.UsageError(f"{what}: {problem}")
     return token
 
 
@@ -43,27 +59,27 @@ def after_add(settings, engine, vault, ig_user_id: str, token: str, login_kind: 
 
     api = token_api(settings)
     if not api.can_inspect:
-        click.echo("Token expiry and permissions not checked: set IG_APP_ID and IG_APP_SECRET to read them "
-                   "(debug_token).")
+        say("Token expiry and permissions not checked: set IG_APP_ID and IG_APP_SECRET to read them "
+            "(debug_token).")
         return
     try:
         info = inspect_token(engine, api, ig_user_id, token, login_kind, datetime.now(timezone.utc))
     except GraphApiError as exc:
-        click.echo(f"WARNING: could not inspect the token ({describe_error(exc)}); the daily check retries.",
-                   err=True)
+        say(f"WARNING: could not inspect the token ({describe_error(exc)}); the daily check retries.",
+            err=True)
         return
     from ig_analytics.graph_api.tokens import missing_scopes
 
     expires = f"{info.expires_at:%Y-%m-%d %H:%M} UTC" if info.expires_at else "never"
     data_access = f"{info.data_access_expires_at:%Y-%m-%d}" if info.data_access_expires_at else "unknown"
-    click.echo(f"Token expires: {expires}; data access until {data_access}; scopes: {', '.join(info.scopes) or '-'}")
+    say(f"Token expires: {expires}; data access until {data_access}; scopes: {', '.join(info.scopes) or '-'}")
     if not info.is_valid:
-        click.echo(f"WARNING: Meta says this token is not valid ({info.error or 'expired or revoked'}): get a new "
-                   "one and run accounts add again.", err=True)
+        say(f"WARNING: Meta says this token is not valid ({info.error or 'expired or revoked'}): get a new "
+            "one and run accounts add again.", err=True)
     missing = missing_scopes(login_kind, info.scopes)
     if missing:
-        click.echo(f"WARNING: the token lacks {', '.join(missing)}: syncs that need it will fail. Reconnect with a "
-                   f"token that grants {', '.join(missing)} and run accounts add again.", err=True)
+        say(f"WARNING: the token lacks {', '.join(missing)}: syncs that need it will fail. Reconnect with a "
+            f"token that grants {', '.join(missing)} and run accounts add again.", err=True)
 
 
 def register_account_commands(accounts: click.Group) -> None:
@@ -84,7 +100,7 @@ def discover(facebook_token: str, dry_run: bool) -> None:
     from ig_analytics.redaction import register_secret
     from ig_analytics.accounts.token_lifecycle import describe_error, token_api
 
-    token = _read_secret(facebook_token, "--facebook-token")
+    token = read_token(facebook_token, "--facebook-token")
     register_secret(token)
     settings, engine, vault = _ctx()
     try:
@@ -93,22 +109,24 @@ def discover(facebook_token: str, dry_run: bool) -> None:
         raise cli.CliError(f"Could not list the Facebook user's Pages: {describe_error(exc)}. Check the token "
                            "(a user or system-user token with pages_show_list) and IG_GRAPH_API_URL.")
     for line in result.lines(dry_run):
-        click.echo(line)
+        say(line)
 
 
 @click.command("refresh-tokens")
-@click.option("--account", "ig_user_ids", multiple=True, help="Only this account (repeatable).")
+@click.option("--account", "ig_user_ids", multiple=True, callback=lambda *args: _cli()._ig_user_ids(*args),
+              help="Only this account (repeatable).")
 def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
     """Refresh the Instagram-Login tokens at least 24 h old (also done by the daily token_maintenance_job).
     Exit 1 when a refresh failed (the old token is kept)."""
     from ig_analytics.accounts.token_lifecycle import refresh_tokens as refresh, token_api
 
     settings, engine, vault = _ctx()
+    _cli().require_registered(engine, ig_user_ids)
     results = refresh(engine, vault, token_api(settings), datetime.now(timezone.utc), list(ig_user_ids) or None)
     if not results:
-        click.echo("No Instagram-Login token is due (they are refreshed once at least 24 h old).")
+        say("No Instagram-Login token is due (they are refreshed once at least 24 h old).")
     for result in results:
-        click.echo(result.render())
+        say(result.render())
     sys.exit(1 if any(not r.ok for r in results) else 0)
 
 
@@ -123,9 +141,9 @@ def check_tokens() -> None:
     api = token_api(settings)
     report = maintain_tokens(engine, vault, api, Notifier(engine, settings.notify_webhook_url))
     for result in report.refreshed:
-        click.echo(result.render())
+        say(result.render())
     for ig_user_id, error in report.inspect_errors.items():
-        click.echo(f"CHECK FAILED {ig_user_id}: {error}")
+        say(f"CHECK FAILED {ig_user_id}: {error}")
     now = datetime.now(timezone.utc)
     attention = 0
     for state in load_states(engine).values():
@@ -133,8 +151,8 @@ def check_tokens() -> None:
             continue
         notes = state.notes(now)
         attention += bool(notes)
-        click.echo(f"{state.ig_user_id} ({state.login_kind} login): expires {state.expiry_text()}"
-                   + ("".join(f"\n  WARNING: {n}" for n in notes)))
+        say(f"{state.ig_user_id} ({state.login_kind} login): expires {state.expiry_text()}"
+            + ("".join(f"\n  WARNING: {n}" for n in notes)))
     if not api.can_inspect:
-        click.echo("Expiry and permissions were not re-read: set IG_APP_ID and IG_APP_SECRET.")
+        say("Expiry and permissions were not re-read: set IG_APP_ID and IG_APP_SECRET.")
     sys.exit(1 if attention or report.failed_refreshes or report.inspect_errors else 0)

@@ -11,6 +11,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 from ig_analytics.cli import runtime
+from ig_analytics.cli.errors import say
 from ig_analytics.settings import Settings
 
 
@@ -34,36 +35,36 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
         settings = runtime.prepare(Settings.from_env())
         engine = db.get_engine(db.analytics_url(settings))
         vault = TokenVault.from_settings(settings)
-        print(f"Sandbox Graph API: {server.base_url}")
+        say(f"Sandbox Graph API: {server.base_url}")
         for account in world.accounts:
             repo.add_account(
                 engine, vault, ig_user_id=account.ig_user_id, token=account.token, username=account.username,
                 timezone_name=account.timezone,
                 token_expires_at=datetime.now(timezone.utc) + timedelta(days=60),
             )
-            print(f"Demo account {account.ig_user_id} (@{account.username}, {account.timezone})")
+            say(f"Demo account {account.ig_user_id} (@{account.username}, {account.timezone})")
         since = datetime.now(timezone.utc).date() - timedelta(days=days)
-        print(f"Backfilling {days} days of account insights, capturing every recent post and writing the daily "
-              "and weekly reports of those days ...", flush=True)
+        say(f"Backfilling {days} days of account insights, capturing every recent post and writing the daily "
+            "and weekly reports of those days ...")
         report = run_sync([a.ig_user_id for a in world.accounts], "full", since, None, every_report=True)
         for line in report.lines:
-            print(line.render())
+            say(line.render())
         for error in report.run_errors:
-            print(f"ERROR {error}")
+            say(f"ERROR {error}")
         for line in _trending_lines(engine):
-            print(line)
+            say(line)
         with engine.connect() as conn:  # the snapshot the sync took; the reports show it in full
             for line in audience_lines(conn):
-                print(line)
-        print(f"Analytics tables: {db.redact_url(db.analytics_url(settings)).replace('+psycopg2', '')} (schema instagram)")
-        print(f"Reports: {settings.reports_dir}")
+                say(line)
+        say(f"Analytics tables: {db.redact_url(db.analytics_url(settings)).replace('+psycopg2', '')} (schema instagram)")
+        say(f"Reports: {settings.reports_dir}")
         if not start_ui:
             return report.exit_code
         return runtime.run_ui(settings, port=port)
     finally:
         server.stop()
         if Settings.from_env().uses_embedded_db:
-            print("The embedded PostgreSQL keeps running for queries; stop it with: ig-analytics db stop")
+            say("The embedded PostgreSQL keeps running for queries; stop it with: ig-analytics db stop")
 
 
 def _trending_lines(engine) -> list[str]:

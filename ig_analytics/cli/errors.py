@@ -14,7 +14,7 @@ import click
 
 from ig_analytics.redaction import redact
 from ig_analytics.settings import Settings, SettingsError
-from ig_analytics.terminal_text import printable
+from ig_analytics.terminal_text import json_line, printable, printable_lines
 
 log = logging.getLogger("ig_analytics.cli.main")
 LOG_FILE_NAME = "logs/ig-analytics.log"
@@ -42,12 +42,19 @@ def fail(message: str, code: int) -> None:
     """Print ``message`` as one line and exit with ``code``."""
     text = printable(redact(message).strip(), _MAX_LINE)
     if _json_output:
-        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": "ERROR",
-                           "logger": "ig_analytics.cli.main", "message": text, "exit_code": code}, ensure_ascii=False)
+        line = json_line(json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                                     "level": "ERROR", "logger": "ig_analytics.cli.main", "message": text,
+                                     "exit_code": code}, ensure_ascii=False))
     else:
         line = f"ig-analytics: {text}"
     click.echo(line, err=True)
     sys.exit(code)
+
+
+def say(text: object = "", err: bool = False) -> None:
+    """Print ``text`` for the user: every line escaped (terminal_text.printable_lines), so a caption, a Page name
+    or an API message cannot recolour, clear or reorder the terminal (U+202E), whichever command prints it."""
+    click.echo(printable_lines(text), err=err)
 
 
 class LogOnly(logging.LoggerAdapter):
@@ -86,7 +93,7 @@ def run(command: click.Group, argv: list[str] | None) -> None:
     except (click.Abort, KeyboardInterrupt):
         sys.exit(130)
     except _user_facing_errors() as exc:
-        fail(str(exc), 1)
+        fail(_out_of_connections(exc) or str(exc), 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one clear line, no traceback, no token
         fail(_unexpected(exc), 1)
 
@@ -97,8 +104,26 @@ def _unexpected(exc: Exception) -> str:
     where = log_file_path()
     log.error("command failed", exc_info=exc, extra={"log_only": True})  # the details: log file only
     details = f" Details in {where}." if where is not None and where.exists() else ""
-    database = describe_database_failure(exc)
+    database = _out_of_connections(exc) or describe_database_failure(exc)
     if database:
         return database + details
     first_line = (redact(str(exc)).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first_line}{details}"
+
+
+_FULL = ("too many clients already", "too many connections for role", "remaining connection slots are reserved")
+
+
+def _out_of_connections(exc: BaseException) -> str | None:
+    """The server is up but has no connection left: say that (not 'db start'), and who usually holds them."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(getattr(current, "orig", None) or current)
+        if any(marker in text for marker in _FULL):
+            reason = next(line for line in text.splitlines() if any(m in line for m in _FULL)).strip()
+            return (f"PostgreSQL is running but has no free connection ({reason}). Close idle clients (BI tools, "
+                    "psql sessions), or raise max_connections on your own server; then run the command again.")
+        current = current.__cause__ or current.__context__
+    return None

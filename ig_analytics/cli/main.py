@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ig_analytics.cli.errors import say
 from ig_analytics.settings import Settings
 from ig_analytics.terminal_text import printable
 
@@ -55,6 +56,21 @@ def _ig_user_id(ctx, param, value: str | None) -> str | None:
         raise click.BadParameter(str(exc))
 
 
+def _ig_user_ids(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Click callback for a repeatable --account: every value an Instagram user id."""
+    return tuple(_ig_user_id(ctx, param, value) for value in values)
+
+
+def require_registered(engine, ig_user_ids) -> None:
+    """An --account that is not registered is a usage mistake (exit 2, README), said before anything runs."""
+    from ig_analytics.cli.sync_command import UsageError, check_accounts_exist
+
+    try:
+        check_accounts_exist(engine, list(ig_user_ids))
+    except UsageError as exc:
+        raise click.UsageError(str(exc))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Instagram business insights in PostgreSQL, orchestrated by Dagster."""
@@ -83,8 +99,8 @@ def _sweep_orphan_clusters() -> None:
 
     removed = sweep_orphans()
     if removed:
-        click.echo(f"Removed {len(removed)} embedded PostgreSQL cluster(s) whose IG_ANALYTICS_HOME no longer exists: "
-                   + ", ".join(str(p) for p in removed))
+        say(f"Removed {len(removed)} embedded PostgreSQL cluster(s) whose IG_ANALYTICS_HOME no longer exists: "
+            + ", ".join(str(p) for p in removed))
 
 
 @db.command("start")
@@ -93,17 +109,18 @@ def db_start() -> None:
     from ig_analytics.cli import runtime
 
     server = _embedded()
+    _settings().ensure_home()  # one line naming IG_ANALYTICS_HOME, not an OSError from deep in the start
     _sweep_orphan_clusters()
     status = server.start()
     runtime.ensure_database(_settings())
-    click.echo(f"PostgreSQL {status.describe()}")
+    say(f"PostgreSQL {status.describe()}")
 
 
 @db.command("stop")
 def db_stop() -> None:
     """Stop the embedded server."""
     _embedded().stop()
-    click.echo("PostgreSQL stopped")
+    say("PostgreSQL stopped")
 
 
 @db.command("status")
@@ -112,7 +129,7 @@ def db_status() -> None:
     server = _embedded()
     _sweep_orphan_clusters()
     status = server.status()
-    click.echo(f"PostgreSQL {status.describe()}")
+    say(f"PostgreSQL {status.describe()}")
     sys.exit(0 if status.running else 1)
 
 
@@ -135,7 +152,7 @@ def db_url(dagster: bool, sqlalchemy: bool, read_only: bool) -> None:
         url = EmbeddedPostgres(settings.home).url(ANALYTICS_DB, read_only=True)
     else:
         url = storage.dagster_storage_url(settings) if dagster else storage.analytics_url(settings)
-    click.echo(url if sqlalchemy else url.replace("+psycopg2", ""))
+    say(url if sqlalchemy else url.replace("+psycopg2", ""))
 
 
 @db.command("destroy")
@@ -146,7 +163,7 @@ def db_destroy(yes: bool) -> None:
         raise click.UsageError("db destroy deletes the embedded database and all its data; add --yes to confirm")
     server = _embedded()
     server.destroy()
-    click.echo(f"Embedded PostgreSQL stopped and removed ({server.root})")
+    say(f"Embedded PostgreSQL stopped and removed ({server.root})")
 
 
 # ---- accounts -------------------------------------------------------------------------------------------
@@ -174,13 +191,10 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
                  token_expires_at: str | None, verify: bool, login_kind: str | None) -> None:
     """Register or update an account (re-activates one that needed re-authentication)."""
     from ig_analytics.accounts import repository as repo
-    from ig_analytics.cli.accounts_commands import after_add, choose_login_kind
+    from ig_analytics.cli.accounts_commands import after_add, choose_login_kind, read_token
     from ig_analytics.accounts.token_vault import TokenVault
 
-    if token == "-":
-        token = sys.stdin.readline().strip()
-    if not token.strip():
-        raise click.UsageError("the access token is empty: pass --token TOKEN, or --token - with the token on standard input")
+    token = read_token(token, "--token")
     expires = _parse_day(token_expires_at, "--token-expires-at")
     expires_at = datetime.combine(expires, datetime.min.time(), timezone.utc) if expires else None
     try:  # every usage mistake is reported before anything is printed, called or stored
@@ -193,19 +207,19 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
         raise click.UsageError(str(exc))
     settings = _settings()
     login_kind, login_why = choose_login_kind(token, login_kind)
-    click.echo(f"Login kind: {login_kind} ({login_why})")
+    say(f"Login kind: {login_kind} ({login_why})")
     if verify:
         profile = _verify_token(settings, ig_user_id, token, login_kind)
         if not username and profile.username and repo.is_valid_username(profile.username):
             username = profile.username
-        click.echo(f"Token works: @{printable(profile.username, 40) or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
+        say(f"Token works: @{printable(profile.username, 40) or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
     engine = _engine(settings)
     vault = TokenVault.from_settings(settings)
     new = repo.add_account(
         engine, vault, ig_user_id=ig_user_id, token=token, username=username,
         timezone_name=timezone_name, token_expires_at=expires_at, login_kind=login_kind,
     )
-    click.echo(f"{'Added' if new else 'Updated'} account {ig_user_id}" + (f" (@{username})" if username else "") + ": active")
+    say(f"{'Added' if new else 'Updated'} account {ig_user_id}" + (f" (@{username})" if username else "") + ": active")
     after_add(settings, engine, vault, ig_user_id, token, login_kind)
 
 
@@ -238,17 +252,17 @@ def accounts_list() -> None:
     engine = _engine()
     rows = repo.list_accounts(engine)
     if not rows:
-        click.echo("No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
+        say("No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
         return
     tokens = load_states(engine)
     now = datetime.now(timezone.utc)
-    click.echo(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'login':<9} {'timezone':<20} {'followers':>10}"
-               "  token expires")
+    say(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'login':<9} {'timezone':<20} {'followers':>10}"
+        "  token expires")
     for row in rows:
         token = tokens.get(row.ig_user_id)
         expires = token.expiry_text() if token else "unknown"
         warnings = token.notes(now) if token and row.status != "disabled" else []
-        click.echo(
+        say(
             f"{printable(row.ig_user_id, 32):<20} {printable(row.username or '-', 30):<20} {row.status:<13} "
             f"{(token.login_kind if token else '-'):<9} {printable(row.timezone, 40):<20} "
             f"{row.followers_total if row.followers_total is not None else '-':>10}  {expires}"
@@ -268,11 +282,13 @@ def accounts_disable(ig_user_id: str) -> None:
     """Stop syncing an account; its history stays."""
     from ig_analytics.accounts import repository as repo
 
+    engine = _engine()
+    require_registered(engine, [ig_user_id])
     try:
-        repo.disable_account(_engine(), ig_user_id)
+        repo.disable_account(engine, ig_user_id)
     except repo.AccountError as exc:
         raise CliError(str(exc))
-    click.echo(f"Account {ig_user_id} disabled; its history is kept")
+    say(f"Account {ig_user_id} disabled; its history is kept")
 
 
 # ---- sync -----------------------------------------------------------------------------------------------
@@ -292,7 +308,7 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
     except UsageError as exc:
         raise click.UsageError(str(exc))
     for line in report.lines:
-        click.echo(line.render())
+        say(line.render())
     log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
     for error in report.run_errors:
         log.error(printable(error, 600))
@@ -313,6 +329,7 @@ def report(ig_user_id: str, days: int) -> None:
 
     settings = _settings()
     engine = _engine(settings)
+    require_registered(engine, [ig_user_id])
     period_end = datetime.now(timezone.utc).date() - timedelta(days=1)
     with engine.begin() as conn:
         results = reports.write_reports(
@@ -322,8 +339,8 @@ def report(ig_user_id: str, days: int) -> None:
     if not results:
         raise CliError(f"No report for account {ig_user_id}: unknown account or no data. See: ig-analytics accounts list")
     result = results[0]
-    click.echo(result.markdown)
-    click.echo(f"\nHTML report: {result.html_path}")
+    say(result.markdown)
+    say(f"\nHTML report: {result.html_path}")
 
 
 @cli.command()
@@ -331,7 +348,7 @@ def status() -> None:
     """Per account: last successful sync, lag, token expiry, recent errors."""
     from ig_analytics.cli.status import render_status
 
-    click.echo(render_status(_engine()))
+    say(render_status(_engine()))
 
 
 @cli.command()
@@ -377,8 +394,18 @@ def ui(host: str, port: int) -> None:
     """Dagster's webserver and daemon (schedules, sensors, backfills) on this machine."""
     from ig_analytics.cli import runtime
 
+    _require_free_port(host, port)
     settings = runtime.prepare()
     sys.exit(runtime.run_ui(settings, host=host, port=port))
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Said before anything starts: the webserver would fail late, in 48 lines of gRPC errors."""
+    from ig_analytics.cli import runtime
+
+    if runtime.port_taken(host, port):
+        raise CliError(f"Port {port} on {host} is already in use: stop what listens there, or choose another "
+                       "port with --port")
 
 
 @cli.command()
@@ -389,6 +416,8 @@ def demo(port: int, days: int, no_ui: bool) -> None:
     """Embedded database + sandbox + demo accounts + a backfill, then the Dagster UI."""
     from ig_analytics.cli.demo import run_demo
 
+    if not no_ui:
+        _require_free_port("127.0.0.1", port)
     sys.exit(run_demo(port=port, days=days, start_ui=not no_ui))
 
 

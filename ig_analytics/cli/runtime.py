@@ -3,6 +3,8 @@ environment, and run child processes (webserver, daemon, sandbox) so that none o
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import signal
@@ -15,25 +17,44 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ig_analytics.local.embedded_db import EmbeddedPostgres
-from ig_analytics.settings import Settings
+from ig_analytics.settings import Settings, SettingsError
 from ig_analytics.storage import db
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
 _WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
+log = logging.getLogger("ig_analytics.cli.main")
 
 
 def ensure_database(settings: Settings) -> str:
     """Start the embedded server when it is the one in use, migrate the schema; return the analytics URL."""
+    settings.ensure_home()
     if settings.uses_embedded_db:
-        settings.home.mkdir(parents=True, exist_ok=True)
         EmbeddedPostgres(settings.home).start()
     url = db.analytics_url(settings)
     engine = db.get_engine(url)
     db.check_connection(engine)
-    db.migrate(engine)
+    migrate(engine)
     _ensure_install_marker(settings, engine)
     return url
+
+
+def migrate(engine) -> None:
+    """The schema migrations; a DATABASE_URL whose role cannot write (e.g. the analysts' read-only role) is a
+    setting error of one line, not PostgreSQL's ReadOnlySqlTransaction."""
+    import sqlalchemy as sa
+
+    try:
+        db.migrate(engine)
+    except sa.exc.DBAPIError as exc:
+        code = getattr(exc.orig, "pgcode", None)
+        if code not in ("25006", "42501"):  # read_only_sql_transaction, insufficient_privilege
+            raise
+        who = f"role '{engine.url.username}'" if engine.url.username else "its role"
+        raise SettingsError(
+            f"DATABASE_URL connects as {who}, which cannot write ({str(exc.orig).strip().splitlines()[0]}): the "
+            "product needs a role that owns schema instagram; the read-only URL is for analysts' tools only"
+        ) from exc
 
 
 def _ensure_install_marker(settings: Settings, engine) -> None:
@@ -130,6 +151,21 @@ def terminate_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (the webserver would fail there with 48 lines of gRPC)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        return False  # an unknown host: the webserver says so itself
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the webserver: TIME_WAIT is no owner
+        try:
+            sock.bind(address)
+        except OSError as exc:  # only "in use": an address of another machine is the webserver's to report
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -193,14 +229,14 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int
             print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops the webserver and the daemon)", flush=True)
             while True:
                 dead = children.first_exited()
-                if dead is not None:
-                    print(f"{Path(dead.args[0]).name} exited with code {dead.returncode}; stopping.", file=sys.stderr)
+                if dead is not None:  # through the logger: one JSON line with IG_ANALYTICS_LOG_FORMAT=json
+                    log.error("%s exited with code %s; stopping.", Path(dead.args[0]).name, dead.returncode)
                     return 1
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return 0
         except RuntimeError as exc:
-            print(f"ig-analytics ui: {exc}", file=sys.stderr)
+            log.error("ig-analytics ui: %s", exc)
             return 1
         finally:
             children.stop()

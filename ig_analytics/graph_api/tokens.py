@@ -18,6 +18,7 @@ import requests
 from ig_analytics.graph_api.catalogue import normalize_version
 from ig_analytics.graph_api.errors import GraphApiError, MalformedResponseError, TransientApiError, classify_error
 from ig_analytics.graph_api.models import DiscoveredPage, RefreshedToken, TokenInfo
+from ig_analytics.graph_api.token_format import token_problem
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class TokenApi:
         new = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(new, str) or not new:
             raise MalformedResponseError(endpoint="/refresh_access_token", api_message="reply without access_token")
+        if token_problem(new):  # checked at the door like a pasted token: the old one is kept
+            raise MalformedResponseError(endpoint="/refresh_access_token", api_message=token_problem(new))
         register_secret(new)
         expires_in = payload.get("expires_in")
         now = now or datetime.now(timezone.utc)

@@ -29,6 +29,7 @@ from ig_analytics.graph_api.models import CallStats
 from ig_analytics.graph_api.pacing import Pacer
 from ig_analytics.graph_api.parsing import int_or_none
 from ig_analytics.graph_api.rate_limit import Usage, parse_usage
+from ig_analytics.graph_api.token_format import unsendable_token
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -109,6 +110,8 @@ class AccountTransport:
             self._count(attempts, first_is_retry)
             try:
                 reply = self._request(method, url, endpoint, params, form)
+            except requests.exceptions.InvalidHeader:  # a stored token with a line break: retrying cannot help
+                raise unsendable_token(self.ig_user_id, endpoint) from None
             except requests.RequestException as exc:
                 self._network_failure(method, endpoint, exc, attempts)
                 continue

@@ -3,7 +3,8 @@
 The passwords live in ``IG_ANALYTICS_HOME`` (mode 0600, readable by the owner only):
 
     postgres-password            the superuser ``postgres`` (the product's own connections)
-    postgres-readonly-password   ``ig_analytics_reader``: SELECT on schema ``instagram`` of database ig_analytics
+    postgres-readonly-password   ``ig_analytics_reader``: SELECT on schema ``instagram`` of database ig_analytics,
+                                 at most READER_CONNECTION_LIMIT connections at once
 
 A cluster created by an older version (trust authentication) is upgraded in place on the next start: the
 password is set while trust still lets us in, then pg_hba.conf is rewritten and the server reloaded.
@@ -19,6 +20,9 @@ SUPERUSER = "postgres"
 READER = "ig_analytics_reader"
 SUPERUSER_PASSWORD_FILE = "postgres-password"
 READER_PASSWORD_FILE = "postgres-readonly-password"
+# Of the server's max_connections (200, embedded_db): analysts' tools get at most this many, so a BI tool that
+# opens a connection per chart cannot take the ones Dagster's processes and the CLI need.
+READER_CONNECTION_LIMIT = 40
 
 # Only TCP on 127.0.0.1 and the private unix socket, both with a password.
 PG_HBA = (
@@ -122,10 +126,13 @@ def ensure_reader(server_cur, analytics_cur, reader_password: str, *, password_i
                   analytics_db: str, dagster_db: str) -> None:
     """Create the read-only role (``server_cur``: any database) and its grants (``analytics_cur``) when missing;
     set its password when the role or the password file is new. Cheap when everything is in place."""
-    server_cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,))
-    if server_cur.fetchone() is None:
+    server_cur.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (READER,))
+    row = server_cur.fetchone()
+    if row is None:
         server_cur.execute(_CREATE_READER.format(role=READER))
         password_is_new = True
+    if row is None or row[0] != READER_CONNECTION_LIMIT:  # also a role made by an older version, without a limit
+        server_cur.execute(f"ALTER ROLE {READER} CONNECTION LIMIT {READER_CONNECTION_LIMIT}")
     if password_is_new:
         server_cur.execute("SET password_encryption = 'scram-sha-256'")
         server_cur.execute(f"ALTER ROLE {READER} PASSWORD %s", (reader_password,))

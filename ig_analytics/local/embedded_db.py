@@ -155,9 +155,13 @@ class EmbeddedPostgres:
         self._touch_log()
         for attempt in range(3):
             port = self._choose_port()
-            opts = f"-h 127.0.0.1 -p {port} -k {self.run_dir}"
+            # pg_ctl starts the server through a shell line with the paths in double quotes, and PostgreSQL splits
+            # the socket folders at commas: a home holding a space, quote, '$' or ',' broke both. The paths are
+            # relative instead (pg_ctl runs in self.root; the server resolves -k from its data folder).
+            opts = f"-h 127.0.0.1 -p {port} -k {os.path.relpath(self.run_dir, self.data_dir)}"
             log_size = self.log_file.stat().st_size
-            result = self._run(["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", opts, "-w",
+            result = self._run(["pg_ctl", "-D", os.path.relpath(self.data_dir, self.root), "-l",
+                                os.path.relpath(self.log_file, self.root), "-o", opts, "-w",
                                 "-t", str(int(timeout_s)), "start"], check=False)
             if result.returncode == 0:
                 self.port_file.write_text(str(port))
