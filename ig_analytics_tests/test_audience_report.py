@@ -182,3 +182,25 @@ def test_the_demo_lines_name_the_top_countries_or_why_not(engine, sandbox):
     assert gym == (f"Audience @gym ({DAY.isoformat()}): top countries "
                    + ", ".join(f"{k} {v * 100.0 / followers:.1f}%" for k, v in top) + f" of {followers:,} followers")
     assert tiny.startswith("Audience @tiny_studio: Not available") and "100 followers" in tiny
+
+
+def test_empty_demographics_of_a_large_account_get_an_honest_reason(engine):
+    """64,363 followers and {"data": []} (graph-api-facts.md, section 9): stored and shown as "not available",
+    never as "accounts under 100 followers"; a small account keeps that reason, with its count."""
+    from ig_analytics_tests.ingestion_harness import register
+
+    world = SandboxWorld([AccountSpec(BIG, "facebookfordevelopers", followers=64_363, posts=3,
+                                      demographics_withheld=True),
+                          AccountSpec(TINY, "tiny_studio", followers=40, posts=3)], seed=5, now=NOW)
+    with SandboxServer(world) as server:
+        register(engine, world)
+        _sync(engine, world, server, "v24.0")
+    with engine.connect() as conn:
+        reasons = dict(conn.execute(sa.text(
+            "SELECT ig_user_id, string_agg(DISTINCT reason, ' | ') FROM instagram.audience_demographics_status"
+            " GROUP BY ig_user_id")).all())
+    assert "under 100" not in reasons[BIG] and "although the account has" in reasons[BIG]
+    assert "under 100 followers (this one has 40)" in reasons[TINY]
+    note = _report(engine, BIG)["audience"]["note"]
+    assert note.startswith("Not available: Meta returned no") and "under 100" not in note
+    assert "at least 100 followers" in _report(engine, TINY)["audience"]["note"]

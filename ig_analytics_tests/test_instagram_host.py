@@ -63,3 +63,31 @@ def test_instagram_login_insights_are_plain_gets_with_the_same_values(sandbox):
     assert [(d.date, d.values) for d in ig_days] == [(d.date, d.values) for d in fb_days]
     assert ig_media == fb_media and len(ig_media) == len(media) > 0
     assert any(v is not None for d in ig_days for v in d.values.values())
+
+
+def test_the_instagram_host_speaks_its_own_usage_header_and_error_type(sandbox):
+    """graph.instagram.com's shapes (graph-api-facts.md, section 9): `X-App-Usage` as call_volume/cpu_time, errors
+    of type IGApiException (a token error stays OAuthException); graph.facebook.com keeps its own."""
+    world, server = sandbox
+    server.usage.set_app_limit(5)  # 20 % per call: the figure is visible at once
+    token = registry(world).issue_instagram_login(ACCOUNT, age=timedelta(days=2))
+    headers = {"Authorization": f"Bearer {token}"}
+    ok = requests.get(f"{server.base_url}/v25.0/{ACCOUNT}", params={"fields": "id"}, headers=headers, timeout=30)
+    usage = json.loads(ok.headers["X-App-Usage"])
+    assert set(usage) == {"call_volume", "cpu_time"} and usage["call_volume"] > 0
+    bad = requests.get(f"{server.base_url}/v25.0/{ACCOUNT}/insights/impressions/day", headers=headers, timeout=30)
+    error = bad.json()["error"]
+    assert bad.status_code == 400 and error["type"] == "IGApiException" and error["code"] == 2500
+    old_token = registry(world).issue_instagram_login(ACCOUNT, age=timedelta(days=61))  # expired
+    expired = requests.get(f"{server.base_url}/v25.0/{ACCOUNT}", headers={"Authorization": f"Bearer {old_token}"},
+                           timeout=30)
+    assert expired.json()["error"]["code"] == 190 and expired.json()["error"]["type"] == "OAuthException"
+    facebook = requests.get(f"{server.base_url}/v25.0/{ACCOUNT}", params={"fields": "id"}, timeout=30,
+                            headers={"Authorization": f"Bearer {world.accounts[0].token}"})
+    assert "call_count" in json.loads(facebook.headers["X-App-Usage"])
+    # the client paces an Instagram-Login account on that header (it read 0 % before)
+    client = GraphApiClient(base_url=server.base_url, version="v25.0", sleep=lambda s: None)
+    api = client.account(ACCOUNT, token, "instagram")
+    for _ in range(3):
+        api.profile()
+    assert api.stats.throttle_wait_s > 0

@@ -173,3 +173,19 @@ def test_control_api_issues_tokens_for_out_of_process_use(sandbox):
     linked = _get(server, "/v25.0/me/accounts", access_token=default, fields="name,instagram_business_account")
     assert len(linked["data"]) == len(world.accounts) + 1  # every account, plus a Page without one
     assert requests.post(url, json={"kind": "nope"}, timeout=5).status_code == 400
+
+
+def test_me_accounts_serves_pages_without_name_or_token_and_ids_as_numbers(sandbox):
+    """Real shapes (graph-api-facts.md, section 9): a Page without the fields not granted, the last page with only
+    ``cursors.before``, and debug_token's ids as JSON numbers; the client keeps ids as text."""
+    world, server = sandbox
+    user = registry(world).add_facebook_user([(None, MID)])
+    page = _get(server, "/v25.0/me/accounts", access_token=user,
+                fields="id,name,access_token,instagram_business_account{id,username}")
+    (item,) = page["data"]
+    assert "name" not in item and "access_token" not in item and item["instagram_business_account"]["id"] == MID
+    assert page["paging"] == {"cursors": {"before": page["paging"]["cursors"]["before"]}}
+    debug = _get(server, "/v25.0/debug_token", input_token=user, access_token=f"{APP_ID}|{SECRET}")
+    assert isinstance(debug["data"]["app_id"], int) and isinstance(debug["data"]["user_id"], int)
+    (found,) = TokenApi(server.base_url, "v25.0").list_pages(user)
+    assert (found.name, found.token, found.ig_user_id) == (None, None, MID)

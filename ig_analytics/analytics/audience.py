@@ -120,7 +120,7 @@ def _audience(status_rows: list[Any], values: dict[str, list[tuple[str, int]]]) 
         return [{"key": k, "value": v, "share_of_followers": _share(v, followers)} for k, v in rows[:limit]]
 
     note = None
-    if statuses == {"not_available"}:
+    if statuses == {"not_available"} and (followers is None or followers < 100):  # else the stored reason says why
         note = NOT_AVAILABLE.format(followers=f"{followers:,}" if followers is not None else "an unknown number of",
                                     day=day.isoformat())
     elif status == "not_available":

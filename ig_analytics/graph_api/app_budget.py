@@ -23,12 +23,11 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ig_analytics.graph_api.rate_limit import slowdown_delay_s
+from ig_analytics.graph_api.rate_limit import app_usage_pct, slowdown_delay_s
 
 __all__ = ["AppBudget", "app_usage_pct"]
 
 LOGGER = logging.getLogger("ig_analytics.graph_api.app_budget")
-_PCT_KEYS = ("call_count", "total_time", "total_cputime")
 
 # One statement: the upsert (only when there is a newer observation) and the row as it was before it; the caller
 # keeps whichever is newer. Older observations never overwrite newer ones (clocks of a deployment agree closely).
@@ -47,17 +46,6 @@ _SYNC = sa.text(
     SELECT usage_pct, observed_at FROM instagram.api_budget WHERE scope = :scope
     """
 )
-
-
-def app_usage_pct(app: Mapping[str, Any]) -> float:
-    """The highest percentage of an ``X-App-Usage`` value (0 when absent or unreadable)."""
-    values = []
-    for key in _PCT_KEYS:
-        try:
-            values.append(float(app.get(key)))
-        except (TypeError, ValueError):
-            continue
-    return max(values, default=0.0)
 
 
 class AppBudget:

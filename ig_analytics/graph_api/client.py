@@ -29,6 +29,7 @@ from ig_analytics.graph_api.parsing import (
     profile_from,
     store_account_values,
     store_media_values,
+    window_refused_metrics,
 )
 from ig_analytics.graph_api.rounds import BatchRounds, RoundHandlers, RoundItem
 from ig_analytics.graph_api.transport import AccountTransport
@@ -282,6 +283,15 @@ class AccountApi:
     # rejected metrics
     # ==================================================================================================
     def _account_insights_error(self, item: RoundItem, err: GraphApiError) -> str | None:
+        window_only = window_refused_metrics(err.api_message, item.sent) if err.code == 100 else []
+        if window_only:  # refused for these days only: this window is asked again without it, the others keep it
+            for metric in window_only:
+                item.metrics.remove(metric)
+            days = item.key.days  # an AccountCall
+            self._log(logging.WARNING, f"account metric {', '.join(window_only)} not served for {days[0]}.."
+                                       f"{days[-1]} ({err.api_message}); asking those days without it",
+                      endpoint=f"/{self.ig_user_id}/insights", err=err)
+            return "retry"
         if err.code == 100 and err.subcode not in SKIP_SUBCODES:
             # only metrics of this attempt: each retry asks strictly fewer metrics, so this ends
             named = metrics_named_in(err.api_message, item.sent)

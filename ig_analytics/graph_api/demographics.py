@@ -3,8 +3,9 @@
 
 Each metric x breakdown is its own call; on graph.facebook.com they go out as one batch request, on
 graph.instagram.com (batch is documented for graph.facebook.com only) one by one. Meta returns only the current
-lifetime picture, only the top 45 values, and ``{"data": []}`` for accounts under 100 followers (or engagements):
-that is recorded as ``not_available``, not as a failure; a breakdown or timeframe this API version rejects is
+lifetime picture, only the top 45 values, and ``{"data": []}`` for accounts under 100 followers (or engagements),
+and at times for a large account too: that is recorded as ``not_available`` with the reason that fits the account's
+follower count, not as a failure; a breakdown or timeframe this API version rejects is
 ``rejected`` with the API's reason. Token and permission errors are raised (the account fails, as in every sync).
 
 Age and gender: one ``breakdown=age,gender`` call per metric (7 x 3 cells, under the top-45 cut, so nothing is
@@ -35,7 +36,18 @@ ASKED = (AGE_GENDER, "country", "city")  # the calls made per metric
 SINGLE = ("age", "gender")  # asked only where AGE_GENDER is rejected; else its margins
 BREAKDOWNS = ("age", "gender", "country", "city", AGE_GENDER)  # what is stored
 ENGAGED_TIMEFRAME = "this_month"  # last 30 days; required for the engaged audience (this_week = last 7)
-NOT_AVAILABLE = "Meta returns no demographics for accounts under 100 followers (or 100 engaged accounts)"
+MIN_FOLLOWERS = 100  # Meta's threshold for demographics and online followers
+
+
+def empty_reason(what: str, followers: int | None) -> str:
+    """Why Meta answered ``{"data": []}`` for ``what`` (e.g. "follower demographics"): "under 100 followers" only
+    when that is true; a large account can get nothing too (no engaged audience in the timeframe, or not computed
+    yet: graph-api-facts.md, section 9)."""
+    if followers is not None and followers < MIN_FOLLOWERS:
+        return f"Meta returns no {what} for accounts under {MIN_FOLLOWERS} followers (this one has {followers})"
+    having = f"the account has {followers} followers" if followers is not None else "the follower count is unknown"
+    return (f"Meta returned no {what} although {having}: not computed yet, or too few engaged accounts in the "
+            "timeframe; asked again at the next fetch")
 
 
 @dataclass
@@ -78,11 +90,15 @@ def _call(ig_user_id: str, metric: str, breakdown: str) -> tuple[str, dict[str, 
     return f"{ig_user_id}/insights", params
 
 
-def parse(metric: str, breakdown: str, timeframe: str | None, payload: Any) -> Demographic:
+def parse(metric: str, breakdown: str, timeframe: str | None, payload: Any,
+          followers: int | None = None) -> Demographic:
+    """One picture; ``followers`` (the profile's count, when known) words the reason of an empty answer."""
     data = payload.get("data") if isinstance(payload, dict) else None
     entry = next((e for e in data or [] if isinstance(e, dict) and e.get("name") == metric), None)
+    not_available = Demographic(metric, breakdown, timeframe, "not_available",
+                                reason=empty_reason(metric.replace("_", " "), followers))
     if entry is None:
-        return Demographic(metric, breakdown, timeframe, "not_available", reason=NOT_AVAILABLE)
+        return not_available
     dims = breakdown.split(",")
     values: dict[str, int] = {}
     for block in (entry.get("total_value") or {}).get("breakdowns") or []:
@@ -95,7 +111,7 @@ def parse(metric: str, breakdown: str, timeframe: str | None, payload: Any) -> D
             if len(got) >= len(dims) and isinstance(value, (int, float)):
                 values[KEY_SEPARATOR.join(str(got[p]) for p in pos)] = int(value)
     if not values:
-        return Demographic(metric, breakdown, timeframe, "not_available", reason=NOT_AVAILABLE)
+        return not_available
     return Demographic(metric, breakdown, timeframe, "ok", values)
 
 
@@ -111,7 +127,7 @@ def margins(crossed: Demographic) -> list[Demographic]:
     return out
 
 
-def _pictures(api: InsightsApi, asked: list[tuple[str, str]]) -> list[Demographic]:
+def _pictures(api: InsightsApi, asked: list[tuple[str, str]], followers: int | None) -> list[Demographic]:
     results = get_many(api, [_call(api.ig_user_id, m, b) for m, b in asked])
     out = []
     for (metric, breakdown), result in zip(asked, results):
@@ -120,15 +136,16 @@ def _pictures(api: InsightsApi, asked: list[tuple[str, str]]) -> list[Demographi
         elif isinstance(result, GraphApiError):
             raise result
         else:
-            out.append(parse(metric, breakdown, _timeframe(metric), result))
+            out.append(parse(metric, breakdown, _timeframe(metric), result, followers))
     return out
 
 
-def fetch_demographics(api: InsightsApi) -> list[Demographic]:
-    """Every metric x stored breakdown of the account, as of now (see the module's note on age and gender)."""
+def fetch_demographics(api: InsightsApi, followers: int | None = None) -> list[Demographic]:
+    """Every metric x stored breakdown of the account, as of now (see the module's note on age and gender).
+    ``followers``: the account's follower count, for the reason of an empty answer."""
     out: list[Demographic] = []
     fallback: list[tuple[str, str]] = []
-    for picture in _pictures(api, [(m, b) for m in METRICS for b in ASKED]):
+    for picture in _pictures(api, [(m, b) for m in METRICS for b in ASKED], followers):
         out.append(picture)
         if picture.breakdown != AGE_GENDER:
             continue
@@ -137,7 +154,7 @@ def fetch_demographics(api: InsightsApi) -> list[Demographic]:
         else:
             out.extend(margins(picture))
     if fallback:  # this API version refuses the crossed breakdown: age and gender one by one
-        out.extend(_pictures(api, fallback))
+        out.extend(_pictures(api, fallback, followers))
     return out
 
 
@@ -152,7 +169,7 @@ class OnlineFollowers:
     reason: str | None = None
 
 
-def fetch_online_followers(api: AccountApi, now: datetime) -> OnlineFollowers:
+def fetch_online_followers(api: AccountApi, now: datetime, followers: int | None = None) -> OnlineFollowers:
     """The followers online in each hour of the last 29 finished days, where the API version offers it."""
     version = api.version
     if not api.catalogue.has_online_followers:
@@ -178,6 +195,5 @@ def fetch_online_followers(api: AccountApi, now: datetime) -> OnlineFollowers:
                 if str(hour).isdigit() and 0 <= int(hour) < 24 and isinstance(value, (int, float)):
                     hours[start + timedelta(hours=int(hour))] = int(value)
     if not hours:
-        return OnlineFollowers("not_available", reason="Meta returns no online followers for accounts under 100 "
-                                                       "followers")
+        return OnlineFollowers("not_available", reason=empty_reason("online followers", followers))
     return OnlineFollowers("ok", hours)

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from ig_analytics.graph_api.catalogue import TOTAL_VALUE
 from ig_analytics.graph_api.demographics import get_many
 from ig_analytics.graph_api.errors import GraphApiError, InvalidRequestError, TransientApiError
+from ig_analytics.graph_api.models import AccountDay
 from ig_analytics.graph_api.protocol import InsightsApi
 from ig_analytics.graph_api.windows import AccountCall
 
@@ -33,7 +34,8 @@ class FollowDay:
 
 
 def parse(payload: Any) -> FollowDay | None:
-    """The day's follows and unfollows, or None when the answer has no split (a type left out counts 0)."""
+    """The day's follows and unfollows, or None when the answer has no split (a type left out counts 0). Only
+    ``total_value.breakdowns`` is read: the real reply has no ``total_value.value`` beside it."""
     for entry in payload.get("data") or [] if isinstance(payload, dict) else []:
         if not isinstance(entry, dict) or entry.get("name") != METRIC:
             continue
@@ -49,6 +51,13 @@ def parse(payload: Any) -> FollowDay | None:
         if blocks:
             return FollowDay(parts.get(FOLLOWS, 0), parts.get(UNFOLLOWS, 0))
     return None
+
+
+def reported_days(days: Sequence[AccountDay]) -> list[date]:
+    """The days worth asking for a split: those the API reported anything for (days not over yet or not reported
+    cost no call). Not "days whose follows_and_unfollows total came back": the real reply by follow_type has only
+    ``breakdowns`` and no total (graph-api-facts.md, section 9), so a split must not wait for a total."""
+    return [d.date for d in days if any(v is not None for v in d.values.values())]
 
 
 def fetch_follow_types(api: InsightsApi, days: Sequence[date]) -> dict[date, FollowDay]:

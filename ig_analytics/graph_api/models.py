@@ -57,7 +57,7 @@ class CallStats:
     ``retries`` = HTTP requests sent again after a failure; ``throttle_wait_s`` = seconds slept because of rate
     limits (pacing + throttle pauses); ``dropped_metrics`` = (media_id or None for account metrics, API metric
     name) that the API rejected; ``batch_items`` = Graph calls packed in batch requests (each counts against the
-    rate limit)."""
+    rate limit); ``incomplete`` = why a list stopped before its end (a repeated cursor, a page cap)."""
 
     calls: int = 0
     retries: int = 0
@@ -65,6 +65,7 @@ class CallStats:
     skipped: list[SkippedItem] = field(default_factory=list)
     dropped_metrics: list[tuple[str | None, str]] = field(default_factory=list)
     batch_items: int = 0
+    incomplete: list[str] = field(default_factory=list)  # lists cut short (paging.py): one line each
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,15 @@
 
 The first page of each list goes out in one batch POST where the account's host has batches (graph.facebook.com),
 so an hourly sync lists posts and live stories in one HTTP request; further pages are plain GETs that follow
-``paging.next`` (its access_token removed: the token goes in the header). The end is "no ``next``"; a short or
-empty page is not the end. A page that asks for too much (code 1, "reduce the amount of data") is asked again
-with half the ``limit`` (graph-api-facts.md, section 3).
+``paging.next`` on our own host and version (its access_token and ``pretty`` removed: the token goes in the
+header; a real ``next`` may name another host and version, graph-api-facts.md section 9). The end is "no
+``next``" (a last page may carry only ``cursors.before``); a short or empty page is not the end. A page that asks
+for too much (code 1, "reduce the amount of data") is asked again with half the ``limit`` (section 3).
+
+Every list ends: it stops on a ``next`` that repeats one already followed, on a page whose items were all listed
+already (a new cursor over the same page), and after ``MAX_LIST_PAGES`` pages; each stop is said in one line and
+kept in ``stats.incomplete`` (the account's sync is then ``partial``). An item whose id is not a Graph id is
+skipped with its reason: ids become URL paths.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from ig_analytics.graph_api.errors import (
     TokenInvalidError,
     TransientApiError,
 )
-from ig_analytics.graph_api.models import Media
-from ig_analytics.graph_api.parsing import is_list_page, parse_media
+from ig_analytics.graph_api.models import Media, SkippedItem
+from ig_analytics.graph_api.parsing import graph_id, is_list_page, parse_media
 from ig_analytics.graph_api.rate_limit import Usage
 from ig_analytics.graph_api.rounds import BatchRounds
 from ig_analytics.graph_api.transport import AccountTransport, ReduceData, asks_to_reduce_data
-from ig_analytics.redaction import redact
+
+MAX_LIST_PAGES = 200  # 20,000 posts at 100 a page: far beyond any window we list; a bound, not a target
+_DROPPED_PARAMS = ("access_token", "appsecret_proof", "pretty")  # the token goes by header; pretty=0 is noise
 
 
 @dataclass(frozen=True)
@@ -95,24 +103,34 @@ class EdgeLister:
         found: dict[str, Media] = {}
         seen_pages: set[str] = set()
         payload, is_retry = first.payload, first.is_retry
-        while True:
+        for page_number in range(1, MAX_LIST_PAGES + 1):
             if payload is None:
                 payload, limit = self._fetch_page(edge, path, params, limit, is_retry)
                 is_retry = False
-            stop = self._collect(payload, edge, published_since, found)
+            listed_before = len(found)
+            stop, valid = self._collect(payload, edge, published_since, found)
             paging = payload.get("paging")
             next_url = paging.get("next") if isinstance(paging, dict) else None
             if stop or not next_url:
-                break
+                return list(found.values())
+            if valid and len(found) == listed_before:
+                self._incomplete(edge, "a page of posts listed already (the cursor moved, the page did not)")
+                return list(found.values())
             path, params = self._next_page(str(next_url), limit)
             page_key = path + "?" + urlencode(sorted(params.items()))
             if page_key in seen_pages:
-                self._transport.log(logging.WARNING, f"/{self._path(edge)}: paging.next repeats a page; stopping",
-                                    endpoint=f"/{self._path(edge)}")
-                break
+                self._incomplete(edge, "paging.next repeats a page already followed")
+                return list(found.values())
             seen_pages.add(page_key)
             payload = None
+        self._incomplete(edge, f"{MAX_LIST_PAGES} pages and still a next one")
         return list(found.values())
+
+    def _incomplete(self, edge: Edge, why: str) -> None:
+        """One line for a list cut short; the account's sync is partial (stats.incomplete)."""
+        text = f"/{edge.name} listing stopped early: {why}"
+        self._transport.stats.incomplete.append(text)
+        self._transport.log(logging.WARNING, text, endpoint=f"/{self._path(edge)}")
 
     def _fetch_page(self, edge: Edge, path: str, params: dict[str, str], limit: int,
                     is_retry: bool) -> tuple[Any, int]:
@@ -138,24 +156,35 @@ class EdgeLister:
                               endpoint=endpoint, err=signal.error)
 
     def _collect(self, payload: dict[str, Any], edge: Edge, published_since: datetime,
-                 found: dict[str, Media]) -> bool:
-        """Add the page's items to ``found``; True when the page reached older items than ``published_since``."""
-        stop = False
+                 found: dict[str, Media]) -> tuple[bool, int]:
+        """Add the page's items to ``found``. Returns whether the page reached items older than
+        ``published_since``, and how many of its items were readable."""
+        stop, valid = False, 0
         for raw in payload["data"]:
+            if isinstance(raw, dict) and raw.get("id") is not None and graph_id(raw["id"]) is None:
+                self._refuse_id(edge, raw["id"])
+                continue
             media = parse_media(raw, self._transport.ig_user_id, edge.default_product)
             if media is None:
                 continue
+            valid += 1
             if media.published_at < published_since:
                 stop = True  # newest first: everything after this is older
                 continue
             found.setdefault(media.media_id, media)
-        return stop
+        return stop, valid
+
+    def _refuse_id(self, edge: Edge, raw_id: Any) -> None:
+        """An id that is not a Graph id never becomes a URL path (issue 28 row 9): the item is skipped."""
+        shown = ascii(str(raw_id))[1:-1][:60]  # escaped: it is the API's text, printed and stored
+        reason = "the API gave an id that is not a Graph id; item skipped"
+        self._transport.stats.skipped.append(SkippedItem(shown, None, None, reason))
+        self._transport.log(logging.WARNING, f"/{edge.name}: {reason} ({shown})", endpoint=f"/{self._path(edge)}")
 
     def _next_page(self, next_url: str, limit: int) -> tuple[str, dict[str, str]]:
         """``paging.next`` without its access_token (re-sent by header) on our own base URL."""
         parts = urlsplit(next_url)
-        params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                  if k not in ("access_token", "appsecret_proof")}
+        params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _DROPPED_PARAMS}
         if "limit" in params:
             params["limit"] = str(limit)
         path = parts.path
@@ -166,7 +195,8 @@ class EdgeLister:
             path = path.split("/", 2)[2]
         else:
             path = path.lstrip("/")
-        self._transport.log(logging.DEBUG, f"following paging.next {redact(next_url)}", endpoint="/" + path)
+        self._transport.log(logging.DEBUG, f"following paging.next as /{path} on our own host and version",
+                            endpoint="/" + path)
         return path, params
 
     def _path(self, edge: Edge) -> str:

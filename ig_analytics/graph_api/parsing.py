@@ -14,6 +14,9 @@ from ig_analytics.graph_api.windows import AccountCall, end_time_to_date, parse_
 _ONE_OF_RE = re.compile(r"must\s+be\s+one\s+of\s+the\s+following\s+values\s*:?\s*([A-Za-z0-9_,\s]+)", re.IGNORECASE)
 _THE_X_METRIC_RE = re.compile(r"\bthe\s+([A-Za-z0-9_]+)\s+metric\b", re.IGNORECASE)
 _METRICS_PAREN_RE = re.compile(r"\bmetrics?\s*\(([A-Za-z0-9_,\s]+)\)", re.IGNORECASE)
+# "(#100) (follower_count) metric only supports querying data for the last 30 days excluding the current day"
+_WINDOW_REFUSAL_RE = re.compile(r"\(([A-Za-z0-9_]+)\)\s+metric\s+only\s+supports\s+querying\s+data\s+for\s+the\s+last",
+                                re.IGNORECASE)
 
 
 # -- numbers ------------------------------------------------------------------------------------------------
@@ -32,6 +35,18 @@ def number(value: Any) -> int | float | None:
             return None
         return int(as_float) if as_float.is_integer() else as_float
     return None
+
+
+_GRAPH_ID_RE = re.compile(r"[0-9A-Za-z_]{1,64}")  # Graph ids are digits (some "<id>_<id>"): one safe path segment
+
+
+def graph_id(value: Any) -> str | None:
+    """An id as text (the API sends some as JSON numbers, graph-api-facts.md section 9), or None when it is not a
+    Graph id: ids become URL paths and batch ``relative_url``s, so no ``/``, ``?``, ``&``, ``.`` or space passes."""
+    if isinstance(value, bool):
+        return None
+    text = str(value) if isinstance(value, (int, str)) else ""
+    return text if _GRAPH_ID_RE.fullmatch(text) else None
 
 
 def int_or_none(value: Any) -> int | None:
@@ -73,6 +88,12 @@ def metrics_named_in(message: str | None, asked: Sequence[str]) -> list[str]:
     return []
 
 
+def window_refused_metrics(message: str | None, asked: Sequence[str]) -> list[str]:
+    """The asked metrics a code-100 message refuses for this request's days only (follower_count outside its
+    30 days, graph-api-facts.md section 9): not a metric to drop for other windows."""
+    return [m for m in _WINDOW_REFUSAL_RE.findall(message or "") if m in asked]
+
+
 # -- payloads into values ----------------------------------------------------------------------------------------
 def profile_from(payload: dict[str, Any], ig_user_id: str) -> Profile:
     return Profile(
@@ -93,7 +114,7 @@ def store_account_values(call: AccountCall, payload: Any, values: dict[date, dic
         name = entry["name"]
         total = entry.get("total_value")
         if call.metric_type == TOTAL_VALUE and isinstance(total, dict) and len(call.days) == 1:
-            put_value(values, call.days[0], name, total.get("value"))
+            put_value(values, call.days[0], name, total_of(total))
             continue
         for point in entry.get("values") or []:
             if not isinstance(point, dict):
@@ -109,6 +130,17 @@ def store_account_values(call: AccountCall, payload: Any, values: dict[date, dic
                 continue
             if day in wanted:
                 put_value(values, day, name, point.get("value"))
+
+
+def total_of(total_value: dict[str, Any]) -> Any:
+    """``total_value.value``, else the sum of its first breakdown's results (a reply by breakdown may carry only
+    ``breakdowns``, graph-api-facts.md section 9), else None."""
+    if total_value.get("value") is not None:
+        return total_value["value"]
+    blocks = total_value.get("breakdowns")
+    results = blocks[0].get("results") if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict) else None
+    values = [number(r.get("value")) for r in results or [] if isinstance(r, dict)]
+    return sum(v for v in values if v is not None) if values else None
 
 
 def put_value(values: dict[date, dict[str, Any]], day: date, name: str, raw: Any) -> None:
@@ -139,7 +171,7 @@ def store_media_values(payload: Any, out: dict[str, Any]) -> None:
 
 def parse_media(item: Any, ig_user_id: str, default_product: str | None) -> Media | None:
     """One item of a media or stories page; None when it lacks an id or a readable timestamp."""
-    if not isinstance(item, dict) or not item.get("id") or not item.get("timestamp"):
+    if not isinstance(item, dict) or graph_id(item.get("id")) is None or not item.get("timestamp"):
         return None
     try:
         published = parse_graph_time(str(item["timestamp"]))

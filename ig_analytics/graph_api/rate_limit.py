@@ -1,7 +1,8 @@
 """Rate-limit headers, pacing and backoff (pure functions; the client injects sleep/monotonic/random).
 
 - ``parse_usage(headers)`` reads ``X-Business-Use-Case-Usage`` and ``X-App-Usage`` (percentages of the limit;
-  ``estimated_time_to_regain_access`` in minutes).
+  ``estimated_time_to_regain_access`` in minutes). graph.instagram.com spells ``X-App-Usage``'s percentages
+  ``call_volume``/``cpu_time`` (graph-api-facts.md, section 9): both spellings are read.
 - ``slowdown_delay_s(pct)``: how long to wait before the next call when usage nears 100 %.
 - ``transient_backoff_s``: capped exponential backoff with full jitter (temporary errors).
 - ``throttle_backoff_s``: exponential backoff with "equal" jitter (at least half the step) for a throttle code
@@ -24,6 +25,7 @@ __all__ = [
     "transient_backoff_s",
     "throttle_backoff_s",
     "SLOWDOWN_THRESHOLD_PCT",
+    "app_usage_pct",
 ]
 
 SLOWDOWN_THRESHOLD_PCT = 80.0
@@ -31,6 +33,7 @@ SLOWDOWN_MIN_DELAY_S = 1.0
 SLOWDOWN_MAX_DELAY_S = 30.0
 
 _PCT_KEYS = ("call_count", "total_cputime", "total_time")
+_APP_PCT_KEYS = _PCT_KEYS + ("call_volume", "cpu_time")  # graph.facebook.com's names, then graph.instagram.com's
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,15 @@ def parse_buc_usage(raw: str | None) -> dict[str, list[dict[str, Any]]]:
 
 
 def parse_app_usage(raw: str | None) -> dict[str, Any]:
-    """``X-App-Usage``: {"call_count": 28, "total_time": 25, "total_cputime": 25}."""
+    """``X-App-Usage``: {"call_count": 28, "total_time": 25, "total_cputime": 25} (graph.facebook.com) or
+    {"call_volume": 95, "cpu_time": 12} (graph.instagram.com)."""
     data = _load(raw)
     return data if isinstance(data, dict) else {}
+
+
+def app_usage_pct(app: Mapping[str, Any]) -> float:
+    """The highest percentage of an ``X-App-Usage`` value, in either spelling (0 when absent or unreadable)."""
+    return max((_number(app.get(k)) for k in _APP_PCT_KEYS), default=0.0)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -105,7 +114,7 @@ def parse_usage(headers: Mapping[str, str] | None) -> Usage:
             max_pct = max([max_pct] + [_number(entry.get(k)) for k in _PCT_KEYS])
             regain = max(regain, _number(entry.get("estimated_time_to_regain_access")))
     if app:
-        max_pct = max([max_pct] + [_number(app.get(k)) for k in _PCT_KEYS])
+        max_pct = max(max_pct, app_usage_pct(app))
     return Usage(max_pct=max_pct, regain_minutes=regain, buc=buc, app=app)
 
 

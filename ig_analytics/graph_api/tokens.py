@@ -17,6 +17,7 @@ import requests
 
 from ig_analytics.graph_api.catalogue import normalize_version
 from ig_analytics.graph_api.errors import GraphApiError, MalformedResponseError, TransientApiError, classify_error
+from ig_analytics.graph_api.parsing import graph_id
 from ig_analytics.graph_api.models import DiscoveredPage, RefreshedToken, TokenInfo
 from ig_analytics.graph_api.token_format import token_problem
 from ig_analytics.redaction import redact, register_secret
@@ -35,7 +36,7 @@ REQUIRED_SCOPES = {
 }
 DISCOVERY_SCOPES = ("pages_show_list", "instagram_basic", "instagram_manage_insights", "pages_read_engagement")
 PAGES_PAGE_LIMIT = 100
-MAX_PAGES = 1000  # /me/accounts pages followed at most (100 Pages each)
+MAX_PAGES = 100  # /me/accounts pages followed at most (100 Pages each: 10,000 Pages)
 
 
 def detect_login_kind(token: str) -> str:
@@ -144,9 +145,12 @@ class TokenApi:
         expires_at = now + timedelta(seconds=int(expires_in)) if isinstance(expires_in, (int, float)) else None
         return RefreshedToken(new, expires_at)
 
-    def list_pages(self, user_token: str) -> list[DiscoveredPage]:
-        """Every Page the Facebook user manages (all result pages), with its linked IG account and Page token."""
+    def list_pages(self, user_token: str, notes: list[str] | None = None) -> list[DiscoveredPage]:
+        """Every Page the Facebook user manages (all result pages), with its linked IG account and Page token.
+        The paging ends on a repeated cursor, a page of Pages listed already, or after ``MAX_PAGES`` pages: the
+        reason is appended to ``notes``. A Page or account whose id is not a Graph id is left out (a note too)."""
         register_secret(user_token)
+        notes = notes if notes is not None else []
         url = f"{base_url_for('facebook', self.base_url)}/{self.version}/me/accounts"
         params = {"fields": "id,name,access_token,instagram_business_account{id,username}",
                   "limit": str(PAGES_PAGE_LIMIT)}
@@ -154,26 +158,27 @@ class TokenApi:
             params["appsecret_proof"] = hmac.new(self.app_secret.encode(), user_token.encode(),
                                                  hashlib.sha256).hexdigest()
         pages: dict[str, DiscoveredPage] = {}
+        cursors: set[str] = set()
         for _ in range(MAX_PAGES):
             payload = self._get(url, params, endpoint="/me/accounts", bearer=user_token)
             items = payload.get("data") if isinstance(payload, dict) else None
             if not isinstance(items, list):
                 raise MalformedResponseError(endpoint="/me/accounts", api_message="reply without a data list")
+            listed_before = len(pages)
             for item in items:
-                if not isinstance(item, dict) or not item.get("id"):
-                    continue
-                ig = item.get("instagram_business_account") or {}
-                token = item.get("access_token")
-                register_secret(token)
-                pages[str(item["id"])] = DiscoveredPage(
-                    page_id=str(item["id"]), name=item.get("name"),
-                    ig_user_id=str(ig["id"]) if isinstance(ig, dict) and ig.get("id") else None,
-                    username=ig.get("username") if isinstance(ig, dict) else None, token=token)
+                page = _page_of(item, notes)
+                if page is not None:
+                    pages.setdefault(page.page_id, page)
             paging = payload.get("paging") or {}
             after = (paging.get("cursors") or {}).get("after")
             if not paging.get("next") or not after or not items:
-                break
+                return list(pages.values())
+            if str(after) in cursors or len(pages) == listed_before:
+                notes.append("/me/accounts repeated a page; stopped listing there (Pages after it may be missing)")
+                return list(pages.values())
+            cursors.add(str(after))
             params = {**params, "after": str(after)}  # the cursor, not paging.next: that URL holds the token
+        notes.append(f"/me/accounts still had more after {MAX_PAGES} pages; stopped listing there")
         return list(pages.values())
 
     # ---- HTTP ----------------------------------------------------------------------------------------------
@@ -206,3 +211,21 @@ class TokenApi:
         err = body.get("error") if isinstance(body, dict) else None
         return classify_error(response.status_code, err if isinstance(err, dict) else None, ig_user_id=None,
                               endpoint=endpoint, attempts=attempts)
+
+
+def _page_of(item: Any, notes: list[str]) -> DiscoveredPage | None:
+    """One ``/me/accounts`` item; ids may be JSON numbers (kept as text); an id that is not a Graph id is refused,
+    since it becomes a URL path. ``name`` and ``access_token`` may be absent (fields not granted)."""
+    if not isinstance(item, dict) or item.get("id") is None:
+        return None
+    ig = item.get("instagram_business_account")
+    ig = ig if isinstance(ig, dict) else {}
+    page_id, ig_user_id = graph_id(item["id"]), graph_id(ig.get("id")) if ig.get("id") is not None else None
+    if page_id is None or (ig.get("id") is not None and ig_user_id is None):
+        notes.append(f"a Page with an id that is not a Graph id was skipped ({ascii(str(item['id']))[1:-1][:40]})")
+        return None
+    token = item.get("access_token") if isinstance(item.get("access_token"), str) else None
+    register_secret(token)
+    name = item.get("name") if isinstance(item.get("name"), str) else None
+    username = ig.get("username") if isinstance(ig.get("username"), str) else None
+    return DiscoveredPage(page_id=page_id, name=name, ig_user_id=ig_user_id, username=username, token=token)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.followers import refresh_follower_history
 from ig_analytics.accounts.repository import is_valid_username
-from ig_analytics.graph_api.follows import fetch_follow_types
+from ig_analytics.graph_api.follows import fetch_follow_types, reported_days
 from ig_analytics.graph_api.protocol import InsightsApi
 from ig_analytics.storage.db import bulk_upsert
 
@@ -56,8 +56,7 @@ def sync_account_insights(
     """Fetch ``first_day..last_day`` (inclusive) and the profile; write both atomically. Returns rows written."""
     profile = api.profile()
     days = [d for d in api.account_insights(first_day, last_day) if first_day <= d.date <= last_day]
-    # only days with a follows_and_unfollows total can have its split: no call is spent on the others
-    split = fetch_follow_types(api, [d.date for d in days if d.values.get("follows_and_unfollows") is not None])
+    split = fetch_follow_types(api, reported_days(days))  # not only days whose total came back (follows.py)
     rows = [
         (ig_user_id, day.date, *(day.values.get(metric) for metric in ACCOUNT_METRIC_COLUMNS),
          *((split[day.date].follows, split[day.date].unfollows) if day.date in split else (None, None)),

@@ -64,7 +64,7 @@ def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, 
                                now: datetime) -> int:
     """Fetch every metric x breakdown now and store it as the snapshot of ``day``. Returns rows written."""
     followers = api.profile().followers_count
-    results = fetch_demographics(api)
+    results = fetch_demographics(api, followers)  # the count words an empty answer's reason
     written = 0
     with engine.begin() as conn:
         for r in results:
@@ -76,7 +76,7 @@ def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, 
             if replaced is None or r.status != "ok":
                 continue
             written += _replace_picture(conn, key, r.values, r.timeframe, api_version, now)
-    online = fetch_online_followers(api, now)  # the API's "last 29 days", on the caller's (the client's) clock
+    online = fetch_online_followers(api, now, followers)  # the API's "last 29 days", on the caller's (the client's) clock
     if online.hours:
         with engine.begin() as conn:
             conn.execute(sa.text(_ONLINE_UPSERT), [

@@ -82,6 +82,10 @@ def sync_accounts(
                 ]
             if stats.dropped_metrics:
                 outcome.details["dropped_metrics"] = sorted({metric for _, metric in stats.dropped_metrics})
+            if stats.incomplete:  # a list cut short (graph_api/paging.py): partial, said in one line
+                outcome.details["incomplete"] = list(stats.incomplete)
+                if outcome.status == "success":
+                    outcome.status, outcome.error = "partial", outcome.error or "; ".join(stats.incomplete)
         breaker.record(outcome.ok, failure)
         if outcome.needs_reauth:
             try:

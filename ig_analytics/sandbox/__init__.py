@@ -11,7 +11,8 @@ World model (``SandboxWorld``)
       >= 0 per day, and ``followers_total`` (the true total at the end of each day) is exactly consistent with
       it; ``follower_count`` (new follows) = net + ``unfollows`` (0 unless ``AccountSpec.unfollow_rate``; the
       demo's bakery and Tokyo accounts have some), ``follows_and_unfollows`` = follows + unfollows, split
-      FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type``; both are absent under 100 followers.
+      FOLLOWER / NON_FOLLOWER by ``breakdown=follow_type`` (that reply has only ``breakdowns``, no
+      ``total_value.value``, as the live API); both are absent under 100 followers.
       Daily reach < views, accounts_engaged <= reach; a multi-day ``total_value`` of reach /
       accounts_engaged is max(daily) + 35 % of the rest (unique), other metrics sum.
     * Posts (FEED image/carousel/video, REELS) are keyed by local publish date; stories (24 h live) too.
@@ -27,18 +28,27 @@ sets (``catalog.py``; ``SandboxWorld(enforce_retirements=True)`` also applies ea
 version once its "enforced on all versions" date has passed on the sandbox clock), /{ig-user-id}, /insights
 (time_series/total_value rules, 30-day window, late data: reach/views/impressions/follower_count appear 2 h
 after the day ends, the others after 24 h, so today and yesterday are missing; 2-year retention;
-follower_count: last 30 days, absent under 100 followers; a since..until window holds the days whose middle,
+follower_count: last 30 days (a window reaching further is refused whole: HTTP 400 "(#100) (follower_count)
+metric only supports querying data for the last 30 days excluding the current day"), absent under 100
+followers; a since..until window holds the days whose middle,
 D 19:00 or 20:00 UTC, lies in it, so 00:00-UTC day windows map to that day), /media and /stories (cursor paging whose
-``next`` contains the token, field expansion ``insights.metric(...)``), /{media-id}/insights, batch
+``next`` names graph.facebook.com/v6.0 with the token and ``pretty=0``, as real replies do: a client follows it on
+its own host and version; the last page has only ``cursors.before``; field expansion ``insights.metric(...)``), /{media-id}/insights, batch
 ``POST /`` (max 50), rate-limit headers, error bodies shaped like Meta's. Control API: ``GET
 /__sandbox/accounts``, ``GET|POST /__sandbox/clock`` ({"now": iso} | {"advance_seconds": n} | {"frozen":
 bool}), ``GET|POST /__sandbox/faults`` (Faults fields, optional "ig_user_id"; merged into the current
 ones), ``POST /__sandbox/reset``, ``GET /__sandbox/log``, ``GET|POST /__sandbox/tokens`` (tokens_api.py).
 
-Tokens (``tokens.py``, ``tokens_api.py``): ``debug_token`` (app token ``APP_ID|APP_SECRET``),
+Instagram host: a request with an Instagram-Login token is answered as graph.instagram.com would: ``X-App-Usage``
+as ``{"call_volume", "cpu_time"}``, errors of type ``IGApiException`` (token errors stay ``OAuthException``), no
+batch. ``AccountSpec.demographics_withheld``: ``{"data": []}`` for demographics and online followers whatever the
+size (a large account Meta has not computed).
+
+Tokens (``tokens.py``, ``tokens_api.py``): ``debug_token`` (app token ``APP_ID|APP_SECRET``; ``app_id`` and
+``user_id`` as JSON numbers),
 ``refresh_access_token?grant_type=ig_refresh_token`` (Instagram-Login tokens at least 24 h old and not expired;
 the old token keeps working until it expires), ``/me/accounts`` (a Facebook user's Pages, cursor-paged, Pages
-without an IG account included). ``tokens.registry(world)`` issues Instagram-Login tokens of any age, Facebook
+without an IG account included; a Page named None is listed without ``name`` and ``access_token``). ``tokens.registry(world)`` issues Instagram-Login tokens of any age, Facebook
 users with their Pages and Page tokens, and tokens without some scopes (no ``instagram_manage_insights``: /insights
 fails with code 10); issued tokens expire on the sandbox clock.
 

@@ -54,6 +54,13 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
 
     # ------------------------------------------------------------------ entry point
     def handle(self, req: ApiRequest) -> ApiResponse:
+        resp = self._handle(req)
+        if self._instagram_login(req):
+            resp.instagram_host = True
+            errors.as_instagram_host(resp.body)
+        return resp
+
+    def _handle(self, req: ApiRequest) -> ApiResponse:
         parts = [p for p in req.path.split("/") if p]
         version_str = f"v{catalog.NEWEST_VERSION}.0"
         acct: SandboxAccount | None = None
@@ -108,7 +115,7 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
     # ------------------------------------------------------------------ auth
     def _instagram_login(self, req: ApiRequest) -> bool:
         """Whether the request carries an Instagram-Login token, i.e. would go to graph.instagram.com."""
-        rec = sandbox_tokens.registry(self.world).lookup(req.params.get("access_token") or "")
+        rec = sandbox_tokens.registry(self.world).lookup(tokens_api.request_token(req) or "")
         return rec is not None and rec.kind == "ig_login"
 
     def _auth(self, req: ApiRequest, edge: str | None = None) -> tuple[str, SandboxAccount]:
@@ -223,6 +230,8 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         since, until = self._range(p, ctx.now)
         days = _days_in(since, until)
         today = day_of(ctx.now)
+        if "follower_count" in names and any(_too_old_for_follower_count(d, today) for d in days):
+            raise errors.follower_count_window()
         small = acct.followers_at(ctx.now) < FOLLOWER_COUNT_MIN_FOLLOWERS
         data = []
         for n in names:
@@ -249,6 +258,8 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
                         parts = _split(total, [rng.uniform(0.2, 1.0, self.world.seed, acct.index, n, k) for k in keys])
                     tv["breakdowns"] = [{"dimension_keys": [breakdown], "results": [
                         {"dimension_values": [k], "value": v} for k, v in zip(keys, parts)]}]
+                    if n == "follows_and_unfollows" and breakdown == "follow_type":
+                        del tv["value"]  # the live reply has only the breakdowns (graph-api-facts.md, section 9)
                 entry["total_value"] = tv
             entry["id"] = f"{acct.ig_user_id}/insights/{n}/day"
             data.append(entry)
@@ -287,7 +298,7 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         accts = resp.touched or ([resp.account] if resp.account else [])
         buc = {a.ig_user_id: [self.usage.buc_entry(a.ig_user_id, self.world.faults_for(a), now)] for a in accts}
         return {
-            "X-App-Usage": json.dumps(self.usage.app_usage(now), separators=(",", ":")),
+            "X-App-Usage": json.dumps(self.usage.app_usage(now, resp.instagram_host), separators=(",", ":")),
             "X-Business-Use-Case-Usage": json.dumps(buc, separators=(",", ":")),
         }
 
@@ -313,9 +324,13 @@ def _visible(metric: str, d: date, today: date, now: datetime) -> bool:
         return False  # not over yet, or late data
     if d < today - timedelta(days=RETENTION_DAYS):
         return False
-    if metric == "follower_count" and d < today - timedelta(days=FOLLOWER_COUNT_DAYS):
+    if metric == "follower_count" and _too_old_for_follower_count(d, today):
         return False
     return True
+
+
+def _too_old_for_follower_count(d: date, today: date) -> bool:
+    return d < today - timedelta(days=FOLLOWER_COUNT_DAYS)
 
 
 def _split(total: int, weights: list[float]) -> list[int]:

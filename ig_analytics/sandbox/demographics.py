@@ -104,7 +104,7 @@ def truth(acct: "SandboxAccount", metric: str, breakdown: str, timeframe: str | 
     """What the API answers at ``now``: key -> value (top 45), or None when the base is under 100. Keys of the
     ``age,gender`` picture are (age, gender) tuples."""
     base = _base(acct, metric, timeframe, now)
-    if base < MIN_BASE:
+    if base < MIN_BASE or acct.spec.demographics_withheld:
         return None
     weights = _weights(acct, metric, breakdown, day_of(now).toordinal())
     total = sum(weights.values())

@@ -30,6 +30,18 @@ class GraphError(Exception):
         return {"error": err}
 
 
+_OAUTH_CODES = {102, 190}  # token errors keep their OAuthException type on graph.instagram.com too
+
+
+def as_instagram_host(body: object) -> None:
+    """An error body as graph.instagram.com writes it: ``"type": "IGApiException"`` (e.g. code 2500 "Unknown path
+    components"), with ``error_data`` (graph-api-facts.md, section 9). Other bodies are left alone."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and err.get("code") not in _OAUTH_CODES:
+        err["type"] = "IGApiException"
+        err.setdefault("error_data", {})
+
+
 def param(message: str, subcode: int | None = None, title: str = "", user_msg: str = "") -> GraphError:
     return GraphError(400, 100, message, subcode, user_title=title, user_msg=user_msg)
 
@@ -96,6 +108,12 @@ def account_metric_removed(name: str, since_version: int) -> GraphError:
         f"https://developers.facebook.com/docs/instagram-api/reference/ig-user/insights for a list of supported "
         f"metrics."
     )
+
+
+def follower_count_window() -> GraphError:
+    """A window reaching past follower_count's 30 days: the whole request is refused (graph-api-facts.md, s. 9)."""
+    return param("(#100) (follower_count) metric only supports querying data for the last 30 days excluding the "
+                 "current day")
 
 
 def media_metric_unsupported(name: str) -> GraphError:

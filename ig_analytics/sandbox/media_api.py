@@ -67,8 +67,9 @@ class MediaEndpoints:
                              "next": page_url(ctx, path, {**base, "after": after_given})}
         if page:
             base = {k: v for k, v in p.items() if k not in ("after", "before", "access_token")}
-            paging: dict[str, Any] = {"cursors": {"before": _cursor(page[0]), "after": _cursor(page[-1])}}
+            paging: dict[str, Any] = {"cursors": {"before": _cursor(page[0])}}  # the last page: only before
             if end < len(items):
+                paging["cursors"]["after"] = _cursor(page[-1])
                 paging["next"] = page_url(ctx, path, {**base, "after": _cursor(page[-1])})
             if start > 0:
                 paging["previous"] = page_url(ctx, path, {**base, "before": _cursor(page[0])})

@@ -65,7 +65,7 @@ def insights(acct: "SandboxAccount", ctx: "Ctx") -> dict:
         raise errors.param("(#100) The since parameter must be earlier than the until parameter")
     if until - since > DAYS * 86400:
         raise errors.param(f"(#100) There cannot be more than 30 days ({DAYS * 86400} s) between since and until")
-    if acct.followers_at(ctx.now) < MIN_FOLLOWERS:
+    if acct.followers_at(ctx.now) < MIN_FOLLOWERS or acct.spec.demographics_withheld:
         return {"data": []}
     today = day_of(ctx.now)
     days = [today - timedelta(days=i) for i in range(DAYS, 0, -1)]

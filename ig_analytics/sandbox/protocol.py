@@ -38,6 +38,7 @@ class ApiResponse:
     items: list["ApiResponse"] = field(default_factory=list)  # a batch's item responses (for the log)
     item_requests: list[ApiRequest] = field(default_factory=list)
     target_id: str | None = None  # the account a refused call was about (for the request log)
+    instagram_host: bool = False  # answered as graph.instagram.com would (an Instagram-Login token)
 
 
 @dataclass
@@ -54,10 +55,22 @@ def fmt_time(t: datetime) -> str:
 
 
 
+PAGING_HOST = "https://graph.facebook.com"  # a real next URL may name another host ...
+PAGING_VERSION = "v6.0"  # ... and another version than the request (graph-api-facts.md, section 9)
+
+
 def page_url(ctx: Ctx, path: str, params: dict) -> str:
-    """A paging URL as Meta writes it: base, version, path, and the access token first."""
-    q = urlencode({"access_token": ctx.token, **{k: v for k, v in params.items() if k != "access_token"}})
-    return f"{ctx.req.base_url}/{ctx.version_str}/{path}?{q}"
+    """A paging URL as Meta writes it: another host and version than the request's, the access token first,
+    ``pretty=0``. A client follows it on its own host and version (see ``rebase_page_url``)."""
+    rest = {k: v for k, v in params.items() if k not in ("access_token", "pretty")}
+    q = urlencode({"access_token": ctx.token, "pretty": "0", **rest})
+    return f"{PAGING_HOST}/{PAGING_VERSION}/{path}?{q}"
+
+
+def rebase_page_url(url: str, base_url: str, version: str) -> str:
+    """``url`` on ``base_url`` and ``version``: what a client does with a paging URL (tests use it)."""
+    tail = url.split("://", 1)[-1].split("/", 2)[2]  # host/v6.0/<path>?<query> -> <path>?<query>
+    return f"{base_url.rstrip('/')}/{version}/{tail}"
 
 
 def parse_time(value: str | None, name: str) -> int | None:

@@ -63,7 +63,7 @@ class SandboxToken:
 @dataclass
 class SandboxPage:
     page_id: str
-    name: str
+    name: str | None  # None: listed without name and access_token (fields not granted)
     ig_user_id: str | None  # the linked IG business/creator account, or None
     token: str = field(repr=False, default="")
 
@@ -102,10 +102,11 @@ class TokenRegistry:
         self.world.account(ig_user_id)  # must exist
         return self.issue("ig_login", ig_user_id=ig_user_id, issued_at=self.world.clock.now() - age, scopes=scopes)
 
-    def add_facebook_user(self, pages: Sequence[tuple[str, str | None]], *, scopes: Sequence[str] | None = None,
+    def add_facebook_user(self, pages: Sequence[tuple[str | None, str | None]], *, scopes: Sequence[str] | None = None,
                           user_id: str | None = None) -> str:
         """A Facebook user managing ``pages`` (name, linked ig_user_id or None); returns the user's token. Each
-        Page gets a never-expiring Page token with the user's scopes."""
+        Page gets a never-expiring Page token with the user's scopes; a Page named None is listed without
+        ``name`` and ``access_token``, as when those fields are not granted."""
         with self._lock:
             user_id = user_id or f"1000{len(self._pages) + 1:011d}"
         user_token = self.issue("fb_user", user_id=user_id, scopes=scopes)
@@ -195,7 +196,7 @@ class TokenRegistry:
         ids = [rec.ig_user_id] if rec.ig_user_id else [p.ig_user_id for p in self._pages.get(rec.user_id or "", [])
                                                        if p.ig_user_id]
         data = {
-            "app_id": APP_ID, "type": rec.graph_type, "application": "ig-analytics sandbox",
+            "app_id": int(APP_ID), "type": rec.graph_type,  # ids as JSON numbers, as some real replies have them "application": "ig-analytics sandbox",
             "is_valid": valid,
             "issued_at": int(rec.issued_at.timestamp()),
             "expires_at": int(rec.expires_at.timestamp()) if rec.expires_at else 0,
@@ -205,7 +206,7 @@ class TokenRegistry:
                                 for s in rec.scopes],
         }
         if rec.user_id:
-            data["user_id"] = rec.user_id
+            data["user_id"] = int(rec.user_id) if rec.user_id.isdigit() else rec.user_id
         if rec.page_id:
             data["profile_id"] = rec.page_id
         if not valid:

@@ -26,7 +26,8 @@ def routes(parts: list[str]) -> bool:
     return bool(parts) and (parts[0] in ("debug_token", "refresh_access_token") or parts[:2] == ["me", "accounts"])
 
 
-def _token(req: ApiRequest) -> str | None:
+def request_token(req: ApiRequest) -> str | None:
+    """The access token of a request: its query/form value, else its Authorization header."""
     token = req.params.get("access_token")
     if not token and req.auth_header:
         m = re.match(r"^\s*(Bearer|OAuth)\s+(\S+)\s*$", req.auth_header, re.IGNORECASE)
@@ -39,7 +40,7 @@ def handle(api: "SandboxAPI", req: ApiRequest, parts: list[str], version: int, v
     world = api.world
     now = world.clock.now()
     reg = registry(world)
-    token = _token(req)
+    token = request_token(req)
     if not token:
         raise errors.missing_token()
     api.usage.record_app_call(now)
@@ -94,11 +95,11 @@ def _me_accounts(reg, ctx: Ctx, token: str) -> ApiResponse:
             n = spec.name if spec else None
             if n in (None, "id"):
                 item["id"] = page.page_id
-            if n in (None, "name"):
+            if n in (None, "name") and page.name is not None:  # a Page without a name: fields not granted
                 item["name"] = page.name
             if n == "category":
                 item["category"] = "Local business"
-            if n == "access_token":
+            if n == "access_token" and page.name is not None:  # ... and then no Page token either
                 item["access_token"] = page.token
             if n == "instagram_business_account" and page.ig_user_id is not None:
                 acct = reg.world.account(page.ig_user_id)
@@ -107,9 +108,10 @@ def _me_accounts(reg, ctx: Ctx, token: str) -> ApiResponse:
         data.append(item)
     out: dict = {"data": data}
     if chunk:
-        cursors = {"before": _cursor(start), "after": _cursor(start + len(chunk) - 1)}
+        cursors = {"before": _cursor(start)}  # the last page: only cursors.before (graph-api-facts.md, s. 9)
         out["paging"] = {"cursors": cursors}
         if start + len(chunk) < len(pages):
+            cursors["after"] = _cursor(start + len(chunk) - 1)
             base = {k: v for k, v in p.items() if k not in ("after", "before", "access_token")}
             out["paging"]["next"] = page_url(ctx, "me/accounts", {**base, "limit": limit,
                                                                   "after": cursors["after"]})

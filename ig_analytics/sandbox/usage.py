@@ -112,8 +112,11 @@ class UsageTracker:
             "estimated_time_to_regain_access": regain,
         }
 
-    def app_usage(self, now: datetime) -> dict:
+    def app_usage(self, now: datetime, instagram_host: bool = False) -> dict:
+        """graph.instagram.com names its percentages ``call_volume``/``cpu_time`` (graph-api-facts.md, section 9)."""
         with self._lock:
             self._prune(self._app_calls, now)
             pct = min(100, len(self._app_calls) * 100 // self._app_limit)
+        if instagram_host:
+            return {"call_volume": pct, "cpu_time": pct * 3 // 5}
         return {"call_count": pct, "total_time": pct * 4 // 5, "total_cputime": pct * 3 // 5}

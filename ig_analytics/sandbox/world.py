@@ -37,6 +37,9 @@ class AccountSpec:
     # without a viral post among the newest 10, the newest post at least this old at the reference time is made
     # viral (a designed viral post: old enough for its take-off to show)
     viral_min_age_hours: float = 3.0
+    # {"data": []} for demographics and online followers whatever the size: a large account Meta has not computed
+    # yet, or without an engaged audience in the timeframe (graph-api-facts.md, section 9)
+    demographics_withheld: bool = False
 
 
 class SandboxWorld:
