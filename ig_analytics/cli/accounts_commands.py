@@ -9,23 +9,16 @@ from datetime import datetime, timezone
 
 import click
 
+from ig_analytics.cli.common import CliError, ig_user_ids_param, load_settings, open_engine, require_registered
 from ig_analytics.cli.errors import say
 from ig_analytics.graph_api.tokens import detect_login_kind
 
 
-def _cli():
-    """cli/main, which imports this module at its end: its helpers are looked up when a command runs."""
-    from ig_analytics.cli import main
-
-    return main
-
-
 def _ctx():
-    from ig_analytics.cli import main as cli
     from ig_analytics.accounts.token_vault import TokenVault
 
-    settings = cli._settings()
-    return settings, cli._engine(settings), TokenVault.from_settings(settings)
+    settings = load_settings()
+    return settings, open_engine(settings), TokenVault.from_settings(settings)
 
 
 def read_token(value: str, what: str) -> str:
@@ -94,7 +87,6 @@ def register_account_commands(accounts: click.Group) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be added.")
 def discover(facebook_token: str, dry_run: bool) -> None:
     """Add every IG business/creator account linked to the user's Facebook Pages (each with its Page token)."""
-    from ig_analytics.cli import main as cli
     from ig_analytics.accounts.discovery import discover_accounts
     from ig_analytics.graph_api.errors import GraphApiError
     from ig_analytics.redaction import register_secret
@@ -106,14 +98,14 @@ def discover(facebook_token: str, dry_run: bool) -> None:
     try:
         result = discover_accounts(engine, vault, token_api(settings), token, dry_run=dry_run)
     except GraphApiError as exc:
-        raise cli.CliError(f"Could not list the Facebook user's Pages: {describe_error(exc)}. Check the token "
+        raise CliError(f"Could not list the Facebook user's Pages: {describe_error(exc)}. Check the token "
                            "(a user or system-user token with pages_show_list) and IG_GRAPH_API_URL.")
     for line in result.lines(dry_run):
         say(line)
 
 
 @click.command("refresh-tokens")
-@click.option("--account", "ig_user_ids", multiple=True, callback=lambda *args: _cli()._ig_user_ids(*args),
+@click.option("--account", "ig_user_ids", multiple=True, callback=ig_user_ids_param,
               help="Only this account (repeatable).")
 def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
     """Refresh the Instagram-Login tokens at least 24 h old (also done by the daily token_maintenance_job).
@@ -121,7 +113,7 @@ def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
     from ig_analytics.accounts.token_lifecycle import refresh_tokens as refresh, token_api
 
     settings, engine, vault = _ctx()
-    _cli().require_registered(engine, ig_user_ids)
+    require_registered(engine, ig_user_ids)
     results = refresh(engine, vault, token_api(settings), datetime.now(timezone.utc), list(ig_user_ids) or None)
     if not results:
         say("No Instagram-Login token is due (they are refreshed once at least 24 h old).")

@@ -5,70 +5,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
+from ig_analytics.cli.accounts_commands import register_account_commands
+from ig_analytics.cli.common import CliError, ig_user_id_param, load_settings, open_engine, parse_day, require_registered
 from ig_analytics.cli.errors import say
 from ig_analytics.settings import Settings
 from ig_analytics.terminal_text import printable
-
-
-class CliError(click.ClickException):
-    """A failure the user can act on: printed as one line, exit 1."""
-
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
-def _engine(settings: Settings | None = None, *, start: bool = True):
-    from ig_analytics.cli import runtime
-    from ig_analytics.storage import db
-
-    settings = settings or _settings()
-    if start:
-        url = runtime.ensure_database(settings)
-    else:
-        url = db.analytics_url(settings)
-    return db.get_engine(url)
-
-
-def _parse_day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.UsageError(f"{name} must be a date like 2026-01-31, not '{printable(value, 40)}'")
-
-
-def _ig_user_id(ctx, param, value: str | None) -> str | None:
-    """Click callback: an Instagram user id (digits) or a usage error, before anything runs."""
-    from ig_analytics.accounts.repository import AccountError, validate_ig_user_id
-
-    if value is None:
-        return None
-    try:
-        return validate_ig_user_id(value)
-    except AccountError as exc:
-        raise click.BadParameter(str(exc))
-
-
-def _ig_user_ids(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
-    """Click callback for a repeatable --account: every value an Instagram user id."""
-    return tuple(_ig_user_id(ctx, param, value) for value in values)
-
-
-def require_registered(engine, ig_user_ids) -> None:
-    """An --account that is not registered is a usage mistake (exit 2, README), said before anything runs."""
-    from ig_analytics.cli.sync_command import UsageError, check_accounts_exist
-
-    try:
-        check_accounts_exist(engine, list(ig_user_ids))
-    except UsageError as exc:
-        raise click.UsageError(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,7 +33,7 @@ def db() -> None:
 def _embedded():
     from ig_analytics.local.embedded_db import EmbeddedPostgres
 
-    settings = _settings()
+    settings = load_settings()
     if not settings.uses_embedded_db:
         raise CliError("DATABASE_URL is set, so the embedded PostgreSQL is not used; manage your server yourself.")
     return EmbeddedPostgres(settings.home)
@@ -109,10 +55,10 @@ def db_start() -> None:
     from ig_analytics.cli import runtime
 
     server = _embedded()
-    _settings().ensure_home()  # one line naming IG_ANALYTICS_HOME, not an OSError from deep in the start
+    load_settings().ensure_home()  # one line naming IG_ANALYTICS_HOME, not an OSError from deep in the start
     _sweep_orphan_clusters()
     status = server.start()
-    runtime.ensure_database(_settings())
+    runtime.ensure_database(load_settings())
     say(f"PostgreSQL {status.describe()}")
 
 
@@ -142,7 +88,7 @@ def db_url(dagster: bool, sqlalchemy: bool, read_only: bool) -> None:
     from ig_analytics.local.embedded_db import ANALYTICS_DB, EmbeddedPostgres
     from ig_analytics.storage import db as storage
 
-    settings = _settings()
+    settings = load_settings()
     if read_only and dagster:
         raise click.UsageError("--read-only and --dagster cannot be combined: the read-only role reads the analytics tables only")
     if read_only:
@@ -195,7 +141,7 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
     from ig_analytics.accounts.token_vault import TokenVault
 
     token = read_token(token, "--token")
-    expires = _parse_day(token_expires_at, "--token-expires-at")
+    expires = parse_day(token_expires_at, "--token-expires-at")
     expires_at = datetime.combine(expires, datetime.min.time(), timezone.utc) if expires else None
     try:  # every usage mistake is reported before anything is printed, called or stored
         repo.validate_ig_user_id(ig_user_id)
@@ -205,7 +151,7 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
             username = repo.validate_username(username)
     except repo.AccountError as exc:
         raise click.UsageError(str(exc))
-    settings = _settings()
+    settings = load_settings()
     login_kind, login_why = choose_login_kind(token, login_kind)
     say(f"Login kind: {login_kind} ({login_why})")
     if verify:
@@ -213,7 +159,7 @@ def accounts_add(ig_user_id: str, token: str, username: str | None, timezone_nam
         if not username and profile.username and repo.is_valid_username(profile.username):
             username = profile.username
         say(f"Token works: @{printable(profile.username, 40) or '?'}, {profile.followers_count if profile.followers_count is not None else '?'} followers")
-    engine = _engine(settings)
+    engine = open_engine(settings)
     vault = TokenVault.from_settings(settings)
     new = repo.add_account(
         engine, vault, ig_user_id=ig_user_id, token=token, username=username,
@@ -249,7 +195,7 @@ def accounts_list() -> None:
 
     from ig_analytics.accounts.token_lifecycle import load_states
 
-    engine = _engine()
+    engine = open_engine()
     rows = repo.list_accounts(engine)
     if not rows:
         say("No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
@@ -271,18 +217,16 @@ def accounts_list() -> None:
         )
 
 
-from ig_analytics.cli.accounts_commands import register_account_commands  # noqa: E402 - discover, refresh-tokens
-
-register_account_commands(accounts)
+register_account_commands(accounts)  # discover, refresh-tokens, check-tokens
 
 
 @accounts.command("disable")
-@click.argument("ig_user_id", callback=_ig_user_id)
+@click.argument("ig_user_id", callback=ig_user_id_param)
 def accounts_disable(ig_user_id: str) -> None:
     """Stop syncing an account; its history stays."""
     from ig_analytics.accounts import repository as repo
 
-    engine = _engine()
+    engine = open_engine()
     require_registered(engine, [ig_user_id])
     try:
         repo.disable_account(engine, ig_user_id)
@@ -304,7 +248,7 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
     from ig_analytics.cli.sync_command import UsageError, run_sync
 
     try:
-        report = run_sync(list(account_ids), sync_type, _parse_day(since, "--since"), _parse_day(until, "--until"))
+        report = run_sync(list(account_ids), sync_type, parse_day(since, "--since"), parse_day(until, "--until"))
     except UsageError as exc:
         raise click.UsageError(str(exc))
     for line in report.lines:
@@ -321,14 +265,14 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
 
 
 @cli.command()
-@click.option("--account", "ig_user_id", required=True, callback=_ig_user_id)
+@click.option("--account", "ig_user_id", required=True, callback=ig_user_id_param)
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
 def report(ig_user_id: str, days: int) -> None:
     """Build the performance report of the last N days (up to yesterday): print a summary and the HTML path."""
     from ig_analytics.analytics import reports
 
-    settings = _settings()
-    engine = _engine(settings)
+    settings = load_settings()
+    engine = open_engine(settings)
     require_registered(engine, [ig_user_id])
     period_end = datetime.now(timezone.utc).date() - timedelta(days=1)
     with engine.begin() as conn:
@@ -348,12 +292,12 @@ def status() -> None:
     """Per account: last successful sync, lag, token expiry, recent errors."""
     from ig_analytics.cli.status import render_status
 
-    say(render_status(_engine()))
+    say(render_status(open_engine()))
 
 
 @cli.command()
 @click.argument("relation", metavar="TABLE_OR_VIEW")
-@click.option("--account", "ig_user_id", default=None, callback=_ig_user_id, help="Only this account's rows.")
+@click.option("--account", "ig_user_id", default=None, callback=ig_user_id_param, help="Only this account's rows.")
 @click.option("--since", default=None, help="First day (YYYY-MM-DD, UTC) on the relation's time column.")
 @click.option("--until", default=None, help="Last day (YYYY-MM-DD, UTC), included.")
 @click.option("--format", "fmt", type=click.Choice(["csv"]), required=True, help="Output format.")
@@ -365,8 +309,8 @@ def export(relation: str, ig_user_id: str | None, since: str | None, until: str 
     from ig_analytics.cli import export_command as ex
 
     try:
-        query = ex.build_query(relation, ig_user_id, _parse_day(since, "--since"), _parse_day(until, "--until"))
-        engine = _engine()
+        query = ex.build_query(relation, ig_user_id, parse_day(since, "--since"), parse_day(until, "--until"))
+        engine = open_engine()
         if ig_user_id is not None:
             ex.check_account(engine, ig_user_id)
         ex.export(engine, query, output)
