@@ -282,14 +282,20 @@ def accounts_disable(ig_user_id: str) -> None:
 @click.option("--type", "sync_type", type=click.Choice(["full", "account", "media"]), default="full", show_default=True)
 @click.option("--since", default=None, help="First day of account insights (YYYY-MM-DD). Default: 90 days ago.")
 @click.option("--until", default=None, help="Last day of account insights (YYYY-MM-DD). Default: yesterday.")
-def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None) -> None:
+@click.option("--record", "record_dir", default=None, metavar="DIR",
+              help="Also write every Graph API request and reply to DIR, tokens removed (for bug reports).")
+def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None,
+         record_dir: str | None) -> None:
     """Sync now through Dagster (the runs show in the UI), then update the analytics."""
-    from ig_analytics.cli.sync_command import UsageError, run_sync
+    from ig_analytics.cli.sync_command import UsageError, recorded_line, run_sync
 
     try:
-        report = run_sync(list(account_ids), sync_type, _parse_day(since, "--since"), _parse_day(until, "--until"))
+        report = run_sync(list(account_ids), sync_type, _parse_day(since, "--since"), _parse_day(until, "--until"),
+                          record_dir=record_dir)
     except UsageError as exc:
         raise click.UsageError(str(exc))
+    if record_dir is not None:
+        click.echo(recorded_line(record_dir), err=True)
     for line in report.lines:
         click.echo(line.render())
     log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
@@ -339,11 +345,16 @@ def status() -> None:
 @cli.command()
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--seed", default=7, show_default=True, type=int)
-def sandbox(port: int, seed: int) -> None:
+@click.option("--replay", "replay_dir", default=None, metavar="DIR", help="Serve the replies of `sync --record DIR`.")
+def sandbox(port: int, seed: int, replay_dir: str | None) -> None:
     """Serve the local Graph API sandbox (synthetic accounts); prints one JSON line per account."""
     from ig_analytics.sandbox.cli import serve_forever_cli
+    from ig_analytics.sandbox.replay import ReplayError
 
-    serve_forever_cli(port=port, seed=seed)
+    try:
+        serve_forever_cli(port=port, seed=seed, replay_dir=replay_dir)
+    except ReplayError as exc:
+        raise click.UsageError(str(exc))
 
 
 @cli.command()
