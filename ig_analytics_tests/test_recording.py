@@ -43,7 +43,8 @@ def _sync_account(client: GraphApiClient, token: str):
 def test_a_recording_holds_every_reply_and_no_secret_and_replays_to_the_same_values(world, tmp_path):
     token = world.accounts[0].token
     with SandboxServer(world, port=0) as server:
-        recorded = _sync_account(_client(server.base_url, world, recorder=Recorder(tmp_path)), token)
+        recorder = Recorder(tmp_path, now=world.clock.now)
+        recorded = _sync_account(_client(server.base_url, world, recorder=recorder), token)
         sent = sum(1 for r in server.request_log if not r.batch_item)
     lines = (tmp_path / EXCHANGES_FILE).read_text(encoding="utf-8").splitlines()
     text = "\n".join(lines)
@@ -57,10 +58,14 @@ def test_a_recording_holds_every_reply_and_no_secret_and_replays_to_the_same_val
              if isinstance(e.get("body"), dict) and "next" in e["body"].get("paging", {})]
     assert nexts and all("after=" in url for url in nexts)  # the cursors stay, the token went
 
-    # The replay: a developer's client (another token, no app secret) gets the same values.
-    with ReplayServer(Recording.load(tmp_path)) as replay:
-        replayed = _sync_account(GraphApiClient(base_url=replay.base_url, sleep=lambda s: None, now=world.clock.now,
-                                                media_page_limit=25), "another-token")
+    # The replay, as a test of a user's recording is written: a developer's client (another token, no app secret)
+    # on the recording's clock gets the same values.
+    recording = Recording.load(tmp_path)
+    assert recording.recorded_at == NOW
+    with ReplayServer(recording) as replay:
+        replayed = _sync_account(GraphApiClient(base_url=replay.base_url, sleep=lambda s: None,
+                                                now=lambda: recording.recorded_at, media_page_limit=25),
+                                 "another-token")
     assert replay.unrecorded == []
     assert replayed == recorded
 

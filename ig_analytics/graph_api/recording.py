@@ -21,7 +21,7 @@ import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ig_analytics.redaction import REDACTED, SECRET_PARAMS, redact
@@ -55,7 +55,8 @@ class Recorder:
     """Appends each exchange to ``directory/exchanges.jsonl``. Thread-safe; never raises into the caller's request
     (a full disk must not fail a sync: the first error is kept in ``failed`` and recording stops)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, now: Callable[[], datetime] | None = None) -> None:
+        self._now = now or (lambda: datetime.now(timezone.utc))  # the client's clock: a replay's "now"
         self.directory = Path(directory).expanduser().resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / EXCHANGES_FILE
@@ -67,8 +68,9 @@ class Recorder:
         if self.failed:
             return
         try:
-            line = redact(json.dumps(exchange(method, url, params, form, status, headers, content),
-                                     ensure_ascii=False, separators=(",", ":")))
+            record = {"at": self._now().isoformat(timespec="milliseconds"),
+                      **exchange(method, url, params, form, status, headers, content)}
+            line = redact(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
             with self._file.lock:
                 with self.path.open("a", encoding="utf-8") as out:
                     out.write('{"seq":%d,%s\n' % (self._file.seq + 1, line[1:]))
@@ -91,8 +93,7 @@ def exchange(method: str, url: str, params: Mapping[str, str] | None, form: Mapp
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in SECRET_PARAMS]
     query += [(k, str(v)) for k, v in (params or {}).items() if k not in SECRET_PARAMS]
-    out: dict[str, Any] = {"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                           "method": method, "url": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+    out: dict[str, Any] = {"method": method, "url": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
                            "query": [list(pair) for pair in query]}
     form_out = {k: v for k, v in (form or {}).items() if k not in SECRET_PARAMS}
     if "batch" in form_out:

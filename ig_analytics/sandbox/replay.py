@@ -57,6 +57,13 @@ class RequestKey:
     def loose(self) -> tuple[str, str, Pairs]:
         return self.method, self.path, self.params
 
+    @property
+    def recorded_at(self) -> datetime | None:
+        """When the recording began: the ``now`` to give a client replaying it in a test (the days it asks
+        for then match the recorded ones)."""
+        times = [str(ex["at"]) for ex in self.exchanges if ex.get("at")]
+        return datetime.fromisoformat(min(times)) if times else None
+
     def describe(self) -> str:
         query = "&".join(f"{k}={_short(v)}" for k, v in self.params + self.times)
         return f"{self.method} {self.path}{'?' + query if query else ''}"
@@ -222,6 +229,13 @@ class Recording:
             entries.append(entry)
             headers = headers if headers is not None else envelope_headers
         return Reply(200, dict(headers or {"content-type": JSON_TYPE}), _dumps(entries))
+
+    @property
+    def recorded_at(self) -> datetime | None:
+        """When the recording began: the ``now`` to give a client replaying it in a test (the days it asks
+        for then match the recorded ones)."""
+        times = [str(ex["at"]) for ex in self.exchanges if ex.get("at")]
+        return datetime.fromisoformat(min(times)) if times else None
 
     def describe(self) -> str:
         """How many replies, from where and when: the replaying sync should cover the same days."""
