@@ -294,11 +294,11 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
                           record_dir=record_dir)
     except UsageError as exc:
         raise click.UsageError(str(exc))
-    if record_dir is not None:
-        click.echo(recorded_line(record_dir), err=True)
     for line in report.lines:
         click.echo(line.render())
     log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
+    if record_dir is not None:
+        log.info(recorded_line(record_dir))
     for error in report.run_errors:
         log.error(printable(error, 600))
     if not report.lines:

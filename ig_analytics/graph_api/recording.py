@@ -18,6 +18,7 @@ concurrently) and several clients of one process (one per run) append whole line
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +78,7 @@ class Recorder:
                 self._file.seq += 1
         except (OSError, ValueError, TypeError) as exc:
             self.failed = f"{type(exc).__name__}: {redact(str(exc))}"
+            logging.getLogger(__name__).warning(f"recording to {self.path} stopped ({self.failed}); the sync goes on")
 
 
 def _count_lines(path: Path) -> int:
