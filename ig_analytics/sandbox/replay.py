@@ -252,11 +252,11 @@ class Recording:
                 match = _ACCOUNT_PATH_RE.match(path)
                 if method != "GET" or not match:
                     continue
-                if match.group(2) is None and not (isinstance(body, dict) and body.get("username")):
-                    continue  # a post or anything else with an id: only profiles name accounts
-                username = body.get("username") if match.group(2) is None else None
-                if username or match.group(1) not in found:
-                    found[match.group(1)] = username or found.get(match.group(1))
+                ig_user_id, edge = match.groups()
+                username = body.get("username") if isinstance(body, dict) else None
+                if edge is None and not username:
+                    continue  # a post or anything else with an id: only profiles and media lists name accounts
+                found[ig_user_id] = username or found.get(ig_user_id)
         return sorted(found.items())
 
 
