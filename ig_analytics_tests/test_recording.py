@@ -76,6 +76,23 @@ def test_a_recording_holds_every_reply_and_no_secret_and_replays_to_the_same_val
     assert replayed == recorded
 
 
+def test_a_media_sync_replays_on_a_later_day_its_batches_answered_item_by_item(world, tmp_path):
+    """Posts and their insights name no date: three days later fewer posts are in the window, so the batches hold
+    other posts than recorded, and each post's insights still come from the recording."""
+    with SandboxServer(world, port=0) as server:
+        api = _client(server.base_url, world, recorder=Recorder(tmp_path)).account(ACCOUNT, world.accounts[0].token)
+        recorded = api.media_insights(api.list_media(NOW - timedelta(days=60)))
+    later = NOW + timedelta(days=3)
+    with ReplayServer(Recording.load(tmp_path)) as replay:
+        api = GraphApiClient(base_url=replay.base_url, sleep=lambda s: None, now=lambda: later,
+                             media_page_limit=25).account(ACCOUNT, "dev-token")
+        media = api.list_media(later - timedelta(days=60))
+        replayed = api.media_insights(media)
+    assert replay.unrecorded == []
+    assert 0 < len(replayed) < len(recorded)
+    assert replayed == {media_id: recorded[media_id] for media_id in replayed}
+
+
 def test_replies_of_one_request_come_in_their_order_then_the_last_again(world, tmp_path):
     """A 500 then the retry's 200: the replaying client meets the same failure and the same recovery."""
     token = world.accounts[0].token
