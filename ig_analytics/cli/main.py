@@ -287,7 +287,7 @@ def accounts_disable(ig_user_id: str) -> None:
 def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None,
          record_dir: str | None) -> None:
     """Sync now through Dagster (the runs show in the UI), then update the analytics."""
-    from ig_analytics.cli.sync_command import UsageError, recorded_line, run_sync
+    from ig_analytics.cli.sync_command import UsageError, run_sync
 
     try:
         report = run_sync(list(account_ids), sync_type, _parse_day(since, "--since"), _parse_day(until, "--until"),
@@ -298,7 +298,9 @@ def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until:
         click.echo(line.render())
     log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
     if record_dir is not None:
-        log.info(recorded_line(record_dir))
+        from ig_analytics.graph_api.recording import summary
+
+        log.info(printable(summary(record_dir), 800))
     for error in report.run_errors:
         log.error(printable(error, 600))
     if not report.lines:

@@ -12,7 +12,6 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -118,7 +117,7 @@ def run_sync(
     if sync_type not in SYNC_TYPES:
         raise UsageError(f"--type must be one of {', '.join(SYNC_TYPES)}")
     check_account_ids(account_ids)
-    record_dir = prepare_record_dir(record_dir) if record_dir is not None else None
+    record_dir = _record_dir(record_dir) if record_dir is not None else None
     first_day, last_day = resolve_range(since, until, now.date(),
                                         planned_daily_start(Settings.from_env().home, now.date()))
     settings = runtime.prepare()
@@ -205,36 +204,13 @@ def run_sync(
     return SyncReport(lines=_account_lines(engine, run_ids, account_ids), run_errors=errors, run_ids=run_ids)
 
 
-def prepare_record_dir(record_dir: str) -> str:
-    """The folder of ``--record``, created; a usage error when it cannot be written or already holds a recording
-    (two runs in one file would replay as one)."""
-    from ig_analytics.graph_api.recording import EXCHANGES_FILE
+def _record_dir(record_dir: str) -> str:
+    from ig_analytics.graph_api.recording import prepare_directory
 
-    path = Path(record_dir).expanduser().resolve()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        if (path / EXCHANGES_FILE).exists():
-            raise UsageError(f"--record {printable(record_dir, 200)} already holds a recording; give an empty folder")
-        probe = path / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"--record {printable(record_dir, 200)}: cannot write there ({exc.strerror or exc})")
-    return str(path)
-
-
-def recorded_line(record_dir: str) -> str:
-    """What ``--record`` wrote, in one line for stderr (stdout holds one line per account)."""
-    from ig_analytics.graph_api.recording import EXCHANGES_FILE
-
-    path = Path(record_dir).expanduser().resolve() / EXCHANGES_FILE
-    try:
-        with path.open("rb") as f:
-            count = sum(1 for _ in f)
-    except FileNotFoundError:
-        count = 0
-    return (f"Recorded {count} Graph API requests and replies to {printable(str(path), 300)} (tokens removed); "
-            f"serve them with: ig-analytics sandbox --replay {printable(str(path.parent), 300)}")
+        return str(prepare_directory(record_dir))
+    except ValueError as exc:
+        raise UsageError(f"--record {printable(record_dir, 200)}: {exc}")
 
 
 def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:

@@ -81,6 +81,29 @@ class Recorder:
             logging.getLogger(__name__).warning(f"recording to {self.path} stopped ({self.failed}); the sync goes on")
 
 
+def prepare_directory(record_dir: str | Path) -> Path:
+    """The folder to record into, created. ValueError (a sentence) when it cannot be written or already holds a
+    recording: two syncs in one file would replay as one."""
+    path = Path(record_dir).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / EXCHANGES_FILE).exists():
+            raise ValueError("the folder already holds a recording; give an empty folder")
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def summary(record_dir: str | Path) -> str:
+    """What a recording holds, in one line for the end of ``sync --record``."""
+    path = Path(record_dir).expanduser().resolve() / EXCHANGES_FILE
+    return (f"Recorded {_count_lines(path)} Graph API requests and replies to {path} (tokens removed); "
+            f"serve them with: ig-analytics sandbox --replay {path.parent}")
+
+
 def _count_lines(path: Path) -> int:
     try:
         with path.open("rb") as f:
