@@ -176,3 +176,13 @@ def test_command_line_mistakes_with_a_recording_are_one_line_and_exit_2(tmp_path
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and says in lines[0], result.stderr
+
+
+def test_text_from_meta_is_kept_to_the_character_only_urls_lose_their_secrets():
+    from ig_analytics.graph_api.recording import scrub
+
+    caption = "Where is my access_token? Ask\x00 \u202e? appsecret_proof=1&x"
+    reply = {"data": [{"caption": caption, "id": 1.0}],
+             "paging": {"next": "https://graph.facebook.com/v22.0/1/media?access_token=EAAB&pretty=0&after=QVF"}}
+    assert scrub(reply) == {"data": [{"caption": caption, "id": 1.0}],
+                            "paging": {"next": "https://graph.facebook.com/v22.0/1/media?pretty=0&after=QVF"}}

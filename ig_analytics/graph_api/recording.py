@@ -160,12 +160,13 @@ def _scrub_text(text: str) -> str:
 
 
 def without_secret_params(text: str) -> str:
-    """A URL (or relative URL) without its secret query parameters; any other text unchanged."""
-    if "?" not in text or not any(name in text for name in SECRET_PARAMS):
+    """A URL (or relative URL) without its secret query parameters; any other text (a caption that mentions
+    access_token?) unchanged, to the character."""
+    if "?" not in text or not any(name in text for name in SECRET_PARAMS) or any(c.isspace() for c in text):
         return text
     parts = urlsplit(text)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not pairs:
-        return text
     kept = [(k, v) for k, v in pairs if k not in SECRET_PARAMS]
+    if len(kept) == len(pairs):
+        return text
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept, safe=",()"), parts.fragment))
