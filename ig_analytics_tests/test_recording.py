@@ -186,3 +186,12 @@ def test_text_from_meta_is_kept_to_the_character_only_urls_lose_their_secrets():
              "paging": {"next": "https://graph.facebook.com/v22.0/1/media?access_token=EAAB&pretty=0&after=QVF"}}
     assert scrub(reply) == {"data": [{"caption": caption, "id": 1.0}],
                             "paging": {"next": "https://graph.facebook.com/v22.0/1/media?pretty=0&after=QVF"}}
+
+
+def test_any_text_meta_sends_is_recorded_and_replayed_unchanged(tmp_path):
+    """NUL, a right-to-left override, emoji, a lone surrogate (legal JSON, not UTF-8): the bug reports of issue 22."""
+    reply = '{"id":"1","caption":"a\\u0000b \\u202eevil \\ud83d\\ude00 \\ud800 caf\\u00e9"}'.encode()
+    Recorder(tmp_path).record("GET", "https://graph.facebook.com/v25.0/1", {"fields": "id,caption"}, None, 200,
+                              {"Content-Type": "application/json"}, reply)
+    served = Recording.load(tmp_path).reply("GET", "/v25.0/1", {"fields": "id,caption"})
+    assert json.loads(served.body) == json.loads(reply)

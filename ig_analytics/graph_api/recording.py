@@ -71,7 +71,8 @@ class Recorder:
         try:
             record = {"at": self._now().isoformat(timespec="milliseconds"),
                       **exchange(method, url, params, form, status, headers, content)}
-            line = redact(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            # ASCII with \u escapes, as Meta sends it: any text survives, even a lone surrogate
+            line = redact(json.dumps(record, ensure_ascii=True, separators=(",", ":")))
             with self._file.lock:
                 with self.path.open("a", encoding="utf-8") as out:
                     out.write('{"seq":%d,%s\n' % (self._file.seq + 1, line[1:]))

@@ -294,7 +294,7 @@ def _reply_of(ex: dict[str, Any]) -> Reply:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(value, separators=(",", ":")).encode("ascii")  # as Meta sends it: \u escapes, any text
 
 
 def unrecorded_error(key: RequestKey, source: str) -> GraphError:
