@@ -23,9 +23,11 @@ import threading
 import traceback
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "redact", "register_secret", "forget_secret", "RedactingFilter"]
+__all__ = ["REDACTED", "SECRET_PARAMS", "redact", "register_secret", "forget_secret", "RedactingFilter"]
 
 REDACTED = "[REDACTED]"
+# Query, form and JSON names whose values are secrets (removed whole from recordings: graph_api/recording.py).
+SECRET_PARAMS = ("access_token", "appsecret_proof", "client_secret", "fb_exchange_token", "input_token")
 
 # Shorter strings are not registered: redacting every "abc" in logs would garble them and protect nothing.
 _MIN_SECRET_LEN = 6

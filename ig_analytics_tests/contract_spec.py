@@ -86,8 +86,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "accounts refresh-tokens": (),
     "accounts list": (),
     "accounts disable": (),
-    "sync": ("--account", "--type", "--since", "--until"),
-    "sandbox": ("--port",),
+    "sync": ("--account", "--type", "--since", "--until", "--record"),
+    "sandbox": ("--port", "--replay"),
     "demo": (),
     "ui": (),
 }

@@ -243,17 +243,25 @@ def accounts_disable(ig_user_id: str) -> None:
 @click.option("--type", "sync_type", type=click.Choice(["full", "account", "media"]), default="full", show_default=True)
 @click.option("--since", default=None, help="First day of account insights (YYYY-MM-DD). Default: 90 days ago.")
 @click.option("--until", default=None, help="Last day of account insights (YYYY-MM-DD). Default: yesterday.")
-def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None) -> None:
+@click.option("--record", "record_dir", default=None, metavar="DIR",
+              help="Also write every Graph API request and reply to DIR, tokens removed (for bug reports).")
+def sync(account_ids: tuple[str, ...], sync_type: str, since: str | None, until: str | None,
+         record_dir: str | None) -> None:
     """Sync now through Dagster (the runs show in the UI), then update the analytics."""
     from ig_analytics.cli.sync_command import UsageError, run_sync
 
     try:
-        report = run_sync(list(account_ids), sync_type, parse_day(since, "--since"), parse_day(until, "--until"))
+        report = run_sync(list(account_ids), sync_type, parse_day(since, "--since"), parse_day(until, "--until"),
+                          record_dir=record_dir)
     except UsageError as exc:
         raise click.UsageError(str(exc))
     for line in report.lines:
         say(line.render())
     log = logging.getLogger("ig_analytics.cli.main")  # stderr: one line each, JSON with IG_ANALYTICS_LOG_FORMAT=json
+    if record_dir is not None:
+        from ig_analytics.graph_api.recording import summary
+
+        log.info(printable(summary(record_dir), 800))
     for error in report.run_errors:
         log.error(printable(error, 600))
     if not report.lines:
@@ -324,11 +332,16 @@ def export(relation: str, ig_user_id: str | None, since: str | None, until: str 
 @cli.command()
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--seed", default=7, show_default=True, type=int)
-def sandbox(port: int, seed: int) -> None:
+@click.option("--replay", "replay_dir", default=None, metavar="DIR", help="Serve the replies of `sync --record DIR`.")
+def sandbox(port: int, seed: int, replay_dir: str | None) -> None:
     """Serve the local Graph API sandbox (synthetic accounts); prints one JSON line per account."""
     from ig_analytics.sandbox.cli import serve_forever_cli
+    from ig_analytics.sandbox.replay import ReplayError
 
-    serve_forever_cli(port=port, seed=seed)
+    try:
+        serve_forever_cli(port=port, seed=seed, replay_dir=replay_dir)
+    except ReplayError as exc:
+        raise click.UsageError(str(exc))
 
 
 @cli.command()

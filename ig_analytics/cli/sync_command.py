@@ -104,10 +104,11 @@ def full_weeks(first_day: date, last_day: date) -> list[str]:
 
 def run_sync(
     account_ids: list[str], sync_type: str, since: date | None, until: date | None, *, now: datetime | None = None,
-    every_report: bool = False,
+    every_report: bool = False, record_dir: str | None = None,
 ) -> SyncReport:
     """``every_report`` (the demo): the daily reports of every synced day and the weekly reports of every full
-    week, one run each, instead of the last day's report only."""
+    week, one run each, instead of the last day's report only. ``record_dir`` (``--record``): every Graph API
+    request and reply of the runs is written there (graph_api/recording.py)."""
     from ig_analytics.cli import runtime
     from ig_analytics.settings import Settings
     from ig_analytics.storage import db
@@ -116,6 +117,7 @@ def run_sync(
     if sync_type not in SYNC_TYPES:
         raise UsageError(f"--type must be one of {', '.join(SYNC_TYPES)}")
     check_account_ids(account_ids)
+    record_dir = _record_dir(record_dir) if record_dir is not None else None
     first_day, last_day = resolve_range(since, until, now.date(),
                                         planned_daily_start(Settings.from_env().home, now.date()))
     settings = runtime.prepare()
@@ -146,7 +148,8 @@ def run_sync(
     console_level = logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING))
 
     def execute(job_name: str, ops: dict[str, dg.Config] | None = None, **kwargs) -> None:
-        run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": console_level}}})
+        run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": console_level}}},
+                                  resources={"graph_api": {"config": {"record_dir": record_dir}}} if record_dir else None)
         with stderr_to_log():
             outcome = execute_linked_run(instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
         run_ids.append(outcome.run_id)
@@ -199,6 +202,15 @@ def run_sync(
     # UI shows them from the first sync on instead of "Not evaluated" until hh:40.
     execute("data_quality_job", tags=tags)
     return SyncReport(lines=_account_lines(engine, run_ids, account_ids), run_errors=errors, run_ids=run_ids)
+
+
+def _record_dir(record_dir: str) -> str:
+    from ig_analytics.graph_api.recording import prepare_directory
+
+    try:
+        return str(prepare_directory(record_dir))
+    except ValueError as exc:
+        raise UsageError(f"--record {printable(record_dir, 200)}: {exc}")
 
 
 def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.graph_api.app_budget import AppBudget
+from ig_analytics.graph_api.recording import Recorder
 from ig_analytics.settings import Settings
 from ig_analytics.storage import db
 from ig_analytics.accounts.token_vault import TokenVault
@@ -81,6 +82,9 @@ class GraphApi(dg.ConfigurableResource):
     backoff_base_s: float = 1.0
     max_throttle_wait_s: float = 300.0
     read_timeout_s: float = 30.0
+    record_dir: str | None = Field(
+        default=None, description="`sync --record DIR`: every request and reply of the run written to DIR, "
+                                  "secrets removed (graph_api/recording.py). Unset: nothing is recorded.")
 
     _settings: Settings | None = PrivateAttr(default=None)
     _client: GraphApiClient | None = PrivateAttr(default=None)
@@ -106,5 +110,6 @@ class GraphApi(dg.ConfigurableResource):
                 max_attempts=self.max_attempts,
                 backoff_base_s=self.backoff_base_s,
                 max_throttle_wait_s=self.max_throttle_wait_s,
+                recorder=Recorder(self.record_dir) if self.record_dir else None,
             )
         return self._client

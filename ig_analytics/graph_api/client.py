@@ -38,6 +38,7 @@ from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
     from ig_analytics.graph_api.app_budget import AppBudget
+    from ig_analytics.graph_api.recording import Recorder
     from ig_analytics.settings import Settings
 
 __all__ = ["GraphApiClient", "AccountApi", "LOGGER_NAME", "metrics_named_in"]
@@ -82,6 +83,7 @@ class GraphApiClient:
         session: requests.Session | None = None,
         rng: random.Random | None = None,
         app_budget: "AppBudget | None" = None,
+        recorder: "Recorder | None" = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -106,6 +108,7 @@ class GraphApiClient:
         self.rng = rng or random.Random()
         self.session = session or self._make_session(pool_size)
         self.app_budget = app_budget  # X-App-Usage shared with the deployment's other runs (app_budget.py)
+        self.recorder = recorder  # every request and reply written for `sync --record` (recording.py)
 
     @classmethod
     def from_settings(cls, settings: "Settings", *, app_budget: "AppBudget | None" = None,

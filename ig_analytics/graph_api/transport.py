@@ -151,6 +151,9 @@ class AccountTransport:
         response = client.session.request(method, url, params=params_out or None, data=form_out,
                                           headers=headers, timeout=client.timeout)
         elapsed = client.monotonic() - started
+        if client.recorder is not None:  # sync --record: secrets removed there (graph_api/recording.py)
+            client.recorder.record(method, url, params_out, form_out, response.status_code, response.headers,
+                                   response.content)
         try:
             payload, shape_ok = json.loads(response.content.decode("utf-8")), True
         except (ValueError, UnicodeDecodeError):

@@ -52,6 +52,9 @@ without an IG account included; a Page named None is listed without ``name`` and
 users with their Pages and Page tokens, and tokens without some scopes (no ``instagram_manage_insights``: /insights
 fails with code 10); issued tokens expire on the sandbox clock.
 
+Replay (``replay.py``): ``ReplayServer(Recording.load(DIR))`` serves the replies a ``sync --record DIR`` wrote
+instead of a world (``ig-analytics sandbox --replay DIR``); docs/graph-api-client.md, "Recording and replay".
+
 Fault knobs (``Faults``; ``world.faults`` or per account ``world.account(id).faults``), deterministic
 from ``seed`` through a counter-based stream (one draw per HTTP request / batch item):
     latency_ms            sleep in the handler thread (other requests are not blocked)
