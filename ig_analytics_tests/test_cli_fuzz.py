@@ -115,9 +115,10 @@ def _invoke(argv: list[str], env: dict, stdin: str | None) -> tuple[int, str, st
 
 
 def _held(code: int, stdout: str, stderr: str) -> bool:
+    """Every generated case is a usage mistake or a bad setting: exit 2 (README), one line, nothing on stdout."""
     lines = [line for line in stderr.splitlines() if line.strip()]
-    return (code in (1, 2) and len(lines) == 1 and "Traceback" not in stderr and "Error:" not in lines[0][:40]
-            and "ValueError" not in stderr and (code == 1 or not stdout.strip()))
+    return (code == 2 and len(lines) == 1 and "Traceback" not in stderr and "Error:" not in lines[0][:40]
+            and "ValueError" not in stderr and not stdout.strip())
 
 
 def _stored(engine) -> dict[str, int]:

@@ -181,7 +181,7 @@ def test_accounts_disable_stops_syncing_and_keeps_history(cli):
     assert cli.rows("SELECT count(*) FROM instagram.account_insights_daily WHERE ig_user_id = :i", i=gone) == before
     assert cli.rows("SELECT status FROM instagram.accounts WHERE ig_user_id = :i", i=gone) == [("disabled",)]
     unknown = cli("accounts", "disable", "17841499999999999")
-    assert unknown.returncode in (1, 2) and "17841499999999999" in unknown.stderr
+    assert unknown.returncode == 2 and "17841499999999999" in unknown.stderr  # not registered: a usage mistake
 
 
 def test_report_and_status_after_a_sync(cli, ig_home):
