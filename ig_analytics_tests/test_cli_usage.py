@@ -196,3 +196,25 @@ def test_database_url_of_the_read_only_role_is_a_setting_error(ig_home, engine, 
     assert "DATABASE_URL connects as role 'ig_analytics_reader', which cannot write" in lines[0]
     assert "psycopg2" not in lines[0] and "InternalError" not in lines[0]
     assert reader.split(":")[2].split("@")[0] not in result.stderr  # never the password
+
+
+@pytest.mark.slow
+def test_the_code_server_moves_to_another_port_when_its_port_was_taken_meanwhile(ig_home, monkeypatch):
+    """The port the kernel gave out is bound by someone else before the code server binds it (a race no probe
+    can close): `ui` starts the code server on the next port instead of failing."""
+    import socket
+
+    from ig_analytics.cli import runtime
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], runtime._free_port("127.0.0.1")])  # noqa: SLF001
+        monkeypatch.setattr(runtime, "_free_port", lambda host: next(ports))
+        children = runtime.ChildProcesses()
+        try:
+            port = runtime._start_code_server(children, dict(os.environ), ["--log-format", "colored"])  # noqa: SLF001
+            assert port != taken.getsockname()[1]
+            assert len(children.procs) == 1 and children.first_exited() is None  # the failed one is not watched
+        finally:
+            children.stop()

@@ -172,6 +172,25 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def _start_code_server(children: "ChildProcesses", env: dict, log_format: list[str], attempts: int = 3) -> int:
+    """Start the code server on a port the kernel just gave out; another process may bind that port between our
+    probe and the server's bind, so an early exit on a port now taken is retried on a new one. Returns the port."""
+    for attempt in range(1, attempts + 1):
+        port = _free_port("127.0.0.1")
+        server = children.spawn([
+            dagster_bin("dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
+            "-m", "ig_analytics.definitions", "--location-name", "ig_analytics", *log_format], env=env)
+        try:
+            _wait_for_code_server(server, "127.0.0.1", port)
+            return port
+        except RuntimeError:
+            if attempt == attempts or server.poll() is None or not port_taken("127.0.0.1", port):
+                raise
+            children.procs.remove(server)  # exited: not a child to watch or stop any more
+            log.warning("port %s was taken before the code server bound it; trying another", port)
+    raise AssertionError("unreachable")
+
+
 def _wait_for_code_server(proc: subprocess.Popen, host: str, port: int, timeout_s: float = 180.0) -> None:
     """Poll the code server until it answers (loading the definitions takes a few seconds on two cores)."""
     from ig_analytics.defs.dagster_internals import grpc_client
@@ -217,11 +236,7 @@ def run_ui(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int
     children = ChildProcesses()
     with terminate_on_signals():
         try:
-            code_port = _free_port("127.0.0.1")
-            code_server = children.spawn([
-                dagster_bin("dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port),
-                "-m", "ig_analytics.definitions", "--location-name", "ig_analytics", *log_format], env=env)
-            _wait_for_code_server(code_server, "127.0.0.1", code_port)
+            code_port = _start_code_server(children, env, log_format)
             workspace = str(write_grpc_workspace(settings.dagster_home, "127.0.0.1", code_port))
             children.spawn([dagster_bin("dagster-daemon"), "run", "-w", workspace, *log_format], env=env)
             children.spawn([dagster_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace,
