@@ -29,6 +29,7 @@ from ig_analytics.graph_api.errors import (
 from ig_analytics.graph_api.models import Media
 from ig_analytics.graph_api.parsing import int_or_none, parse_media
 from ig_analytics.graph_api.windows import BATCH_SIZE
+from ig_analytics.terminal_text import printable
 
 __all__ = ["InvalidUsername", "normalize_username", "discovery_url", "PublicProfile", "Discovery",
            "discover", "PLATFORM_CALLS_PER_HOUR", "USERNAME_RULES"]
@@ -54,7 +55,7 @@ def normalize_username(text: str) -> str:
     """``@Some.Brand`` -> ``some.brand``; raises InvalidUsername (one line saying the rule) otherwise."""
     name = str(text).strip().removeprefix("@").lower()
     if not _USERNAME.match(name):
-        raise InvalidUsername(f"{str(text)[:40]!r} is not an Instagram username ({USERNAME_RULES})")
+        raise InvalidUsername(f"'{printable(str(text), 40)}' is not an Instagram username ({USERNAME_RULES})")
     return name
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ _PROFILE_FIELDS = ("id", "ig_id", "username", "name", "followers_count", "follow
 _MEDIA_FIELDS = ("id", "timestamp", "media_type", "media_product_type", "like_count", "comments_count",
                  "permalink", "caption")
 _FORMATS = (("REELS", "VIDEO"), ("FEED", "CAROUSEL_ALBUM"), ("FEED", "IMAGE"))
+_GENERATED = re.compile(r"^sbx_public_([0-9]{5})$")
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,22 @@ class PublicAccount:
 
 
 def public_account(world: "SandboxWorld", username: str) -> PublicAccount | None:
+    """The public account named ``username``: one of PUBLIC_ACCOUNTS, or ``sbx_public_NNNNN`` (any number of
+    generated business accounts for benchmarks, posting less than once in three days: one page holds a month)."""
     accounts = getattr(world, "_public_accounts", None)
     if accounts is None:
         accounts = {s.username: PublicAccount(world, i, s) for i, s in enumerate(PUBLIC_ACCOUNTS)}
         world._public_accounts = accounts  # type: ignore[attr-defined]
-    return accounts.get(username.lower())
+    name = username.lower()
+    generated = _GENERATED.match(name)
+    if name not in accounts and generated:
+        n = int(generated.group(1))
+        followers = int(rng.lognormal(5000, 1.2, world.seed, "bdgen", n))
+        spec = PublicSpec(name, f"Public account {n}", followers=followers,
+                          growth_per_day=rng.uniform(-0.001, 0.004, world.seed, "bdgrow", n) * followers,
+                          posts_per_day=rng.uniform(0.1, 0.3, world.seed, "bdppd", n))
+        accounts[name] = PublicAccount(world, len(PUBLIC_ACCOUNTS) + n, spec)
+    return accounts.get(name)
 
 
 # ---------------------------------------------------------------------------------------------------- the API
