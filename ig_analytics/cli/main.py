@@ -260,6 +260,10 @@ from ig_analytics.cli.accounts_commands import register_account_commands  # noqa
 
 register_account_commands(accounts)
 
+from ig_analytics.cli.competitors_commands import competitors  # noqa: E402 - competitors add | remove | list
+
+cli.add_command(competitors)
+
 
 @accounts.command("disable")
 @click.argument("ig_user_id", callback=_ig_user_id)
