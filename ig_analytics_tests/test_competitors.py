@@ -189,3 +189,45 @@ def test_usernames_are_checked_against_instagrams_rules_before_any_url(bad):
     with pytest.raises(bd.InvalidUsername, match="not an Instagram username"):
         bd.discovery_url("1", bad)
     assert bd.normalize_username("@Some.Brand_1") == "some.brand_1"
+
+
+# ------------------------------------------------------------------------------ the assets (real Dagster)
+def _materialize(day: date, **config):
+    import dagster as dg
+
+    from ig_analytics.defs import competitor_assets
+    from ig_analytics_tests.ingestion_harness import RESOURCES
+
+    assets = [competitor_assets.competitor_snapshots, competitor_assets.competitor_benchmarks]
+    return dg.materialize(assets, resources=RESOURCES, partition_key=day.isoformat(), raise_on_error=False,
+                          run_config={"ops": {"competitor_snapshots": {"config": config}}} if config else None)
+
+
+def test_the_assets_capture_yesterday_with_checks_and_refuse_a_past_day(engine, ig_home, monkeypatch):
+    now = datetime.now(timezone.utc)
+    world = SandboxWorld.demo(now=now)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        acct = world.accounts[1]
+        repo.add(engine, acct.ig_user_id, ["brooklyn_strength", "queens_yoga_club", "just_a_person_42"])
+        yesterday = now.date() - timedelta(days=1)
+        result = _materialize(yesterday)
+        refused = _materialize(yesterday - timedelta(days=3))
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"no_negative_counts": True, "followers_consistent": True,
+                      "every_competitor_captured_or_failure_recorded": True}
+    meta = result.asset_materializations_for_node("competitor_snapshots")[0].metadata
+    assert meta["competitors_captured"].value == 2 and list(meta["competitors_failed"].value) == [
+        f"{acct.ig_user_id}/just_a_person_42"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT subject, is_self, rank_engagement_per_follower FROM "
+                                    "instagram.competitor_benchmarks WHERE ig_user_id = :i ORDER BY 1"),
+                            {"i": acct.ig_user_id}).all()
+        captured_days = conn.execute(sa.text("SELECT DISTINCT date FROM instagram.competitor_profiles_daily")).all()
+    assert {r.subject for r in rows} >= {"brooklyn_strength", "queens_yoga_club", acct.username}
+    assert [tuple(r) for r in captured_days] == [(yesterday,)]
+    assert not refused.success
+    failure = refused.get_step_failure_events()[0].event_specific_data.error.message
+    assert "cannot be captured now" in failure and "only the current public counts" in failure
