@@ -203,7 +203,7 @@ def _materialize(day: date, **config):
                           run_config={"ops": {"competitor_snapshots": {"config": config}}} if config else None)
 
 
-def test_the_assets_capture_yesterday_with_checks_and_refuse_a_past_day(engine, ig_home, monkeypatch):
+def test_the_assets_capture_yesterday_with_checks_and_refuse_a_past_day(engine, ig_home, monkeypatch, tmp_path):
     now = datetime.now(timezone.utc)
     world = SandboxWorld.demo(now=now)
     with SandboxServer(world, port=0) as server:
@@ -231,3 +231,37 @@ def test_the_assets_capture_yesterday_with_checks_and_refuse_a_past_day(engine, 
     assert not refused.success
     failure = refused.get_step_failure_events()[0].event_specific_data.error.message
     assert "cannot be captured now" in failure and "only the current public counts" in failure
+    _report_shows_the_section(engine, acct, yesterday, tmp_path)
+
+
+def _report_shows_the_section(engine, acct, day: date, tmp_path) -> None:
+    """The JSON report's `competitors` and the HTML page's "You vs competitors" (rendered when chromium is
+    installed)."""
+    import shutil
+    import subprocess
+
+    from ig_analytics.analytics.report_html import render_html, report_markdown
+    from ig_analytics.analytics.reports import build_report
+
+    with engine.connect() as conn:
+        report = build_report(conn, acct.ig_user_id, day - timedelta(days=6), day)
+    section = report["competitors"]
+    subjects = {s["subject"]: s for s in section["subjects"]}
+    assert set(subjects) == {acct.username, "brooklyn_strength", "queens_yoga_club"}
+    assert subjects[acct.username]["is_self"] and section["your_ranks"]["rank_posts"] is not None
+    assert subjects["queens_yoga_club"]["avg_interactions_per_post"] is None  # hides its likes
+    html = render_html(report)
+    assert "You vs competitors" in html and "@brooklyn_strength" in html and "(you)" in html
+    assert "Follower growth since the first day" in html and "Posts of the week by format" in html
+    assert "vs competitors" in report_markdown(report)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        return  # the HTML is checked above; CI renders it
+    page, png = tmp_path / "report.html", tmp_path / "competitors.png"
+    page.write_text(html, encoding="utf-8")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,3000",
+                    page.as_uri()], check=True, timeout=60, capture_output=True)
+    from ig_analytics_tests.test_analytics_reports import _png_colors
+
+    assert _png_colors(png) >= 20
