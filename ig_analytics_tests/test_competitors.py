@@ -265,3 +265,26 @@ def _report_shows_the_section(engine, acct, day: date, tmp_path) -> None:
     from ig_analytics_tests.test_analytics_reports import _png_colors
 
     assert _png_colors(png) >= 20
+
+
+def test_the_checks_fail_on_an_unaccounted_competitor_and_warn_on_a_follower_jump(engine, world_server):
+    from ig_analytics.quality import competitors as quality
+
+    world, server = world_server
+    acct = world.accounts[0]
+    repo.add(engine, acct.ig_user_id, WATCHED)
+    _results, times = _capture_days(engine, world, server, days=1)
+    day = (times[0] - timedelta(days=1)).date()
+    with engine.begin() as conn:
+        assert quality.every_competitor_accounted_for(conn, day).passed
+        assert quality.followers_consistent(conn, day).passed
+        conn.execute(sa.text("INSERT INTO instagram.competitors (ig_user_id, username, added_at) "
+                             "VALUES (:i, 'never_asked', :t)"), {"i": acct.ig_user_id, "t": times[0] - timedelta(days=2)})
+        conn.execute(sa.text("INSERT INTO instagram.competitor_profiles_daily (ig_user_id, username, date, "
+                             "followers_count, captured_at) VALUES (:i, 'harbor_bakehouse', :d, 100, :t)"),
+                     {"i": acct.ig_user_id, "d": day - timedelta(days=1), "t": times[0] - timedelta(days=1)})
+        missing = quality.every_competitor_accounted_for(conn, day)
+        jump = quality.followers_consistent(conn, day)
+    assert not missing.passed and missing.metadata["samples"]["competitors_not_accounted_for"][0]["username"] == \
+        "never_asked"
+    assert not jump.passed and jump.severity.value == "WARN"
