@@ -129,7 +129,8 @@ def competitor_requests(engine, client, token: str, server, n_competitors: int) 
     started = time.perf_counter()
     result = capture_account(engine, api, None, now.date() - timedelta(days=1), now)
     return {"requests": http_requests(server, mark), "seconds": time.perf_counter() - started,
-            "captured": len(result.captured), "failed": len(result.failed), "graph_calls": api.stats.batch_items}
+            "captured": len(result.captured), "failed": len(result.failed), "graph_calls": api.stats.batch_items,
+            "paced_s": api.stats.throttle_wait_s}
 
 
 def http_requests(server, since: int) -> int:
@@ -246,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{comp['graph_calls']} Graph calls; target <= ceil({n_rivals}/50) = {-(-n_rivals // 50)}")
         c.result("competitors.requests_per_competitor_day", comp["requests"] / n_rivals, "HTTP requests",
                  "per competitor per day, nothing to page; target <= 1/50 = 0.02")
-        c.result("competitors.seconds", comp["seconds"], "s", "fetch + write of one daily capture")
+        c.result("competitors.seconds", comp["seconds"], "s", f"fetch + write of one daily capture, of which "
+                 f"{comp['paced_s']:.1f} s pacing (the app's X-App-Usage after the calls above)")
         client.close()
     c.result("peak_rss", c.peak_rss_mb(), "MB")
     c.done(NAME)
