@@ -288,3 +288,61 @@ def test_the_checks_fail_on_an_unaccounted_competitor_and_warn_on_a_follower_jum
     assert not missing.passed and missing.metadata["samples"]["competitors_not_accounted_for"][0]["username"] == \
         "never_asked"
     assert not jump.passed and jump.severity.value == "WARN"
+
+
+# Recorded shapes (values our own): a business discovery reply as in sns-sdks/python-facebook
+# testdata/instagram/apidata/discovery/medias_p1.json (the expansion's media page carries only `paging.cursors`,
+# no `next` URL; `id` at both levels), and the error for a username that is missing or personal, code 110 /
+# subcode 2207013 "Invalid user id", as public business-discovery clients mock it (one notes that Meta answers a
+# personal account the same way).
+RECORDED_REPLY = {"business_discovery": {"media": {"data": [
+    {"id": "17800000000000001", "caption": "c", "comments_count": 3, "like_count": 40, "media_type": "IMAGE",
+     "permalink": "https://www.instagram.com/p/x/", "timestamp": "2026-11-01T10:00:00+0000"}],
+    "paging": {"cursors": {"after": "QVFIUk9"}}}, "id": "17841400000009999"}, "id": "17841400000000101"}
+RECORDED_NOT_FOUND = {"error": {"message": "Invalid user id", "type": "OAuthException", "code": 110,
+                                "error_subcode": 2207013, "fbtrace_id": "AbCdEf"}}
+
+
+def _keys(node):
+    if isinstance(node, dict):
+        return {k: _keys(v) for k, v in node.items() if k not in ("before",)}
+    if isinstance(node, list):
+        return [_keys(node[0])] if node else []
+    return type(node).__name__
+
+
+def test_the_sandbox_answers_in_the_recorded_shapes(world_server):
+    import requests
+
+    world, server = world_server
+    acct = world.accounts[0]
+    fields = ("business_discovery.username(harbor_bakehouse){media.limit(1){id,caption,comments_count,like_count,"
+              "media_type,permalink,timestamp}}")
+    ok = requests.get(f"{server.base_url}/v25.0/{acct.ig_user_id}",
+                      params={"fields": fields, "access_token": acct.token}, timeout=10).json()
+    assert _keys(ok) == _keys(RECORDED_REPLY)
+    bad = requests.get(f"{server.base_url}/v25.0/{acct.ig_user_id}", timeout=10, params={
+        "fields": fields.replace("harbor_bakehouse", "just_a_person_42"), "access_token": acct.token})
+    assert bad.status_code == 400
+    error = bad.json()["error"]
+    assert {k: error[k] for k in ("message", "type", "code", "error_subcode")} == {
+        k: RECORDED_NOT_FOUND["error"][k] for k in ("message", "type", "code", "error_subcode")}
+
+
+def test_the_client_reads_the_recorded_shapes():
+    from ig_analytics.graph_api.errors import classify_error
+
+    class Recorded:  # answers each call with the recorded reply, or the recorded error
+        ig_user_id = "17841400000000101"
+
+        def fetch_many(self, urls, is_retry=False, validate=None):
+            return [RECORDED_REPLY if "username(harbor" in u else
+                    classify_error(400, RECORDED_NOT_FOUND["error"], ig_user_id=self.ig_user_id, endpoint="/")
+                    for u in urls]
+
+    found = bd.discover(Recorded(), ["harbor_bakehouse", "someone_else"], datetime(2026, 11, 2, tzinfo=timezone.utc),
+                        page_size=1)
+    post = found["harbor_bakehouse"].profile.media[0]
+    assert (post.like_count, post.comments_count, post.media_type) == (40, 3, "IMAGE")
+    assert found["harbor_bakehouse"].profile.competitor_ig_user_id == "17841400000009999"
+    assert found["someone_else"].status == "not_found" and "2207013" in found["someone_else"].reason
