@@ -279,9 +279,10 @@ def test_the_checks_fail_on_an_unaccounted_competitor_and_warn_on_a_follower_jum
         assert quality.every_competitor_accounted_for(conn, day).passed
         assert quality.followers_consistent(conn, day).passed
         conn.execute(sa.text("INSERT INTO instagram.competitors (ig_user_id, username, added_at) "
-                             "VALUES (:i, 'never_asked', :t)"), {"i": acct.ig_user_id, "t": times[0] - timedelta(days=2)})
+                             "VALUES (:i, 'never_asked', :t)"),
+                     {"i": acct.ig_user_id, "t": times[0] - timedelta(days=2)})
         conn.execute(sa.text("INSERT INTO instagram.competitor_profiles_daily (ig_user_id, username, date, "
-                             "followers_count, captured_at) VALUES (:i, 'harbor_bakehouse', :d, 100, :t)"),
+                             "followers_count, fetched_at) VALUES (:i, 'harbor_bakehouse', :d, 100, :t)"),
                      {"i": acct.ig_user_id, "d": day - timedelta(days=1), "t": times[0] - timedelta(days=1)})
         missing = quality.every_competitor_accounted_for(conn, day)
         jump = quality.followers_consistent(conn, day)

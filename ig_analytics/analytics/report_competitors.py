@@ -115,7 +115,9 @@ def competitors_markdown(report: dict) -> list[str]:
                        if not s["is_self"])
     if me is None:
         return [f"- competitors (week of {c['week_start']}): {others}"]
-    return [f"- vs competitors (week of {c['week_start']}): engagement per follower {_n(me['engagement_per_follower'], 2, '%')}"
-            f" (rank {_rank(me['rank_engagement_per_follower'], me['subjects'])}), follower growth "
-            f"{_n(me['follower_growth_pct'], 2, '%')} (rank {_rank(me['rank_follower_growth_pct'], me['subjects'])});"
+    n = me["subjects"]
+    return [f"- vs competitors (week of {c['week_start']}): engagement per follower "
+            f"{_n(me['engagement_per_follower'], 2, '%')} (rank {_rank(me['rank_engagement_per_follower'], n)}), "
+            f"follower growth {_n(me['follower_growth_pct'], 2, '%')} "
+            f"(rank {_rank(me['rank_follower_growth_pct'], n)});"
             f" {others}"]

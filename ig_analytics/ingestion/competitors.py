@@ -106,7 +106,7 @@ def _write(conn: Any, ig_user_id: str, day: date, now: datetime, found: dict[str
             snapshots[m.media_id] = (m.media_id, now, m.like_count, m.comments_count)
     written = bulk_upsert(conn, "competitor_profiles_daily", [
         "ig_user_id", "username", "date", "is_self", "competitor_ig_user_id", "name", "followers_count",
-        "follows_count", "media_count", "captured_at"], profiles, key_columns=["ig_user_id", "username", "date"],
+        "follows_count", "media_count", "fetched_at"], profiles, key_columns=["ig_user_id", "username", "date"],
         keep_existing_when_null=["competitor_ig_user_id", "name", "followers_count", "follows_count",
                                  "media_count"])
     media_cols = ["media_id", "username", "competitor_ig_user_id", "media_product_type", "media_type",

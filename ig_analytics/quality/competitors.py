@@ -19,12 +19,15 @@ from ig_analytics.quality.result import WARN, CheckResult, Rule, any_negative, e
 FOLLOWER_JUMP_SHARE = 0.5
 FOLLOWER_JUMP_MIN = 1000
 
+DAY_START = "(CAST(:day AS timestamp) AT TIME ZONE 'UTC')"  # 00:00 UTC of the capture's day
+
 _NEGATIVE = [
     Rule("negative_profile_counts", "instagram.competitor_profiles_daily p WHERE p.date = :day AND "
          + any_negative(("followers_count", "follows_count", "media_count"), "p"),
          "p.ig_user_id, p.username, p.followers_count, p.follows_count, p.media_count"),
-    Rule("negative_post_counts", "instagram.competitor_media_snapshots s WHERE s.captured_at >= (CAST(:day AS timestamp) AT TIME ZONE 'UTC') "
-         "AND s.captured_at < (CAST(:day AS timestamp) AT TIME ZONE 'UTC') + interval '2 days' AND " + any_negative(("like_count", "comments_count"), "s"),
+    Rule("negative_post_counts", f"instagram.competitor_media_snapshots s WHERE s.captured_at >= {DAY_START} "
+         f"AND s.captured_at < {DAY_START} + interval '2 days' AND "
+         + any_negative(("like_count", "comments_count"), "s"),
          "s.media_id, s.captured_at, s.like_count, s.comments_count"),
 ]
 
@@ -40,12 +43,12 @@ _JUMPS = [Rule("follower_jumps", f"""
 
 # A competitor added before the capture's day ended must have been captured for it or have a recorded attempt
 # (its status and reason) at or after that day.
-_UNACCOUNTED = [Rule("competitors_not_accounted_for", """
+_UNACCOUNTED = [Rule("competitors_not_accounted_for", f"""
     instagram.competitors c JOIN instagram.accounts a ON a.ig_user_id = c.ig_user_id AND a.status = 'active'
-    WHERE c.added_at < (CAST(:day AS timestamp) AT TIME ZONE 'UTC') + interval '1 day'
+    WHERE c.added_at < {DAY_START} + interval '1 day'
       AND NOT EXISTS (SELECT 1 FROM instagram.competitor_profiles_daily p
                       WHERE p.ig_user_id = c.ig_user_id AND p.username = c.username AND p.date = :day)
-      AND (c.last_attempt_at IS NULL OR c.last_attempt_at < (CAST(:day AS timestamp) AT TIME ZONE 'UTC') OR c.status = 'active')""",
+      AND (c.last_attempt_at IS NULL OR c.last_attempt_at < {DAY_START} OR c.status = 'active')""",
                      "c.ig_user_id, c.username, c.status, c.last_attempt_at")]
 
 

@@ -255,7 +255,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('followers_count', 'bigint', 'public follower count at the capture'),
         Column('follows_count', 'bigint', 'accounts it follows at the capture'),
         Column('media_count', 'bigint', 'public number of posts at the capture'),
-        Column('captured_at', 'timestamptz', 'when the capture read it (a later capture of the same day replaces the values it has)'),
+        Column('fetched_at', 'timestamptz', 'when the capture read it (a later capture of the same day replaces the values it has)'),
     ]),
     Table('competitor_media', 'one row per public post of a competitor (or of an account, read publicly)', [
         Column('media_id', 'text', 'Instagram id of the post', key=True),

@@ -26,7 +26,7 @@ CREATE TABLE instagram.competitor_profiles_daily (
     followers_count       bigint      CHECK (followers_count >= 0),
     follows_count         bigint      CHECK (follows_count >= 0),
     media_count           bigint      CHECK (media_count >= 0),
-    captured_at           timestamptz NOT NULL,
+    fetched_at            timestamptz NOT NULL,          -- when the capture read it
     PRIMARY KEY (ig_user_id, username, date)
 );
 
