@@ -116,6 +116,23 @@ def ours_media_insights(client, token: str, engine) -> dict:
             "batch_items": api.stats.batch_items}
 
 
+def competitor_requests(engine, client, token: str, server, n_competitors: int) -> dict:
+    """One daily competitor capture of ``n_competitors`` public accounts that need no paging (the sandbox's
+    generated ones post less than once in three days): HTTP requests and Graph calls per competitor."""
+    from ig_analytics.ingestion.competitors import capture_account
+    from ig_analytics.storage import competitors
+
+    competitors.add(engine, IG_USER_ID, [f"sbx_public_{i:05d}" for i in range(1, n_competitors + 1)])
+    api = client.account(IG_USER_ID, token)
+    now = datetime.now(timezone.utc)
+    mark = len(server.request_log)
+    started = time.perf_counter()
+    result = capture_account(engine, api, None, now.date() - timedelta(days=1), now)
+    return {"requests": http_requests(server, mark), "seconds": time.perf_counter() - started,
+            "captured": len(result.captured), "failed": len(result.failed), "graph_calls": api.stats.batch_items,
+            "paced_s": api.stats.throttle_wait_s}
+
+
 def http_requests(server, since: int) -> int:
     """HTTP requests the sandbox received since log position ``since`` (a batch POST counts 1)."""
     return sum(1 for r in server.request_log[since:] if not r.batch_item)
@@ -221,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
         c.result("account90.sync.requests", sync_runs[-1][1], "HTTP requests", "profile + insights")
         c.result("account90.sync.seconds", s_s, "s", f"sync_account_insights incl. write of {sync_runs[-1][2]} rows; "
                  "target < 2 s")
+
+        # ---- competitors: one daily capture (business discovery, 50 per batch) --------------------------------
+        n_rivals = 50 if quick else 150
+        comp = competitor_requests(engine, client, token, server, n_rivals)
+        c.result("competitors.requests", comp["requests"], "HTTP requests",
+                 f"{comp['captured']} of {n_rivals} competitors captured, {comp['failed']} failed; "
+                 f"{comp['graph_calls']} Graph calls; target <= ceil({n_rivals}/50) = {-(-n_rivals // 50)}")
+        c.result("competitors.requests_per_competitor_day", comp["requests"] / n_rivals, "HTTP requests",
+                 "per competitor per day, nothing to page; target <= 1/50 = 0.02")
+        c.result("competitors.seconds", comp["seconds"], "s", f"fetch + write of one daily capture, of which "
+                 f"{comp['paced_s']:.1f} s pacing (the app's X-App-Usage after the calls above)")
         client.close()
     c.result("peak_rss", c.peak_rss_mb(), "MB")
     c.done(NAME)

@@ -62,6 +62,26 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
         "ig_user_id": TEXT, "sync_type": TEXT, "started_at": TSTZ, "finished_at": TSTZ, "status": TEXT,
         "api_calls": BIGINT, "rows_written": BIGINT, "error": TEXT,
     }),
+    "competitors": ("table", ("ig_user_id", "username"), {
+        "ig_user_id": TEXT, "username": TEXT, "added_at": TSTZ, "status": TEXT, "status_reason": TEXT,
+    }),
+    "competitor_profiles_daily": ("table", ("ig_user_id", "username", "date"), {
+        "ig_user_id": TEXT, "username": TEXT, "date": DATE, "followers_count": BIGINT, "follows_count": BIGINT,
+        "media_count": BIGINT,
+    }),
+    "competitor_media": ("table", ("media_id",), {
+        "media_id": TEXT, "username": TEXT, "media_product_type": TEXT, "media_type": TEXT, "published_at": TSTZ,
+        "permalink": TEXT, "caption": TEXT,
+    }),
+    "competitor_media_snapshots": ("table", ("media_id", "captured_at"), {
+        "media_id": TEXT, "captured_at": TSTZ, "like_count": BIGINT, "comments_count": BIGINT,
+    }),
+    "competitor_benchmarks": ("table", ("ig_user_id", "week_start", "subject"), {
+        "ig_user_id": TEXT, "week_start": DATE, "subject": TEXT, "followers": BIGINT, "follower_growth": BIGINT,
+        "follower_growth_pct": DOUBLE, "posts": BIGINT, "reels": BIGINT, "carousels": BIGINT, "images": BIGINT,
+        "avg_interactions_per_post": DOUBLE, "engagement_per_follower": DOUBLE,
+        "rank_engagement_per_follower": INTEGER_LIKE, "rank_follower_growth_pct": INTEGER_LIKE,
+    }),
 }
 # The view has the snapshot table's columns.
 TABLES["media_insights_latest"] = ("view", ("media_id",), dict(TABLES["media_insights_snapshots"][2]))
@@ -74,6 +94,7 @@ ENUMS = {
     ("audience_demographics", "metric"): {"follower_demographics", "engaged_audience_demographics"},
     ("audience_demographics", "breakdown"): {"age", "gender", "country", "city"},
     ("sync_runs", "status"): {"success", "partial", "failed"},
+    ("competitors", "status"): {"active", "not_found", "not_professional", "unavailable"},
 }
 
 # `ig-analytics ...` -> the flags its --help must list (an empty tuple: the command itself)
@@ -86,6 +107,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "accounts refresh-tokens": (),
     "accounts list": (),
     "accounts disable": (),
+    "competitors add": ("--account",),
+    "competitors remove": ("--account",),
+    "competitors list": ("--account",),
     "sync": ("--account", "--type", "--since", "--until", "--record"),
     "sandbox": ("--port", "--replay"),
     "demo": (),

@@ -82,6 +82,9 @@ def install():
             for a in world.accounts:
                 r[f"add {a.ig_user_id}"] = user.ok("accounts", "add", "--ig-user-id", a.ig_user_id, "--token", "-",
                                                    "--timezone", a.timezone, input=a.token + "\n")
+            # one competitor that exists and one that does not: the sync captures the first, records the second
+            r["competitors add"] = user.ok("competitors", "add", "--account", world.accounts[0].ig_user_id,
+                                           "harbor_bakehouse", "nobody_by_this_name")
             sync = ("sync", "--since", got.since.isoformat(), "--until", got.until.isoformat())
             sandbox.reset_log()
             r["sync"] = user.run(*sync)

@@ -54,6 +54,13 @@ def test_demo_on_the_embedded_server_then_stop_and_remove_it(monkeypatch):
                 " WHERE m.media_product_type <> 'STORY' AND m.published_at >= :since GROUP BY 1"), {"since": since}).all())
             assert engaged == posted
             reports = q("SELECT ig_user_id, html_path FROM instagram.performance_reports WHERE html_path IS NOT NULL")
+            # two competitors per demo account, captured, and in the newest report ("You vs competitors")
+            assert sorted(q("SELECT ig_user_id, count(*) FROM instagram.competitors WHERE status = 'active' "
+                            "GROUP BY 1")) == sorted((a.ig_user_id, 2) for a in demo.accounts)
+            newest = q("SELECT DISTINCT ON (ig_user_id) report -> 'competitors', html_path FROM "
+                       "instagram.performance_reports WHERE kind = 'rolling_7d' ORDER BY ig_user_id, period_end DESC")
+            assert len(newest) == 3 and all(len(section["subjects"]) == 3 for section, _ in newest)
+            assert all("You vs competitors" in open(path).read() for _, path in newest)
         assert {r[0] for r in reports} == {a.ig_user_id for a in demo.accounts}  # every account has its report(s)
         assert all(path.startswith(str(user.home)) and open(path).read().lstrip().lower().startswith("<!doctype html")
                    for _, path in reports)

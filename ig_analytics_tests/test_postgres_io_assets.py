@@ -13,7 +13,7 @@ from ig_analytics.defs import analytics_assets
 from ig_analytics.defs.analytics_assets import AnalyticsInputs
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows
 
-IO_MANAGED = {"media_engagement", "account_engagement_daily", "best_posting_times"}
+IO_MANAGED = {"media_engagement", "account_engagement_daily", "best_posting_times", "competitor_benchmarks"}
 # Table-shaped assets that write their tables themselves, and why (docs/architecture.md, "IO manager").
 WRITE_THEMSELVES = {
     "account_insights_daily": "ingestion: one account's rows committed as soon as fetched (retry skips, kill -9)",
@@ -23,6 +23,7 @@ WRITE_THEMSELVES = {
     "trending_posts": "set-based over the 90-day history, chunked by 200 accounts; also trending_evaluations",
     "performance_reports": "JSON rows plus HTML files and webhook notifications per account",
     "weekly_performance_reports": "same as performance_reports",
+    "competitor_snapshots": "ingestion: four tables per account (profiles, posts, snapshots, each competitor's outcome)",
 }
 
 

@@ -8,6 +8,7 @@ from html import escape
 
 from ig_analytics.analytics import charts
 from ig_analytics.analytics.report_audience import audience_html, audience_markdown, best_times_note, online_html
+from ig_analytics.analytics.report_competitors import competitors_html, competitors_markdown
 
 
 def _n(value, suffix: str = "") -> str:
@@ -150,6 +151,7 @@ th {{ background: #e0e7ff; }} td.n {{ text-align: right; }} .note {{ color: #647
 <h3>When your posts did best</h3><div class="panel">{heat}</div>
 {online_html(report)}
 {audience_html(report)}
+{competitors_html(report)}
 <p class="note">Reach is counted per day (unique accounts that day); a sum over days would count an account once per
 day, so no period total is shown. Rates are percentages; n/a means the data was not reported. Post averages and
 rates cover {escape(en.get('covers') or 'posts')}. Followers: end-of-day totals, observed or derived from the daily
@@ -176,4 +178,5 @@ def report_markdown(report: dict) -> str:
     if report.get("trends"):
         lines.append("- trending: " + ", ".join(f"{t['media_id']} ({t.get('method')})" for t in report["trends"]))
     lines.extend(audience_markdown(report))
+    lines.extend(competitors_markdown(report))
     return "\n".join(lines)

@@ -20,6 +20,8 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
     from ig_analytics.analytics.audience import audience_lines
     from ig_analytics.install_marker import ensure_marker
     from ig_analytics.sandbox import SandboxServer, SandboxWorld
+    from ig_analytics.sandbox.competitors import DEMO_COMPETITORS
+    from ig_analytics.storage import competitors
     from ig_analytics.storage import db
     from ig_analytics.cli.sync_command import run_sync
     from ig_analytics.accounts.token_vault import TokenVault
@@ -43,6 +45,10 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
                 token_expires_at=datetime.now(timezone.utc) + timedelta(days=60),
             )
             say(f"Demo account {account.ig_user_id} (@{account.username}, {account.timezone})")
+            rivals = DEMO_COMPETITORS.get(account.username, ())
+            if rivals:
+                competitors.add(engine, account.ig_user_id, list(rivals))
+                say(f"  compared with {', '.join('@' + r for r in rivals)} (ig-analytics competitors list)")
         since = datetime.now(timezone.utc).date() - timedelta(days=days)
         say(f"Backfilling {days} days of account insights, capturing every recent post and writing the daily "
             "and weekly reports of those days ...")

@@ -219,6 +219,10 @@ def accounts_list() -> None:
 
 register_account_commands(accounts)  # discover, refresh-tokens, check-tokens
 
+from ig_analytics.cli.competitors_commands import competitors  # noqa: E402 - competitors add | remove | list
+
+cli.add_command(competitors)
+
 
 @accounts.command("disable")
 @click.argument("ig_user_id", callback=ig_user_id_param)

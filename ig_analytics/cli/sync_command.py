@@ -129,6 +129,7 @@ def run_sync(
 
     import ig_analytics.definitions  # noqa: F401 - loaded (and logging configured) before stderr is redirected
     from ig_analytics.defs.audience_assets import AudienceConfig, audience_demographics
+    from ig_analytics.defs.competitor_assets import CompetitorConfig, competitor_snapshots
     from ig_analytics.defs.ingestion_assets import (
         AccountSyncConfig, MediaSyncConfig, account_insights_daily, media_and_snapshots,
     )
@@ -188,6 +189,13 @@ def run_sync(
             partition_key=(now.date() - timedelta(days=1)).isoformat(),
             tags=tags,
             ops={audience_demographics.op.name: AudienceConfig(ig_user_ids=account_ids)},
+        )
+        # Competitors' public counts, also only "now" (the last finished day's picture), then their benchmarks.
+        execute(
+            "competitors_job",
+            partition_key=(now.date() - timedelta(days=1)).isoformat(),
+            tags=tags,
+            ops={competitor_snapshots.op.name: CompetitorConfig(ig_user_ids=account_ids)},
         )
         if every_report:
             execute("reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),

@@ -333,10 +333,12 @@ class AccountApi:
         return self._transport.send("GET", path, params=params, endpoint=endpoint or f"/{path}",
                                     first_is_retry=first_is_retry, validate=is_list_page)
 
-    def fetch_many(self, relative_urls: list[str], is_retry: bool = False) -> list[Any]:
+    def fetch_many(self, relative_urls: list[str], is_retry: bool = False,
+                   validate: Callable[[Any], bool] = is_list_page) -> list[Any]:
         """Several GETs (at most 50) in one batch POST (plain GETs on graph.instagram.com): per URL its parsed
-        JSON or the GraphApiError it failed with; an item is not retried."""
-        return self._rounds.fetch_many(relative_urls, is_retry)
+        JSON (of the shape ``validate`` accepts: by default a list page) or the GraphApiError it failed with; an
+        item is not retried."""
+        return self._rounds.fetch_many(relative_urls, is_retry, validate)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         """One request with every retry rule (transport.AccountTransport.send)."""

@@ -6,9 +6,10 @@ against these, so a fake (tests) or another client can stand in, and a renamed o
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Collection, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, runtime_checkable
 
 from ig_analytics.graph_api.models import AccountDay, CallStats, Media, Profile
+from ig_analytics.graph_api.parsing import is_list_page
 
 
 @runtime_checkable
@@ -31,7 +32,8 @@ class InsightsApi(Protocol):
     def get(self, path: str, params: dict[str, str], *, endpoint: str | None = None,
             first_is_retry: bool = False) -> Any: ...
 
-    def fetch_many(self, relative_urls: list[str], is_retry: bool = False) -> list[Any]: ...
+    def fetch_many(self, relative_urls: list[str], is_retry: bool = False,
+                   validate: Callable[[Any], bool] = is_list_page) -> list[Any]: ...
 
 
 @runtime_checkable

@@ -152,15 +152,16 @@ class BatchRounds:
     # ==================================================================================================
     # several GETs in one go
     # ==================================================================================================
-    def fetch_many(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
+    def fetch_many(self, relative_urls: list[str], is_retry: bool,
+                   validate: Callable[[Any], bool] = is_list_page) -> list[Any]:
         """Several GETs: per URL its parsed JSON or the GraphApiError it failed with. One batch POST on
         graph.facebook.com; one plain GET each for Instagram-Login accounts (Meta documents batch requests for
         graph.facebook.com only, not for graph.instagram.com)."""
         if self._transport.login_kind == "instagram":
-            return self._get_each(relative_urls, is_retry)
-        return self._post_batch(relative_urls, is_retry)
+            return self._get_each(relative_urls, is_retry, validate)
+        return self._post_batch(relative_urls, is_retry, validate)
 
-    def _get_each(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
+    def _get_each(self, relative_urls: list[str], is_retry: bool, validate: Callable[[Any], bool]) -> list[Any]:
         """One attempt each (the batch rounds retry). A throttle the account cannot wait out is raised, as a
         throttled batch POST is."""
         out: list[Any] = []
@@ -169,14 +170,14 @@ class BatchRounds:
             try:
                 out.append(self._transport.send("GET", path, params=dict(parse_qsl(query, keep_blank_values=True)),
                                                 endpoint="/" + path, first_is_retry=is_retry, max_attempts=1,
-                                                validate=is_list_page))
+                                                validate=validate))
             except ThrottledError:
                 raise
             except GraphApiError as err:
                 out.append(err)
         return out
 
-    def _post_batch(self, relative_urls: list[str], is_retry: bool) -> list[Any]:
+    def _post_batch(self, relative_urls: list[str], is_retry: bool, validate: Callable[[Any], bool]) -> list[Any]:
         """One batch POST; returns, per item, its parsed JSON body or the GraphApiError it failed with."""
         transport = self._transport
         batch = [{"method": "GET", "relative_url": url} for url in relative_urls]
@@ -186,9 +187,10 @@ class BatchRounds:
         payload = transport.send("POST", "", form={"batch": json.dumps(batch), "include_headers": "false"},
                                  endpoint=endpoint, first_is_retry=is_retry,
                                  validate=lambda p: isinstance(p, list) and len(p) == len(batch))
-        return [self._batch_entry("/" + url.split("?", 1)[0], entry) for url, entry in zip(relative_urls, payload)]
+        return [self._batch_entry("/" + url.split("?", 1)[0], entry, validate)
+                for url, entry in zip(relative_urls, payload)]
 
-    def _batch_entry(self, item_endpoint: str, entry: Any) -> Any:
+    def _batch_entry(self, item_endpoint: str, entry: Any, validate: Callable[[Any], bool] = is_list_page) -> Any:
         """One entry of a batch reply: its parsed body, or the GraphApiError it stands for."""
         transport = self._transport
         ig_user_id = transport.ig_user_id
@@ -213,7 +215,7 @@ class BatchRounds:
             err = classify_error(status, err_obj, ig_user_id=ig_user_id, endpoint=item_endpoint, attempts=None)
             transport.log(logging.DEBUG, f"batch item {item_endpoint} failed: {err}", endpoint=item_endpoint, err=err)
             return err
-        if not is_list_page(parsed):
+        if not validate(parsed):
             return MalformedResponseError(ig_user_id=ig_user_id, endpoint=item_endpoint, http_status=status,
                                           api_message="batch item body is not the JSON expected")
         return parsed

@@ -22,6 +22,7 @@ from ig_analytics.sandbox.batch import BatchEndpoint
 from ig_analytics.sandbox.errors import GraphError
 from ig_analytics.sandbox.fields import FieldSpec, parse_fields
 from ig_analytics.sandbox.media_api import MediaEndpoints
+from ig_analytics.sandbox import competitors as sandbox_competitors
 from ig_analytics.sandbox import demographics as sandbox_demographics
 from ig_analytics.sandbox import tokens as sandbox_tokens
 from ig_analytics.sandbox import tokens_api
@@ -182,6 +183,10 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
                 out[n] = f"https://example.com/{acct.username}"
             elif n == "profile_picture_url":
                 out[n] = f"https://scontent.sandbox.invalid/{acct.ig_user_id}/profile.jpg"
+            elif n == "business_discovery":  # other public accounts (competitors.py); age-gated: absent
+                found = sandbox_competitors.discover(self.world, f, ctx.now)
+                if found is not None:
+                    out[n] = found
             else:
                 raise errors.nonexisting_field(n, "IGUser")
         out.setdefault("id", acct.ig_user_id)
