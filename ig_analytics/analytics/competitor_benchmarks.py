@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import read_frame
+from ig_analytics.storage.frames import read_frame
 
 COLUMNS = ["ig_user_id", "week_start", "subject", "is_self", "followers", "follower_growth", "follower_growth_pct",
            "posts", "reels", "carousels", "images", "avg_interactions_per_post", "engagement_per_follower",

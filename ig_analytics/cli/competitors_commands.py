@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import click
 
+from ig_analytics.cli.common import CliError, ig_user_id_param, open_engine
+
 
 def _ctx():
-    from ig_analytics.cli import main as cli
-
-    settings = cli._settings()
-    return cli._engine(settings)
+    return open_engine()
 
 
 def _usernames(_ctx, _param, values):
@@ -23,17 +22,10 @@ def _usernames(_ctx, _param, values):
         raise click.BadParameter(str(exc))
 
 
-def _account_id(ctx, param, value):
-    from ig_analytics.cli.main import _ig_user_id
-
-    return _ig_user_id(ctx, param, value)
-
-
 def _watching_account(engine, ig_user_id: str) -> None:
     """Refuse (one line) an unknown account and an Instagram-Login one."""
     import sqlalchemy as sa
 
-    from ig_analytics.cli.main import CliError
     from ig_analytics.ingestion.competitors import refusal
 
     with engine.connect() as conn:
@@ -52,7 +44,7 @@ def competitors() -> None:
 
 
 @competitors.command("add")
-@click.option("--account", "ig_user_id", required=True, callback=_account_id, help="The account that watches.")
+@click.option("--account", "ig_user_id", required=True, callback=ig_user_id_param, help="The account that watches.")
 @click.argument("usernames", nargs=-1, required=True, callback=_usernames)
 def competitors_add(ig_user_id: str, usernames: list[str]) -> None:
     """Watch USERNAME... (business or creator accounts, e.g. @brand); captured from the next daily run or
@@ -67,7 +59,7 @@ def competitors_add(ig_user_id: str, usernames: list[str]) -> None:
 
 
 @competitors.command("remove")
-@click.option("--account", "ig_user_id", required=True, callback=_account_id, help="The account that watches.")
+@click.option("--account", "ig_user_id", required=True, callback=ig_user_id_param, help="The account that watches.")
 @click.argument("username", nargs=1, callback=lambda c, p, v: _usernames(c, p, [v])[0])
 def competitors_remove(ig_user_id: str, username: str) -> None:
     """Stop watching USERNAME (what was captured stays)."""
@@ -80,7 +72,7 @@ def competitors_remove(ig_user_id: str, username: str) -> None:
 
 
 @competitors.command("list")
-@click.option("--account", "ig_user_id", callback=_account_id, help="Only this account's competitors.")
+@click.option("--account", "ig_user_id", callback=ig_user_id_param, help="Only this account's competitors.")
 def competitors_list(ig_user_id: str | None) -> None:
     """Every watched competitor: status (active, not_found, not_professional, unavailable), last capture, why."""
     from ig_analytics.storage import competitors as repo
