@@ -55,7 +55,7 @@ class CircuitBreaker:
                 self._remember(None)
             elif isinstance(exc, TransientApiError):
                 self._streak += 1
-                self._last_error = str(exc)
+                self._last_error = str(exc).split(". ", 1)[0]  # what happened; the hint is this message's own
                 if self._streak >= self.threshold:
                     self.open = True
                     self._remember(self._last_error)
@@ -71,9 +71,8 @@ class CircuitBreaker:
 
     def reason(self) -> str:
         if self._earlier_run:
-            return ("not attempted: the Graph API failed with server errors in an earlier run of this process less "
-                    f"than {REMEMBER_OPEN_S:.0f} s ago, so this run did not call it (last error: {self._last_error}). "
-                    "The next run tries again.")
+            return ("not attempted: the Graph API failed with server errors in an earlier run of this sync "
+                    f"(last error: {self._last_error}). The next run tries again.")
         accounts = f"{self._streak} accounts in a row" if self._streak != 1 else "the only account of this run"
         return (f"not attempted: the Graph API failed with server errors for {accounts}, so "
                 f"this run stopped early (last error: {self._last_error}). The next run tries again.")
