@@ -76,3 +76,39 @@ def test_throttling_and_successes_never_open_the_breaker():
     assert not breaker.open
     breaker.record(False, down)
     assert breaker.open and "2 accounts in a row" in breaker.reason()
+
+
+def test_only_a_lost_database_connection_is_retried_by_the_step():
+    """Retries belong to one layer: the client has retried a transient API error already, and a failure that
+    fails the same way again (bad data, a 4xx, a ValueError) is never retried; a lost connection is."""
+    import psycopg2
+
+    from ig_analytics.graph_api.errors import InvalidRequestError
+    from ig_analytics.ingestion.outcome import AccountOutcome
+
+    def retryable(exc: BaseException) -> bool:
+        outcome = AccountOutcome("1", "media", "2026-11-20-12:00", started_at=SANDBOX_NOW)
+        return outcome.fail(exc).retryable
+
+    lost = sa.exc.OperationalError("INSERT ...", {}, psycopg2.OperationalError("server closed the connection"))
+    bad_text = sa.exc.DataError("INSERT ...", {}, psycopg2.DataError('invalid byte sequence for encoding "UTF8": 0x00'))
+    assert retryable(lost)
+    assert not retryable(TransientApiError(code=2, http_status=500, ig_user_id="1", attempts=5))
+    assert not retryable(InvalidRequestError(code=100, http_status=400, ig_user_id="1"))
+    assert not retryable(ValueError("IG_GRAPH_API_VERSION v17.0 is older than v18.0"))
+    assert not retryable(bad_text)
+
+
+def test_a_run_of_one_account_opens_on_its_failure_and_the_next_run_of_the_sync_starts_open():
+    down = TransientApiError(code=2, http_status=500, ig_user_id="1", attempts=5)
+    api = "http://127.0.0.1:1/dead-api-for-this-test"
+    first = CircuitBreaker.for_run(1, api)
+    assert not first.open
+    first.record(False, down)
+    assert first.open and "the only account of this run" in first.reason()
+    later = CircuitBreaker.for_run(5, api)  # e.g. the account insights job of the same `sync`
+    assert later.open and "earlier run of this sync" in later.reason()
+    assert not CircuitBreaker.for_run(5, "http://127.0.0.1:2/another").open
+    later_alive = CircuitBreaker(threshold=1, api=api)
+    later_alive.record(True, None)  # an answer: the API is alive again, forget it
+    assert not CircuitBreaker.for_run(5, api).open

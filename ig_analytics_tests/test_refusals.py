@@ -27,13 +27,15 @@ def shop(engine, ig_home, monkeypatch):
         yield world, server
 
 
-def _capture(world, server, after: timedelta, **config):
+def _capture(world, server, after: timedelta, results: list | None = None, **config):
     """Move the sandbox clock to SANDBOX_NOW + after, capture that hour; the insights calls it made, by post."""
     world.clock.advance(SANDBOX_NOW + after - world.clock.now())
     server.reset_log()
     config.setdefault("refresh_all", True)
     result = materialize_media(hour_key(SANDBOX_NOW + after), **config)
     assert result.success
+    if results is not None:
+        results.append(result)
     return {r.path.split("/")[1]: r.params.get("metric", "") for r in server.request_log
             if r.path.endswith("/insights")}
 
@@ -53,7 +55,11 @@ def test_a_refused_post_is_asked_again_a_day_later_not_every_hour(engine, shop):
     world, server = shop
     post = _image(world)
     world.faults = Faults(refused_media_ids=(post.media_id,))
-    assert post.media_id in _capture(world, server, timedelta(0))
+    results: list = []
+    assert post.media_id in _capture(world, server, timedelta(0), results)
+    metadata = results[0].asset_materializations_for_node("media_and_snapshots")[0].metadata
+    [refused] = metadata["items_refused"].value["17841400000000001"]
+    assert (refused["media_id"], refused["code"]) == (post.media_id, 10) and "permission" in refused["reason"]
     assert _row(engine, "SELECT insights_refused_code FROM instagram.media WHERE media_id = :id",
                 id=post.media_id) == (10,)
     assert _row(engine, "SELECT status FROM instagram.accounts") == ("active",)
