@@ -98,13 +98,15 @@ def performance_score(engagement: pd.Series, saved: pd.Series, reach: pd.Series,
 
 
 # The newest snapshot of each post (the same row media_insights_latest returns; a LATERAL LIMIT 1 uses the
-# primary key index per post instead of sorting every snapshot), each metric it lacks taken from the newest
-# snapshot that measured it ("a missing value never overwrites a measured one": a metric refused in one capture
-# does not blank a rate; COALESCE runs the fallback only for a NULL), and followers_at_publish: followers_total at
-# the end of the insights day before the one containing published_at (days end at 07:00 UTC, docs/analytics.md).
+# primary key index per post instead of sorting every snapshot), a metric the post refused lately
+# (media.rejected_metrics: NULL in the captures since) taken from the newest snapshot that measured it ("a missing
+# value never overwrites a measured one": a refusal never blanks a rate; metrics never served, like impressions on
+# v22+, cost no look-up), and followers_at_publish: followers_total at the end of the insights day before the one
+# containing published_at (days end at 07:00 UTC, docs/analytics.md). API and column names agree for these metrics.
 _INPUT_METRICS = ("reach", "views", "impressions", "likes", "comments", "saved", "shares", "total_interactions")
-_MEASURED = """COALESCE(s.{m}, (SELECT o.{m} FROM instagram.media_insights_snapshots o
-    WHERE o.media_id = m.media_id AND o.{m} IS NOT NULL {{older_filter}} ORDER BY o.captured_at DESC LIMIT 1)) AS {m}"""
+_MEASURED = """CASE WHEN s.{m} IS NULL AND '{m}' = ANY(m.rejected_metrics) THEN (
+    SELECT o.{m} FROM instagram.media_insights_snapshots o WHERE o.media_id = m.media_id AND o.{m} IS NOT NULL
+    {{older_filter}} ORDER BY o.captured_at DESC LIMIT 1) ELSE s.{m} END AS {m}"""
 _LATEST_SQL = """
 SELECT m.media_id, m.ig_user_id, m.published_at, s.captured_at,
        """ + ",\n       ".join(_MEASURED.format(m=metric) for metric in _INPUT_METRICS) + """,
