@@ -107,7 +107,6 @@ def _accounts_check(asset_key: dg.AssetKey, results: list[AccountOutcome], probl
         metadata={
             "failed_accounts": dg.MetadataValue.json(failed),
             "not_synced_accounts": dg.MetadataValue.json(problems),
-            "refused_items": dg.MetadataValue.json(_refused_items(results)),
         },
         description=description,
     )

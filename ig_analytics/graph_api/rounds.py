@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl, urlencode
 from ig_analytics.graph_api.errors import (
     ITEM,
     GraphApiError,
-    PermissionDeniedError,
     MalformedResponseError,
+    PermissionDeniedError,
     ThrottledError,
     TransientApiError,
     classify_error,
