@@ -110,3 +110,17 @@ def test_a_refused_metric_is_asked_again_next_day_and_never_blanks_a_rate(engine
                             id=post.media_id)
     assert rejected is None and shares is not None
     assert share_rate() is not None
+
+
+def test_an_api_message_holding_a_nul_is_stored_without_it(engine, shop):
+    """PostgreSQL refuses NUL in text and in jsonb: an error or a skip reason quoting the API's words must not
+    make the outcome of the account unrecordable."""
+    from ig_analytics.ingestion import outcome as outcomes
+    from ig_analytics.ingestion.stored_text import storable
+
+    outcome = outcomes.AccountOutcome("17841400000000001", "media", "2026-11-20-12:00", started_at=SANDBOX_NOW)
+    outcome.fail(ValueError("caf\u00e9 \U0001F642 \x00 end"))
+    outcome.details["skipped"] = [{"media_id": "1", "reason": storable("refused: \x00 (#10)")}]
+    outcomes.record(engine, "run-1", outcome)
+    error, reason = _row(engine, "SELECT error, details->'skipped'->0->>'reason' FROM instagram.sync_runs")
+    assert error == "caf\u00e9 \U0001F642  end" and reason == "refused:  (#10)"

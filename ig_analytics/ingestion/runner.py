@@ -19,6 +19,7 @@ from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
 from ig_analytics.ingestion import outcome as outcomes
 from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.outcome import AccountOutcome
+from ig_analytics.ingestion.stored_text import storable
 from ig_analytics.storage.db import describe_database_failure
 
 log = logging.getLogger("ig_analytics.ingestion")
@@ -77,7 +78,7 @@ def sync_accounts(
             outcome.items_skipped = max(outcome.items_skipped, len(stats.skipped))
             if stats.skipped:
                 outcome.details["skipped"] = [
-                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": s.reason,
+                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": storable(s.reason),
                      "refused": s.refused}
                     for s in stats.skipped[:50]
                 ]
