@@ -112,3 +112,25 @@ def test_a_run_of_one_account_opens_on_its_failure_and_the_next_run_of_the_sync_
     later_alive = CircuitBreaker(threshold=1, api=api)
     later_alive.record(True, None)  # an answer: the API is alive again, forget it
     assert not CircuitBreaker.for_run(5, api).open
+
+
+def test_an_account_that_keeps_failing_never_holds_back_the_others(engine, ig_home, monkeypatch):
+    """One account's API answers 500 to everything: the step does not fail (no step retry multiplying the
+    client's attempts), the analytics of the hour run for the others, and the failure shows on the account."""
+    world = SandboxWorld([AccountSpec(f"178414000000002{i:02d}", f"shop{i}", posts=6) for i in range(3)],
+                         seed=5, now=SANDBOX_NOW)
+    failing = world.accounts[1]
+    failing.faults = Faults(transient_error_rate=1.0)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        result = materialize_media(hour_key(SANDBOX_NOW), with_analytics=True, refresh_all=True)
+    assert result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "accounts_synced")
+    assert not check.passed and failing.ig_user_id in check.description
+    with engine.connect() as conn:
+        engaged = set(conn.execute(sa.text("SELECT DISTINCT ig_user_id FROM instagram.media_engagement")).scalars())
+        outcomes = dict(conn.execute(sa.text("SELECT ig_user_id, status FROM instagram.sync_runs")).all())
+    assert engaged == {a.ig_user_id for a in world.accounts} - {failing.ig_user_id}
+    assert outcomes[failing.ig_user_id] == "failed" and list(outcomes.values()).count("success") == 2
