@@ -76,3 +76,61 @@ def test_throttling_and_successes_never_open_the_breaker():
     assert not breaker.open
     breaker.record(False, down)
     assert breaker.open and "2 accounts in a row" in breaker.reason()
+
+
+def test_only_a_lost_database_connection_is_retried_by_the_step():
+    """Retries belong to one layer: the client has retried a transient API error already, and a failure that
+    fails the same way again (bad data, a 4xx, a ValueError) is never retried; a lost connection is."""
+    import psycopg2
+
+    from ig_analytics.graph_api.errors import InvalidRequestError
+    from ig_analytics.ingestion.outcome import AccountOutcome
+
+    def retryable(exc: BaseException) -> bool:
+        outcome = AccountOutcome("1", "media", "2026-11-20-12:00", started_at=SANDBOX_NOW)
+        return outcome.fail(exc).retryable
+
+    lost = sa.exc.OperationalError("INSERT ...", {}, psycopg2.OperationalError("server closed the connection"))
+    bad_text = sa.exc.DataError("INSERT ...", {}, psycopg2.DataError('invalid byte sequence for encoding "UTF8": 0x00'))
+    assert retryable(lost)
+    assert not retryable(TransientApiError(code=2, http_status=500, ig_user_id="1", attempts=5))
+    assert not retryable(InvalidRequestError(code=100, http_status=400, ig_user_id="1"))
+    assert not retryable(ValueError("IG_GRAPH_API_VERSION v17.0 is older than v18.0"))
+    assert not retryable(bad_text)
+
+
+def test_a_run_of_one_account_opens_on_its_failure_and_the_next_run_of_the_sync_starts_open():
+    down = TransientApiError(code=2, http_status=500, ig_user_id="1", attempts=5)
+    api = "http://127.0.0.1:1/dead-api-for-this-test"
+    first = CircuitBreaker.for_run(1, api)
+    assert not first.open
+    first.record(False, down)
+    assert first.open and "the only account of this run" in first.reason()
+    later = CircuitBreaker.for_run(5, api)  # e.g. the account insights job of the same `sync`
+    assert later.open and "earlier run of this sync" in later.reason()
+    assert not CircuitBreaker.for_run(5, "http://127.0.0.1:2/another").open
+    later_alive = CircuitBreaker(threshold=1, api=api)
+    later_alive.record(True, None)  # an answer: the API is alive again, forget it
+    assert not CircuitBreaker.for_run(5, api).open
+
+
+def test_an_account_that_keeps_failing_never_holds_back_the_others(engine, ig_home, monkeypatch):
+    """One account's API answers 500 to everything: the step does not fail (no step retry multiplying the
+    client's attempts), the analytics of the hour run for the others, and the failure shows on the account."""
+    world = SandboxWorld([AccountSpec(f"178414000000002{i:02d}", f"shop{i}", posts=6) for i in range(3)],
+                         seed=5, now=SANDBOX_NOW)
+    failing = world.accounts[1]
+    failing.faults = Faults(transient_error_rate=1.0)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        result = materialize_media(hour_key(SANDBOX_NOW), with_analytics=True, refresh_all=True)
+    assert result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "accounts_synced")
+    assert not check.passed and failing.ig_user_id in check.description
+    with engine.connect() as conn:
+        engaged = set(conn.execute(sa.text("SELECT DISTINCT ig_user_id FROM instagram.media_engagement")).scalars())
+        outcomes = dict(conn.execute(sa.text("SELECT ig_user_id, status FROM instagram.sync_runs")).all())
+    assert engaged == {a.ig_user_id for a in world.accounts} - {failing.ig_user_id}
+    assert outcomes[failing.ig_user_id] == "failed" and list(outcomes.values()).count("success") == 2

@@ -466,18 +466,40 @@ def test_media_insights_throttled_item_pauses_account_once(stub):
     assert acct.stats.throttle_wait_s == pytest.approx(sum(clock.sleeps))
 
 
-def test_media_insights_token_and_permission_errors_fail_the_account(stub):
+def test_media_insights_token_errors_and_permission_on_every_post_fail_the_account(stub):
     stub.handler = batch_handler(lambda path, q, rnd: (400, err_body(190, "Invalid OAuth access token", 467)))
     client, _ = make_client(stub)
     with pytest.raises(TokenInvalidError, match="code 190/467: the access token is invalid"):
         client.account(USER, TOKEN).media_insights([post(1)])
     stub.handler = batch_handler(lambda path, q, rnd: (400, err_body(10, "(#10) Application does not have "
                                                                         "permission for this action")))
+    # every post alike: the token's permission, so the account's error (errors.error_scope)
     with pytest.raises(PermissionDeniedError, match="lacks the instagram_manage_insights permission"):
-        client.account(USER, TOKEN).media_insights([post(1)])
+        client.account(USER, TOKEN).media_insights([post(1), post(2)])
     stub.handler = sequence(Reply(400, err_body(190, "Malformed access token")))  # whole batch rejected
     with pytest.raises(TokenInvalidError):
         client.account(USER, TOKEN).media_insights([post(1)])
+
+
+def test_a_permission_refused_on_one_post_costs_that_post_only(stub):
+    """Meta answers code 10 on single posts it will not open to this app while every other call works: the post
+    is skipped as refused (with the code and the API's words), the others are measured, nothing is retried."""
+    refused = post(2).media_id
+
+    def item(path, q, rnd):
+        if path.startswith(refused):
+            return 400, err_body(10, "(#10) Application does not have permission for this action")
+        return 200, media_ok(q["metric"])
+
+    stub.handler = batch_handler(item)
+    client, _ = make_client(stub)
+    acct = client.account(USER, TOKEN)
+    values = acct.media_insights([post(1), post(2), post(3)])
+    assert set(values) == {post(1).media_id, post(3).media_id}
+    [skipped] = acct.stats.skipped
+    assert (skipped.media_id, skipped.code, skipped.refused) == (refused, 10, True)
+    assert "does not have permission" in skipped.reason
+    assert len([r for r in stub.requests if r.method == "POST"]) == 1  # one batch: the refusal is not retried
 
 
 def test_media_insights_persistent_item_failure_is_skipped(stub):
@@ -796,3 +818,15 @@ def test_no_token_in_any_log_line_or_exception_text(stub):
                                None)
     RedactingFilter().filter(record)
     assert TOKEN not in record.getMessage()
+
+
+def test_a_request_that_cannot_be_sent_is_not_retried_and_quotes_no_token(stub):
+    """A token holding a newline makes requests refuse the header (InvalidHeader, a ValueError): the very same
+    request fails the same way every time, so it is not retried, and its message (which quotes the header) is
+    not passed on."""
+    client, clock = make_client(stub)
+    acct = client.account(USER, "EAAGlongtokenvalue123456\nEAAGsecondhalf7890")
+    with pytest.raises(InvalidRequestError) as raised:
+        acct.profile()
+    assert acct.stats.calls == 1 and not stub.requests and not clock.sleeps
+    assert "secondhalf" not in str(raised.value) and "InvalidHeader" in str(raised.value)

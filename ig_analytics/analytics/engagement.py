@@ -99,11 +99,18 @@ def performance_score(engagement: pd.Series, saved: pd.Series, reach: pd.Series,
 
 
 # The newest snapshot of each post (the same row media_insights_latest returns; a LATERAL LIMIT 1 uses the
-# primary key index per post instead of sorting every snapshot), and followers_at_publish: followers_total at the
-# end of the insights day before the one containing published_at (Meta's days are Pacific dates, docs/analytics.md).
+# primary key index per post instead of sorting every snapshot), a metric the post refused lately
+# (media.rejected_metrics: NULL in the captures since) taken from the newest snapshot that measured it ("a missing
+# value never overwrites a measured one": a refusal never blanks a rate; metrics never served, like impressions on
+# v22+, cost no look-up), and followers_at_publish: followers_total at the end of the insights day before the one
+# containing published_at (Meta's days are Pacific dates, docs/analytics.md). API and column names agree for these metrics.
+_INPUT_METRICS = ("reach", "views", "impressions", "likes", "comments", "saved", "shares", "total_interactions")
+_MEASURED = """CASE WHEN s.{m} IS NULL AND '{m}' = ANY(m.rejected_metrics) THEN (
+    SELECT o.{m} FROM instagram.media_insights_snapshots o WHERE o.media_id = m.media_id AND o.{m} IS NOT NULL
+    {{older_filter}} ORDER BY o.captured_at DESC LIMIT 1) ELSE s.{m} END AS {m}"""
 _LATEST_SQL = """
 SELECT m.media_id, m.ig_user_id, m.published_at, s.captured_at,
-       s.reach, s.views, s.impressions, s.likes, s.comments, s.saved, s.shares, s.total_interactions,
+       """ + ",\n       ".join(_MEASURED.format(m=metric) for metric in _INPUT_METRICS) + """,
        f.followers_total AS followers_at_publish
 FROM instagram.media m
 JOIN LATERAL (
@@ -145,7 +152,8 @@ def read_latest_snapshots(
     now: datetime | None = None,
 ) -> pd.DataFrame:
     """The inputs of :func:`media_engagement_rows`: per post with at least one snapshot (of the given accounts /
-    posts), its newest snapshot (captured at or before ``now`` when given) and followers_at_publish."""
+    posts), its newest snapshot (captured at or before ``now`` when given), each metric it lacks from the newest
+    snapshot that measured it, and followers_at_publish."""
     params: dict = {"meta_day_zone": META_DAY_TIMEZONE}
     media_filter = ""
     users, medias = id_list(ig_user_ids), id_list(media_ids)
@@ -155,13 +163,13 @@ def read_latest_snapshots(
     if medias is not None:
         media_filter += " AND m.media_id = ANY(%(medias)s)"
         params["medias"] = medias
-    snapshot_filter = ""
+    snapshot_filter = older_filter = ""
     if now is not None:
-        snapshot_filter = "AND s.captured_at <= %(now)s"
+        snapshot_filter, older_filter = "AND s.captured_at <= %(now)s", "AND o.captured_at <= %(now)s"
         params["now"] = as_utc(now)
     return read_frame(
         conn,
-        _LATEST_SQL.format(snapshot_filter=snapshot_filter, media_filter=media_filter),
+        _LATEST_SQL.format(snapshot_filter=snapshot_filter, media_filter=media_filter, older_filter=older_filter),
         params,
         text_columns=("media_id", "ig_user_id"),
         date_columns=("published_at", "captured_at"),

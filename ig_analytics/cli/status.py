@@ -18,6 +18,13 @@ SELECT a.ig_user_id, a.username, a.status, a.status_reason, a.token_expires_at,
 FROM instagram.accounts a ORDER BY a.ig_user_id
 """
 ERRORS_WINDOW = timedelta(days=7)
+# Posts whose insights the API refused while the account's other calls worked (errors by scope): the account stays
+# active, and these are listed so nobody wonders why a post has no numbers.
+_REFUSED_QUERY = """
+SELECT ig_user_id, media_id, insights_refused_code, insights_refused_reason, insights_refused_at
+FROM instagram.media WHERE insights_refused_at IS NOT NULL ORDER BY ig_user_id, insights_refused_at DESC, media_id
+"""
+REFUSED_SHOWN = 5
 
 
 def _age(value: datetime | None, now: datetime) -> str:
@@ -33,6 +40,7 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
         accounts = conn.execute(sa.text(_QUERY)).all()
         successes = sync_runs.last_successes(conn)
         errors = sync_runs.recent_failures(conn, now - ERRORS_WINDOW)
+        refused = conn.execute(sa.text(_REFUSED_QUERY)).all()
     tokens = load_states(engine)
     if not accounts:
         return "No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN"
@@ -60,4 +68,14 @@ def render_status(engine: Engine, now: datetime | None = None) -> str:
         recent = [e for e in errors if e.ig_user_id == a.ig_user_id][:3]
         for e in recent:
             lines.append(f"  error ({e.sync_type}, {_age(e.finished_at, now)}): {printable(e.error, 500)}")
+        lines.extend(_refused_lines([r for r in refused if r.ig_user_id == a.ig_user_id], now))
     return "\n".join(lines)
+
+
+def _refused_lines(posts: list, now: datetime) -> list[str]:
+    lines = [f"  post refused:     {printable(p.media_id, 40)} (code {p.insights_refused_code}, "
+             f"{_age(p.insights_refused_at, now)}): {printable(p.insights_refused_reason, 300)}; asked again daily"
+             for p in posts[:REFUSED_SHOWN]]
+    if len(posts) > REFUSED_SHOWN:
+        lines.append(f"  ... and {len(posts) - REFUSED_SHOWN} more refused posts (instagram.media.insights_refused_at)")
+    return lines

@@ -6,8 +6,11 @@ How a failing account shows (docs/architecture.md, "Failures"):
   on, and the ``accounts_synced`` check of that materialization fails (ERROR) with the account and the reason;
 - throttled past the client's patience: recorded as failed, the check fails; no in-run retry, because calling on
   while throttled lengthens the block; the next scheduled run picks the account up;
-- transient API or database trouble: the others are written first, then the step raises so its RetryPolicy runs
-  it again; the retry skips the accounts that already succeeded in this run.
+- transient API trouble: the client has retried already (retries belong to one layer), so the account is recorded
+  as failed and the check fails, naming it; the step succeeds, so the analytics and checks of that hour run for
+  every account that was captured;
+- a lost database connection: the others are written first, then the step raises so its RetryPolicy runs it
+  again (skipping the accounts already done); the last attempt materializes what it has instead of failing.
 Every outcome is a row of ``instagram.sync_runs``.
 """
 
@@ -85,6 +88,7 @@ def _run_metadata(results: list[AccountOutcome], started: float, skipped_done: s
         "accounts_not_synced": dg.MetadataValue.int(len(problems)),
         "throttle_wait_seconds": dg.MetadataValue.float(float(round(sum(o.throttle_wait_seconds for o in results), 3))),
         "items_skipped": dg.MetadataValue.int(sum(o.items_skipped for o in results)),
+        "items_refused": dg.MetadataValue.json(_refused_items(results)),
         "duration_seconds": dg.MetadataValue.float(float(round(time.monotonic() - started, 3))),
         "accounts": dg.MetadataValue.md(_outcomes_markdown(results) if results else "no account synced"),
     }
@@ -92,6 +96,9 @@ def _run_metadata(results: list[AccountOutcome], started: float, skipped_done: s
 
 def _accounts_check(asset_key: dg.AssetKey, results: list[AccountOutcome], problems: dict) -> dg.AssetCheckResult:
     failed = {o.ig_user_id: o.error for o in results if not o.ok}
+    description = "Every account this run was asked to sync succeeded (partial counts as success)."
+    if failed:
+        description = f"Failed: {', '.join(sorted(failed))} (reasons in failed_accounts); the others were written."
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="accounts_synced",
@@ -101,17 +108,25 @@ def _accounts_check(asset_key: dg.AssetKey, results: list[AccountOutcome], probl
             "failed_accounts": dg.MetadataValue.json(failed),
             "not_synced_accounts": dg.MetadataValue.json(problems),
         },
-        description="Every account this run was asked to sync succeeded (partial counts as success).",
+        description=description,
     )
 
 
+def _refused_items(results: list[AccountOutcome]) -> dict[str, list[dict]]:
+    """Per account, the posts the API refused while the account's other calls worked (errors by scope)."""
+    refused = {o.ig_user_id: [s for s in o.details.get("skipped", []) if s.get("refused")] for o in results}
+    return {account: items for account, items in refused.items() if items}
+
+
 def _raise_for_retryable(context, results: list[AccountOutcome]) -> None:
+    """Only a lost database connection is retried by the step; on its last attempt the step keeps what it has,
+    so the analytics and checks of the hour still run for the accounts that were written."""
     retryable = [o for o in results if not o.ok and o.retryable]
-    if retryable:
+    if retryable and context.retry_number < SYNC_RETRY_POLICY.max_retries:
         summary = "; ".join(f"{o.ig_user_id}: {o.error}" for o in retryable)
         raise dg.Failure(
             description=(
-                f"{len(retryable)} account(s) hit transient API or database trouble after the others were written "
+                f"{len(retryable)} account(s) lost the database connection after the others were written "
                 f"({summary}). The step retries and skips the accounts already done."
             ),
             metadata={"accounts": dg.MetadataValue.md(_outcomes_markdown(results))},

@@ -254,9 +254,9 @@ class AccountApi:
             results[post.media_id] = {normalize_media_metric(m): None for m in metrics}
             items.append(RoundItem(key=post.media_id, path=f"{post.media_id}/insights", metrics=metrics))
 
-        def skip(item: RoundItem, err: GraphApiError, reason: str) -> str:
+        def skip(item: RoundItem, err: GraphApiError, reason: str, refused: bool = False) -> str:
             results.pop(item.key, None)
-            self.stats.skipped.append(SkippedItem(item.key, err.code, err.subcode, redact(reason)))
+            self.stats.skipped.append(SkippedItem(item.key, err.code, err.subcode, redact(reason), refused))
             self._log(logging.INFO, f"skipped insights of media {item.key}: {reason}",
                       endpoint=f"/{item.key}/insights", err=err)
             return "done"
@@ -274,11 +274,15 @@ class AccountApi:
         def on_give_up(item: RoundItem, err: GraphApiError) -> None:
             skip(item, err, f"still failing after {item.failures} attempts: {err.api_message or type(err).__name__}")
 
+        def on_refused(item: RoundItem, err: GraphApiError) -> None:  # errors.error_scope: this post's only
+            skip(item, err, f"refused: {err.api_message or type(err).__name__}", refused=True)
+
         self._rounds.run(items, RoundHandlers(
             prepare=lambda item: item.metrics,
             on_success=lambda item, payload: store_media_values(payload, results[item.key]),
             on_error=on_error,
             on_give_up=on_give_up,
+            on_refused=on_refused,
         ))
         return results
 

@@ -26,6 +26,9 @@ __all__ = [
     "SKIP_SUBCODES",
     "is_not_enough_viewers",
     "classify_error",
+    "ITEM",
+    "ACCOUNT",
+    "error_scope",
 ]
 
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80001, 80002})
@@ -336,3 +339,21 @@ def classify_error(
     if http_status is not None and (http_status >= 500 or http_status == 429):
         return TransientApiError(attempts=attempts, **common)
     return InvalidRequestError(**common)
+
+
+# What an error costs, by where it answered (docs/graph-api-client.md, "What an error costs").
+ITEM = "item"  # one post, story or carousel child: that item is refused, the account goes on
+ACCOUNT = "account"  # the account's own calls, or a token error anywhere: the account fails (needs_reauth)
+
+
+def error_scope(err: GraphApiError, *, on_item: bool) -> str:
+    """Whether ``err`` costs one item or the whole account.
+
+    A token is the account's wherever it is refused; a permission refused on one post's call is that post's (Meta
+    answers code 10 for single posts it will not open to this app), while on the account's own calls (profile,
+    account insights, media list) it is the account's. Permission refusals on *every* item alike are decided by
+    the caller, which sees all items (``BatchRounds``): they mark the account too.
+    """
+    if isinstance(err, (TokenInvalidError, ThrottledError)):  # a throttle pauses the account's every call
+        return ACCOUNT
+    return ITEM if on_item else ACCOUNT

@@ -49,6 +49,7 @@ class SkippedItem:
     code: int | None
     subcode: int | None
     reason: str
+    refused: bool = False  # the API refused this item (e.g. code 10 on one post): re-asked once a day, not hourly
 
 
 @dataclass

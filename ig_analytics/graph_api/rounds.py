@@ -11,12 +11,15 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from ig_analytics.graph_api.errors import (
+    ITEM,
     GraphApiError,
     MalformedResponseError,
+    PermissionDeniedError,
     ThrottledError,
     TransientApiError,
     classify_error,
     error_fields,
+    error_scope,
 )
 from ig_analytics.graph_api.parsing import int_or_none, is_list_page
 from ig_analytics.graph_api.rate_limit import Usage, transient_backoff_s
@@ -46,6 +49,9 @@ class RoundHandlers:
     on_success: Callable[[RoundItem, Any], None]
     on_error: Callable[[RoundItem, GraphApiError], str | None]
     on_give_up: Callable[[RoundItem, GraphApiError], None]  # a transient failure after max_attempts
+    # Items that are posts: an error of the item's scope (errors.error_scope, e.g. a permission refused for one
+    # post) is handed here and costs that item only. None: the items are the account's own calls, errors raise.
+    on_refused: Callable[[RoundItem, GraphApiError], None] | None = None
 
 
 class BatchRounds:
@@ -64,6 +70,8 @@ class BatchRounds:
         pause, and so do refused items when nothing of this round is left to send.
         """
         pending = list(items)
+        refused: list[GraphApiError] = []
+        handlers = _counting_refusals(handlers, refused)
         while pending:
             queue = deque(pending)
             next_round: list[RoundItem] = []
@@ -74,6 +82,7 @@ class BatchRounds:
                 next_round.extend(later)
             self._backoff_before(next_round)
             pending = next_round
+        _raise_if_every_item_refused(items, refused)
 
     @staticmethod
     def _take(queue: deque[RoundItem], handlers: RoundHandlers) -> list[tuple[RoundItem, list[str]]]:
@@ -135,6 +144,9 @@ class BatchRounds:
             if item.failures < self._transport.client.max_attempts:
                 return "retry"
             handlers.on_give_up(item, with_attempts(err, item.failures))
+            return "done"
+        if handlers.on_refused is not None and error_scope(err, on_item=True) == ITEM:
+            handlers.on_refused(item, err)
             return "done"
         raise err
 
@@ -219,6 +231,27 @@ class BatchRounds:
             return MalformedResponseError(ig_user_id=ig_user_id, endpoint=item_endpoint, http_status=status,
                                           api_message="batch item body is not the JSON expected")
         return parsed
+
+
+def _counting_refusals(handlers: RoundHandlers, refused: list[GraphApiError]) -> RoundHandlers:
+    """The same handlers, each refusal also noted in ``refused`` (to tell one odd post from all of them)."""
+    if handlers.on_refused is None:
+        return handlers
+    on_refused = handlers.on_refused
+
+    def note(item: RoundItem, err: GraphApiError) -> None:
+        refused.append(err)
+        on_refused(item, err)
+
+    return RoundHandlers(handlers.prepare, handlers.on_success, handlers.on_error, handlers.on_give_up, note)
+
+
+def _raise_if_every_item_refused(items: list[RoundItem], refused: list[GraphApiError]) -> None:
+    """A permission refused on every post alike (two or more) is the token's, not the posts': the account's
+    error. One post alone cannot tell, so a single-post round keeps it the post's."""
+    permission = [err for err in refused if isinstance(err, PermissionDeniedError)]
+    if len(items) >= 2 and len(permission) == len(items):
+        raise permission[0]
 
 
 def with_attempts(err: GraphApiError, attempts: int) -> GraphApiError:

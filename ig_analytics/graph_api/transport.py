@@ -166,6 +166,14 @@ class AccountTransport:
 
     def _network_failure(self, method: str, endpoint: str, exc: requests.RequestException,
                          attempts: _Attempts) -> None:
+        if isinstance(exc, _UNSENDABLE):  # fails the same way every time: never retried (retries: transient only)
+            raise InvalidRequestError(
+                ig_user_id=self.ig_user_id, endpoint=endpoint,
+                # no text of the exception: an invalid header's message quotes the header, i.e. the token
+                api_message=f"the request could not be sent ({type(exc).__name__}: the token or a header holds "
+                            "characters HTTP does not allow, or the URL is invalid)",
+                hint="Check the account's token (printable characters, no spaces or newlines) and IG_GRAPH_API_URL.",
+            ) from None
         attempts.failures += 1
         err = TransientApiError(ig_user_id=self.ig_user_id, endpoint=endpoint, attempts=attempts.failures,
                                 api_message=f"{type(exc).__name__}: {_exc_summary(exc)}")
@@ -231,6 +239,11 @@ class AccountTransport:
             "fbtrace_id": err.fbtrace_id if err is not None else fbtrace_id,
         }
         logger.log(level, redact(f"[{self.ig_user_id}] {message}"), extra=extra)
+
+
+# Requests that cannot be sent as built: a retry sends the very same thing.
+_UNSENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+               requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
 
 
 def _exc_summary(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ snapshots already stored, so a missed hour or an outage heals itself on the next
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
 from ig_analytics.graph_api.models import Media
 from ig_analytics.graph_api.protocol import InsightsApi
+from ig_analytics.ingestion.stored_text import storable
 from ig_analytics.storage.db import bulk_upsert
 
 SNAPSHOT_METRIC_COLUMNS = (
@@ -34,6 +35,8 @@ _MEDIA_COLUMNS = (
 )
 # Errors after which a post's insights will never be available (posted before the business conversion).
 PERMANENTLY_UNAVAILABLE_SUBCODES = {2108006}
+# A post refused by the API, and a metric a post rejected, are asked again after this long (not every hour).
+RECHECK_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -94,15 +97,17 @@ def _snapshot_row(item: Media, values: dict, slot_start: datetime, fetched_at: d
 
 def _media_row(item: Media, now: datetime) -> tuple:
     return (
-        item.media_id, item.ig_user_id, item.media_type, item.media_product_type, item.caption, item.permalink,
-        item.published_at, item.like_count, item.comments_count, now, now,
+        item.media_id, item.ig_user_id, storable(item.media_type), storable(item.media_product_type),
+        storable(item.caption), storable(item.permalink), item.published_at, item.like_count, item.comments_count,
+        now, now,
     )
 
 
 def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since: datetime,
                    api_version: str) -> tuple[dict, set, dict]:
-    """Per post of the account: its newest capture, whether its insights can never be read, and the metrics it
-    rejected under this API version."""
+    """Per post of the account: its newest capture, whether its insights are not to be asked now (never
+    available, or refused less than a day ago), and the metrics it rejected under this API version less than a
+    day ago (older rejections are asked again: Meta may serve a refused metric again)."""
     with engine.connect() as conn:
         last = conn.execute(
             sa.text(
@@ -113,16 +118,28 @@ def _capture_state(engine: Engine, ig_user_id: str, slot_start: datetime, since:
         ).all()
         remembered = conn.execute(  # one read of what earlier captures learnt about the account's posts
             sa.text(
-                "SELECT media_id, insights_unavailable_reason IS NOT NULL,"
-                " CASE WHEN rejected_metrics_api_version = :v THEN rejected_metrics END"
-                " FROM instagram.media WHERE ig_user_id = :id"
-                " AND (insights_unavailable_reason IS NOT NULL OR rejected_metrics IS NOT NULL)"
+                "SELECT media_id, insights_unavailable_reason IS NOT NULL OR insights_refused_at > :recheck,"
+                " CASE WHEN rejected_metrics_api_version = :v AND rejected_metrics_at > :recheck"
+                " THEN rejected_metrics END"
+                " FROM instagram.media WHERE ig_user_id = :id AND (insights_unavailable_reason IS NOT NULL"
+                " OR insights_refused_at IS NOT NULL OR rejected_metrics IS NOT NULL)"
             ),
-            {"id": ig_user_id, "v": api_version},
+            {"id": ig_user_id, "v": api_version, "recheck": slot_start - RECHECK_AFTER},
         ).all()
-    unavailable = {media_id for media_id, never, _ in remembered if never}
+    not_now = {media_id for media_id, skip, _ in remembered if skip}
     rejected = {media_id: set(metrics) for media_id, _, metrics in remembered if metrics}
-    return {row[0]: row[1] for row in last}, unavailable, rejected
+    return {row[0]: row[1] for row in last}, not_now, rejected
+
+
+@dataclass
+class _Learnt:
+    """What a capture learnt about the account's posts, kept on instagram.media for the next captures."""
+
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (media_id, reason): never asked again
+    refused: list[tuple[str, int | None, str]] = field(default_factory=list)  # (media_id, code, reason): a day
+    rejected: dict[str, set[str]] = field(default_factory=dict)  # media_id -> metrics refused this capture
+    asked_all: set[str] = field(default_factory=set)  # captured asking every metric (old rejections re-asked)
+    captured: set[str] = field(default_factory=set)
 
 
 def sync_media(
@@ -134,24 +151,25 @@ def sync_media(
     window_start = slot_end - timedelta(days=policy.window_days)
     media = [m for m in api.list_media(published_since=window_start, include_stories=True) if m.published_at < slot_end]
     values_by_id: dict[str, dict] = {}
-    permanently_unavailable: list[tuple[str, str]] = []
-    newly_rejected: dict[str, set[str]] = {}
+    learnt = _Learnt()
     if capture_snapshots:
-        last_capture, unavailable, known_rejections = _capture_state(engine, ig_user_id, slot_start, window_start,
-                                                                     api_version)
-        due = due_for_capture(media, last_capture, unavailable, slot_start, slot_end, policy, refresh_all)
+        last_capture, not_now, known_rejections = _capture_state(engine, ig_user_id, slot_start, window_start,
+                                                                 api_version)
+        due = due_for_capture(media, last_capture, not_now, slot_start, slot_end, policy, refresh_all)
         result.due = len(due)
         skipped_before, dropped_before = len(api.stats.skipped), len(api.stats.dropped_metrics)
         if due:
             values_by_id = api.media_insights(due, known_rejections)
         for media_id, metric in api.stats.dropped_metrics[dropped_before:]:
             if media_id is not None:
-                newly_rejected.setdefault(media_id, set()).add(metric)
-        for item in api.stats.skipped[skipped_before:]:
-            result.skipped += 1
-            if item.subcode in PERMANENTLY_UNAVAILABLE_SUBCODES:
-                permanently_unavailable.append((item.media_id, item.reason))
-        skipped_ids = {item.media_id for item in api.stats.skipped[skipped_before:]}
+                learnt.rejected.setdefault(media_id, set()).add(metric)
+        skipped = api.stats.skipped[skipped_before:]
+        result.skipped = len(skipped)
+        learnt.unavailable = [(i.media_id, i.reason) for i in skipped if i.subcode in PERMANENTLY_UNAVAILABLE_SUBCODES]
+        learnt.refused = [(i.media_id, i.code, i.reason) for i in skipped if i.refused]
+        learnt.captured = set(values_by_id)
+        learnt.asked_all = learnt.captured - set(known_rejections)
+        skipped_ids = {item.media_id for item in skipped}
         result.not_captured = sum(
             1 for item in due if item.media_id not in values_by_id and item.media_id not in skipped_ids
         )
@@ -164,25 +182,60 @@ def sync_media(
             conn, "media_insights_snapshots", _SNAPSHOT_COLUMNS,
             (_snapshot_row(by_id[mid], values, slot_start, now, api_version) for mid, values in values_by_id.items() if mid in by_id),
         )  # merge rule: a metric missing this time (e.g. another API version) keeps the slot's measured value
-        _mark_unavailable(conn, permanently_unavailable)
-        _remember_rejections(conn, newly_rejected, api_version)
+        _remember(conn, learnt, api_version, slot_start)
     return result
 
 
-def _remember_rejections(conn, rejected: dict[str, set[str]], api_version: str) -> None:
-    """Add the metrics each post rejected in this capture to those it rejected before under the same version
-    (another version's list is replaced: it may serve what the old one did not)."""
+def _remember(conn, learnt: _Learnt, api_version: str, slot_start: datetime) -> None:
+    _mark_unavailable(conn, learnt.unavailable)
+    _mark_refused(conn, learnt.refused, learnt.captured, slot_start)
+    _remember_rejections(conn, learnt.rejected, learnt.asked_all, api_version, slot_start)
+
+
+def _remember_rejections(conn, rejected: dict[str, set[str]], asked_all: set[str], api_version: str,
+                         slot_start: datetime) -> None:
+    """The metrics each post rejected in this capture. A post asked every metric (its old rejections were a day
+    old, or under another version) gets this capture's list, dated now; a post asked without its remembered ones
+    adds what it newly rejected to them. A post that served every metric it was asked forgets its rejections."""
+    served_all = sorted(asked_all - set(rejected))
+    if served_all:
+        conn.execute(
+            sa.text("UPDATE instagram.media SET rejected_metrics = NULL, rejected_metrics_api_version = NULL,"
+                    " rejected_metrics_at = NULL WHERE media_id = ANY(:ids) AND rejected_metrics IS NOT NULL"),
+            {"ids": served_all},
+        )
     if not rejected:
         return
     conn.execute(
         sa.text(
             "UPDATE instagram.media m SET rejected_metrics = ARRAY(SELECT DISTINCT x FROM unnest("
-            "  CASE WHEN m.rejected_metrics_api_version = :v THEN m.rejected_metrics ELSE '{}' END"
+            "  CASE WHEN m.rejected_metrics_api_version = :v AND NOT :fresh THEN m.rejected_metrics ELSE '{}' END"
             "  || CAST(:metrics AS text[])) AS x ORDER BY x),"
+            " rejected_metrics_at = CASE WHEN :fresh OR m.rejected_metrics_api_version IS DISTINCT FROM :v"
+            "  OR m.rejected_metrics_at IS NULL THEN :at ELSE m.rejected_metrics_at END,"
             " rejected_metrics_api_version = :v WHERE m.media_id = :id"
         ),
-        [{"id": media_id, "metrics": sorted(metrics), "v": api_version} for media_id, metrics in rejected.items()],
+        [{"id": media_id, "metrics": sorted(metrics), "v": api_version, "fresh": media_id in asked_all,
+          "at": slot_start} for media_id, metrics in rejected.items()],
     )
+
+
+def _mark_refused(conn, refused: list[tuple[str, int | None, str]], captured: set[str], slot_start: datetime) -> None:
+    """A post the API refused (errors.error_scope: this post's only) keeps the code, the API's words and the capture
+    slot; a post captured again forgets an old refusal."""
+    if refused:
+        conn.execute(
+            sa.text("UPDATE instagram.media SET insights_refused_code = :code, insights_refused_reason = :reason,"
+                    " insights_refused_at = :at WHERE media_id = :id"),
+            [{"id": media_id, "code": code, "reason": storable(reason), "at": slot_start}
+             for media_id, code, reason in refused],
+        )
+    if captured:
+        conn.execute(
+            sa.text("UPDATE instagram.media SET insights_refused_code = NULL, insights_refused_reason = NULL,"
+                    " insights_refused_at = NULL WHERE media_id = ANY(:ids) AND insights_refused_at IS NOT NULL"),
+            {"ids": sorted(captured)},
+        )
 
 
 def _mark_unavailable(conn, items: Iterable[tuple[str, str]]) -> None:

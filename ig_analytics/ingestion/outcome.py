@@ -12,16 +12,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from ig_analytics.graph_api.errors import (
-    GraphApiError,
-    MalformedResponseError,
-    PermissionDeniedError,
-    ThrottledError,
-    TokenInvalidError,
-    TransientApiError,
-)
+from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError, ThrottledError, TokenInvalidError
+from ig_analytics.ingestion.stored_text import storable
 from ig_analytics.redaction import redact
 from ig_analytics.storage import sync_runs
+from ig_analytics.storage.db import describe_database_failure
 
 # Failures that a retry of the same run cannot fix: the account needs its owner.
 NEEDS_REAUTH_ERRORS = (TokenInvalidError, PermissionDeniedError)
@@ -45,7 +40,9 @@ class AccountOutcome:
     fbtrace_id: str | None = None
     needs_reauth: bool = False
     throttled: bool = False
-    # A step retry may help (transient API or database trouble). Throttling is not retried within the run:
+    # A step retry may help: only a lost database connection. Retries belong to one layer: the client has already
+    # retried transient API errors (a step retry would multiply its attempts), and a failure that fails the same
+    # way again (bad data, a 4xx, a ValueError) is never retried. Throttling is not retried within the run either:
     # calling on while throttled lengthens the block, so the next scheduled run picks the account up.
     retryable: bool = False
     details: dict[str, Any] = field(default_factory=dict)
@@ -60,12 +57,12 @@ class AccountOutcome:
         return self
 
     def fail(self, exc: BaseException) -> "AccountOutcome":
-        self.error = redact(str(exc)) or type(exc).__name__
+        self.error = storable(redact(str(exc))) or type(exc).__name__  # the API's words may hold a NUL
         if isinstance(exc, GraphApiError):
             self.error_code, self.error_subcode, self.fbtrace_id = exc.code, exc.subcode, exc.fbtrace_id
         self.needs_reauth = isinstance(exc, NEEDS_REAUTH_ERRORS)
         self.throttled = isinstance(exc, ThrottledError)
-        self.retryable = not isinstance(exc, GraphApiError) or _is_transient(exc)
+        self.retryable = describe_database_failure(exc) is not None
         return self.finish("failed")
 
     def summary(self) -> str:
@@ -77,10 +74,6 @@ class AccountOutcome:
         if self.error:
             text += f" — {self.error}"
         return text
-
-
-def _is_transient(exc: GraphApiError) -> bool:
-    return isinstance(exc, (TransientApiError, MalformedResponseError))
 
 
 def record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:

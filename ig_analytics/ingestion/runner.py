@@ -19,6 +19,7 @@ from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
 from ig_analytics.ingestion import outcome as outcomes
 from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.outcome import AccountOutcome
+from ig_analytics.ingestion.stored_text import storable
 from ig_analytics.storage.db import describe_database_failure
 
 log = logging.getLogger("ig_analytics.ingestion")
@@ -41,7 +42,7 @@ def sync_accounts(
     breaker: CircuitBreaker | None = None,
 ) -> list[AccountOutcome]:
     """Sync every account; a :class:`CircuitBreaker` stops the run early when the API is down for everyone."""
-    breaker = breaker or CircuitBreaker()
+    breaker = breaker or CircuitBreaker.for_run(len(credentials), getattr(client, "base_url", None))
 
     def one(creds: AccountCredentials) -> AccountOutcome:
         outcome = AccountOutcome(
@@ -77,7 +78,8 @@ def sync_accounts(
             outcome.items_skipped = max(outcome.items_skipped, len(stats.skipped))
             if stats.skipped:
                 outcome.details["skipped"] = [
-                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": s.reason}
+                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": storable(s.reason),
+                     "refused": s.refused}
                     for s in stats.skipped[:50]
                 ]
             if stats.dropped_metrics:
@@ -102,9 +104,6 @@ def sync_accounts(
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(credentials))), thread_name_prefix="ig-sync") as pool:
         results = list(pool.map(one, credentials))
     if breaker.open:
-        # A step retry 30 s later would hammer a dead API again for minutes: leave it to the next run.
-        for result in results:
-            result.retryable = False
         log.error("stopped early: %s", breaker.reason().removeprefix("not attempted: "))
     return results
 

@@ -128,6 +128,11 @@ def pre_conversion() -> GraphError:
     )
 
 
+def media_permission_refused() -> GraphError:
+    """The refusal Meta sends for one post's insights while the account's other calls work (faults)."""
+    return GraphError(400, 10, "(#10) Application does not have permission for this action")
+
+
 def not_enough_viewers() -> GraphError:
     return GraphError(400, 10, "(#10) Not enough viewers for the media to show insights",
                       user_title="Media Insights Unavailable",

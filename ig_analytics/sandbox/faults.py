@@ -20,6 +20,9 @@ class Faults:
     truncated_body_rate: float = 0.0  # HTTP 200 whose connection is cut mid-body
     reduce_data_limit: int | None = None  # /media with limit above this: HTTP 500 code 1 "reduce the amount of data"
     short_page_rate: float = 0.0  # /media pages cut short (even empty) while paging.next goes on
+    # posts whose /insights answer "(#10) Application does not have permission for this action" (HTTP 400) while
+    # every other call of the account works: Meta does this for single posts (graph-api-facts.md, section 3)
+    refused_media_ids: tuple[str, ...] = ()
     seed: int = 0
     _counter: int = field(default=0, init=False, repr=False, compare=False)
     _lock: Any = field(default=None, init=False, repr=False, compare=False)

@@ -89,6 +89,8 @@ class MediaEndpoints:
         if edge == "insights":
             if isinstance(m, SandboxChild):
                 raise errors.carousel_child()
+            if m.media_id in self.world.faults_for(acct).refused_media_ids:
+                raise errors.media_permission_refused()
             names = [x.strip() for x in (ctx.req.params.get("metric") or "").split(",") if x.strip()]
             return {"data": self._media_insights(m, names, ctx)}
         if edge == "children" and isinstance(m, SandboxMedia):
