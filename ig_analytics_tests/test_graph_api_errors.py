@@ -822,11 +822,11 @@ def test_no_token_in_any_log_line_or_exception_text(stub):
 
 def test_a_request_that_cannot_be_sent_is_not_retried_and_quotes_no_token(stub):
     """A token holding a newline makes requests refuse the header (InvalidHeader, a ValueError): the very same
-    request fails the same way every time, so it is not retried, and its message (which quotes the header) is
-    not passed on."""
+    request fails the same way every time, so it is not retried, its message (which quotes the header) is not
+    passed on, and the account's token is what to replace (a token error: the account needs re-authentication)."""
     client, clock = make_client(stub)
     acct = client.account(USER, "EAAGlongtokenvalue123456\nEAAGsecondhalf7890")
-    with pytest.raises(InvalidRequestError) as raised:
+    with pytest.raises(TokenInvalidError) as raised:
         acct.profile()
     assert acct.stats.calls == 1 and not stub.requests and not clock.sleeps
-    assert "secondhalf" not in str(raised.value) and "InvalidHeader" in str(raised.value)
+    assert "secondhalf" not in str(raised.value) and "Reconnect the account" in str(raised.value)

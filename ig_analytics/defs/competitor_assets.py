@@ -20,6 +20,7 @@ from ig_analytics.defs.partitions import snapshot_daily_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.ingestion import competitors as capture
+from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.quality import competitors as quality
 from ig_analytics.quality.result import CheckResult
 
@@ -74,13 +75,20 @@ def competitor_snapshots(context: dg.AssetExecutionContext, config: CompetitorCo
     creds, problems = accounts_repo.active_credentials(engine, database.vault(), config.ig_user_ids or None)
     client = graph_api.client(database)
     results = []
+    # a dead API is given up as in the other ingestion runs (and an earlier run of this sync may have found it so)
+    breaker = CircuitBreaker.for_run(len(creds), getattr(client, "base_url", None))
     for cred in creds:
+        if breaker.open:
+            results.append(capture.CaptureResult(cred.ig_user_id, self_reason=breaker.reason()))
+            continue
         api = client.account(cred.ig_user_id, cred.token, cred.login_kind)
         try:
             results.append(capture.capture_account(engine, api, cred.username, day, client.now(), cred.login_kind))
+            breaker.record(True, None)
         except Exception as exc:  # the account's own failure (token, permission): the others go on
             context.log.warning(f"account {cred.ig_user_id}: competitors not captured: {exc}")
             results.append(capture.CaptureResult(cred.ig_user_id, self_reason=str(exc)))
+            breaker.record(False, exc)
     with engine.connect() as conn:
         checks = [_check_result(name, rule(conn, day)) for name, (rule, _what) in CHECKS.items()]
     failed = {f"{r.ig_user_id}/{name}": why for r in results for name, why in r.failed.items()}

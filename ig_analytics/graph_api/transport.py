@@ -242,8 +242,9 @@ class AccountTransport:
 
 
 # Requests that cannot be sent as built: a retry sends the very same thing.
-_UNSENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-               requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)
+# (InvalidHeader, a stored token with a line break, is caught before: it is the account's token to replace.)
+_UNSENDABLE = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+               requests.exceptions.URLRequired)
 
 
 def _exc_summary(exc: BaseException) -> str:
