@@ -30,6 +30,7 @@ class Settings:
     notify_webhook_url: str | None
     shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (accounts/shards.py)
     app_id: str | None = None  # IG_APP_ID: with app_secret, tokens are inspected with debug_token
+    schedules_on: bool = True  # IG_ANALYTICS_SCHEDULES: off = the daemon loads every schedule stopped
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict | None = None) -> "Settings":
@@ -47,7 +48,8 @@ class Settings:
             app_secret=_blank_to_none(env.get("IG_APP_SECRET")),
             token_key=_blank_to_none(env.get("IG_TOKEN_KEY")),
             notify_webhook_url=_http_url("IG_NOTIFY_WEBHOOK_URL", env.get("IG_NOTIFY_WEBHOOK_URL")),
-            shards=_shards(env.get("IG_ANALYTICS_SHARDS")),
+            shards=parse_shards(env.get("IG_ANALYTICS_SHARDS")),
+            schedules_on=parse_schedules(env.get("IG_ANALYTICS_SCHEDULES")),
             app_id=_blank_to_none(env.get("IG_APP_ID")),
         )
 
@@ -105,7 +107,16 @@ def _database_url(value: str | None) -> str | None:
     return value
 
 
-def _shards(value: str | None) -> int:
+def parse_schedules(value: str | None) -> bool:
+    """IG_ANALYTICS_SCHEDULES: `on` (default) or `off` (schedules load stopped: a staging copy, or tests of the UI
+    that must not see a tick land; each can still be started in the UI)."""
+    value = (_blank_to_none(value) or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise SettingsError(f"IG_ANALYTICS_SCHEDULES must be on or off, not '{value[:20]}'")
+    return value == "on"
+
+
+def parse_shards(value: str | None) -> int:
     """IG_ANALYTICS_SHARDS: a whole number from 1 to 1000 (unset or blank: 1)."""
     value = _blank_to_none(value)
     if value is None:

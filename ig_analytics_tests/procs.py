@@ -152,11 +152,14 @@ def kill_processes_with_env(marker: str) -> None:
 
 
 @contextmanager
-def running_ui(env: dict, home: Path, stop_timeout_s: float = 60) -> Iterator[tuple[str, Child]]:
+def running_ui(env: dict, home: Path, stop_timeout_s: float = 60,
+               schedules: bool = False) -> Iterator[tuple[str, Child]]:
     """`ig-analytics ui` on a free port with ``env`` (IG_ANALYTICS_HOME = ``home``): yields (GraphQL URL, process)
     once the webserver answers; SIGTERM at the end, and every process of that home killed whatever happened
-    (the webserver, daemon and code server run in process groups of their own)."""
+    (the webserver, daemon and code server run in process groups of their own). The daemon loads the schedules
+    stopped (IG_ANALYTICS_SCHEDULES=off) unless ``schedules``: a tick landing mid-test would change its counts."""
     port = free_port()
+    env = {**env, "IG_ANALYTICS_SCHEDULES": "on" if schedules else "off"}
     try:
         with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
             url = f"http://127.0.0.1:{port}/graphql"

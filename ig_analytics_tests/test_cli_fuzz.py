@@ -38,6 +38,7 @@ BAD_ENV = [
     {"IG_ANALYTICS_LOG_FORMAT": "yaml"}, {"IG_ANALYTICS_LOG_FORMAT": "xml"},
     {"IG_GRAPH_API_VERSION": "banana"}, {"IG_GRAPH_API_VERSION": "v2x.0"}, {"IG_GRAPH_API_URL": "notaurl"},
     {"IG_GRAPH_API_URL": "ftp://example.com"}, {"IG_NOTIFY_WEBHOOK_URL": "zzz"},
+    {"IG_ANALYTICS_SCHEDULES": "maybe"}, {"IG_ANALYTICS_SHARDS": "0"},
 ]
 ENV_COMMANDS = [["accounts", "list"], ["status"], ["sync"], ["report", "--account", GOOD_ID],
                 ["accounts", "disable", GOOD_ID], ["accounts", "add", "--ig-user-id", GOOD_ID, "--token", "t0ken-value",

@@ -58,3 +58,17 @@ def test_plain_dagster_loads_the_workspace(dagster_pg_url):
     result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_schedules_load_stopped_with_ig_analytics_schedules_off():
+    """Read at import (like the partitions): a process with the setting off loads every schedule stopped."""
+    import subprocess
+    import sys
+
+    code = ("from ig_analytics.definitions import defs; "
+            "print(sorted({s.default_status.value for s in defs.schedules}))")
+    env_on = {k: v for k, v in __import__("os").environ.items() if k != "IG_ANALYTICS_SCHEDULES"}
+    for value, expected in (("off", "['STOPPED']"), ("on", "['RUNNING']"), ("", "['RUNNING']")):
+        out = subprocess.run([sys.executable, "-c", code], env={**env_on, "IG_ANALYTICS_SCHEDULES": value},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == expected, (value, out.stderr[-2000:])

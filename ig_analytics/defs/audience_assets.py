@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import sqlalchemy as sa
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.catalog import ACCOUNTS, AUDIENCE, accounts_synced_check, table_asset
 from ig_analytics.defs.ingestion_assets import (
     GRAPH_API_POOL,
@@ -126,7 +127,7 @@ audience_job = dg.define_asset_job(
 
 
 @dg.schedule(job=audience_job, cron_schedule="20 2 * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING)
+             default_status=SCHEDULE_STATUS)
 def daily_audience_demographics(context: dg.ScheduleEvaluationContext):
     # Partition D is the picture at the end of day D, taken at 02:20 UTC on D+1 (today has no partition yet).
     day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")

@@ -22,6 +22,7 @@ from typing import Sequence
 import dagster as dg
 from sqlalchemy.engine import Connection
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.constants import YOUNG_POST_HOURS
 from ig_analytics.defs import ingestion_assets
 from ig_analytics.defs.check_ranges import Evaluate, Scope, evaluate_per_partition, latest_materializations, scope_for
@@ -220,7 +221,7 @@ data_quality_job = dg.define_asset_job(
 )
 data_quality_schedule = dg.ScheduleDefinition(
     name="hourly_data_quality", job=data_quality_job, cron_schedule="40 * * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
 
 check_jobs = [data_quality_job]

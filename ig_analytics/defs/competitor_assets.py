@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import sqlalchemy as sa
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.analytics import competitor_benchmarks as benchmarks
 from ig_analytics.defs.catalog import table_asset
@@ -148,7 +149,7 @@ competitors_job = dg.define_asset_job(
 
 
 @dg.schedule(job=competitors_job, cron_schedule="40 2 * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING)
+             default_status=SCHEDULE_STATUS)
 def daily_competitor_snapshots(context: dg.ScheduleEvaluationContext):
     # After the 02:00 account sync and before the 03:00 reports, which show the competitors section.
     day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.analytics.followers import insights_day
 from ig_analytics.constants import META_DAY_TIMEZONE
 from ig_analytics.defs.catalog import ACCOUNTS, OWNERS, accounts_synced_check
@@ -75,5 +76,5 @@ follower_anchor_job = dg.define_asset_job(
 # 00:01 Pacific: a minute after the day ends, so the reading holds at most a minute or two of the new day
 daily_follower_anchors = dg.ScheduleDefinition(
     name="daily_follower_anchors", job=follower_anchor_job, cron_schedule="1 0 * * *",
-    execution_timezone=META_DAY_TIMEZONE, default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone=META_DAY_TIMEZONE, default_status=SCHEDULE_STATUS,
 )

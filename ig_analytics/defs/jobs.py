@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
@@ -56,7 +57,7 @@ weekly_reports_job = dg.define_asset_job(
 
 @dg.schedule(
     job=account_insights_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
 def daily_account_insights(context: dg.ScheduleEvaluationContext):
     yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
@@ -71,7 +72,7 @@ def per_shard(run_key: str, tags: dict | None = None, **request) -> list[dg.RunR
     """One RunRequest per shard (IG_ANALYTICS_SHARDS, read by the code server at tick time), each tagged with
     its shard; the ingestion assets sync only that shard's accounts. One shard: the request as it always was."""
     # only the shard count: an unrelated bad setting must not stop every ingestion tick (the runs report it)
-    shards = settings_module._shards(os.environ.get("IG_ANALYTICS_SHARDS"))
+    shards = settings_module.parse_shards(os.environ.get("IG_ANALYTICS_SHARDS"))
     if shards == 1:
         return [dg.RunRequest(run_key=run_key, tags=tags or {}, **request)]
     return [
@@ -87,7 +88,7 @@ def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
 
 @dg.schedule(
     job=media_sync_job, cron_schedule="5 * * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
 def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
@@ -96,7 +97,7 @@ def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
 
 @dg.schedule(
     job=media_sync_job, cron_schedule="10 2 * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
 def daily_media_refresh(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
@@ -109,7 +110,7 @@ def daily_media_refresh(context: dg.ScheduleEvaluationContext):
 
 @dg.schedule(
     job=reports_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )
 def daily_reports(context: dg.ScheduleEvaluationContext):
     day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
@@ -117,7 +118,7 @@ def daily_reports(context: dg.ScheduleEvaluationContext):
 
 
 weekly_reports = dg.build_schedule_from_partitioned_job(
-    weekly_reports_job, hour_of_day=3, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING
+    weekly_reports_job, hour_of_day=3, minute_of_hour=30, default_status=SCHEDULE_STATUS
 )
 
 jobs = [account_insights_job, media_sync_job, reports_job, weekly_reports_job]

@@ -17,6 +17,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
 
@@ -113,5 +114,5 @@ def retention_job():
 
 retention_schedule = dg.ScheduleDefinition(
     name="daily_retention", job=retention_job, cron_schedule="30 4 * * *", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
 )

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 
 
@@ -39,5 +40,5 @@ def token_maintenance_job():
 
 token_maintenance_schedule = dg.ScheduleDefinition(
     name="daily_token_maintenance", job=token_maintenance_job, cron_schedule="30 1 * * *",
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC", default_status=SCHEDULE_STATUS,
 )
