@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import dagster as dg
 
+from ig_analytics import stopping
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
 from ig_analytics.defs.catalog import ACCOUNT_INSIGHTS, ACCOUNTS, HOURLY, accounts_synced_check, table_asset
@@ -106,6 +107,9 @@ def _accounts_check(asset_key: dg.AssetKey, results: list[AccountOutcome], probl
 
 
 def _raise_for_retryable(context, results: list[AccountOutcome]) -> None:
+    reason = stopping.requested()
+    if reason is not None:  # SIGTERM/SIGINT: the step ends here, no retry; the next sync carries on
+        raise dg.Failure(description=str(stopping.Stopped(reason)), allow_retries=False)
     retryable = [o for o in results if not o.ok and o.retryable]
     if retryable:
         summary = "; ".join(f"{o.ig_user_id}: {o.error}" for o in retryable)

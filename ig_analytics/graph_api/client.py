@@ -33,6 +33,7 @@ from ig_analytics.graph_api.parsing import (
 from ig_analytics.graph_api.rounds import BatchRounds, RoundHandlers, RoundItem
 from ig_analytics.graph_api.transport import AccountTransport
 from ig_analytics.graph_api.windows import plan_account_calls
+from ig_analytics import stopping
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class GraphApiClient:
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 60.0,
         max_throttle_wait_s: float = 300.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,  # a pause that SIGTERM/SIGINT cuts short
         monotonic: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
         *,

@@ -29,6 +29,7 @@ from ig_analytics.graph_api.models import CallStats
 from ig_analytics.graph_api.pacing import Pacer
 from ig_analytics.graph_api.parsing import int_or_none
 from ig_analytics.graph_api.rate_limit import Usage, parse_usage
+from ig_analytics import stopping
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class AccountTransport:
         attempts = _Attempts(limit=max_attempts or self.client.max_attempts)
         url = f"{self.api_root}/{path}"
         while True:
+            stopping.check()  # SIGTERM/SIGINT: no further request, whatever loop asked for it
             self.pacer.await_turn(endpoint)
             self._count(attempts, first_is_retry)
             try:
