@@ -83,7 +83,10 @@ def exit_code(reason: str) -> int:
 @contextmanager
 def on_signals() -> Iterator[None]:
     """While inside: SIGTERM and SIGINT request a stop (and raise :class:`Stopped` in the main thread when no
-    Dagster step has its own handler installed). Main thread only."""
+    Dagster step has its own handler installed). In another thread (signals go to the main one) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def _handler(signum, frame):
         request_stop(signal.Signals(signum).name)
