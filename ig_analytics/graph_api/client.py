@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
+from ig_analytics import stopping
 from ig_analytics.graph_api.catalogue import MetricCatalogue, normalize_media_metric, normalize_version
 from ig_analytics.graph_api.errors import SKIP_SUBCODES, GraphApiError, is_not_enough_viewers
 from ig_analytics.graph_api.models import AccountDay, CallStats, Media, Profile, SkippedItem
@@ -33,7 +34,6 @@ from ig_analytics.graph_api.parsing import (
 from ig_analytics.graph_api.rounds import BatchRounds, RoundHandlers, RoundItem
 from ig_analytics.graph_api.transport import AccountTransport
 from ig_analytics.graph_api.windows import plan_account_calls
-from ig_analytics import stopping
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:

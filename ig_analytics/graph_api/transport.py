@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import requests
 
+from ig_analytics import stopping
 from ig_analytics.graph_api.errors import (
     GraphApiError,
     InvalidRequestError,
@@ -29,7 +30,6 @@ from ig_analytics.graph_api.models import CallStats
 from ig_analytics.graph_api.pacing import Pacer
 from ig_analytics.graph_api.parsing import int_or_none
 from ig_analytics.graph_api.rate_limit import Usage, parse_usage
-from ig_analytics import stopping
 from ig_analytics.redaction import redact, register_secret
 
 if TYPE_CHECKING:
