@@ -35,7 +35,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Stopped(Exception):
-    """The process was asked to stop (SIGTERM/SIGINT): the work in hand is abandoned, not failed."""
+    """The process was asked to stop (SIGTERM/SIGINT): the work in hand is abandoned uncommitted (an account
+    records it as its failure, with this message)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"stopped by {reason}; the next sync carries on")
