@@ -1,17 +1,23 @@
 """Notifications: every event is recorded in instagram.notifications (its dedupe_key is the primary key, so the
 same event is never sent twice) and, when a webhook is configured, posted as Slack-compatible JSON
-``{"text": ...}``, with retries and exponential backoff on 429 / 5xx / connection errors. Delivery problems
-never raise into the caller: ``notify`` returns 'sent' | 'recorded' | 'failed' | 'duplicate'.
+``{"text": ...}`` in the background, with a short timeout and retries with exponential backoff on 429 / 5xx /
+connection errors. Delivery problems never raise into the caller, and a receiver that never answers never holds up
+a run: ``notify`` returns 'pending' (queued), 'recorded' (no webhook) or 'duplicate'; the row gets 'sent' or
+'failed' when the delivery ends. At exit the process gives its pending deliveries ``DRAIN_S`` seconds in total;
+one still unfinished then is marked 'failed' (so the next notify of its key tries again).
 
-Texts are passed through :func:`redact`, so an access token (or the webhook URL) that slips into a reason or an
-error message is never sent or stored.
+Texts go through the one redaction (:func:`ig_analytics.redaction.redact`: every registered token and secret,
+and the webhook URL itself), then through Slack's escaping, so a caption's ``<!channel>`` or
+``<https://evil.example|Verify>`` is shown as text, never acted on.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
-import re
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,25 +27,21 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics.redaction import redact, register_secret
+
 log = logging.getLogger(__name__)
 
-SENT, RECORDED, FAILED, DUPLICATE = "sent", "recorded", "failed", "duplicate"
+PENDING, SENT, RECORDED, FAILED, DUPLICATE = "pending", "sent", "recorded", "failed", "duplicate"
 MAX_TEXT = 3500  # Slack shows up to ~4000 characters of a message's text
-
-_SECRET_PATTERNS = [
-    (re.compile(r"(access_token|appsecret_proof|client_secret|token)(\s*[=:]\s*)[^\s&\"',;]+", re.I), r"\1\2[redacted]"),
-    (re.compile(r"\bBearer\s+[^\s\"',;]+", re.I), "Bearer [redacted]"),
-    (re.compile(r"\b(EAA|IGQ|IGA)[A-Za-z0-9_\-]{16,}"), "[redacted token]"),
-    (re.compile(r"https?://hooks\.slack\.com/\S+", re.I), "[redacted webhook]"),
-    # any long mixed letter/digit run (tokens, keys); numeric ids have no letters and stay
-    (re.compile(r"\b(?=[A-Za-z0-9_\-]*[A-Za-z])(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{40,}\b"), "[redacted]"),
-]
+TIMEOUT_S = (3.0, 5.0)  # connect, read: a receiver that accepts and never answers costs 5 s per attempt
+DRAIN_S = 5.0  # at exit, all pending deliveries together get this long
+_SENDERS = 4  # delivery threads: a slow receiver holds up at most these, never the run
+UNFINISHED = "not delivered before the process ended (the receiver did not answer in time); retried when the event recurs"
 
 
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+def slack_escape(text: str) -> str:
+    """Slack's escaping of text that is not ours: ``<!channel>``, ``<@U1>``, ``<url|label>`` become plain text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _redact_obj(value: Any) -> Any:
@@ -61,7 +63,7 @@ class Notifier:
         engine: Engine,
         webhook_url: str | None,
         *,
-        timeout_s: float = 10,
+        timeout_s: float | tuple[float, float] = TIMEOUT_S,
         max_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         backoff_s: float = 1.0,
@@ -69,6 +71,7 @@ class Notifier:
     ):
         self.engine = engine
         self.webhook_url = webhook_url or None
+        register_secret(self.webhook_url)  # a Slack webhook URL is a credential: never in a log or a message
         self.timeout_s = timeout_s
         self.max_attempts = max(1, int(max_attempts))
         self.sleep = sleep
@@ -87,7 +90,7 @@ class Notifier:
         ig_user_id: str | None = None,
         payload: dict | None = None,
     ) -> str:
-        text = redact(text)[:MAX_TEXT]
+        text = slack_escape(redact(text)[:MAX_TEXT])
         stored = json.dumps(_redact_obj({"text": text, "data": payload or {}}), default=str)
         with self.engine.begin() as conn:
             inserted = conn.execute(
@@ -96,7 +99,7 @@ class Notifier:
                     "VALUES (:k, :kind, :u, CAST(:p AS jsonb), :d) ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1"
                 ),
                 {"k": dedupe_key, "kind": kind, "u": ig_user_id, "p": stored,
-                 "d": "pending" if self.webhook_url else RECORDED},
+                 "d": PENDING if self.webhook_url else RECORDED},
             ).scalar()
             if inserted is None:
                 # Known event. Only a failed delivery may be tried again (claimed here, so only one caller does).
@@ -113,7 +116,12 @@ class Notifier:
                     return DUPLICATE
         if not self.webhook_url:
             return RECORDED
-        status, attempts, error = self._deliver(text)
+        _outbox.submit(_Delivery(self, kind, dedupe_key, text))
+        return PENDING
+
+    def deliver(self, kind: str, dedupe_key: str, text: str) -> str:
+        """Post ``text`` now (a delivery thread) and record the result in its row."""
+        status, attempts, error = self._post(text)
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -122,11 +130,11 @@ class Notifier:
                 ),
                 {"d": status, "n": attempts, "e": error, "k": dedupe_key},
             )
-        if status == FAILED:
+        if status == FAILED:  # never the text: it may quote captions
             log.warning("notification %s (%s) not delivered after %d attempts: %s", dedupe_key, kind, attempts, error)
         return status
 
-    def _deliver(self, text: str) -> tuple[str, int, str | None]:
+    def _post(self, text: str) -> tuple[str, int, str | None]:
         error = None
         for attempt in range(1, self.max_attempts + 1):
             retry_after = 0.0
@@ -134,7 +142,7 @@ class Notifier:
                 response = self.session.post(self.webhook_url, json={"text": text}, timeout=self.timeout_s)
             except requests.RequestException as exc:
                 # the exception text names the URL: keep only its type
-                error = f"{type(exc).__name__} (connection error)"
+                error = f"{type(exc).__name__} (connection error or timeout)"
             except Exception as exc:  # noqa: BLE001 - delivery must never break the caller
                 return FAILED, attempt, f"{type(exc).__name__}"
             else:
@@ -151,6 +159,76 @@ class Notifier:
             if attempt < self.max_attempts:
                 self.sleep(max(self.backoff_s * 2 ** (attempt - 1), retry_after))
         return FAILED, self.max_attempts, error
+
+
+@dataclass(eq=False)
+class _Delivery:
+    notifier: Notifier
+    kind: str
+    dedupe_key: str
+    text: str
+
+
+class _Outbox:
+    """The process's deliveries in flight, posted by a few daemon threads started on first use."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[_Delivery] = queue.Queue()
+        self._changed = threading.Condition()
+        self._unfinished: list[_Delivery] = []
+        self._senders: list[threading.Thread] = []
+
+    def submit(self, delivery: _Delivery) -> None:
+        with self._changed:
+            self._unfinished.append(delivery)
+            if not self._senders:
+                atexit.register(drain)
+            while len(self._senders) < _SENDERS:
+                sender = threading.Thread(target=self._send_forever, name="ig-notify", daemon=True)
+                sender.start()
+                self._senders.append(sender)
+        self._queue.put(delivery)
+
+    def _send_forever(self) -> None:
+        while True:
+            delivery = self._queue.get()
+            try:
+                delivery.notifier.deliver(delivery.kind, delivery.dedupe_key, delivery.text)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is gone: the row stays 'pending'
+                log.warning("notification %s: its delivery result was not recorded: %s", delivery.dedupe_key,
+                            type(exc).__name__)
+            with self._changed:
+                if delivery in self._unfinished:
+                    self._unfinished.remove(delivery)
+                self._changed.notify_all()
+
+    def drain(self, timeout_s: float) -> list[_Delivery]:
+        """Wait up to ``timeout_s`` for every delivery; return (and forget) those still unfinished."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._unfinished, timeout=timeout_s)
+            left, self._unfinished = self._unfinished, []
+        return left
+
+
+_outbox = _Outbox()
+
+
+def drain(timeout_s: float = DRAIN_S) -> int:
+    """Give the pending deliveries up to ``timeout_s`` in total (at exit, and for tests); mark the ones still
+    unfinished 'failed' (a later notify of the same key retries them) and return how many they were."""
+    left = _outbox.drain(timeout_s)
+    for delivery in left:
+        try:
+            with delivery.notifier.engine.begin() as conn:
+                conn.execute(sa.text("UPDATE instagram.notifications SET delivery = 'failed', last_error = :e "
+                                     "WHERE dedupe_key = :k AND delivery = 'pending'"),
+                             {"e": UNFINISHED, "k": delivery.dedupe_key})
+        except Exception as exc:  # noqa: BLE001 - at exit the database may be gone too
+            log.warning("notification %s: could not record it as unfinished: %s", delivery.dedupe_key,
+                        type(exc).__name__)
+    if left:
+        log.warning("%d notification(s) %s", len(left), UNFINISHED)
+    return len(left)
 
 
 # ---- the events -------------------------------------------------------------------------------------------

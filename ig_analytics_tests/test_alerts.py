@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from ig_analytics.defs import checks as C
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.defs.sensors import asset_check_failure_alert, run_failure_alert
+from ig_analytics.notify import drain
 from ig_analytics.redaction import forget_secret, register_secret
 from ig_analytics_tests.ops_data import add_account, add_day, now_utc, postgres_instance
 
@@ -72,11 +73,13 @@ def _fire_run_failure_sensor(instance, result, times: int = 2) -> None:
             dagster_event=result.get_run_failure_event(), resources={"database": AnalyticsDatabase()},
         ).for_run_failure()
         run_failure_alert(context)
+    assert drain(30) == 0  # webhooks are posted in the background
 
 
 def _tick_check_sensor(instance, cursor: str | None) -> str:
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"database": AnalyticsDatabase()})
     asset_check_failure_alert(context)
+    assert drain(30) == 0
     return context.cursor
 
 

@@ -207,3 +207,38 @@ def test_a_failing_step_is_named_with_its_own_error(engine, cli_env, ig_home):
     assert len(lines) == 1, result.stderr
     assert "failed at step performance_reports: " in lines[0] and "Not a directory" in lines[0], lines[0]
     assert "Execution of run" not in lines[0] and "Errno" in lines[0]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_sigint_stops_a_slow_sync_in_seconds_and_the_next_one_carries_on(engine, cli_env, sig, code):
+    """Issue 28 row 2: neither signal stopped `sync --type media` (Dagster's executor takes the signal over in the
+    main thread; the worker threads fetching the accounts never heard of it)."""
+    env, world, _ = cli_env
+    world.faults = Faults(latency_ms=2000)  # every answer takes 2 s: the signal lands mid-account
+    accounts = ["--account", "17841400000000001", "--account", "17841400000000002"]
+    proc = subprocess.Popen([sys.executable, "-m", "ig_analytics.cli.main", "sync", "--type", "media", *accounts],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_until(lambda: _rows(engine, "SELECT 1 FROM instagram.sync_runs WHERE status = 'running'"), 180,
+                   "an account of the sync to start", interval_s=0.1)
+        proc.send_signal(sig)  # to the process only, as `kill` or a container runtime does
+        stdout, stderr = proc.communicate(timeout=30)  # a liveness bound (in-flight answers take 2 s), not a speed one
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert proc.returncode == code and len(lines) == 1, (proc.returncode, stderr)
+    assert lines[0] == f"ig-analytics: stopped by {sig.name}; the next sync carries on"
+    # every account's outcome is closed; a stopped account wrote nothing (its slice is taken whole or not at all)
+    assert _rows(engine, "SELECT count(*) FROM instagram.sync_runs WHERE status = 'running'") == [(0,)]
+    stopped = [r[0] for r in _rows(engine, "SELECT ig_user_id FROM instagram.sync_runs WHERE status = 'failed'"
+                                           " AND error LIKE 'stopped by %'")]
+    assert stopped, _rows(engine, "SELECT ig_user_id, status, error FROM instagram.sync_runs")
+    assert _rows(engine, "SELECT count(*) FROM instagram.media_insights_snapshots WHERE ig_user_id = ANY(:i)",
+                 i=stopped) == [(0,)]
+
+    world.faults = Faults()
+    result = _sync(env, "--type", "media", *accounts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _rows(engine, "SELECT count(DISTINCT ig_user_id) FROM instagram.media_insights_snapshots") == [(2,)]

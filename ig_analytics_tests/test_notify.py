@@ -15,8 +15,9 @@ from ig_analytics.notify import (
     notify_needs_reauth,
     notify_new_trending,
     notify_report_events,
-    redact,
 )
+from ig_analytics import notify as notify_module
+from ig_analytics.redaction import forget_secret, register_secret
 from ig_analytics.storage import db
 from ig_analytics_tests.analytics_data import add_account, add_media, ts
 
@@ -50,6 +51,17 @@ class Receiver:
         self.server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def delivered():
+    """Deliveries run in the background: each test ends with none in flight (a stuck one fails the test)."""
+    yield
+    assert notify_module.drain(30) == 0
+
+
+def settle() -> None:
+    assert notify_module.drain(30) == 0
+
+
 @pytest.fixture()
 def receiver():
     r = Receiver()
@@ -65,8 +77,9 @@ def _row(engine, key):
 def test_delivered_once_then_duplicate(engine, receiver):
     sleeps = []
     n = Notifier(engine, receiver.url, sleep=sleeps.append)
-    assert n.notify("report", "k1", "hello", ig_user_id="1", payload={"a": 1}) == "sent"
+    assert n.notify("report", "k1", "hello", ig_user_id="1", payload={"a": 1}) == "pending"
     assert n.notify("report", "k1", "hello again", ig_user_id="1") == "duplicate"
+    settle()
     assert receiver.bodies == [{"text": "hello"}]
     row = _row(engine, "k1")
     assert (row.delivery, row.attempts, row.kind, row.ig_user_id) == ("sent", 1, "report", "1")
@@ -78,7 +91,9 @@ def test_retried_on_500_with_backoff(engine, receiver):
     receiver.codes = [500, 503]
     sleeps = []
     n = Notifier(engine, receiver.url, sleep=sleeps.append, max_attempts=3)
-    assert n.notify("trending", "k2", "boom") == "sent"
+    assert n.notify("trending", "k2", "boom") == "pending"
+    settle()
+    assert _row(engine, "k2").delivery == "sent"
     assert len(receiver.bodies) == 3 and sleeps == [1.0, 2.0]
     assert _row(engine, "k2").attempts == 3
 
@@ -86,16 +101,20 @@ def test_retried_on_500_with_backoff(engine, receiver):
 def test_failed_is_not_raised_and_can_be_retried_later(engine, receiver):
     receiver.codes = [500, 500]
     n = Notifier(engine, receiver.url, sleep=lambda s: None, max_attempts=2)
-    assert n.notify("report", "k3", "x") == "failed"
+    assert n.notify("report", "k3", "x") == "pending"
+    settle()
     row = _row(engine, "k3")
     assert row.delivery == "failed" and row.attempts == 2 and "HTTP 500" in row.last_error
     # a later run delivers the failed event once; then it is a duplicate
-    assert n.notify("report", "k3", "x") == "sent"
+    assert n.notify("report", "k3", "x") == "pending"
+    settle()
     assert n.notify("report", "k3", "x") == "duplicate"
-    assert len(receiver.bodies) == 3 and _row(engine, "k3").attempts == 3
+    assert len(receiver.bodies) == 3 and _row(engine, "k3").attempts == 3 and _row(engine, "k3").delivery == "sent"
     # a 4xx is final at once
     receiver.codes = [404]
-    assert n.notify("report", "k4", "x") == "failed" and _row(engine, "k4").attempts == 1
+    assert n.notify("report", "k4", "x") == "pending"
+    settle()
+    assert _row(engine, "k4").delivery == "failed" and _row(engine, "k4").attempts == 1
 
 
 def test_connection_error_is_recorded_without_the_url(engine):
@@ -104,9 +123,10 @@ def test_connection_error_is_recorded_without_the_url(engine):
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/services/T000/SECRETPART"
     n = Notifier(engine, url, sleep=lambda s: None, max_attempts=2, timeout_s=2)
-    assert n.notify("report", "k5", "x") == "failed"
+    assert n.notify("report", "k5", "x") == "pending"
+    settle()
     row = _row(engine, "k5")
-    assert "SECRETPART" not in row.last_error and "Connection" in row.last_error
+    assert row.delivery == "failed" and "SECRETPART" not in row.last_error and "Connection" in row.last_error
     assert "SECRETPART" not in repr(n)
 
 
@@ -125,15 +145,14 @@ def test_reauth_text_never_contains_a_token(engine, receiver):
         reason=f"Error validating access token (code 190) for access_token={token}",
         status_changed_at=ts(2026, 2, 1, 12),
     )
-    assert status == "sent"
+    assert status == "pending"
+    settle()
     sent = receiver.bodies[0]["text"]
     assert token not in sent and "x1Y2x1Y2" not in sent
     assert "@shop" in sent and "17841400000000001" in sent and "re-authentication" in sent
     with engine.begin() as conn:
         stored = conn.execute(sa.text("SELECT payload::text FROM instagram.notifications")).scalar()
     assert "x1Y2x1Y2" not in stored
-    assert redact("Bearer abc.def") == "Bearer [redacted]"
-    assert redact("media 17895695668004550") == "media 17895695668004550"  # ids stay
 
 
 def _result(uid, growth, total, start="2026-02-02", end="2026-02-08"):
@@ -148,7 +167,8 @@ def test_report_events(engine, receiver):
     results = [_result("a", 60, 1060), _result("b", 3, 1003), _result("c", None, None)]
     out = notify_report_events(n, results, ReportAlertParams(follower_growth_pct=5.0, follower_growth_min=10))
     keys = dict(out)
-    assert keys["follower_growth:a:weekly:2026-02-02:2026-02-08"] == "sent"
+    assert keys["follower_growth:a:weekly:2026-02-02:2026-02-08"] == "pending"
+    settle()
     assert not any(k.startswith("follower_growth:b") or k.startswith("follower_growth:c") for k in keys)
     assert sum(k.startswith("report:") for k in keys) == 3
     texts = [b["text"] for b in receiver.bodies]
@@ -201,3 +221,76 @@ def test_new_trending_from_an_entries_list(engine):
     ]
     assert notify_new_trending(n, entries) == [("trending:T:x", "recorded")]
     assert "line break" in _row(engine, "trending:T:x").payload["text"]
+
+
+class SilentReceiver:
+    """A webhook that accepts connections and never answers (issue 28 row 7)."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/services/hook"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self):
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+        except OSError:
+            pass
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+        self.thread.join()
+
+
+def test_a_receiver_that_never_answers_holds_up_nothing_and_ends_failed(engine):
+    silent = SilentReceiver()
+    try:
+        n = Notifier(engine, silent.url, sleep=lambda s: None)
+        # the caller gets its answer while the receiver still holds both requests unanswered
+        assert n.notify("needs_reauth", "slow1", "first") == "pending"
+        assert n.notify("needs_reauth", "slow2", "second") == "pending"
+        assert _row(engine, "slow1").delivery == "pending"
+        # what exit does: a short chance for all of them together, then the unfinished ones are marked failed
+        assert notify_module.drain(0.5) == 2
+        for key in ("slow1", "slow2"):
+            row = _row(engine, key)
+            assert row.delivery == "failed" and "did not answer in time" in row.last_error
+        assert n.notify("needs_reauth", "slow1", "first") == "pending"  # the next occurrence tries again
+    finally:
+        silent.close()  # the held requests fail now, the retried one too: nothing stays in flight
+
+
+def test_a_registered_secret_in_a_webhook_text_is_masked(engine, receiver):
+    secret = "s3cretAppValue0987zz"  # registered (as the client registers every token), in no known pattern
+    register_secret(secret)
+    try:
+        n = Notifier(engine, receiver.url, sleep=lambda s: None)
+        n.notify("run_failed", "r1", f"step failed: bad value {secret} in reply", payload={"error": f"x {secret}"})
+        settle()
+        assert secret not in receiver.bodies[0]["text"] and "[REDACTED]" in receiver.bodies[0]["text"]
+        with engine.connect() as conn:
+            assert secret not in conn.execute(sa.text("SELECT payload::text FROM instagram.notifications")).scalar()
+        assert receiver.url not in json.dumps(receiver.bodies)  # nor the webhook URL itself
+    finally:
+        forget_secret(secret)
+
+
+def test_slack_control_sequences_in_a_caption_are_plain_text(engine, receiver):
+    caption = "<!channel> <!here> <@U123> <https://evil.example/login|Verify your account> & co"
+    n = Notifier(engine, receiver.url, sleep=lambda s: None)
+    notify_new_trending(n, [{"ig_user_id": "T", "username": "x<!channel>", "media_id": "m", "rank": 1,
+                             "score": 1.0, "details": {}, "permalink": None, "caption": caption}])
+    settle()
+    text = receiver.bodies[0]["text"]
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt;" in text and "&lt;https://evil.example/login|Verify" in text and "&amp; c" in text

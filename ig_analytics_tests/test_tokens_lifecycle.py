@@ -19,6 +19,7 @@ from ig_analytics.quality.accounts import accounts_tokens
 from ig_analytics.quality.result import Severity
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
+from ig_analytics.notify import drain
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.sandbox.tokens import APP_ID, registry
 from ig_analytics.settings import Settings
@@ -152,6 +153,7 @@ def test_an_expired_token_raises_exactly_one_alert(env, engine):
             result = _run_scheduled_job(instance)
             assert result.success
             assert expired not in _run_text(instance, result)
+    assert drain(30) == 0  # webhooks are posted in the background
     with engine.connect() as conn:
         alerts = conn.execute(sa.text("SELECT ig_user_id, kind, delivery FROM instagram.notifications"
                                       " ORDER BY ig_user_id")).all()

@@ -14,6 +14,7 @@ import click
 
 from ig_analytics.redaction import redact
 from ig_analytics.settings import Settings, SettingsError
+from ig_analytics.stopping import Stopped, exit_code
 from ig_analytics.terminal_text import json_line, printable, printable_lines
 
 log = logging.getLogger("ig_analytics.cli.main")
@@ -92,6 +93,8 @@ def run(command: click.Group, argv: list[str] | None) -> None:
         fail(exc.format_message(), 1)
     except (click.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except Stopped as exc:  # SIGTERM/SIGINT during sync: one line, 130 or 143
+        fail(str(exc), exit_code(exc.reason))
     except _user_facing_errors() as exc:
         fail(_out_of_connections(exc) or str(exc), 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one clear line, no traceback, no token

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from ig_analytics import stopping
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
@@ -102,6 +103,7 @@ def full_weeks(first_day: date, last_day: date) -> list[str]:
     return weeks
 
 
+@stopping.on_signals()  # SIGTERM/SIGINT: every loop ends at its next check, then Stopped is raised (stopping.py)
 def run_sync(
     account_ids: list[str], sync_type: str, since: date | None, until: date | None, *, now: datetime | None = None,
     every_report: bool = False, record_dir: str | None = None,
@@ -137,6 +139,7 @@ def run_sync(
     from ig_analytics.logging_setup import log_level_from_env
     from ig_analytics.run_output import stderr_to_log
 
+    _terminal_quiet_once_stopped()  # the handlers the definitions installed
     instance = prepare_instance(DagsterInstance.get())  # one instance, pooled and batched, for every run below
     reap_abandoned_cli_runs(instance, engine)
     run_ids: list[str] = []
@@ -151,8 +154,10 @@ def run_sync(
     def execute(job_name: str, ops: dict[str, dg.Config] | None = None, **kwargs) -> None:
         run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": console_level}}},
                                   resources={"graph_api": {"config": {"record_dir": record_dir}}} if record_dir else None)
+        stopping.check()
         with stderr_to_log():
             outcome = execute_linked_run(instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
+        stopping.check()  # stopped meanwhile: the run ended at its ingestion step (no retry); start no further job
         run_ids.append(outcome.run_id)
         if not outcome.success:
             reason = (outcome.failures[0] if outcome.failures else "").strip().splitlines() or ["no error recorded"]
@@ -219,6 +224,15 @@ def _record_dir(record_dir: str) -> str:
         return str(prepare_directory(record_dir))
     except ValueError as exc:
         raise UsageError(f"--record {printable(record_dir, 200)}: {exc}")
+
+
+def _terminal_quiet_once_stopped() -> None:
+    """After SIGTERM/SIGINT the terminal gets one line, the command's (the run's failure records go to the log
+    file only)."""
+    for owner in (logging.getLogger("ig_analytics"), logging.getLogger()):
+        for handler in owner.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.addFilter(lambda record: stopping.requested() is None)
 
 
 def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import dagster as dg
 
+from ig_analytics import stopping
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
 from ig_analytics.defs.catalog import ACCOUNT_INSIGHTS, ACCOUNTS, HOURLY, accounts_synced_check, table_asset
@@ -121,6 +122,9 @@ def _refused_items(results: list[AccountOutcome]) -> dict[str, list[dict]]:
 def _raise_for_retryable(context, results: list[AccountOutcome]) -> None:
     """Only a lost database connection is retried by the step; on its last attempt the step keeps what it has,
     so the analytics and checks of the hour still run for the accounts that were written."""
+    reason = stopping.requested()
+    if reason is not None:  # SIGTERM/SIGINT: the step ends here, no retry; the next sync carries on
+        raise dg.Failure(description=str(stopping.Stopped(reason)), allow_retries=False)
     retryable = [o for o in results if not o.ok and o.retryable]
     if retryable and context.retry_number < SYNC_RETRY_POLICY.max_retries:
         summary = "; ".join(f"{o.ig_user_id}: {o.error}" for o in retryable)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
+from ig_analytics import stopping
 from ig_analytics.graph_api.catalogue import MetricCatalogue, normalize_media_metric, normalize_version
 from ig_analytics.graph_api.errors import SKIP_SUBCODES, GraphApiError, is_not_enough_viewers
 from ig_analytics.graph_api.models import AccountDay, CallStats, Media, Profile, SkippedItem
@@ -71,7 +72,7 @@ class GraphApiClient:
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 60.0,
         max_throttle_wait_s: float = 300.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,  # a pause that SIGTERM/SIGINT cuts short
         monotonic: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
         *,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import requests
 
+from ig_analytics import stopping
 from ig_analytics.graph_api.errors import (
     GraphApiError,
     InvalidRequestError,
@@ -106,6 +107,7 @@ class AccountTransport:
         attempts = _Attempts(limit=max_attempts or self.client.max_attempts)
         url = f"{self.api_root}/{path}"
         while True:
+            stopping.check()  # SIGTERM/SIGINT: no further request, whatever loop asked for it
             self.pacer.await_turn(endpoint)
             self._count(attempts, first_is_retry)
             try:

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy.engine import Engine
 
+from ig_analytics import stopping
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.accounts.repository import AccountCredentials
 from ig_analytics.graph_api.protocol import AccountsClient, InsightsApi
@@ -69,7 +70,7 @@ def sync_accounts(
                 extra={"ig_user_id": creds.ig_user_id, "code": outcome.error_code,
                        "subcode": outcome.error_subcode, "fbtrace_id": outcome.fbtrace_id,
                        # a database outage fails every account: the command reports it once, in one line
-                       "log_only": describe_database_failure(exc) is not None},
+                       "log_only": describe_database_failure(exc) is not None or isinstance(exc, stopping.Stopped)},
             )
         finally:
             stats = api.stats
@@ -102,7 +103,15 @@ def sync_accounts(
     if not credentials:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(credentials))), thread_name_prefix="ig-sync") as pool:
-        results = list(pool.map(one, credentials))
+        futures = [pool.submit(one, creds) for creds in credentials]
+        try:
+            results = [future.result() for future in futures]
+        except BaseException:
+            # Dagster's interrupt (raised in this thread on SIGTERM/SIGINT) would become a step retry: when it is
+            # a stop, let the accounts end stopping (each records its outcome) and return them instead.
+            if stopping.wait_requested(2.0) is None:
+                raise
+            results = [future.result() for future in futures]
     if breaker.open:
         log.error("stopped early: %s", breaker.reason().removeprefix("not attempted: "))
     return results

@@ -327,7 +327,8 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('ig_user_id', 'text', 'the account concerned (NULL for run events)'),
         Column('created_at', 'timestamptz', 'when the event was recorded'),
         Column('payload', 'jsonb', "what was said (the webhook's JSON body)"),
-        Column('delivery', 'text', '`pending`, `sent`, `failed`, `recorded` (no webhook configured)'),
+        Column('delivery', 'text', '`pending` (being posted in the background), `sent`, `failed` (also: still '
+               'unfinished when the process ended), `recorded` (no webhook configured)'),
         Column('attempts', 'integer', 'delivery attempts so far'),
         Column('last_error', 'text', 'why the last delivery failed'),
         Column('delivered_at', 'timestamptz', 'when the webhook accepted it'),
