@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ig_analytics.defs import analytics_assets, audience_assets, ingestion_assets, user_modules
+from ig_analytics.defs import analytics_assets, audience_assets, conversation_assets, ingestion_assets, user_modules
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -29,6 +29,7 @@ def build_definitions() -> dg.Definitions:
             analytics_assets.best_posting_times,
             analytics_assets.performance_reports,
             analytics_assets.weekly_performance_reports,
+            *conversation_assets.conversation_assets,  # comments, tags, hashtags (issue 25)
             *user_modules.user_assets(),  # IG_ANALYTICS_USER_MODULES: analysts' own assets
         ],
         asset_checks=asset_checks,
