@@ -5,17 +5,23 @@ metrics derived from them, and the posts of others that tag the account (daily).
 The derived tables are returned as frames and written by the ``postgres_io`` IO manager; the formulas are plain
 Python in ``analytics/hashtags.py`` and ``analytics/conversation.py`` (docs/analytics.md)."""
 
-from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
 
 import dagster as dg
 
 from ig_analytics.analytics import hashtags
 from ig_analytics.defs.catalog import HOURLY, table_asset
+from ig_analytics.defs.ingestion_assets import (
+    GRAPH_API_POOL, MediaSyncConfig, _credentials, media_and_snapshots, refuse_unstarted_partition)
+from ig_analytics.defs.partitions import hourly_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
-from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
+from ig_analytics.graph_api.errors import GraphApiError
+from ig_analytics.ingestion.comments import sync_comments
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -77,6 +83,82 @@ def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
                                                                     "duration_seconds": _seconds(started)})
 
 
-conversation_assets = [media_hashtags, hashtag_performance]
+def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
+    """The media step's config of this run: the comments follow its accounts, its daily refresh (full reads)
+    and its capture-lag guard, so the schedules and ``sync`` need not configure a second step."""
+    op_config = ((run_config.get("ops") or {}).get(media_and_snapshots.op.name) or {}).get("config") or {}
+    return MediaSyncConfig(**op_config)
+
+
+def for_each_account(creds, work: Callable, max_workers: int) -> list[dict]:
+    """``work(account) -> dict`` for every account in parallel; one account's failure is its own row."""
+    def one(account) -> dict:
+        try:
+            return {"ig_user_id": account.ig_user_id, "status": "success", **work(account)}
+        except (GraphApiError, OSError) as exc:  # this account's trouble, never the run's (no text in it)
+            return {"ig_user_id": account.ig_user_id, "status": "failed", "error": str(exc)[:300]}
+
+    if not creds:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(creds))), thread_name_prefix="ig-conv") as pool:
+        return list(pool.map(one, creds))
+
+
+def _outcomes(rows: list[dict], started: float) -> dict:
+    lines = ["| account | status | detail |", "|---|---|---|"]
+    for r in rows:
+        detail = r.get("error") or r.get("denied") or ", ".join(
+            f"{k} {v}" for k, v in r.items() if k not in ("ig_user_id", "status", "denied") and v)
+        lines.append(f"| {r['ig_user_id']} | {r['status']} | {' '.join(str(detail).split()).replace('|', '/')} |")
+    totals = {k: sum(int(r.get(k) or 0) for r in rows) for k in ("api_calls", "batch_items", "posts_read",
+                                                                   "comments_written", "comments_deleted")}
+    return {**{k: dg.MetadataValue.int(v) for k, v in totals.items()},
+            "accounts_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in rows)),
+            "accounts_without_permission": dg.MetadataValue.int(sum(bool(r.get("denied")) for r in rows)),
+            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": _seconds(started)}
+
+
+@dg.asset(
+    deps=["media"],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=GRAPH_API_POOL,
+    group_name="ingestion",
+    kinds={"postgres"},
+    **table_asset("media_comments"),
+    freshness_policy=HOURLY,
+    description=(
+        "Comments and replies on each account's posts of the last 30 days, read only when a post's comment count "
+        "moved since the last read (newest pages first) and in full at the daily refresh, when comments deleted "
+        "on Instagram leave the table. Text and commenters' usernames are blanked after "
+        "IG_ANALYTICS_COMMENT_TEXT_DAYS days (default 90); counts and times stay."
+    ),
+)
+def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
+    started = time.monotonic()
+    config = _media_config(context.run.run_config)
+    now = datetime.now(timezone.utc)
+    slot_end = context.partition_time_window.end
+    refuse_unstarted_partition(context, slot_end - timedelta(hours=1), now)
+    if config.max_capture_lag_hours is not None and now - slot_end > timedelta(hours=config.max_capture_lag_hours):
+        return dg.MaterializeResult(metadata={"skipped": "a past hour: comments are read as of now only"})
+    engine, creds, _problems, _done = _credentials(context, database, "comments", config.ig_user_ids)
+    client = graph_api.client(database)
+    reference = min(slot_end, now)
+    full = config.refresh_all
+
+    def work(account) -> dict:
+        api = client.account(account.ig_user_id, account.token, account.login_kind)
+        synced = sync_comments(engine, api, account.ig_user_id, account.username, reference, full=full,
+                               window_days=config.window_days)
+        return {"api_calls": api.stats.calls, "batch_items": api.stats.batch_items, "posts_read": synced.posts_read,
+                "posts_refused": synced.posts_refused, "comments_written": synced.comments_written,
+                "comments_deleted": synced.comments_deleted, "denied": synced.denied}
+
+    rows = for_each_account(creds, work, config.max_concurrent_accounts)
+    return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
+
+
+conversation_assets = [media_hashtags, hashtag_performance, media_comments]
 # what the hourly media job adds (defs/jobs.py)
-CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance")
+CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments")
