@@ -14,7 +14,7 @@ from ig_analytics.defs.analytics_assets import AnalyticsInputs
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows
 
 IO_MANAGED = {"media_engagement", "account_engagement_daily", "best_posting_times", "media_hashtags",
-              "hashtag_performance"}
+              "hashtag_performance", "conversation_daily", "conversation_posts"}
 # Table-shaped assets that write their tables themselves, and why (docs/architecture.md, "IO manager").
 WRITE_THEMSELVES = {
     "account_insights_daily": "ingestion: one account's rows committed as soon as fetched (retry skips, kill -9)",

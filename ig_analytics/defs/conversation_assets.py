@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import dagster as dg
 
-from ig_analytics.analytics import hashtags
+from ig_analytics.analytics import conversation, hashtags
 from ig_analytics.defs.catalog import HOURLY, table_asset
 from ig_analytics.defs.ingestion_assets import (
     GRAPH_API_POOL, MediaSyncConfig, _credentials, media_and_snapshots, refuse_unstarted_partition)
@@ -159,6 +159,59 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
 
 
-conversation_assets = [media_hashtags, hashtag_performance, media_comments]
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+@dg.asset(
+    deps=["media_comments"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("conversation_daily", write_metadata("replace", "date")),
+    freshness_policy=HOURLY,
+    description=(
+        "Per account and UTC day: comments and replies written, top-level comments answered by the account and "
+        "not, open questions, and the median and 90th-percentile minutes to the account's first reply. The last "
+        f"{conversation.WINDOW_DAYS} days are recomputed every hour (replies keep arriving)."
+    ),
+)
+def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
+        comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
+    rows = conversation.daily_rows(comments, first, now)
+    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"days": len(rows),
+                                                                          "duration_seconds": _seconds(started)})
+
+
+@dg.asset(
+    deps=["media_comments"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("conversation_posts", write_metadata("replace", "published_at")),
+    freshness_policy=HOURLY,
+    description=(
+        "Per post with comments: comments, replies, answered and unanswered top-level comments, open questions and "
+        f"the median minutes to the account's first reply. Posts of the last {conversation.WINDOW_DAYS} days are "
+        "recomputed every hour."
+    ),
+)
+def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    with database.engine().connect() as conn:
+        comments = conversation.read_comments(conn, _midnight(first), by_post=True)
+    rows = conversation.post_rows(comments, now)
+    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"posts": len(rows),
+                                                                          "duration_seconds": _seconds(started)})
+
+
+conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_daily, conversation_posts]
 # what the hourly media job adds (defs/jobs.py)
-CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments")
+CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments",
+                                               "conversation_daily", "conversation_posts")

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ig_analytics.analytics.conversation import is_question
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.graph_api.comments import CommentRequest, CommentsNotPermitted, PostRead, read_comments
 from ig_analytics.graph_api.protocol import InsightsApi
@@ -31,7 +32,7 @@ log = logging.getLogger("ig_analytics.ingestion")
 
 ACCESS_RETRY = timedelta(hours=23)  # a denied account is asked again about once a day
 _COMMENT_COLUMNS = ("comment_id", "media_id", "ig_user_id", "parent_id", "username", "text", "like_count", "hidden",
-                    "published_at", "is_own", "first_seen_at", "last_seen_at")
+                    "published_at", "is_own", "is_question", "first_seen_at", "last_seen_at")
 
 
 @dataclass
@@ -165,7 +166,8 @@ def _store(conn: Connection, result: CommentSyncResult, ig_user_id: str, usernam
            reads: list[PostRead], requests: list[CommentRequest], posts: dict[str, _Post], quiet: list[_Post]) -> None:
     own = (username or "").casefold()
     rows = [(c.comment_id, c.media_id, ig_user_id, c.parent_id, c.username, c.text, c.like_count, c.hidden,
-             c.published_at, bool(own) and (c.username or "").casefold() == own, now, now)
+             c.published_at, bool(own) and (c.username or "").casefold() == own,
+             c.parent_id is None and is_question(c.text), now, now)
             for read in reads for c in read.comments]
     result.comments_written = bulk_upsert(
         conn, "media_comments", _COMMENT_COLUMNS, rows, key_columns=("comment_id",),

@@ -245,6 +245,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('hidden', 'boolean', 'hidden by the account (visible to the owner only)'),
         Column('published_at', 'timestamptz', 'when it was written'),
         Column('is_own', 'boolean', 'written by the account itself (its replies)'),
+        Column('is_question', 'boolean', 'a top-level comment whose text holds `?` (also `？`, `؟`), decided when read: it outlives the blanking of the text'),
         Column('first_seen_at', 'timestamptz', 'first read'),
         Column('last_seen_at', 'timestamptz', 'last read (a full re-read deletes the comments it no longer finds)'),
         Column('text_blanked_at', 'timestamptz', 'when retention blanked text and username; NULL while kept'),

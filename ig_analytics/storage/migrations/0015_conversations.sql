@@ -15,6 +15,7 @@ CREATE TABLE instagram.media_comments (
     hidden         boolean,
     published_at   timestamptz NOT NULL,
     is_own         boolean     NOT NULL,            -- written by the account itself
+    is_question    boolean     NOT NULL,            -- a top-level comment whose text held a '?' (kept after blanking)
     first_seen_at  timestamptz NOT NULL,
     last_seen_at   timestamptz NOT NULL,
     text_blanked_at timestamptz                     -- when retention blanked text and username
