@@ -123,3 +123,25 @@ def test_a_deleted_comment_leaves_at_the_next_full_read(engine, sandbox):
     assert gone & set(stored(engine))  # an incremental read does not see deletions
     run_hour(world, refresh_all=True)
     assert stored(engine) == expected(world)
+
+
+def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
+    from ig_analytics.sandbox import tags as tag_truth
+
+    world = sandbox
+    assets = [ingestion_assets.ACCOUNTS, conversation_assets.tagged_media]
+
+    def run() -> dict:
+        result = dg.materialize(assets, selection=assets[1:], resources=RESOURCES, raise_on_error=False)
+        assert result.success
+        [mat] = result.asset_materializations_for_node("tagged_media")
+        return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+    assert run()["accounts_due"] == 3
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT ig_user_id, media_id, username, like_count, comments_count, permalink"
+                                    " FROM instagram.tagged_media")).all()
+    want = {(a.ig_user_id, p["id"], p["username"], p["like_count"], p["comments_count"], p["permalink"])
+            for a in world.accounts for p in tag_truth.tagged_posts(a, world.clock.now())[:20 * 50]}
+    assert set(map(tuple, rows)) == want and any(r[3] is None for r in rows)  # a hidden like count stays NULL
+    assert run()["api_calls"] == 0  # read again only when a day old

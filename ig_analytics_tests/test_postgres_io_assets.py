@@ -21,6 +21,7 @@ WRITE_THEMSELVES = {
     "media": "ingestion, same multi-asset step as media_insights_snapshots",
     "media_insights_snapshots": "ingestion: per-account transactions",
     "audience_demographics": "ingestion: three tables per account, a picture never erased by a missing one",
+    "tagged_media": "ingestion: per-account transactions, first_seen_at kept",
     "media_comments": "ingestion: per-account transactions, frugal reads against the stored comments",
     "trending_posts": "set-based over the 90-day history, chunked by 200 accounts; also trending_evaluations",
     "performance_reports": "JSON rows plus HTML files and webhook notifications per account",

@@ -20,8 +20,9 @@ from ig_analytics.defs.ingestion_assets import (
 from ig_analytics.defs.partitions import hourly_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
-from ig_analytics.graph_api.errors import GraphApiError
+from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError
 from ig_analytics.ingestion.comments import sync_comments
+from ig_analytics.ingestion.tags import sync_tags, tags_due
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -211,7 +212,40 @@ def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
                                                                           "duration_seconds": _seconds(started)})
 
 
-conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_daily, conversation_posts]
+@dg.asset(
+    deps=["accounts"],
+    pool=GRAPH_API_POOL,
+    group_name="ingestion",
+    kinds={"postgres"},
+    **table_asset("tagged_media"),
+    freshness_policy=HOURLY,
+    description=(
+        "Public posts of other accounts that tag each account (user-generated content), with their like and "
+        "comment counts and a link. Read about once a day per account (when its last read is 23 h old) in the "
+        "hourly media job, and by every `ig-analytics sync`."
+    ),
+)
+def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
+    started = time.monotonic()
+    config = _media_config(context.run.run_config)
+    engine, creds, _problems, _done = _credentials(context, database, "tags", config.ig_user_ids)
+    client = graph_api.client(database)
+    now = datetime.now(timezone.utc)
+    due = [c for c in creds if config.refresh_all or tags_due(engine, c.ig_user_id, now)]
+
+    def work(account) -> dict:
+        api = client.account(account.ig_user_id, account.token, account.login_kind)
+        try:
+            return {"posts": sync_tags(engine, api, account.ig_user_id, now), "api_calls": api.stats.calls}
+        except PermissionDeniedError as exc:  # this account's token cannot read tags: say so, do not fail
+            return {"denied": str(exc)[:300], "api_calls": api.stats.calls}
+
+    rows = for_each_account(due, work, config.max_concurrent_accounts)
+    return dg.MaterializeResult(metadata={**_outcomes(rows, started), "accounts_due": len(due)})
+
+
+conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_daily, conversation_posts,
+                       tagged_media]
 # what the hourly media job adds (defs/jobs.py)
 CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments",
-                                               "conversation_daily", "conversation_posts")
+                                               "conversation_daily", "conversation_posts", "tagged_media")

@@ -305,6 +305,11 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('first_seen_at', 'timestamptz', 'first read'),
         Column('last_seen_at', 'timestamptz', 'last read'),
     ]),
+    Table('tag_reads', 'one row per account whose tagged posts were read', [
+        Column('ig_user_id', 'text', 'the account', key=True),
+        Column('read_at', 'timestamptz', 'last read of `/tags`: read again when 23 h old, and by every `ig-analytics sync`'),
+        Column('posts', 'bigint', 'tagged posts that read returned'),
+    ]),
     Table('media_hashtags', 'one row per post and hashtag of its caption', [
         Column('media_id', 'text', 'the post', key=True),
         Column('hashtag', 'text', 'the tag: NFC, case-folded, without `#` (`#Straße` -> `strasse`)', key=True),

@@ -110,3 +110,10 @@ CREATE TABLE instagram.hashtag_performance (
     computed_at                   timestamptz NOT NULL,
     PRIMARY KEY (ig_user_id, period_start, period_end, hashtag)
 );
+
+-- When each account's tagged posts were last read: they are read about once a day (every sync reads them).
+CREATE TABLE instagram.tag_reads (
+    ig_user_id  text        PRIMARY KEY REFERENCES instagram.accounts ON DELETE CASCADE,
+    read_at     timestamptz NOT NULL,
+    posts       bigint      NOT NULL
+);
