@@ -62,6 +62,23 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
         "ig_user_id": TEXT, "sync_type": TEXT, "started_at": TSTZ, "finished_at": TSTZ, "status": TEXT,
         "api_calls": BIGINT, "rows_written": BIGINT, "error": TEXT,
     }),
+    "media_comments": ("table", ("comment_id",), {
+        "comment_id": TEXT, "media_id": TEXT, "ig_user_id": TEXT, "parent_id": TEXT, "username": TEXT, "text": TEXT,
+        "like_count": BIGINT, "hidden": "boolean", "published_at": TSTZ, "is_own": "boolean",
+    }),
+    "conversation_daily": ("table", ("ig_user_id", "date"), {
+        "ig_user_id": TEXT, "date": DATE, "comments": BIGINT, "replies": BIGINT, "top_level_answered": BIGINT,
+        "top_level_unanswered": BIGINT, "median_first_response_minutes": DOUBLE, "p90_first_response_minutes": DOUBLE,
+    }),
+    "tagged_media": ("table", ("ig_user_id", "media_id"), {
+        "media_id": TEXT, "ig_user_id": TEXT, "username": TEXT, "media_product_type": TEXT, "published_at": TSTZ,
+        "permalink": TEXT, "caption": TEXT, "like_count": BIGINT, "comments_count": BIGINT,
+    }),
+    "media_hashtags": ("table", ("media_id", "hashtag"), {"media_id": TEXT, "ig_user_id": TEXT, "hashtag": TEXT}),
+    "hashtag_performance": ("table", ("ig_user_id", "period_start", "period_end", "hashtag"), {
+        "ig_user_id": TEXT, "period_start": DATE, "period_end": DATE, "hashtag": TEXT, "posts": BIGINT,
+        "median_engagement_rate_reach": DOUBLE, "median_reach": ANY, "lift_vs_account_median": DOUBLE,
+    }),
 }
 # The view has the snapshot table's columns.
 TABLES["media_insights_latest"] = ("view", ("media_id",), dict(TABLES["media_insights_snapshots"][2]))
@@ -104,7 +121,7 @@ REPORT_FIELDS = (
 SETTINGS = (
     "DATABASE_URL", "IG_ANALYTICS_HOME", "IG_GRAPH_API_URL", "IG_GRAPH_API_VERSION", "IG_APP_SECRET", "IG_APP_ID",
     "IG_ANALYTICS_SHARDS", "IG_ANALYTICS_LOG_FORMAT", "IG_ANALYTICS_LOG_LEVEL", "IG_TOKEN_KEY",
-    "IG_NOTIFY_WEBHOOK_URL",
+    "IG_NOTIFY_WEBHOOK_URL", "IG_ANALYTICS_COMMENT_TEXT_DAYS",
 )
 
 # Contract items that are not built yet -> the issue building them (e.g. "setting X": "issue N"). Add an entry
