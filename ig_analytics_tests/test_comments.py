@@ -108,6 +108,10 @@ def test_an_account_without_the_permission_is_told_once_and_not_failed(engine, s
     with engine.connect() as conn:
         access = dict(conn.execute(sa.text("SELECT ig_user_id, status FROM instagram.comment_access")).all())
     assert access[denied] == "denied" and list(access.values()).count("granted") == 2
+    from ig_analytics.cli.status import render_status
+
+    told = [line for line in render_status(engine).splitlines() if "comments not stored" in line]
+    assert len(told) == 1 and "instagram_manage_comments" in told[0]  # status (and accounts list) say it
     world.clock.advance(timedelta(hours=1))
     assert comments_metadata(run_hour(world))["accounts_without_permission"] == 1  # not asked again this hour
 
