@@ -32,7 +32,7 @@ def build_definitions() -> dg.Definitions:
             *conversation_assets.conversation_assets,  # comments, tags, hashtags (issue 25)
             *user_modules.user_assets(),  # IG_ANALYTICS_USER_MODULES: analysts' own assets
         ],
-        asset_checks=asset_checks,
+        asset_checks=[*asset_checks, *conversation_assets.conversation_checks],
         jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job],
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
                    audience_assets.daily_audience_demographics],

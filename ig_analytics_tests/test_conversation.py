@@ -15,6 +15,7 @@ from ig_analytics.analytics.report_conversation import unanswered_questions
 from ig_analytics.defs import analytics_assets, conversation_assets
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.defs.retention import RetentionConfig, apply_retention
+from ig_analytics.quality import conversation as rules
 from ig_analytics.settings import Settings, SettingsError
 
 DAY = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -122,6 +123,12 @@ def test_the_assets_store_the_example_and_retention_blanks_text_while_counts_sta
     assert question["comment_id"] == "c3" and question["text"] is None  # still listed, its words gone
     _materialize()
     assert _stored(engine) == (EXPECTED_DAYS, EXPECTED_POST)  # counts and timings unchanged
+    with engine.connect() as conn:
+        assert rules.media_comments_validity(conn, now, 2).passed
+        assert rules.conversation_daily_validity(conn, now).passed
+        kept = rules.media_comments_validity(conn, now + timedelta(days=5), 2)  # the job did not run since
+    assert not kept.passed and kept.metadata  # the check lists ids only
+    assert "Size" not in str(kept.metadata) and "c6" in str(kept.metadata)
 
 
 def test_the_text_retention_setting():

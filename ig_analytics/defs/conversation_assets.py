@@ -15,6 +15,7 @@ import dagster as dg
 
 from ig_analytics.analytics import conversation, hashtags
 from ig_analytics.defs.catalog import HOURLY, table_asset
+from ig_analytics.defs.checks import CheckDef, check_group
 from ig_analytics.defs.ingestion_assets import (
     GRAPH_API_POOL, MediaSyncConfig, _credentials, media_and_snapshots, refuse_unstarted_partition)
 from ig_analytics.defs.partitions import hourly_partitions
@@ -23,6 +24,8 @@ from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError
 from ig_analytics.ingestion.comments import sync_comments
 from ig_analytics.ingestion.tags import sync_tags, tags_due
+from ig_analytics.quality import conversation as rules
+from ig_analytics.settings import Settings
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -249,3 +252,24 @@ conversation_assets = [media_hashtags, hashtag_performance, media_comments, conv
 # what the hourly media job adds (defs/jobs.py)
 CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments",
                                                "conversation_daily", "conversation_posts", "tagged_media")
+
+
+def _checks() -> dg.AssetChecksDefinition:
+    def comments(conn, s):
+        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days)
+
+    return check_group("conversation_checks", None, [
+        CheckDef("media_comments", "media_comments_valid", comments,
+                 "ERROR: no negative likes or future comments, replies one level deep, no text or username kept past "
+                 "IG_ANALYTICS_COMMENT_TEXT_DAYS."),
+        CheckDef("conversation_daily", "conversation_daily_valid",
+                 lambda conn, s: rules.conversation_daily_validity(conn, s.now),
+                 "ERROR, blocking: consistent counts, median <= p90, no future day.", blocking=True),
+        CheckDef("tagged_media", "tagged_media_valid", lambda conn, s: rules.tagged_media_validity(conn, s.now),
+                 "ERROR: no negative counts, no future posts."),
+        CheckDef("hashtag_performance", "hashtags_valid", lambda conn, s: rules.hashtags_validity(conn),
+                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median."),
+    ])
+
+
+conversation_checks = [_checks()]
