@@ -149,3 +149,35 @@ def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
             for a in world.accounts for p in tag_truth.tagged_posts(a, world.clock.now())[:20 * 50]}
     assert set(map(tuple, rows)) == want and any(r[3] is None for r in rows)  # a hidden like count stays NULL
     assert run()["api_calls"] == 0  # read again only when a day old
+
+
+def test_the_report_shows_conversation_tags_and_hashtags(engine, ig_home, monkeypatch, tmp_path):
+    """What the demo's report shows: the three sections, in the JSON and the HTML (a world on the wall clock, so
+    the report's period, the hashtag periods and the sandbox's comments agree)."""
+    from datetime import datetime, timezone
+
+    from ig_analytics.analytics.reports import write_reports
+    from ig_analytics.defs import analytics_assets
+
+    now = datetime.now(timezone.utc)
+    world = SandboxWorld.demo(now=now)
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        assets = [ingestion_assets.ACCOUNTS, ingestion_assets.media_and_snapshots, analytics_assets.media_engagement,
+                  *conversation_assets.conversation_assets]
+        result = dg.materialize(assets, selection=assets[1:], resources=RESOURCES, partition_key=hour_key(now),
+                                run_config={"ops": {"media_and_snapshots": {"config": {"refresh_all": True}}}},
+                                raise_on_error=False)
+    assert result.success
+    with engine.begin() as conn:
+        results = write_reports(conn, period_end=now.date(), days=7, kind="rolling_7d", reports_dir=tmp_path,
+                                ig_user_ids=[world.accounts[2].ig_user_id])
+    report, html = results[0].report, results[0].html_path.read_text()
+    assert {"conversation", "tagged_media", "hashtags"} <= set(report)
+    conversation = report["conversation"]
+    assert conversation["comments"] > 0 and 0 < conversation["response_rate"] <= 100
+    assert conversation["unanswered_questions"] and conversation["unanswered_questions"][0]["permalink"]
+    assert report["hashtags"]["tags"][0]["posts"] >= 3
+    for title in ("<h2>Conversation</h2>", "<h2>Posts that tagged you</h2>", "<h2>Hashtags</h2>"):
+        assert title in html
