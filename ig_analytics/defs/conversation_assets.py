@@ -94,6 +94,19 @@ def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
     return MediaSyncConfig(**op_config)
 
 
+def _refuse_unstarted_run(context) -> None:
+    """An unpartitioned asset of the hourly job, in a run launched for an hour still to come: refused like the
+    partitioned ones (ingestion_assets.refuse_unstarted_partition), before any call."""
+    key = context.run.tags.get("dagster/partition") or ""
+    try:
+        start = datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return  # no hourly partition: nothing to refuse
+    if start > datetime.now(timezone.utc):
+        raise dg.Failure(description=f"Partition {key} has not started yet: nothing is read for it. Launch a "
+                                     "partition that has begun.", allow_retries=False)
+
+
 def for_each_account(creds, work: Callable, max_workers: int) -> list[dict]:
     """``work(account) -> dict`` for every account in parallel; one account's failure is its own row."""
     def one(account) -> dict:
@@ -230,6 +243,7 @@ def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
 )
 def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
     started = time.monotonic()
+    _refuse_unstarted_run(context)
     config = _media_config(context.run.run_config)
     engine, creds, _problems, _done = _credentials(context, database, "tags", config.ig_user_ids)
     client = graph_api.client(database)
