@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from ig_analytics.analytics import conversation
 from ig_analytics.analytics.report_conversation import unanswered_questions
+from ig_analytics.analytics.reports import write_reports
 from ig_analytics.defs import analytics_assets, conversation_assets
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.defs.retention import RetentionConfig, apply_retention
@@ -103,13 +104,22 @@ def _stored(engine):
     return _days(days), {k: post[0][k] for k in EXPECTED_POST}
 
 
-def test_the_assets_store_the_example_and_retention_blanks_text_while_counts_stay(engine, ig_home):
+def _report_questions(engine) -> list:
+    with engine.connect() as conn:
+        report = conn.execute(sa.text("SELECT report FROM instagram.performance_reports")).scalar_one()
+    return [(q["comment_id"], q["text"]) for q in report["conversation"]["unanswered_questions"]]
+
+
+def test_the_assets_store_the_example_and_retention_blanks_text_while_counts_stay(engine, ig_home, tmp_path):
     _seed(engine)
     _materialize()
     assert _stored(engine) == (EXPECTED_DAYS, EXPECTED_POST)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         [question] = unanswered_questions(conn, "A", DAY.date(), (DAY + timedelta(days=1)).date())
+        write_reports(conn, period_end=(DAY + timedelta(days=1)).date(), days=7, kind="rolling_7d",
+                      reports_dir=tmp_path)
     assert (question["comment_id"], question["text"]) == ("c3", "Price?")
+    assert _report_questions(engine) == [("c3", "Price?")]
 
     # the retention job, 2 days after DAY + 1: with a 2-day setting only DAY's comments are old enough
     now = DAY + timedelta(days=3)
@@ -121,6 +131,7 @@ def test_the_assets_store_the_example_and_retention_blanks_text_while_counts_sta
     assert counts.comments_blanked == 8 and len(rows) == len(COMMENTS)  # every row stays
     assert {c for c, blank in rows.items() if blank} == {c for c, *_, h in COMMENTS if h < 24}
     assert question["comment_id"] == "c3" and question["text"] is None  # still listed, its words gone
+    assert _report_questions(engine) == [("c3", None)]  # the stored report forgets them too
     _materialize()
     assert _stored(engine) == (EXPECTED_DAYS, EXPECTED_POST)  # counts and timings unchanged
     with engine.connect() as conn:

@@ -86,11 +86,20 @@ def prune_notifications(engine: Engine, before: datetime) -> int:
 
 
 def blank_comment_text(engine: Engine, before: datetime, now: datetime) -> int:
-    """Blank the text and username of the comments written before ``before``; the rows stay."""
+    """Blank the text and username of the comments written before ``before``; the rows stay. The reports'
+    lists of open questions (performance_reports.report) lose the text of questions written before then too."""
     with engine.begin() as conn:
-        return conn.execute(sa.text(
+        blanked = conn.execute(sa.text(
             "UPDATE instagram.media_comments SET text = NULL, username = NULL, text_blanked_at = :now"
             " WHERE published_at < :before AND text_blanked_at IS NULL"), {"before": before, "now": now}).rowcount
+        conn.execute(sa.text(  # a report lists the questions of its own period: only older periods can hold them
+            "UPDATE instagram.performance_reports SET report = jsonb_set(report, '{conversation,unanswered_questions}',"
+            " (SELECT COALESCE(jsonb_agg(CASE WHEN (q->>'published_at')::timestamptz < :before"
+            "  THEN q || jsonb_build_object('text', NULL) ELSE q END), '[]'::jsonb)"
+            "  FROM jsonb_array_elements(report->'conversation'->'unanswered_questions') q))"
+            " WHERE jsonb_typeof(report->'conversation'->'unanswered_questions') = 'array'"
+            " AND period_start <= CAST(:before AS date)"), {"before": before})
+        return blanked
 
 
 def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: RetentionConfig, now: datetime,
