@@ -93,7 +93,7 @@ def _seed(engine, posts: pd.DataFrame) -> None:
 def test_assets_write_the_hand_worked_example_through_postgres_io(engine, ig_home):
     now = datetime.now(timezone.utc)
     posts = _posts()
-    posts["published_at"] = posts["published_at"] + (now - TODAY)  # the assets measure periods from today
+    posts["published_at"] = posts["published_at"] + (now - timedelta(days=1) - TODAY)  # periods end yesterday
     _seed(engine, posts)
     result = dg.materialize([conversation_assets.media_hashtags, conversation_assets.hashtag_performance],
                             resources={"database": AnalyticsDatabase(),

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from ig_analytics.analytics._common import read_frame
 
 MIN_POSTS = 3
-PERIOD_DAYS = (30, 90)  # the trailing periods computed every hour, each ending today (UTC)
+PERIOD_DAYS = (30, 90)  # the trailing periods computed every hour, each ending yesterday (UTC)
 HASHTAG_COLUMNS = ("media_id", "hashtag", "ig_user_id", "published_at")
 PERFORMANCE_COLUMNS = (
     "ig_user_id", "period_start", "period_end", "hashtag", "posts", "median_engagement_rate_reach", "median_reach",

@@ -71,19 +71,19 @@ def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
     freshness_policy=HOURLY,
     description=(
         f"Which of the account's hashtags work: per account, trailing period ({' and '.join(map(str, hashtags.PERIOD_DAYS))} "
-        f"days ending today) and hashtag used on at least {hashtags.MIN_POSTS} posts, the median engagement rate by "
+        f"days ending yesterday, the last complete UTC day) and hashtag used on at least {hashtags.MIN_POSTS} posts, the median engagement rate by "
         "reach and median reach of those posts and the lift against the account's median (1.0 = as usual)."
     ),
 )
 def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
     started = time.monotonic()
     now = datetime.now(timezone.utc)
-    today = now.date()
+    last_day = now.date() - timedelta(days=1)  # complete days only: yesterday's report finds its rows
     with database.engine().connect() as conn:
-        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 1))
-    rows = hashtags.performance_rows(posts, tags, today, now)
-    # today's periods are the slice: earlier days' rows stay as history
-    return dg.Output(Rows(rows, day_window(today, today)), metadata={"rows": len(rows),
+        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+    rows = hashtags.performance_rows(posts, tags, last_day, now)
+    # the periods ending yesterday are the slice: earlier days' rows stay as history
+    return dg.Output(Rows(rows, day_window(last_day, last_day)), metadata={"rows": len(rows),
                                                                     "duration_seconds": _seconds(started)})
 
 

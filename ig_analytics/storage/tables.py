@@ -319,7 +319,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
     Table('hashtag_performance', 'one row per account, period and hashtag used on at least 3 posts of it', [
         Column('ig_user_id', 'text', 'the account', key=True),
         Column('period_start', 'date', 'first day (UTC) of the trailing period', key=True),
-        Column('period_end', 'date', 'last day (UTC): the day it was computed; periods of 30 and 90 days', key=True),
+        Column('period_end', 'date', 'last day (UTC): the day before it was computed (the last complete day); periods of 30 and 90 days', key=True),
         Column('hashtag', 'text', 'the tag (as in media_hashtags)', key=True),
         Column('posts', 'bigint', 'posts (no stories) of the period using the tag (at least 3)'),
         Column('median_engagement_rate_reach', 'double precision', 'median engagement rate by reach of those posts (%)'),
