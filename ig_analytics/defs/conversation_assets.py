@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import dagster as dg
 
 from ig_analytics.analytics import conversation, hashtags
+from ig_analytics.defs.analytics_assets import _day_window, _timed
 from ig_analytics.defs.catalog import HOURLY, table_asset
 from ig_analytics.defs.checks import CheckDef, check_group
 from ig_analytics.defs.ingestion_assets import (
@@ -28,16 +29,6 @@ from ig_analytics.quality import conversation as rules
 from ig_analytics.settings import Settings
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-
-
-def _seconds(started: float) -> dg.MetadataValue:
-    return dg.MetadataValue.float(float(round(time.monotonic() - started, 3)))
-
-
-def day_window(first: date, last: date) -> dg.TimeWindow:
-    """Days first..last (inclusive) as a window of UTC midnights."""
-    start = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
-    return dg.TimeWindow(start, start + timedelta(days=(last - first).days + 1))
 
 
 @dg.asset(
@@ -58,7 +49,7 @@ def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
         posts = hashtags.read_posts(conn, EPOCH)
     rows = hashtags.hashtag_rows(posts)
     return dg.Output(rows, metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
-                                     "duration_seconds": _seconds(started)})
+                                     "duration_seconds": _timed(started)})
 
 
 @dg.asset(
@@ -83,8 +74,8 @@ def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
         posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
     rows = hashtags.performance_rows(posts, tags, last_day, now)
     # the periods ending yesterday are the slice: earlier days' rows stay as history
-    return dg.Output(Rows(rows, day_window(last_day, last_day)), metadata={"rows": len(rows),
-                                                                    "duration_seconds": _seconds(started)})
+    return dg.Output(Rows(rows, _day_window(last_day, last_day)), metadata={"rows": len(rows),
+                                                                    "duration_seconds": _timed(started)})
 
 
 def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
@@ -132,7 +123,7 @@ def _outcomes(rows: list[dict], started: float) -> dict:
     return {**{k: dg.MetadataValue.int(v) for k, v in totals.items()},
             "accounts_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in rows)),
             "accounts_without_permission": dg.MetadataValue.int(sum(bool(r.get("denied")) for r in rows)),
-            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": _seconds(started)}
+            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": _timed(started)}
 
 
 @dg.asset(
@@ -200,8 +191,8 @@ def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
     with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
         comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
     rows = conversation.daily_rows(comments, first, now)
-    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"days": len(rows),
-                                                                          "duration_seconds": _seconds(started)})
+    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"days": len(rows),
+                                                                          "duration_seconds": _timed(started)})
 
 
 @dg.asset(
@@ -224,8 +215,8 @@ def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
     with database.engine().connect() as conn:
         comments = conversation.read_comments(conn, _midnight(first), by_post=True)
     rows = conversation.post_rows(comments, now)
-    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"posts": len(rows),
-                                                                          "duration_seconds": _seconds(started)})
+    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"posts": len(rows),
+                                                                          "duration_seconds": _timed(started)})
 
 
 @dg.asset(
