@@ -98,11 +98,18 @@ def test_comments_and_replies_are_stored_once_each_and_a_quiet_hour_reads_none(e
     assert 0 < later["posts_read"] < 20  # only the posts whose count moved
 
 
-def test_an_account_without_the_permission_is_told_once_and_not_failed(engine, sandbox):
+def test_an_account_without_the_permission_is_told_once_and_not_failed(engine, sandbox, caplog):
     world = sandbox
     denied = world.accounts[1].ig_user_id
     world.comments_denied.add(denied)
-    result = comments_metadata(run_hour(world))
+    caplog.set_level("DEBUG")
+    run = run_hour(world)
+    result = comments_metadata(run)
+    texts = {v[3] for v in expected(world).values() if len(v[3]) > 12}
+    logged = "\n".join(r.getMessage() for r in caplog.records) + str(
+        [e.event_specific_data for e in run.all_events])
+    assert texts and not [t for t in texts if t in logged]  # no comment text in logs or run metadata
+    assert sum("comments not stored" in r.getMessage() for r in caplog.records) == 1  # told once
     assert result["accounts_failed"] == 0 and result["accounts_without_permission"] == 1
     assert stored(engine) == expected(world, skip={denied})
     with engine.connect() as conn:
@@ -181,3 +188,5 @@ def test_the_report_shows_conversation_tags_and_hashtags(engine, ig_home, monkey
     assert report["hashtags"]["tags"][0]["posts"] >= 3
     for title in ("<h2>Conversation</h2>", "<h2>Posts that tagged you</h2>", "<h2>Hashtags</h2>"):
         assert title in html
+    question = conversation["unanswered_questions"][0]["text"]
+    assert question in html and question not in results[0].markdown  # the webhook's summary carries no comment
