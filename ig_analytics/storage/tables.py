@@ -28,6 +28,8 @@ class Table:
     name: str
     grain: str  # "one row per ..."
     columns: list[Column]
+    description: str = ""  # what the table holds, in one sentence (its COMMENT in the database)
+    kind: str = "table"  # or "view"
 
 
 TABLES: dict[str, Table] = {t.name: t for t in [
@@ -234,7 +236,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when it was read (a later read of the same hour replaces the value)'),
     ]),
-    Table('media_comments', 'one row per comment or reply on one of the account\'s posts', [
+    Table('media_comments', "one row per comment or reply on one of the account's posts", description="Comments and replies on the accounts' own posts; text and usernames blanked after IG_ANALYTICS_COMMENT_TEXT_DAYS", columns=[
         Column('comment_id', 'text', 'the comment id', key=True),
         Column('media_id', 'text', 'the post commented on (`instagram.media.media_id`)'),
         Column('ig_user_id', 'text', 'the account owning the post'),
@@ -250,7 +252,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('last_seen_at', 'timestamptz', 'last read (a full re-read deletes the comments it no longer finds)'),
         Column('text_blanked_at', 'timestamptz', 'when retention blanked text and username; NULL while kept'),
     ]),
-    Table('media_comment_reads', 'one row per post whose comments were read', [
+    Table('media_comment_reads', 'one row per post whose comments were read', description='What the comment reads of each post learnt: the count read last, the last full read, a refusal', columns=[
         Column('media_id', 'text', 'the post', key=True),
         Column('ig_user_id', 'text', 'the account'),
         Column('comments_count', 'bigint', "the post's `comments_count` when its comments were last read: read again only when it moved"),
@@ -258,14 +260,14 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('full_read_at', 'timestamptz', 'last read of every page (deleted comments are removed then)'),
         Column('refused_reason', 'text', 'why the post refuses its comments (deleted post, restricted); NULL = readable'),
     ]),
-    Table('comment_access', 'one row per account whose comment permission is known', [
+    Table('comment_access', 'one row per account whose comment permission is known', description="Whether each account's token may read comments (an account without the permission is told, not failed)", columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
         Column('status', 'text', '`granted` or `denied` (the token lacks `instagram_manage_comments` / `instagram_business_manage_comments`)'),
         Column('reason', 'text', "the API's refusal (redacted) and what to do"),
         Column('checked_at', 'timestamptz', 'last time a comment read told'),
         Column('changed_at', 'timestamptz', 'when the status last changed'),
     ]),
-    Table('conversation_daily', 'one row per account and UTC day', [
+    Table('conversation_daily', 'one row per account and UTC day', description='Per account and UTC day: comments, replies, answered and open comments, first-response times of the account', columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
         Column('date', 'date', 'the UTC day the comments were written', key=True),
         Column('comments', 'bigint', "top-level comments of others written that day"),
@@ -279,7 +281,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('p90_first_response_minutes', 'double precision', '90th percentile of the same (linear interpolation)'),
         Column('computed_at', 'timestamptz', 'when computed'),
     ]),
-    Table('conversation_posts', 'one row per post with comments', [
+    Table('conversation_posts', 'one row per post with comments', description='Per post: comments, replies, answered and open comments, median first-response time of the account', columns=[
         Column('media_id', 'text', 'the post', key=True),
         Column('ig_user_id', 'text', 'the account'),
         Column('published_at', 'timestamptz', "the post's publication"),
@@ -291,7 +293,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('median_first_response_minutes', 'double precision', "median minutes to the account's first reply"),
         Column('computed_at', 'timestamptz', 'when computed'),
     ]),
-    Table('tagged_media', 'one row per account and post of another account that tags it', [
+    Table('tagged_media', 'one row per account and post of another account that tags it', description='Public posts of other accounts that tag the account, with their counts when last read', columns=[
         Column('ig_user_id', 'text', 'the account tagged', key=True),
         Column('media_id', 'text', 'the post', key=True),
         Column('username', 'text', 'the @handle of the account that posted it'),
@@ -305,18 +307,18 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('first_seen_at', 'timestamptz', 'first read'),
         Column('last_seen_at', 'timestamptz', 'last read'),
     ]),
-    Table('tag_reads', 'one row per account whose tagged posts were read', [
+    Table('tag_reads', 'one row per account whose tagged posts were read', description="When each account's tagged posts were last read (about once a day)", columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
         Column('read_at', 'timestamptz', 'last read of `/tags`: read again when 23 h old, and by every `ig-analytics sync`'),
         Column('posts', 'bigint', 'tagged posts that read returned'),
     ]),
-    Table('media_hashtags', 'one row per post and hashtag of its caption', [
+    Table('media_hashtags', 'one row per post and hashtag of its caption', description="The hashtags of each post's caption, case-folded, without '#'", columns=[
         Column('media_id', 'text', 'the post', key=True),
         Column('hashtag', 'text', 'the tag: NFC, case-folded, without `#` (`#Straße` -> `strasse`)', key=True),
         Column('ig_user_id', 'text', 'the account'),
         Column('published_at', 'timestamptz', "the post's publication"),
     ]),
-    Table('hashtag_performance', 'one row per account, period and hashtag used on at least 3 posts of it', [
+    Table('hashtag_performance', 'one row per account, period and hashtag used on at least 3 posts of it', description="Per account, trailing period and hashtag (3+ posts): median rate by reach and reach against the account's median", columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
         Column('period_start', 'date', 'first day (UTC) of the trailing period', key=True),
         Column('period_end', 'date', 'last day (UTC): the day before it was computed (the last complete day); periods of 30 and 90 days', key=True),
