@@ -148,7 +148,9 @@ def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
         [mat] = result.asset_materializations_for_node("tagged_media")
         return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
 
-    assert run()["accounts_due"] == 3
+    first = run()
+    first_calls = first["api_calls"]
+    assert first["accounts_due"] == 3
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT ig_user_id, media_id, username, like_count, comments_count, permalink"
                                     " FROM instagram.tagged_media")).all()
@@ -156,6 +158,10 @@ def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
             for a in world.accounts for p in tag_truth.tagged_posts(a, world.clock.now())[:20 * 50]}
     assert set(map(tuple, rows)) == want and any(r[3] is None for r in rows)  # a hidden like count stays NULL
     assert run()["api_calls"] == 0  # read again only when a day old
+    with engine.begin() as conn:  # a day later: only the pages of the last 30 days, whose counts still move
+        conn.execute(sa.text("UPDATE instagram.tag_reads SET read_at = read_at - interval '1 day'"))
+    later = run()["api_calls"]
+    assert 0 < later < first_calls and later <= 2 * len(world.accounts)  # at most 60 tagged posts in 30 days
 
 
 def test_the_report_shows_conversation_tags_and_hashtags(engine, ig_home, monkeypatch, tmp_path):

@@ -162,9 +162,9 @@ class TaggedPost:
     comments_count: int | None
 
 
-def read_tags(api: InsightsApi, max_pages: int = 20) -> list[TaggedPost]:
+def read_tags(api: InsightsApi, since: datetime | None = None, max_pages: int = 20) -> list[TaggedPost]:
     """The newest posts of others that tag the account (``GET /{ig-user-id}/tags``), at most ``max_pages`` pages
-    of 50."""
+    of 50; with ``since``, no page after the one that reaches a post published before it."""
     params = {"fields": TAG_FIELDS, "limit": "50"}
     out: list[TaggedPost] = []
     page = api.get(f"{api.ig_user_id}/tags", params)
@@ -181,7 +181,7 @@ def read_tags(api: InsightsApi, max_pages: int = 20) -> list[TaggedPost]:
                                   item.get("caption"), int_or_none(item.get("like_count")),
                                   int_or_none(item.get("comments_count"))))
         after = _next_cursor(page)
-        if after is None:
+        if after is None or (since is not None and out and out[-1].published_at < since):
             break
         page = api.get(f"{api.ig_user_id}/tags", {**params, "after": after})
     return out
