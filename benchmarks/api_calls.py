@@ -6,7 +6,9 @@ Baseline: the story's ``getBulkMediaInsights``/``getMediaInsights`` (WORKER-003)
 (``/{id}/insights`` and ``/{id}?fields=like_count,comments_count``), groups of 10 posts in parallel threads,
 a 1-second pause between groups, then one upsert per row (psycopg2, one transaction). The baseline gets the
 post list for free (the story reads it from its own table) and asks the same metric set as ours, so only the
-request pattern and the write differ. Also: 90 days of account insights (requests, wall time).
+request pattern and the write differ. Also: 90 days of account insights (requests, wall time), and the comment
+requests per 100 posts of a first sync (every post with comments read in full) and of a steady hour (only the
+posts whose comments_count moved, newest pages only).
 
     .venv/bin/python -m benchmarks.api_calls [--quick]      (quick: 20 posts)
 """
@@ -159,6 +161,29 @@ def request_kinds(server, since: int) -> str:
     return ", ".join(f"{k} {v}" for k, v in kinds.items())
 
 
+def comment_requests(server, world, client, token: str, engine, n_posts: int) -> None:
+    """HTTP requests (and Graph calls) of the comment reads, per 100 posts: a first sync, then a steady hour."""
+    from ig_analytics.ingestion.comments import sync_comments
+
+    def read(full: bool) -> tuple[int, int, int, float]:
+        api = client.account(IG_USER_ID, token)
+        mark = len(server.request_log)
+        t = time.perf_counter()
+        synced = sync_comments(engine, api, IG_USER_ID, "bench_account", world.clock.now(), full=full)
+        return http_requests(server, mark), api.stats.batch_items, synced.posts_read, time.perf_counter() - t
+
+    per_100 = 100 / n_posts
+    server.usage.reset()  # the media comparisons above used most of the account's hourly budget: start afresh
+    first = read(full=True)
+    c.result("comments.first_sync.requests_per_100_posts", round(first[0] * per_100, 1), "HTTP requests",
+             f"{first[1]} Graph calls in batches; {first[2]} posts read in full; {first[3]:.2f} s")
+    world.clock.advance(timedelta(hours=1))
+    ours_media_insights(client, token, engine)  # the hourly media sync stores the new comments_count first
+    steady = read(full=False)
+    c.result("comments.steady_hour.requests_per_100_posts", round(steady[0] * per_100, 1), "HTTP requests",
+             f"{steady[1]} Graph calls in batches; {steady[2]} posts whose count moved; {steady[3]:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     quick, _ = c.quick_flag(argv)
     from ig_analytics.graph_api import GraphApiClient
@@ -249,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                  "per competitor per day, nothing to page; target <= 1/50 = 0.02")
         c.result("competitors.seconds", comp["seconds"], "s", f"fetch + write of one daily capture, of which "
                  f"{comp['paced_s']:.1f} s pacing (the app's X-App-Usage after the calls above)")
+        comment_requests(server, world, client, token, engine, len(media))
         client.close()
     c.result("peak_rss", c.peak_rss_mb(), "MB")
     c.done(NAME)

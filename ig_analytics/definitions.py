@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ig_analytics.defs import analytics_assets, audience_assets, competitor_assets, ingestion_assets, user_modules
+from ig_analytics.defs import (
+    analytics_assets, audience_assets, competitor_assets, conversation_assets, ingestion_assets, user_modules,
+)
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.follower_anchor_assets import daily_follower_anchors, follower_anchor_job, follower_anchors
 from ig_analytics.defs.jobs import jobs, schedules
@@ -36,9 +38,10 @@ def build_definitions() -> dg.Definitions:
             analytics_assets.weekly_performance_reports,
             competitor_assets.competitor_snapshots,
             competitor_assets.competitor_benchmarks,
+            *conversation_assets.conversation_assets,  # comments, tags, hashtags (issue 25)
             *user_modules.user_assets(),  # IG_ANALYTICS_USER_MODULES: analysts' own assets
         ],
-        asset_checks=asset_checks,
+        asset_checks=[*asset_checks, *conversation_assets.conversation_checks],
         jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job,
               follower_anchor_job, competitor_assets.competitors_job],
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,

@@ -30,6 +30,7 @@ class Settings:
     notify_webhook_url: str | None
     shards: int = 1  # IG_ANALYTICS_SHARDS: accounts split into this many runs per ingestion tick (accounts/shards.py)
     app_id: str | None = None  # IG_APP_ID: with app_secret, tokens are inspected with debug_token
+    comment_text_days: int = 90  # IG_ANALYTICS_COMMENT_TEXT_DAYS: comment text and usernames blanked after this
     schedules_on: bool = True  # IG_ANALYTICS_SCHEDULES: off = the daemon loads every schedule stopped
 
     @classmethod
@@ -51,6 +52,7 @@ class Settings:
             shards=parse_shards(env.get("IG_ANALYTICS_SHARDS")),
             schedules_on=parse_schedules(env.get("IG_ANALYTICS_SCHEDULES")),
             app_id=_blank_to_none(env.get("IG_APP_ID")),
+            comment_text_days=_comment_text_days(env.get("IG_ANALYTICS_COMMENT_TEXT_DAYS")),
         )
 
     def ensure_home(self) -> Path:
@@ -129,6 +131,21 @@ def parse_shards(value: str | None) -> int:
         raise SettingsError(f"IG_ANALYTICS_SHARDS must be a whole number from 1 to {MAX_SHARDS} (the accounts are "
                             f"split into that many runs per sync), not '{value[:20]}'; unset it for one run")
     return shards
+
+
+def _comment_text_days(value: str | None) -> int:
+    """IG_ANALYTICS_COMMENT_TEXT_DAYS: whole days from 1 to 3650 (unset or blank: 90)."""
+    value = _blank_to_none(value)
+    if value is None:
+        return 90
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 3650:
+        raise SettingsError(f"IG_ANALYTICS_COMMENT_TEXT_DAYS must be a whole number of days from 1 to 3650 (comment "
+                            f"text and commenters' usernames are blanked after it), not '{value[:20]}'; unset it for 90")
+    return days
 
 
 def _http_url(name: str, value: str | None) -> str | None:

@@ -81,6 +81,22 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
         "follower_growth_pct": DOUBLE, "posts": BIGINT, "reels": BIGINT, "carousels": BIGINT, "images": BIGINT,
         "avg_interactions_per_post": DOUBLE, "engagement_per_follower": DOUBLE,
         "rank_engagement_per_follower": INTEGER_LIKE, "rank_follower_growth_pct": INTEGER_LIKE,
+    "media_comments": ("table", ("comment_id",), {
+        "comment_id": TEXT, "media_id": TEXT, "ig_user_id": TEXT, "parent_id": TEXT, "username": TEXT, "text": TEXT,
+        "like_count": BIGINT, "hidden": "boolean", "published_at": TSTZ, "is_own": "boolean",
+    }),
+    "conversation_daily": ("table", ("ig_user_id", "date"), {
+        "ig_user_id": TEXT, "date": DATE, "comments": BIGINT, "replies": BIGINT, "top_level_answered": BIGINT,
+        "top_level_unanswered": BIGINT, "median_first_response_minutes": DOUBLE, "p90_first_response_minutes": DOUBLE,
+    }),
+    "tagged_media": ("table", ("ig_user_id", "media_id"), {
+        "media_id": TEXT, "ig_user_id": TEXT, "username": TEXT, "media_product_type": TEXT, "published_at": TSTZ,
+        "permalink": TEXT, "caption": TEXT, "like_count": BIGINT, "comments_count": BIGINT,
+    }),
+    "media_hashtags": ("table", ("media_id", "hashtag"), {"media_id": TEXT, "ig_user_id": TEXT, "hashtag": TEXT}),
+    "hashtag_performance": ("table", ("ig_user_id", "period_start", "period_end", "hashtag"), {
+        "ig_user_id": TEXT, "period_start": DATE, "period_end": DATE, "hashtag": TEXT, "posts": BIGINT,
+        "median_engagement_rate_reach": DOUBLE, "median_reach": ANY, "lift_vs_account_median": DOUBLE,
     }),
 }
 # The view has the snapshot table's columns.
@@ -128,7 +144,7 @@ REPORT_FIELDS = (
 SETTINGS = (
     "DATABASE_URL", "IG_ANALYTICS_HOME", "IG_GRAPH_API_URL", "IG_GRAPH_API_VERSION", "IG_APP_SECRET", "IG_APP_ID",
     "IG_ANALYTICS_SHARDS", "IG_ANALYTICS_LOG_FORMAT", "IG_ANALYTICS_LOG_LEVEL", "IG_TOKEN_KEY",
-    "IG_NOTIFY_WEBHOOK_URL",
+    "IG_NOTIFY_WEBHOOK_URL", "IG_ANALYTICS_COMMENT_TEXT_DAYS",
 )
 
 # Settings whose test needs more than the contract's install (a second key, a webhook receiver): module::test.

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 # Columns that record when a row was written, not what it says; tables that are histories keyed by capture or
 # run time (a second sync adds to them and must not change what they held).
 BOOKKEEPING = {"synced_at", "fetched_at", "computed_at", "generated_at", "updated_at", "profile_synced_at",
-               "created_at", "applied_at", "status_changed_at", "delivered_at", "last_attempt_at", "last_captured_at"}
+               "created_at", "applied_at", "status_changed_at", "delivered_at", "last_attempt_at", "last_captured_at",
+               "read_at", "full_read_at", "checked_at", "last_seen_at"}  # when comments and tags were last read
 HISTORIES = {"account_profile_snapshots", "sync_runs", "media_insights_snapshots", "competitor_media_snapshots"}
 EPHEMERAL = {"api_budget"}  # the newest X-App-Usage reading: bookkeeping of the client, not data
 

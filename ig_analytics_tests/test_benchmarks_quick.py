@@ -20,7 +20,8 @@ RESULT_RE = re.compile(r"^RESULT (\S+) = (-?[\d,]+(?:\.\d+)?|inf)\b", re.MULTILI
 
 EXPECTED = {
     "api_calls": ["media.baseline.requests", "media.baseline.seconds", "media.ours.requests", "media.ours.seconds",
-                  "media.speedup", "account90.fetch.requests", "account90.sync.seconds"],
+                  "media.speedup", "account90.fetch.requests", "account90.sync.seconds",
+                  "comments.first_sync.requests_per_100_posts", "comments.steady_hour.requests_per_100_posts"],
     "db_writes": ["writes.ours.insert.rows_per_s", "writes.ours.update.rows_per_s", "writes.per_row.rows_per_s",
                   "writes.speedup.insert", "writes.split.encode_seconds", "writes.split.server_seconds"],
     "scale": ["scale.N3.cold.seconds", "scale.N3.cold.calls", "scale.N10.cold.seconds", "scale.N10.steady.calls",

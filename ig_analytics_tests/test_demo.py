@@ -61,6 +61,14 @@ def test_demo_on_the_embedded_server_then_stop_and_remove_it(monkeypatch):
                        "instagram.performance_reports WHERE kind = 'rolling_7d' ORDER BY ig_user_id, period_end DESC")
             assert len(newest) == 3 and all(len(section["subjects"]) == 3 for section, _ in newest)
             assert all("You vs competitors" in open(path).read() for _, path in newest)
+            # the demo captures comments and tagged posts too, and its newest reports show them (issue 25)
+            captured = dict(q("SELECT 'comments', count(*) FROM instagram.media_comments UNION ALL"
+                              " SELECT 'tagged', count(*) FROM instagram.tagged_media"))
+            latest = q("SELECT html_path FROM instagram.performance_reports WHERE html_path IS NOT NULL"
+                       " ORDER BY period_end DESC, ig_user_id DESC LIMIT 1")[0][0]
+        assert captured["comments"] > 0 and captured["tagged"] > 0
+        assert all(f"<h2>{title}</h2>" in open(latest).read()
+                   for title in ("Conversation", "Posts that tagged you", "Hashtags"))
         assert {r[0] for r in reports} == {a.ig_user_id for a in demo.accounts}  # every account has its report(s)
         assert all(path.startswith(str(user.home)) and open(path).read().lstrip().lower().startswith("<!doctype html")
                    for _, path in reports)

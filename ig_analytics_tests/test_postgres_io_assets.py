@@ -13,13 +13,16 @@ from ig_analytics.defs import analytics_assets
 from ig_analytics.defs.analytics_assets import AnalyticsInputs
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows
 
-IO_MANAGED = {"media_engagement", "account_engagement_daily", "best_posting_times", "competitor_benchmarks"}
+IO_MANAGED = {"media_engagement", "account_engagement_daily", "best_posting_times", "competitor_benchmarks",
+              "media_hashtags", "hashtag_performance", "conversation_daily", "conversation_posts"}
 # Table-shaped assets that write their tables themselves, and why (docs/architecture.md, "IO manager").
 WRITE_THEMSELVES = {
     "account_insights_daily": "ingestion: one account's rows committed as soon as fetched (retry skips, kill -9)",
     "media": "ingestion, same multi-asset step as media_insights_snapshots",
     "media_insights_snapshots": "ingestion: per-account transactions",
     "audience_demographics": "ingestion: three tables per account, a picture never erased by a missing one",
+    "tagged_media": "ingestion: per-account transactions, first_seen_at kept",
+    "media_comments": "ingestion: per-account transactions, frugal reads against the stored comments",
     "trending_posts": "set-based over the 90-day history, chunked by 200 accounts; also trending_evaluations",
     "performance_reports": "JSON rows plus HTML files and webhook notifications per account",
     "weekly_performance_reports": "same as performance_reports",

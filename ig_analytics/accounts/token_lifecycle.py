@@ -32,7 +32,9 @@ REFRESH_MIN_AGE = timedelta(hours=24)  # Meta refuses to refresh a younger Insta
 _STATE_QUERY = """
 SELECT ig_user_id, username, status, login_kind, token_ciphertext IS NOT NULL AS has_token, token_expires_at,
        token_issued_at, token_refreshed_at, token_checked_at, token_scopes, token_missing_scopes,
-       token_data_access_expires_at, token_refresh_error
+       token_data_access_expires_at, token_refresh_error,
+       (SELECT c.reason FROM instagram.comment_access c
+        WHERE c.ig_user_id = accounts.ig_user_id AND c.status = 'denied') AS comments_denied
 FROM instagram.accounts
 """
 
@@ -69,6 +71,7 @@ class TokenState:
     token_missing_scopes: list[str] | None
     token_data_access_expires_at: datetime | None
     token_refresh_error: str | None
+    comments_denied: str | None = None  # why comments are not stored (instagram.comment_access), else None
 
     def expiry_text(self) -> str:
         if self.token_expires_at is not None:
@@ -93,6 +96,8 @@ class TokenState:
             out.append(f"token lacks {', '.join(self.token_missing_scopes)}: reconnect with a token that grants it")
         if self.token_refresh_error:
             out.append(f"last token refresh failed (old token kept): {self.token_refresh_error}")
+        if self.comments_denied:
+            out.append(f"comments not stored: {self.comments_denied}")
         return out
 
 

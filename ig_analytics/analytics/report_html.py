@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from ig_analytics.analytics import charts
+from ig_analytics.analytics.report_conversation import conversation_html
 from ig_analytics.analytics.report_audience import audience_html, audience_markdown, best_times_note, online_html
 from ig_analytics.analytics.report_competitors import competitors_html, competitors_markdown
 
@@ -152,6 +153,7 @@ th {{ background: #e0e7ff; }} td.n {{ text-align: right; }} .note {{ color: #647
 {online_html(report)}
 {audience_html(report)}
 {competitors_html(report)}
+{conversation_html(report)}
 <p class="note">Reach is counted per day (unique accounts that day); a sum over days would count an account once per
 day, so no period total is shown. Rates are percentages; n/a means the data was not reported. Post averages and
 rates cover {escape(en.get('covers') or 'posts')}. Followers: end-of-day totals, observed or derived from the daily

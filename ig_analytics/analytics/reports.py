@@ -25,6 +25,7 @@ from ig_analytics.analytics import charts
 from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list, utc_now
 from ig_analytics.analytics.audience import audience_sections
 from ig_analytics.analytics.report_competitors import competitor_sections
+from ig_analytics.analytics.report_conversation import conversation_sections
 from ig_analytics.analytics.report_html import render_html, report_markdown
 from ig_analytics.storage import db
 
@@ -267,6 +268,8 @@ def build_reports(conn: Connection, ig_user_ids: Iterable[str], period_start: da
             **_clean(audience[ig_user_id]),
             # you vs competitors: the newest benchmark week ending in the period, when there is one
             **({"competitors": _clean(rivals[ig_user_id])} if ig_user_id in rivals else {}),
+            # comments, posts that tagged the account, hashtags: only the sections with data (report_conversation.py)
+            **_clean(conversation_sections(conn, ig_user_id, period_start, period_end)),
             # chart data, so the HTML page (or any other renderer) needs nothing but this JSON
             "daily": _daily_series(days, period_start, period_end),
             "by_post_type": [{k: v for k, v in r.items() if k != "ig_user_id"} for r in data["by_post_type"].get(ig_user_id, [])],

@@ -17,6 +17,7 @@ import dagster as dg
 
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from ig_analytics.defs.conversation_assets import CONVERSATION_HOURLY
 from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics import settings as settings_module
@@ -36,7 +37,7 @@ media_sync_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "media", "media_insights_snapshots", "media_engagement", "trending_posts", "account_engagement_daily",
         "best_posting_times",
-    ),
+    ) | CONVERSATION_HOURLY,
     partitions_def=hourly_partitions,
     description="Recent posts, their insight snapshots, and the analytics computed from them.",
 )

@@ -8,6 +8,9 @@
   is never touched.
 - ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
   being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
+- ``instagram.media_comments``: the text and the commenter's username of comments older than
+  ``IG_ANALYTICS_COMMENT_TEXT_DAYS`` (default 90) are blanked (NULL); the rows, their times, likes and ``is_own``
+  stay, so counts and response times do not change. Personal data of people who are not our users.
 """
 
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ class RetentionCounts:
     snapshots_deleted: int = 0
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
+    comments_blanked: int = 0
 
 
 def delete_old_runs(instance: dg.DagsterInstance, created_before: datetime, limit: int,
@@ -82,8 +86,25 @@ def prune_notifications(engine: Engine, before: datetime) -> int:
                                     " AND delivery <> 'pending'"), {"before": before}).rowcount
 
 
+def blank_comment_text(engine: Engine, before: datetime, now: datetime) -> int:
+    """Blank the text and username of the comments written before ``before``; the rows stay. The reports'
+    lists of open questions (performance_reports.report) lose the text of questions written before then too."""
+    with engine.begin() as conn:
+        blanked = conn.execute(sa.text(
+            "UPDATE instagram.media_comments SET text = NULL, username = NULL, text_blanked_at = :now"
+            " WHERE published_at < :before AND text_blanked_at IS NULL"), {"before": before, "now": now}).rowcount
+        conn.execute(sa.text(  # a report lists the questions of its own period: only older periods can hold them
+            "UPDATE instagram.performance_reports SET report = jsonb_set(report, '{conversation,unanswered_questions}',"
+            " (SELECT COALESCE(jsonb_agg(CASE WHEN (q->>'published_at')::timestamptz < :before"
+            "  THEN q || jsonb_build_object('text', NULL) ELSE q END), '[]'::jsonb)"
+            "  FROM jsonb_array_elements(report->'conversation'->'unanswered_questions') q))"
+            " WHERE jsonb_typeof(report->'conversation'->'unanswered_questions') = 'array'"
+            " AND period_start <= CAST(:before AS date)"), {"before": before})
+        return blanked
+
+
 def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: RetentionConfig, now: datetime,
-                    current_run_id: str | None = None) -> RetentionCounts:
+                    current_run_id: str | None = None, comment_text_days: int = 90) -> RetentionCounts:
     counts = RetentionCounts()
     counts.runs_deleted, counts.runs_remaining = delete_old_runs(
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
@@ -91,14 +112,16 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days))
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
+    counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
     return counts
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications.")
+       description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications, "
+                   "blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, datetime.now(timezone.utc),
-                             context.run_id)
+                             context.run_id, database.settings().comment_text_days)
     context.log.info(f"retention: {counts}")
     return dg.Output(
         None,

@@ -26,6 +26,7 @@ from ig_analytics.sandbox import competitors as sandbox_competitors
 from ig_analytics.sandbox import demographics as sandbox_demographics
 from ig_analytics.sandbox import tokens as sandbox_tokens
 from ig_analytics.sandbox import tokens_api
+from ig_analytics.sandbox import tags as sandbox_tags
 from ig_analytics.sandbox.protocol import JSON_TYPE, ApiRequest, ApiResponse, Ctx, fmt_time, page_url, parse_time
 from ig_analytics.sandbox.usage import UsageTracker
 from ig_analytics.sandbox.world import SandboxWorld, window_total
@@ -156,6 +157,8 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
             return self._media_list(acct, ctx, stories=False)
         if edge == "stories":
             return self._media_list(acct, ctx, stories=True)
+        if edge == "tags":
+            return sandbox_tags.tags_page(acct, ctx)
         raise errors.nonexisting_field(edge, "IGUser")
 
     def _user_fields(self, acct: SandboxAccount, ctx: Ctx) -> dict:

@@ -23,7 +23,9 @@ _WORDS = (
     "new drop today summer autumn coffee morning vibes behind the scenes our team weekend sale limited "
     "handmade fresh launch tips how we made it thank you favourite season recipe workout city night"
 ).split()
-_TAGS = ("#instagood", "#smallbusiness", "#reels", "#photooftheday", "#shoplocal", "#fitness", "#style", "#tokyo")
+# one pick per caption; some picks carry tags in other scripts and cases (hashtag parsing: analytics/hashtags.py)
+_TAGS = ("#instagood", "#smallbusiness", "#reels", "#photooftheday", "#shoplocal", "#fitness", "#style", "#tokyo",
+         "#東京 #Style", "#Café #straße", "#हिंदी #Reels", "#дизайн #InstaGood", "#ShopLocal #مصر")
 
 # metrics whose value does not accumulate over time
 _STATIC = frozenset({"ig_reels_avg_watch_time", "reels_skip_rate"})

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ig_analytics.sandbox import catalog, errors
+from ig_analytics.sandbox import comments as sandbox_comments
 from ig_analytics.sandbox.account import SandboxAccount
 from ig_analytics.sandbox.fields import FieldSpec, parse_fields
 from ig_analytics.sandbox.media import SandboxChild, SandboxMedia
@@ -86,6 +87,8 @@ class MediaEndpoints:
             if isinstance(m, SandboxChild):
                 return self._child_fields(m, specs, ctx)
             return self._media_fields(m, specs, ctx)
+        if edge == "comments" and isinstance(m, SandboxMedia):
+            return sandbox_comments.comments_page(acct, m, ctx)
         if edge == "insights":
             if isinstance(m, SandboxChild):
                 raise errors.carousel_child()

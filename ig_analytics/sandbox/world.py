@@ -65,6 +65,7 @@ class SandboxWorld:
         self.app_secret = app_secret
         self.require_appsecret_proof = False
         self.faults = Faults()
+        self.comments_denied: set[str] = set()  # accounts whose token lacks the comments permission (comments.py)
         self._lock = threading.Lock()
         self.accounts: list[SandboxAccount] = [SandboxAccount(self, i, s) for i, s in enumerate(accounts)]
         self._by_id = {a.ig_user_id: a for a in self.accounts}

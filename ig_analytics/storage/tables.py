@@ -8,28 +8,12 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+from ig_analytics.storage.columns import Column, Table
+from ig_analytics.storage.tables_social import SOCIAL_TABLES
 
 DATA_DICTIONARY = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # PostgreSQL type as written in the migrations (timestamptz, double precision, text[] ...)
-    description: str
-    key: bool = False  # part of the primary key
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    grain: str  # "one row per ..."
-    columns: list[Column]
-    description: str = ""  # what the table holds, in one sentence (its COMMENT in the database)
-    kind: str = "table"  # or "view"
 
 
 TABLES: dict[str, Table] = {t.name: t for t in [
@@ -240,69 +224,6 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when it was read (a later read of the same hour replaces the value)'),
     ]),
-    Table('competitors', 'one row per account and competitor it watches', description='The public professional accounts each account is compared with, and whether the last capture reached them', columns=[
-        Column('ig_user_id', 'text', 'the account that watches (`instagram.accounts.ig_user_id`)', key=True),
-        Column('username', 'text', "the competitor's @handle (lower case, without `@`)", key=True),
-        Column('added_at', 'timestamptz', 'when `competitors add` added it'),
-        Column('status', 'text', '`active` (captured), `not_found` (Meta answers "Invalid user id", code 110/2207013: no such username, or a personal account, Meta does not say which), `not_professional` (Meta says the account is not a business or creator account), `unavailable` (age-gated or restricted: Meta returns nothing, or another error); the capture asks again every day'),
-        Column('status_reason', 'text', "why not `active`: the API's error, redacted, with what to do"),
-        Column('status_changed_at', 'timestamptz', 'when the status last changed'),
-        Column('competitor_ig_user_id', 'text', "the competitor's Instagram id, as business discovery returned it"),
-        Column('last_attempt_at', 'timestamptz', 'when a capture last asked for it'),
-        Column('last_captured_at', 'timestamptz', 'when a capture last succeeded'),
-    ]),
-    Table('competitor_profiles_daily', 'one row per account, subject (a competitor or the account itself) and day', description='Daily public profile numbers of each competitor, and of the account itself read the same way', columns=[
-        Column('ig_user_id', 'text', 'the account that watches (`instagram.accounts.ig_user_id`)', key=True),
-        Column('username', 'text', "the subject's @handle", key=True),
-        Column('date', 'date', 'the UTC day the capture is labelled with (the `competitor_snapshots` partition: the day that just ended)', key=True),
-        Column('is_self', 'boolean', "true for the account's own public numbers, read the same way (business discovery of its own username)"),
-        Column('competitor_ig_user_id', 'text', "the subject's Instagram id"),
-        Column('name', 'text', 'the profile name'),
-        Column('followers_count', 'bigint', 'public follower count at the capture'),
-        Column('follows_count', 'bigint', 'accounts it follows at the capture'),
-        Column('media_count', 'bigint', 'public number of posts at the capture'),
-        Column('fetched_at', 'timestamptz', 'when the capture read it (a later capture of the same day replaces the values it has)'),
-    ]),
-    Table('competitor_media', 'one row per public post of a competitor (or of an account, read publicly)', description='Public posts of the competitors (and of the accounts, read publicly), newest first as business discovery serves them', columns=[
-        Column('media_id', 'text', 'Instagram id of the post', key=True),
-        Column('username', 'text', "the owner's @handle"),
-        Column('competitor_ig_user_id', 'text', "the owner's Instagram id"),
-        Column('media_product_type', 'text', 'FEED or REELS (business discovery serves no stories)'),
-        Column('media_type', 'text', 'IMAGE, VIDEO, CAROUSEL_ALBUM'),
-        Column('published_at', 'timestamptz', "the post's `timestamp`"),
-        Column('permalink', 'text', 'link to the post on instagram.com'),
-        Column('caption', 'text', 'the caption as last read'),
-        Column('first_seen_at', 'timestamptz', 'when a capture first read the post'),
-        Column('updated_at', 'timestamptz', 'when a capture last read it'),
-    ]),
-    Table('competitor_media_snapshots', 'one row per competitor post and capture', description='Public like and comment counts of competitor posts at each capture', columns=[
-        Column('media_id', 'text', 'the post (`instagram.competitor_media.media_id`)', key=True),
-        Column('captured_at', 'timestamptz', 'when the capture read it', key=True),
-        Column('like_count', 'bigint', 'public likes then; NULL when the owner hides like counts'),
-        Column('comments_count', 'bigint', 'public comments then'),
-    ]),
-    Table('competitor_benchmarks', 'one row per account, ISO week (Monday, UTC) and subject (the account itself or an active competitor)', description='Weekly like-for-like comparison of an account with its competitors from public numbers only, with ranks', columns=[
-        Column('ig_user_id', 'text', 'the account that watches (`instagram.accounts.ig_user_id`)', key=True),
-        Column('week_start', 'date', 'Monday of the week (UTC days)', key=True),
-        Column('subject', 'text', "the subject's @handle", key=True),
-        Column('is_self', 'boolean', 'true for the account itself'),
-        Column('followers', 'bigint', 'followers at the last capture of the week'),
-        Column('follower_growth', 'bigint', 'followers at the last capture of the week − at the last capture before the week (the first capture of the week when there is none)'),
-        Column('follower_growth_pct', 'double precision', 'follower_growth / that base × 100'),
-        Column('posts', 'bigint', 'posts published in the week (UTC)'),
-        Column('reels', 'bigint', 'of which reels (`media_product_type` REELS)'),
-        Column('carousels', 'bigint', 'of which carousels (FEED, CAROUSEL_ALBUM)'),
-        Column('images', 'bigint', 'of which images (FEED, IMAGE)'),
-        Column('avg_interactions_per_post', 'double precision', "mean of likes + comments of the week's posts whose likes are public, from each post's newest snapshot; NULL when none are"),
-        Column('engagement_per_follower', 'double precision', 'avg_interactions_per_post / followers × 100'),
-        Column('rank_follower_growth', 'integer', '1 = the largest follower_growth among the account and its competitors that week'),
-        Column('rank_follower_growth_pct', 'integer', '1 = the largest follower_growth_pct'),
-        Column('rank_posts', 'integer', '1 = the most posts'),
-        Column('rank_avg_interactions', 'integer', '1 = the highest avg_interactions_per_post'),
-        Column('rank_engagement_per_follower', 'integer', '1 = the highest engagement_per_follower (NULL values are not ranked)'),
-        Column('subjects', 'integer', 'how many subjects were ranked that week (the account and its competitors with data)'),
-        Column('computed_at', 'timestamptz', 'when the row was computed'),
-    ]),
     Table('sync_runs', 'one row per Dagster run, account and sync type', description='One row per account and sync run: what was asked, what it cost and how it ended', columns=[
         Column('dagster_run_id', 'text', 'the Dagster run', key=True),
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
@@ -334,6 +255,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('delivered_at', 'timestamptz', 'when the webhook accepted it'),
     ]),
 ]}
+TABLES.update({t.name: t for t in SOCIAL_TABLES})  # competitors, comments, tags, hashtags
 
 
 def _like(table: str, **described: str) -> list[Column]:

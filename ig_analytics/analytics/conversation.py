@@ -1,0 +1,132 @@
+"""Conversation metrics from the stored comments (docs/analytics.md, "Conversation"): pure functions on frames.
+
+- A **top-level comment** is a comment of someone else with no parent (the account's own top-level comments are
+  not conversation it is asked to answer); a **reply** is any comment with a parent, the account's included.
+- A top-level comment is **answered** once a reply of the account (``is_own``) exists; its **first response** is
+  the account's earliest reply, and the first-response time is that reply's time minus the comment's, in minutes.
+- An **unanswered question** is an unanswered top-level comment whose text held a ``?`` (also ``？`` and ``؟``),
+  decided when it was read (``is_question``), so it survives the blanking of the text.
+- Per day (UTC, the day the comment was written): comments, replies, and of that day's top-level comments those
+  answered and unanswered so far; the median and 90th percentile (linear interpolation) of the first-response
+  times of the comments whose first response was written that day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from ig_analytics.analytics._common import read_frame
+
+QUESTION_MARKS = ("?", "？", "؟")
+WINDOW_DAYS = 35  # recomputed every hour: replies keep arriving on recent comments
+DAILY_COLUMNS = (
+    "ig_user_id", "date", "comments", "replies", "top_level", "top_level_answered", "top_level_unanswered",
+    "unanswered_questions", "answered_that_day", "median_first_response_minutes", "p90_first_response_minutes",
+    "computed_at",
+)
+POST_COLUMNS = (
+    "media_id", "ig_user_id", "published_at", "comments", "replies", "top_level_answered", "top_level_unanswered",
+    "unanswered_questions", "median_first_response_minutes", "computed_at",
+)
+
+
+def is_question(text: str | None) -> bool:
+    return bool(text) and any(mark in text for mark in QUESTION_MARKS)
+
+
+_COMMENTS_SQL = """
+SELECT c.comment_id, c.media_id, c.ig_user_id, c.parent_id, c.published_at, c.is_own, c.is_question,
+       m.published_at AS post_published_at
+FROM instagram.media_comments c JOIN instagram.media m ON m.media_id = c.media_id
+WHERE {where}
+"""
+
+
+def read_comments(conn: Connection, since: datetime, by_post: bool = False) -> pd.DataFrame:
+    """The comments written since ``since`` (``by_post``: every comment of the posts published since then)."""
+    where = "m.published_at >= %(since)s" if by_post else "c.published_at >= %(since)s"
+    return read_frame(conn, _COMMENTS_SQL.format(where=where), {"since": since},
+                      text_columns=("comment_id", "media_id", "ig_user_id", "parent_id"))
+
+
+def _bool(values: pd.Series) -> pd.Series:
+    """Booleans as read from PostgreSQL's COPY text ('t'/'f') or already bool; NULL is False."""
+    return values.map({"t": True, "f": False, True: True, False: False}).fillna(False).astype(bool)
+
+
+def first_responses(comments: pd.DataFrame) -> pd.DataFrame:
+    """One row per top-level comment of someone else: its account, post, time, question flag, and the time of the
+    account's first reply (NaT while unanswered) and the minutes it took."""
+    frame = comments.copy()
+    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
+    frame["is_question"] = _bool(frame["is_question"])
+    is_own = _bool(frame["is_own"])
+    tops = frame[frame["parent_id"].isna() & ~is_own]
+    own_replies = frame[frame["parent_id"].notna() & is_own]
+    first = own_replies.groupby("parent_id")["published_at"].min().rename("first_response_at")
+    out = tops.join(first, on="comment_id")
+    out["response_minutes"] = (out["first_response_at"] - out["published_at"]).dt.total_seconds() / 60
+    return out
+
+
+def _p(values: pd.Series, q: float) -> float | None:
+    clean = values.dropna()
+    return float(np.percentile(clean, q)) if len(clean) else None
+
+
+def daily_rows(comments: pd.DataFrame, first_day: date, computed_at: datetime) -> pd.DataFrame:
+    """``conversation_daily`` of the days from ``first_day`` on that have comments or responses."""
+    if comments.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in DAILY_COLUMNS})
+    frame = comments.assign(published_at=pd.to_datetime(comments["published_at"], utc=True))
+    frame["day"] = frame["published_at"].dt.date
+    tops = first_responses(frame)
+    tops["day"] = tops["published_at"].dt.date
+    tops["answered"] = tops["first_response_at"].notna()
+    tops["open_question"] = ~tops["answered"] & tops["is_question"]
+    tops["response_day"] = tops["first_response_at"].dt.date
+    keys = ["ig_user_id", "day"]
+    by_day = tops.groupby(keys).agg(top_level=("comment_id", "size"), top_level_answered=("answered", "sum"),
+                                    unanswered_questions=("open_question", "sum"))
+    replies = frame[frame["parent_id"].notna()].groupby(keys).size().rename("replies")
+    answered = tops[tops["answered"]]
+    times = answered.groupby(["ig_user_id", "response_day"])["response_minutes"]
+    timing = pd.DataFrame({"answered_that_day": times.size(), "median_first_response_minutes": times.median(),
+                           "p90_first_response_minutes": times.apply(lambda s: _p(s, 90))})
+    timing.index = timing.index.set_names(keys)
+    out = by_day.join(replies, how="outer").join(timing, how="outer").reset_index()
+    out = out[out["day"] >= first_day]
+    for column in ("top_level", "top_level_answered", "unanswered_questions", "replies", "answered_that_day"):
+        out[column] = out[column].fillna(0).astype("int64")
+    out["comments"] = out["top_level"]
+    out["top_level_unanswered"] = out["top_level"] - out["top_level_answered"]
+    out["date"] = pd.to_datetime(out["day"])
+    out["computed_at"] = pd.Timestamp(computed_at)
+    return out[list(DAILY_COLUMNS)].reset_index(drop=True)
+
+
+def post_rows(comments: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:
+    """``conversation_posts``: per post, its comments, replies, answered and unanswered, open questions and the
+    median first-response time."""
+    if comments.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in POST_COLUMNS})
+    tops = first_responses(comments)
+    tops["answered"] = tops["first_response_at"].notna()
+    tops["open_question"] = ~tops["answered"] & tops["is_question"]
+    posts = comments.groupby(["media_id", "ig_user_id"]).agg(
+        published_at=("post_published_at", "first"),
+        replies=("parent_id", lambda s: int(s.notna().sum()))).reset_index()
+    per_post = tops.groupby("media_id").agg(comments=("comment_id", "size"), top_level_answered=("answered", "sum"),
+                                            unanswered_questions=("open_question", "sum"),
+                                            median_first_response_minutes=("response_minutes", "median"))
+    out = posts.join(per_post, on="media_id")
+    for column in ("comments", "top_level_answered", "unanswered_questions", "replies"):
+        out[column] = out[column].fillna(0).astype("int64")
+    out["top_level_unanswered"] = out["comments"] - out["top_level_answered"]
+    out["published_at"] = pd.to_datetime(out["published_at"], utc=True)
+    out["computed_at"] = pd.Timestamp(computed_at)
+    return out[list(POST_COLUMNS)]

@@ -1,0 +1,280 @@
+"""Conversation and content assets (issue 25): hashtags of the captions and how they perform (no API call), the
+comments of the account's posts (hourly, frugal: only posts whose ``comments_count`` moved), the conversation
+metrics derived from them, and the posts of others that tag the account (daily).
+
+The derived tables are returned as frames and written by the ``postgres_io`` IO manager; the formulas are plain
+Python in ``analytics/hashtags.py`` and ``analytics/conversation.py`` (docs/analytics.md)."""
+
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+import dagster as dg
+
+from ig_analytics.analytics import conversation, hashtags
+from ig_analytics.defs.analytics_assets import _day_window, _timed
+from ig_analytics.defs.catalog import HOURLY, table_asset
+from ig_analytics.defs.checks import CheckDef, check_group
+from ig_analytics.defs.ingestion_assets import (
+    GRAPH_API_POOL, MediaSyncConfig, _credentials, media_and_snapshots, refuse_unstarted_partition)
+from ig_analytics.defs.partitions import hourly_partitions
+from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
+from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
+from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError
+from ig_analytics.ingestion.comments import sync_comments
+from ig_analytics.ingestion.tags import sync_tags, tags_due
+from ig_analytics.quality import conversation as rules
+from ig_analytics.settings import Settings
+
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+@dg.asset(
+    deps=["media"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("media_hashtags", write_metadata("replace")),
+    freshness_policy=HOURLY,
+    description=(
+        "The hashtags of each post's caption (any script, case-folded, without '#'), parsed from the stored "
+        "captions: no API call. Rebuilt every hour, so an edited caption is reflected."
+    ),
+)
+def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
+    started = time.monotonic()
+    with database.engine().connect() as conn:
+        posts = hashtags.read_posts(conn, EPOCH)
+    rows = hashtags.hashtag_rows(posts)
+    return dg.Output(rows, metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
+                                     "duration_seconds": _timed(started)})
+
+
+@dg.asset(
+    ins={"tags": dg.AssetIn("media_hashtags", metadata={"columns": ["media_id", "hashtag", "ig_user_id"]})},
+    deps=["media_engagement"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("hashtag_performance", write_metadata("replace", "period_end")),
+    freshness_policy=HOURLY,
+    description=(
+        f"Which of the account's hashtags work: per account, trailing period ({' and '.join(map(str, hashtags.PERIOD_DAYS))} "
+        f"days ending yesterday, the last complete UTC day) and hashtag used on at least {hashtags.MIN_POSTS} posts, the median engagement rate by "
+        "reach and median reach of those posts and the lift against the account's median (1.0 = as usual)."
+    ),
+)
+def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    last_day = now.date() - timedelta(days=1)  # complete days only: yesterday's report finds its rows
+    with database.engine().connect() as conn:
+        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+    rows = hashtags.performance_rows(posts, tags, last_day, now)
+    # the periods ending yesterday are the slice: earlier days' rows stay as history
+    return dg.Output(Rows(rows, _day_window(last_day, last_day)), metadata={"rows": len(rows),
+                                                                    "duration_seconds": _timed(started)})
+
+
+def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
+    """The media step's config of this run: the comments follow its accounts, its daily refresh (full reads)
+    and its capture-lag guard, so the schedules and ``sync`` need not configure a second step."""
+    op_config = ((run_config.get("ops") or {}).get(media_and_snapshots.op.name) or {}).get("config") or {}
+    return MediaSyncConfig(**op_config)
+
+
+def _refuse_unstarted_run(context) -> None:
+    """An unpartitioned asset of the hourly job, in a run launched for an hour still to come: refused like the
+    partitioned ones (ingestion_assets.refuse_unstarted_partition), before any call."""
+    key = context.run.tags.get("dagster/partition") or ""
+    try:
+        start = datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return  # no hourly partition: nothing to refuse
+    if start > datetime.now(timezone.utc):
+        raise dg.Failure(description=f"Partition {key} has not started yet: nothing is read for it. Launch a "
+                                     "partition that has begun.", allow_retries=False)
+
+
+def for_each_account(creds, work: Callable, max_workers: int) -> list[dict]:
+    """``work(account) -> dict`` for every account in parallel; one account's failure is its own row."""
+    def one(account) -> dict:
+        try:
+            return {"ig_user_id": account.ig_user_id, "status": "success", **work(account)}
+        except (GraphApiError, OSError) as exc:  # this account's trouble, never the run's (no text in it)
+            return {"ig_user_id": account.ig_user_id, "status": "failed", "error": str(exc)[:300]}
+
+    if not creds:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(creds))), thread_name_prefix="ig-conv") as pool:
+        return list(pool.map(one, creds))
+
+
+def _outcomes(rows: list[dict], started: float) -> dict:
+    lines = ["| account | status | detail |", "|---|---|---|"]
+    for r in rows:
+        detail = r.get("error") or r.get("denied") or ", ".join(
+            f"{k} {v}" for k, v in r.items() if k not in ("ig_user_id", "status", "denied") and v)
+        lines.append(f"| {r['ig_user_id']} | {r['status']} | {' '.join(str(detail).split()).replace('|', '/')} |")
+    totals = {k: sum(int(r.get(k) or 0) for r in rows) for k in ("api_calls", "batch_items", "posts_read",
+                                                                   "comments_written", "comments_deleted")}
+    return {**{k: dg.MetadataValue.int(v) for k, v in totals.items()},
+            "accounts_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in rows)),
+            "accounts_without_permission": dg.MetadataValue.int(sum(bool(r.get("denied")) for r in rows)),
+            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": _timed(started)}
+
+
+@dg.asset(
+    deps=["media"],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=GRAPH_API_POOL,
+    group_name="ingestion",
+    kinds={"postgres"},
+    **table_asset("media_comments"),
+    freshness_policy=HOURLY,
+    description=(
+        "Comments and replies on each account's posts of the last 30 days, read only when a post's comment count "
+        "moved since the last read (newest pages first) and in full at the daily refresh, when comments deleted "
+        "on Instagram leave the table. Text and commenters' usernames are blanked after "
+        "IG_ANALYTICS_COMMENT_TEXT_DAYS days (default 90); counts and times stay."
+    ),
+)
+def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
+    started = time.monotonic()
+    config = _media_config(context.run.run_config)
+    now = datetime.now(timezone.utc)
+    slot_end = context.partition_time_window.end
+    refuse_unstarted_partition(context, slot_end - timedelta(hours=1), now)
+    if config.max_capture_lag_hours is not None and now - slot_end > timedelta(hours=config.max_capture_lag_hours):
+        return dg.MaterializeResult(metadata={"skipped": "a past hour: comments are read as of now only"})
+    engine, creds, _problems, _done = _credentials(context, database, "comments", config.ig_user_ids)
+    client = graph_api.client(database)
+    reference = min(slot_end, now)
+    full = config.refresh_all
+
+    def work(account) -> dict:
+        api = client.account(account.ig_user_id, account.token, account.login_kind)
+        synced = sync_comments(engine, api, account.ig_user_id, account.username, reference, full=full,
+                               window_days=config.window_days)
+        return {"api_calls": api.stats.calls, "batch_items": api.stats.batch_items, "posts_read": synced.posts_read,
+                "posts_refused": synced.posts_refused, "comments_written": synced.comments_written,
+                "comments_deleted": synced.comments_deleted, "denied": synced.denied}
+
+    rows = for_each_account(creds, work, config.max_concurrent_accounts)
+    return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+@dg.asset(
+    deps=["media_comments"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("conversation_daily", write_metadata("replace", "date")),
+    freshness_policy=HOURLY,
+    description=(
+        "Per account and UTC day: comments and replies written, top-level comments answered by the account and "
+        "not, open questions, and the median and 90th-percentile minutes to the account's first reply. The last "
+        f"{conversation.WINDOW_DAYS} days are recomputed every hour (replies keep arriving)."
+    ),
+)
+def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
+        comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
+    rows = conversation.daily_rows(comments, first, now)
+    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"days": len(rows),
+                                                                          "duration_seconds": _timed(started)})
+
+
+@dg.asset(
+    deps=["media_comments"],
+    group_name="analytics",
+    kinds={"postgres", "pandas"},
+    io_manager_key=IO_MANAGER_KEY,
+    **table_asset("conversation_posts", write_metadata("replace", "published_at")),
+    freshness_policy=HOURLY,
+    description=(
+        "Per post with comments: comments, replies, answered and unanswered top-level comments, open questions and "
+        f"the median minutes to the account's first reply. Posts of the last {conversation.WINDOW_DAYS} days are "
+        "recomputed every hour."
+    ),
+)
+def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    with database.engine().connect() as conn:
+        comments = conversation.read_comments(conn, _midnight(first), by_post=True)
+    rows = conversation.post_rows(comments, now)
+    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"posts": len(rows),
+                                                                          "duration_seconds": _timed(started)})
+
+
+@dg.asset(
+    deps=["accounts"],
+    pool=GRAPH_API_POOL,
+    group_name="ingestion",
+    kinds={"postgres"},
+    **table_asset("tagged_media"),
+    freshness_policy=HOURLY,
+    description=(
+        "Public posts of other accounts that tag each account (user-generated content), with their like and "
+        "comment counts and a link. Read about once a day per account (when its last read is 23 h old) in the "
+        "hourly media job, and by every `ig-analytics sync`."
+    ),
+)
+def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
+    started = time.monotonic()
+    _refuse_unstarted_run(context)
+    config = _media_config(context.run.run_config)
+    engine, creds, _problems, _done = _credentials(context, database, "tags", config.ig_user_ids)
+    client = graph_api.client(database)
+    now = datetime.now(timezone.utc)
+    due = [c for c in creds if config.refresh_all or tags_due(engine, c.ig_user_id, now)]
+
+    def work(account) -> dict:
+        api = client.account(account.ig_user_id, account.token, account.login_kind)
+        try:
+            return {"posts": sync_tags(engine, api, account.ig_user_id, now), "api_calls": api.stats.calls}
+        except PermissionDeniedError as exc:  # this account's token cannot read tags: say so, do not fail
+            return {"denied": str(exc)[:300], "api_calls": api.stats.calls}
+
+    rows = for_each_account(due, work, config.max_concurrent_accounts)
+    return dg.MaterializeResult(metadata={**_outcomes(rows, started), "accounts_due": len(due)})
+
+
+conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_daily, conversation_posts,
+                       tagged_media]
+# what the hourly media job adds (defs/jobs.py)
+CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments",
+                                               "conversation_daily", "conversation_posts", "tagged_media")
+
+
+def _checks() -> dg.AssetChecksDefinition:
+    def comments(conn, s):
+        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days)
+
+    return check_group("conversation_checks", None, [
+        CheckDef("media_comments", "media_comments_valid", comments,
+                 "ERROR: no negative likes or future comments, replies one level deep, no text or username kept past "
+                 "IG_ANALYTICS_COMMENT_TEXT_DAYS."),
+        CheckDef("conversation_daily", "conversation_daily_valid",
+                 lambda conn, s: rules.conversation_daily_validity(conn, s.now),
+                 "ERROR, blocking: consistent counts, median <= p90, no future day.", blocking=True),
+        CheckDef("tagged_media", "tagged_media_valid", lambda conn, s: rules.tagged_media_validity(conn, s.now),
+                 "ERROR: no negative counts, no future posts."),
+        CheckDef("hashtag_performance", "hashtags_valid", lambda conn, s: rules.hashtags_validity(conn),
+                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median."),
+    ])
+
+
+conversation_checks = [_checks()]
