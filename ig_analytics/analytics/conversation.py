@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import read_frame
+from ig_analytics.storage.frames import read_frame
 
 QUESTION_MARKS = ("?", "？", "؟")
 WINDOW_DAYS = 35  # recomputed every hour: replies keep arriving on recent comments

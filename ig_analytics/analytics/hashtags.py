@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from ig_analytics.analytics._common import read_frame
+from ig_analytics.storage.frames import read_frame
 
 MIN_POSTS = 3
 PERIOD_DAYS = (30, 90)  # the trailing periods computed every hour, each ending yesterday (UTC)
