@@ -81,6 +81,7 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
         "follower_growth_pct": DOUBLE, "posts": BIGINT, "reels": BIGINT, "carousels": BIGINT, "images": BIGINT,
         "avg_interactions_per_post": DOUBLE, "engagement_per_follower": DOUBLE,
         "rank_engagement_per_follower": INTEGER_LIKE, "rank_follower_growth_pct": INTEGER_LIKE,
+    }),
     "media_comments": ("table", ("comment_id",), {
         "comment_id": TEXT, "media_id": TEXT, "ig_user_id": TEXT, "parent_id": TEXT, "username": TEXT, "text": TEXT,
         "like_count": BIGINT, "hidden": "boolean", "published_at": TSTZ, "is_own": "boolean",
@@ -152,6 +153,8 @@ SETTINGS_TESTED_IN = {
     "IG_APP_SECRET": "ig_analytics_tests.test_cli_settings::test_app_secret_setting_adds_appsecret_proof_to_every_call",
     "IG_TOKEN_KEY": "ig_analytics_tests.test_cli_settings::test_token_key_setting_encrypts_tokens_with_that_key",
     "IG_NOTIFY_WEBHOOK_URL": "ig_analytics_tests.test_alerts::test_a_failing_run_posts_exactly_one_alert_without_the_token",
+    "IG_ANALYTICS_COMMENT_TEXT_DAYS":
+        "ig_analytics_tests.test_conversation::test_the_assets_store_the_example_and_retention_blanks_text_while_counts_stay",
 }
 
 # Contract items that are not built yet -> the issue building them (e.g. "setting X": "issue N"). Add an entry

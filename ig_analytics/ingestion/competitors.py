@@ -94,6 +94,7 @@ def _own_username(username: str | None, watched: list[str], result: CaptureResul
 def _write(conn: Any, ig_user_id: str, day: date, now: datetime, found: dict[str, bd.Discovery],
            own: str | None) -> int:
     profiles, media, snapshots = [], {}, {}
+    slot = now.replace(minute=0, second=0, microsecond=0)  # a second capture within the hour replaces the first
     for name, d in found.items():
         p = d.profile
         if d.status != "active" or p is None:
@@ -103,7 +104,7 @@ def _write(conn: Any, ig_user_id: str, day: date, now: datetime, found: dict[str
         for m in p.media:
             media[m.media_id] = (m.media_id, name, p.competitor_ig_user_id, m.media_product_type, m.media_type,
                                  m.published_at, m.permalink, m.caption, now, now)
-            snapshots[m.media_id] = (m.media_id, now, m.like_count, m.comments_count)
+            snapshots[m.media_id] = (m.media_id, slot, m.like_count, m.comments_count)
     written = bulk_upsert(conn, "competitor_profiles_daily", [
         "ig_user_id", "username", "date", "is_self", "competitor_ig_user_id", "name", "followers_count",
         "follows_count", "media_count", "fetched_at"], profiles, key_columns=["ig_user_id", "username", "date"],

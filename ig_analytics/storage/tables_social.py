@@ -43,7 +43,7 @@ SOCIAL_TABLES: list[Table] = [
     ]),
     Table('competitor_media_snapshots', 'one row per competitor post and capture', description='Public like and comment counts of competitor posts at each capture', columns=[
         Column('media_id', 'text', 'the post (`instagram.competitor_media.media_id`)', key=True),
-        Column('captured_at', 'timestamptz', 'when the capture read it', key=True),
+        Column('captured_at', 'timestamptz', 'the hour of the capture (UTC; a second capture within the hour replaces the values)', key=True),
         Column('like_count', 'bigint', 'public likes then; NULL when the owner hides like counts'),
         Column('comments_count', 'bigint', 'public comments then'),
     ]),
