@@ -102,6 +102,20 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
 }
 # The view has the snapshot table's columns.
 TABLES["media_insights_latest"] = ("view", ("media_id",), dict(TABLES["media_insights_snapshots"][2]))
+# The analysts' wide views (issue 26).
+TABLES["posts"] = ("view", ("media_id",), {
+    "media_id": TEXT, "ig_user_id": TEXT, "username": TEXT, "media_product_type": TEXT, "published_at": TSTZ,
+    "published_local": ANY, "caption": TEXT, "permalink": TEXT, "reach": BIGINT, "views": BIGINT, "likes": BIGINT,
+    "comments": BIGINT, "saved": BIGINT, "shares": BIGINT, "engagement": BIGINT, "engagement_rate_reach": DOUBLE,
+    "engagement_rate_views": DOUBLE, "engagement_rate_followers": DOUBLE, "like_rate": DOUBLE, "comment_rate": DOUBLE,
+    "save_rate": DOUBLE, "share_rate": DOUBLE, "performance_score": DOUBLE, "followers_at_publish": BIGINT,
+    "hashtags": ANY, "trended": "boolean",
+})
+TABLES["account_days"] = ("view", ("ig_user_id", "date"), {
+    "ig_user_id": TEXT, "username": TEXT, "date": DATE, "reach": BIGINT, "views": BIGINT, "follows": BIGINT,
+    "unfollows": BIGINT, "followers_total": BIGINT, "followers_total_source": TEXT, "posts": BIGINT, "stories": BIGINT,
+    "engagement": BIGINT, "engagement_rate_reach": DOUBLE,
+})
 
 # (table, column) -> the values the contract allows
 ENUMS = {
@@ -119,6 +133,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "db start": (), "db stop": (), "db status": (), "db url": ("--read-only",),
     "status": (),
     "report": ("--account", "--days"),
+    "export": ("--account", "--since", "--until", "--format", "--output"),
     "accounts add": ("--ig-user-id", "--token", "--username", "--timezone", "--login", "--no-verify"),
     "accounts discover": ("--facebook-token", "--dry-run"),
     "accounts refresh-tokens": (),
