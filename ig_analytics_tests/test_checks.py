@@ -215,12 +215,12 @@ def test_column_schema_check_fails_on_a_missing_or_retyped_column_and_allows_ext
     execute(good, "ALTER TABLE instagram.account_insights_daily ADD COLUMN note text")
     result = schema_result()
     assert result.passed and result.metadata["unexpected_columns"] == ["note"]
-    execute(good, "ALTER TABLE instagram.account_insights_daily ALTER COLUMN reach TYPE integer")
+    execute(good, "ALTER TABLE instagram.account_insights_daily ALTER COLUMN website_clicks TYPE integer")
     execute(good, "ALTER TABLE instagram.account_insights_daily DROP COLUMN profile_links_taps")
     result = schema_result()
     assert not result.passed and result.severity == ERROR
     assert result.metadata["missing_columns"] == ["profile_links_taps"]
-    assert result.metadata["retyped_columns"] == {"reach": {"expected": "bigint", "actual": "integer"}}
+    assert result.metadata["retyped_columns"] == {"website_clicks": {"expected": "bigint", "actual": "integer"}}
 
 
 # ---- through Dagster -------------------------------------------------------------------------------------

@@ -121,12 +121,12 @@ def test_every_table_asset_carries_owner_table_name_schema_and_freshness():
 
 
 def test_outcome_table_stays_one_markdown_row_per_account():
-    from ig_analytics.defs.ingestion_assets import _outcomes_markdown
+    from ig_analytics.defs.account_runs import outcomes_markdown
     from ig_analytics.ingestion.outcome import AccountOutcome
 
     outcome = AccountOutcome("1784", "account", "2026-11-20", datetime.now(timezone.utc))
     outcome.status, outcome.error = "failed", "Graph API said | no\nsecond line"
-    rows = _outcomes_markdown([outcome]).splitlines()
+    rows = outcomes_markdown([outcome]).splitlines()
     assert len(rows) == 3 and rows[2].count(" | ") == 4 and "\\| no second line" in rows[2]
 
 

@@ -28,7 +28,7 @@ from ig_analytics.defs.resources import AnalyticsDatabase
 ENGAGEMENT_WINDOW_DAYS = 35
 
 
-def _timed(started: float) -> dg.MetadataValue:
+def seconds_since(started: float) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(round(time.monotonic() - started, 3)))
 
 
@@ -82,7 +82,7 @@ def analytics_resources(database: AnalyticsDatabase) -> dict:
     return {IO_MANAGER_KEY: PostgresTableIOManager(database=database), "analytics_inputs": DatabaseInputs(database=database)}
 
 
-def _day_window(day_from: date, day_to: date) -> dg.TimeWindow:
+def day_window(day_from: date, day_to: date) -> dg.TimeWindow:
     """Days day_from..day_to (inclusive) as a window of UTC midnights."""
     start = datetime(day_from.year, day_from.month, day_from.day, tzinfo=timezone.utc)
     return dg.TimeWindow(start, start + timedelta(days=(day_to - day_from).days + 1))
@@ -112,7 +112,7 @@ def media_engagement(context: dg.AssetExecutionContext, analytics_inputs: Analyt
     latest = analytics_inputs.latest_snapshots(window.start, window.end)
     rows = (engagement.media_engagement_rows(latest, datetime.now(timezone.utc)) if not latest.empty
             else pd.DataFrame({c: pd.Series(dtype=object) for c in engagement.MEDIA_ENGAGEMENT_COLUMNS}))
-    return dg.Output(rows, metadata={"posts": len(rows), "duration_seconds": _timed(started)})
+    return dg.Output(rows, metadata={"posts": len(rows), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -141,7 +141,7 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
         notify_new_trending(database.notifier(), new_entries)
     return dg.MaterializeResult(
         metadata={"rows_written": rows, "new_trending_posts": len(new_entries), "as_of": as_of.isoformat(),
-                  "duration_seconds": _timed(started)}
+                  "duration_seconds": seconds_since(started)}
     )
 
 
@@ -165,7 +165,7 @@ def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
     posts = analytics_inputs.posts_by_day(day_from, today)
     rows = engagement.daily_engagement_rows(posts, datetime.now(timezone.utc))
     # the recomputed days are the slice: replace deletes only their rows
-    return dg.Output(Rows(rows, _day_window(day_from, today)), metadata={"duration_seconds": _timed(started)})
+    return dg.Output(Rows(rows, day_window(day_from, today)), metadata={"duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -184,7 +184,7 @@ def best_posting_times(analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     now = datetime.now(timezone.utc)
     rows = best_times.best_times_rows(analytics_inputs.rated_posts(now), now)
-    return dg.Output(rows, metadata={"duration_seconds": _timed(started)})  # the whole table is the slice
+    return dg.Output(rows, metadata={"duration_seconds": seconds_since(started)})  # the whole table is the slice
 
 
 def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: int, kind: str):
@@ -211,7 +211,7 @@ def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: i
         "periods": dg.MetadataValue.int(len(period_ends)),
         "period_end": period_ends[-1].isoformat() if period_ends else "",
         "summary": dg.MetadataValue.md(summary[:60_000]),
-        "duration_seconds": _timed(started),
+        "duration_seconds": seconds_since(started),
     }
     for r in results:  # the newest period's files, clickable in the UI
         if r.html_path is not None:

@@ -10,15 +10,9 @@ import sqlalchemy as sa
 
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.catalog import ACCOUNTS, AUDIENCE, accounts_synced_check, table_asset
-from ig_analytics.defs.ingestion_assets import (
-    GRAPH_API_POOL,
-    SYNC_RETRY_POLICY,
-    _accounts_check,
-    _credentials,
-    _needs_reauth_alert,
-    _raise_for_retryable,
-    _run_metadata,
-    refuse_unstarted_partition,
+from ig_analytics.defs.account_runs import (
+    GRAPH_API_POOL, SYNC_RETRY_POLICY, account_credentials, accounts_check, needs_reauth_alert, raise_for_retryable,
+    refuse_unstarted_partition, run_metadata,
 )
 from ig_analytics.defs.partitions import snapshot_daily_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -100,7 +94,7 @@ def audience_demographics(
         with database.engine().connect() as conn:
             yield demographics_validity(conn, day)
         return
-    engine, creds, problems, done = _credentials(context, database, "demographics", config.ig_user_ids)
+    engine, creds, problems, done = account_credentials(context, database, "demographics", config.ig_user_ids)
     client = graph_api.client(database)
 
     def work(api, account, result) -> None:
@@ -109,13 +103,13 @@ def audience_demographics(
 
     results = sync_accounts(
         engine, client, creds, sync_type="demographics", partition_key=day.isoformat(), run_id=context.run_id,
-        work=work, max_workers=config.max_concurrent_accounts, on_needs_reauth=_needs_reauth_alert(database),
+        work=work, max_workers=config.max_concurrent_accounts, on_needs_reauth=needs_reauth_alert(database),
     )
-    _raise_for_retryable(context, results)
-    metadata = _run_metadata(results, started, done, problems)
+    raise_for_retryable(context, results)
+    metadata = run_metadata(results, started, done, problems)
     metadata["api_version"] = dg.MetadataValue.text(client.version)
     yield dg.MaterializeResult(metadata=metadata)
-    yield _accounts_check(dg.AssetKey("audience_demographics"), results, problems)
+    yield accounts_check(dg.AssetKey("audience_demographics"), results, problems)
     with engine.connect() as conn:
         yield demographics_validity(conn, day)
 

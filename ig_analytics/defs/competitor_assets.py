@@ -16,7 +16,7 @@ from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.analytics import competitor_benchmarks as benchmarks
 from ig_analytics.defs.catalog import table_asset
-from ig_analytics.defs.ingestion_assets import refuse_unstarted_partition
+from ig_analytics.defs.account_runs import refuse_unstarted_partition
 from ig_analytics.defs.partitions import snapshot_daily_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi

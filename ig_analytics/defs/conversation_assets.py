@@ -14,11 +14,11 @@ from typing import Any, Callable, Mapping
 import dagster as dg
 
 from ig_analytics.analytics import conversation, hashtags
-from ig_analytics.defs.analytics_assets import _day_window, _timed
+from ig_analytics.defs.analytics_assets import day_window, seconds_since
 from ig_analytics.defs.catalog import HOURLY, table_asset
 from ig_analytics.defs.checks import CheckDef, check_group
-from ig_analytics.defs.ingestion_assets import (
-    GRAPH_API_POOL, MediaSyncConfig, _credentials, media_and_snapshots, refuse_unstarted_partition)
+from ig_analytics.defs.account_runs import GRAPH_API_POOL, account_credentials, refuse_unstarted_partition
+from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import hourly_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
@@ -49,7 +49,7 @@ def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
         posts = hashtags.read_posts(conn, EPOCH)
     rows = hashtags.hashtag_rows(posts)
     return dg.Output(rows, metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
-                                     "duration_seconds": _timed(started)})
+                                     "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -74,8 +74,8 @@ def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
         posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
     rows = hashtags.performance_rows(posts, tags, last_day, now)
     # the periods ending yesterday are the slice: earlier days' rows stay as history
-    return dg.Output(Rows(rows, _day_window(last_day, last_day)), metadata={"rows": len(rows),
-                                                                    "duration_seconds": _timed(started)})
+    return dg.Output(Rows(rows, day_window(last_day, last_day)), metadata={"rows": len(rows),
+                                                                    "duration_seconds": seconds_since(started)})
 
 
 def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
@@ -123,7 +123,7 @@ def _outcomes(rows: list[dict], started: float) -> dict:
     return {**{k: dg.MetadataValue.int(v) for k, v in totals.items()},
             "accounts_failed": dg.MetadataValue.int(sum(r["status"] == "failed" for r in rows)),
             "accounts_without_permission": dg.MetadataValue.int(sum(bool(r.get("denied")) for r in rows)),
-            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": _timed(started)}
+            "accounts": dg.MetadataValue.md("\n".join(lines)), "duration_seconds": seconds_since(started)}
 
 
 @dg.asset(
@@ -150,7 +150,7 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     refuse_unstarted_partition(context, slot_end - timedelta(hours=1), now)
     if config.max_capture_lag_hours is not None and now - slot_end > timedelta(hours=config.max_capture_lag_hours):
         return dg.MaterializeResult(metadata={"skipped": "a past hour: comments are read as of now only"})
-    engine, creds, _problems, _done = _credentials(context, database, "comments", config.ig_user_ids)
+    engine, creds, _problems, _done = account_credentials(context, database, "comments", config.ig_user_ids)
     client = graph_api.client(database)
     reference = min(slot_end, now)
     full = config.refresh_all
@@ -191,8 +191,8 @@ def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
     with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
         comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
     rows = conversation.daily_rows(comments, first, now)
-    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"days": len(rows),
-                                                                          "duration_seconds": _timed(started)})
+    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"days": len(rows),
+                                                                          "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -215,8 +215,8 @@ def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
     with database.engine().connect() as conn:
         comments = conversation.read_comments(conn, _midnight(first), by_post=True)
     rows = conversation.post_rows(comments, now)
-    return dg.Output(Rows(rows, _day_window(first, now.date())), metadata={"posts": len(rows),
-                                                                          "duration_seconds": _timed(started)})
+    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"posts": len(rows),
+                                                                          "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -236,7 +236,7 @@ def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase,
     started = time.monotonic()
     _refuse_unstarted_run(context)
     config = _media_config(context.run.run_config)
-    engine, creds, _problems, _done = _credentials(context, database, "tags", config.ig_user_ids)
+    engine, creds, _problems, _done = account_credentials(context, database, "tags", config.ig_user_ids)
     client = graph_api.client(database)
     now = datetime.now(timezone.utc)
     due = [c for c in creds if config.refresh_all or tags_due(engine, c.ig_user_id, now)]

@@ -12,12 +12,8 @@ from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.analytics.followers import insights_day
 from ig_analytics.constants import META_DAY_TIMEZONE
 from ig_analytics.defs.catalog import ACCOUNTS, OWNERS, accounts_synced_check
-from ig_analytics.defs.ingestion_assets import (
-    GRAPH_API_POOL,
-    _accounts_check,
-    _credentials,
-    _needs_reauth_alert,
-    _run_metadata,
+from ig_analytics.defs.account_runs import (
+    GRAPH_API_POOL, account_credentials, accounts_check, needs_reauth_alert, run_metadata,
 )
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.ingestion.follower_anchor import record_follower_anchor
@@ -53,7 +49,7 @@ def follower_anchors(context: dg.AssetExecutionContext, config: FollowerAnchorCo
                      graph_api: GraphApi):
     started = time.monotonic()
     ended = insights_day(graph_api.client(database).now()) - timedelta(days=1)  # the day this read observes
-    engine, creds, problems, done = _credentials(context, database, SYNC_TYPE, config.ig_user_ids)
+    engine, creds, problems, done = account_credentials(context, database, SYNC_TYPE, config.ig_user_ids)
     client = graph_api.client(database)
 
     def work(api, account, result) -> None:
@@ -62,10 +58,10 @@ def follower_anchors(context: dg.AssetExecutionContext, config: FollowerAnchorCo
     results = sync_accounts(
         engine, client, creds, sync_type=SYNC_TYPE, partition_key=ended.isoformat(),
         run_id=context.run_id, work=work, max_workers=config.max_concurrent_accounts,
-        on_needs_reauth=_needs_reauth_alert(database),
+        on_needs_reauth=needs_reauth_alert(database),
     )
-    yield dg.MaterializeResult(metadata=_run_metadata(results, started, done, problems))
-    yield _accounts_check(dg.AssetKey("follower_anchors"), results, problems)
+    yield dg.MaterializeResult(metadata=run_metadata(results, started, done, problems))
+    yield accounts_check(dg.AssetKey("follower_anchors"), results, problems)
 
 
 follower_anchor_job = dg.define_asset_job(

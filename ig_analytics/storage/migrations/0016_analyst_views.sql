@@ -1,5 +1,7 @@
 -- Wide views for the questions analysts ask most (issue 26), so a SQL client needs no join of our tables.
 -- Descriptions of every column: storage/tables.py (applied as COMMENT ON by every migration run).
+-- A later migration that changes the type of a column these views read must DROP VIEW and create them again
+-- (PostgreSQL refuses to alter a column a view depends on).
 
 -- One row per post (stories included, media_product_type says which).
 CREATE OR REPLACE VIEW instagram.posts AS
