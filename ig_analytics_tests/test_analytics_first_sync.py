@@ -24,7 +24,7 @@ BOOKKEEPING = {"synced_at", "fetched_at", "computed_at", "generated_at", "update
                "created_at", "applied_at", "status_changed_at", "delivered_at", "last_attempt_at", "last_captured_at",
                "read_at", "full_read_at", "checked_at", "last_seen_at"}  # when comments and tags were last read
 HISTORIES = {"account_profile_snapshots", "sync_runs", "media_insights_snapshots", "competitor_media_snapshots"}
-EPHEMERAL = {"api_budget"}  # the newest X-App-Usage reading: bookkeeping of the client, not data
+EPHEMERAL = {"api_budget", "tag_reads"}  # bookkeeping of the client: the newest X-App-Usage; when and how much /tags last returned
 
 
 @pytest.fixture()

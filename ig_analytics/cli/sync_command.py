@@ -126,95 +126,100 @@ def run_sync(
     engine = db.get_engine(db.analytics_url(settings))
     check_accounts_exist(engine, account_ids)  # before any run is launched
 
-    import dagster as dg
     from dagster import DagsterInstance
 
     import ig_analytics.definitions  # noqa: F401 - loaded (and logging configured) before stderr is redirected
+    from ig_analytics.defs.launch import prepare_instance
+    from ig_analytics.logging_setup import log_level_from_env
+
+    _terminal_quiet_once_stopped()  # the handlers the definitions installed
+    instance = prepare_instance(DagsterInstance.get())  # one instance, pooled and batched, for every run below
+    reap_abandoned_cli_runs(instance, engine)
+    # The console gets warnings (or what IG_ANALYTICS_LOG_LEVEL asks when it is stricter, or DEBUG); the full
+    # event log is in the UI's run view.
+    level = log_level_from_env()
+    runs = _Runs(instance, {"ig_analytics/trigger": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+                 logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING)), record_dir)
+    _run_jobs(runs, sync_type, account_ids, since, (first_day, last_day), now, every_report)
+    return SyncReport(lines=_account_lines(engine, runs.run_ids, account_ids), run_errors=runs.errors,
+                      run_ids=runs.run_ids)
+
+
+@dataclass
+class _Runs:
+    """The runs of one sync, executed one after the other on one instance; what each ended with."""
+
+    instance: object
+    tags: dict
+    console_level: str
+    record_dir: str | None
+    run_ids: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def execute(self, job_name: str, ops: dict | None = None, **kwargs) -> None:
+        import dagster as dg
+
+        from ig_analytics.defs.launch import execute_linked_run
+        from ig_analytics.run_output import stderr_to_log
+
+        resources = {"graph_api": {"config": {"record_dir": self.record_dir}}} if self.record_dir else None
+        run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": self.console_level}}},
+                                  resources=resources)
+        stopping.check()
+        with stderr_to_log():
+            outcome = execute_linked_run(self.instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
+        stopping.check()  # stopped meanwhile: the run ended at its ingestion step (no retry); start no further job
+        self.run_ids.append(outcome.run_id)
+        if not outcome.success:
+            reason = (outcome.failures[0] if outcome.failures else "").strip().splitlines() or ["no error recorded"]
+            where = f" at {reason[0]}" if reason[0].startswith("step ") else f": {reason[0]}"
+            self.errors.append(f"{job_name} run {outcome.run_id} failed{where} (the run's page in the Dagster UI, "
+                               "`ig-analytics ui`, has the whole error)")
+
+
+def _run_jobs(runs: _Runs, sync_type: str, account_ids: list[str], since: date | None, days: tuple[date, date],
+              now: datetime, every_report: bool) -> None:
+    """The jobs of a sync of ``sync_type``, in the order that lets each read what the one before wrote."""
     from ig_analytics.defs.audience_assets import AudienceConfig, audience_demographics
     from ig_analytics.defs.competitor_assets import CompetitorConfig, competitor_snapshots
     from ig_analytics.defs.ingestion_assets import (
         AccountSyncConfig, MediaSyncConfig, account_insights_daily, media_and_snapshots,
     )
-    from ig_analytics.defs.launch import execute_linked_run, prepare_instance
-    from ig_analytics.logging_setup import log_level_from_env
-    from ig_analytics.run_output import stderr_to_log
 
-    _terminal_quiet_once_stopped()  # the handlers the definitions installed
-    instance = prepare_instance(DagsterInstance.get())  # one instance, pooled and batched, for every run below
-    reap_abandoned_cli_runs(instance, engine)
-    run_ids: list[str] = []
-    errors: list[str] = []
-    tags = {"ig_analytics/trigger": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
-
-    # The console gets warnings (or what IG_ANALYTICS_LOG_LEVEL asks when it is stricter, or DEBUG); the full
-    # event log is in the UI's run view.
-    level = log_level_from_env()
-    console_level = logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING))
-
-    def execute(job_name: str, ops: dict[str, dg.Config] | None = None, **kwargs) -> None:
-        run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": console_level}}},
-                                  resources={"graph_api": {"config": {"record_dir": record_dir}}} if record_dir else None)
-        stopping.check()
-        with stderr_to_log():
-            outcome = execute_linked_run(instance, job_name, run_config=run_config.to_config_dict(), **kwargs)
-        stopping.check()  # stopped meanwhile: the run ended at its ingestion step (no retry); start no further job
-        run_ids.append(outcome.run_id)
-        if not outcome.success:
-            reason = (outcome.failures[0] if outcome.failures else "").strip().splitlines() or ["no error recorded"]
-            where = f" at {reason[0]}" if reason[0].startswith("step ") else f": {reason[0]}"
-            errors.append(f"{job_name} run {outcome.run_id} failed{where} (the run's page in the Dagster UI, "
-                          "`ig-analytics ui`, has the whole error)")
-
+    first_day, last_day = days
+    tags, yesterday = runs.tags, (now.date() - timedelta(days=1)).isoformat()
     if sync_type in ("full", "media"):
         # --since reaching further back than the default window widens it (posts older than 30 days get one
         # snapshot now); it never narrows it.
-        window_days = MEDIA_WINDOW_DAYS
-        if since is not None:
-            window_days = max(window_days, (now.date() - since).days + 1)
-        hour_key = now.strftime("%Y-%m-%d-%H:00")  # the hour in progress (hourly partitions have end_offset=1)
-        execute(
-            "media_sync_job",
-            partition_key=hour_key,
-            tags=tags,
-            ops={media_and_snapshots.op.name: MediaSyncConfig(
-                ig_user_ids=account_ids, refresh_all=True, window_days=window_days)},
-        )
+        window_days = max(MEDIA_WINDOW_DAYS, (now.date() - since).days + 1) if since else MEDIA_WINDOW_DAYS
+        runs.execute("media_sync_job", partition_key=now.strftime("%Y-%m-%d-%H:00"), tags=tags,  # the hour in progress
+                     ops={media_and_snapshots.op.name: MediaSyncConfig(
+                         ig_user_ids=account_ids, refresh_all=True, window_days=window_days)})
     if sync_type in ("full", "account"):
-        execute(
-            "account_insights_job",
-            tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
-                  ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat()},
-            ops={account_insights_daily.op.name: AccountSyncConfig(ig_user_ids=account_ids)},
-        )
+        runs.execute("account_insights_job", tags={**tags, **_day_range(first_day.isoformat(), last_day.isoformat())},
+                     ops={account_insights_daily.op.name: AccountSyncConfig(ig_user_ids=account_ids)})
     if sync_type == "full":
-        # Meta serves only the current audience picture: it is the snapshot of the last finished day (whatever
-        # --until says), taken before the reports that show it.
-        execute(
-            "audience_demographics_job",
-            partition_key=(now.date() - timedelta(days=1)).isoformat(),
-            tags=tags,
-            ops={audience_demographics.op.name: AudienceConfig(ig_user_ids=account_ids)},
-        )
-        # Competitors' public counts, also only "now" (the last finished day's picture), then their benchmarks.
-        execute(
-            "competitors_job",
-            partition_key=(now.date() - timedelta(days=1)).isoformat(),
-            tags=tags,
-            ops={competitor_snapshots.op.name: CompetitorConfig(ig_user_ids=account_ids)},
-        )
+        # Meta serves only the current audience picture and competitors' current public counts: both are the
+        # snapshot of the last finished day (whatever --until says), taken before the reports that show them.
+        runs.execute("audience_demographics_job", partition_key=yesterday, tags=tags,
+                     ops={audience_demographics.op.name: AudienceConfig(ig_user_ids=account_ids)})
+        runs.execute("competitors_job", partition_key=yesterday, tags=tags,
+                     ops={competitor_snapshots.op.name: CompetitorConfig(ig_user_ids=account_ids)})
         if every_report:
-            execute("reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
-                                         ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat()})
+            runs.execute("reports_job", tags={**tags, **_day_range(first_day.isoformat(), last_day.isoformat())})
             weeks = full_weeks(first_day, last_day)
             if weeks:
-                execute("weekly_reports_job", tags={**tags, ASSET_PARTITION_RANGE_START_TAG: weeks[0],
-                                                    ASSET_PARTITION_RANGE_END_TAG: weeks[-1]})
+                runs.execute("weekly_reports_job", tags={**tags, **_day_range(weeks[0], weeks[-1])})
         else:
-            execute("reports_job", partition_key=last_day.isoformat(), tags=tags)
+            runs.execute("reports_job", partition_key=last_day.isoformat(), tags=tags)
     # The accounts table observed and the hourly checks (tokens, freshness, column schemas) evaluated now, so the
     # UI shows them from the first sync on instead of "Not evaluated" until hh:40.
-    execute("data_quality_job", tags=tags)
-    return SyncReport(lines=_account_lines(engine, run_ids, account_ids), run_errors=errors, run_ids=run_ids)
+    runs.execute("data_quality_job", tags=tags)
+
+
+def _day_range(first: str, last: str) -> dict:
+    """The tags of one run over a range of daily (or weekly) partitions."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
 def _record_dir(record_dir: str) -> str:
