@@ -97,3 +97,17 @@ def test_no_module_is_over_450_lines():
     long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}
     assert long == {}
+
+
+def test_no_function_is_over_80_lines():
+    """A function a reader cannot hold in view is split into named parts (the sandbox's generated data too)."""
+    import ast
+
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long[f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}"] = lines
+    assert long == {}

@@ -73,12 +73,19 @@ def _trend_item(t: dict, synthetic: bool) -> str:
             f"engagement rate {_avg(t.get('engagement_rate'), '%')}, reach {_n(t.get('reach'))}</li>")
 
 
-def render_html(report: dict) -> str:
-    am, cm, en = report["account_metrics"], report["content_metrics"], report["engagement"]
-    stories = cm.get("stories") or {}
-    synthetic = bool(report.get("permalinks_synthetic"))
-    who = escape(f"@{report['username']}" if report.get("username") else report["ig_user_id"])
-    period = f"{report['period']['start']} to {report['period']['end']}"
+_STYLE = """body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px; color: #0f172a; background: #f8fafc; }
+h1 { margin: 0 0 4px 0; font-size: 24px; } .sub { color: #475569; margin-bottom: 16px; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-bottom: 16px; }
+.card { background: #1e3a8a; color: #fff; border-radius: 8px; padding: 12px 16px; min-width: 150px; }
+.card .k { font-size: 12px; opacity: .85; } .card .v { font-size: 24px; font-weight: bold; } .card .s { font-size: 11px; opacity: .8; }
+.grid { display: flex; flex-wrap: wrap; gap: 16px; } .panel { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px; }
+table { border-collapse: collapse; width: 100%; background: #fff; } th, td { border-bottom: 1px solid #e2e8f0; padding: 6px 8px; font-size: 13px; text-align: left; }
+th { background: #e0e7ff; } td.n { text-align: right; } .note { color: #64748b; font-size: 12px; }
+.tag { background: #e0e7ff; border-radius: 4px; padding: 0 4px; font-size: 11px; }"""
+
+
+def _charts_html(report: dict) -> str:
+    """Followers, reach and views per day, and the engagement rate by post type: the report's first panels."""
     daily = report.get("daily") or []
     labels = [d["date"][5:] for d in daily]
     followers_chart = charts.line_chart(
@@ -88,20 +95,18 @@ def render_html(report: dict) -> str:
     reach_chart = charts.line_chart(
         labels,
         [("reach (unique per day)", [d.get("reach") for d in daily]), ("views", [d.get("views") for d in daily])],
-        title="Reach and views per day",
-        bars=True,
-        integer=True,
+        title="Reach and views per day", bars=True, integer=True,
     )
     type_chart = charts.hbar_chart(
         [(t["post_type"], t.get("engagement_rate_reach"), _type_note(t)) for t in report.get("by_post_type") or []],
         title="Engagement rate by reach, by post type",
     )
-    heat = charts.heatmap(
-        [{"weekday": s["weekday"], "hour": s["hour"], "value": s.get("shrunk_engagement_rate_reach"),
-          "posts": s.get("posts"), "reliable": s.get("reliable")} for s in report.get("best_posting_times_grid") or []],
-        title=f"Best posting times ({report.get('timezone') or 'UTC'}), posts of the last 90 days",
-    )
-    rows = "".join(
+    return (f'<div class="grid"><div class="panel">{followers_chart}</div><div class="panel">{reach_chart}</div>\n'
+            f'<div class="panel">{type_chart}</div></div>')
+
+
+def _top_posts_rows(report: dict, synthetic: bool) -> str:
+    return "".join(
         f"<tr><td>{escape((p.get('published_at') or '')[:16].replace('T', ' '))}</td>"
         f"<td>{escape(p.get('media_product_type') or p.get('media_type') or '')}</td>"
         f"<td>{_link(p, synthetic)}</td><td class=n>{_n(p.get('engagement'))}</td>"
@@ -109,7 +114,11 @@ def render_html(report: dict) -> str:
         f"<td class=n>{_avg(p.get('performance_score'))}</td></tr>"
         for p in report.get("top_posts") or []
     ) or "<tr><td colspan=7>No posts with data in this period.</td></tr>"
-    trend_rows = "".join(_trend_item(t, synthetic) for t in report.get("trends") or []) or "<li>No trending posts.</li>"
+
+
+def _cards_html(report: dict) -> str:
+    am, cm, en = report["account_metrics"], report["content_metrics"], report["engagement"]
+    stories = cm.get("stories") or {}
     cards = [
         ("Followers", _n(am.get("followers_total")), _follower_note(am)),
         ("Reach / day (avg)", _avg(am.get("reach_daily_avg")), f"best day {_n(am.get('reach_daily_max'))}"),
@@ -120,33 +129,34 @@ def render_html(report: dict) -> str:
         ("Engagement rate", _avg(en.get("engagement_rate_reach"), "%"), "by reach, posts"),
         ("Engagement rate", _avg(en.get("engagement_rate_views"), "%"), "by views, posts"),
     ]
-    card_html = "".join(
-        f"<div class=card><div class=k>{escape(k)}</div><div class=v>{escape(v)}</div>"
-        f"<div class=s>{escape(s)}</div></div>"
-        for k, v, s in cards
+    return "".join(f"<div class=card><div class=k>{escape(k)}</div><div class=v>{escape(v)}</div>"
+                   f"<div class=s>{escape(s)}</div></div>" for k, v, s in cards)
+
+
+def render_html(report: dict) -> str:
+    en = report["engagement"]
+    synthetic = bool(report.get("permalinks_synthetic"))
+    who = escape(f"@{report['username']}" if report.get("username") else report["ig_user_id"])
+    period = f"{report['period']['start']} to {report['period']['end']}"
+    heat = charts.heatmap(
+        [{"weekday": s["weekday"], "hour": s["hour"], "value": s.get("shrunk_engagement_rate_reach"),
+          "posts": s.get("posts"), "reliable": s.get("reliable")} for s in report.get("best_posting_times_grid") or []],
+        title=f"Best posting times ({report.get('timezone') or 'UTC'}), posts of the last 90 days",
     )
+    trend_rows = "".join(_trend_item(t, synthetic) for t in report.get("trends") or []) or "<li>No trending posts.</li>"
     synthetic_note = (" Links marked <em>synthetic</em> come from the local sandbox and lead nowhere."
                       if synthetic else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Instagram report {who} {escape(period)}</title>
 <style>
-body {{ font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px; color: #0f172a; background: #f8fafc; }}
-h1 {{ margin: 0 0 4px 0; font-size: 24px; }} .sub {{ color: #475569; margin-bottom: 16px; }}
-.cards {{ display: flex; flex-wrap: wrap; gap: 12px; margin-bottom: 16px; }}
-.card {{ background: #1e3a8a; color: #fff; border-radius: 8px; padding: 12px 16px; min-width: 150px; }}
-.card .k {{ font-size: 12px; opacity: .85; }} .card .v {{ font-size: 24px; font-weight: bold; }} .card .s {{ font-size: 11px; opacity: .8; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 16px; }} .panel {{ background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 8px; }}
-table {{ border-collapse: collapse; width: 100%; background: #fff; }} th, td {{ border-bottom: 1px solid #e2e8f0; padding: 6px 8px; font-size: 13px; text-align: left; }}
-th {{ background: #e0e7ff; }} td.n {{ text-align: right; }} .note {{ color: #64748b; font-size: 12px; }}
-.tag {{ background: #e0e7ff; border-radius: 4px; padding: 0 4px; font-size: 11px; }}
+{_STYLE}
 </style></head><body>
 <h1>Instagram performance: {who}</h1>
 <div class="sub">{escape(period)} ({escape(report.get('timezone') or 'UTC')})</div>
-<div class="cards">{card_html}</div>
-<div class="grid"><div class="panel">{followers_chart}</div><div class="panel">{reach_chart}</div>
-<div class="panel">{type_chart}</div></div>
+<div class="cards">{_cards_html(report)}</div>
+{_charts_html(report)}
 <h2>Top posts</h2>
-<table><tr><th>published</th><th>type</th><th>post</th><th>engagement</th><th>reach</th><th>rate by reach</th><th>score</th></tr>{rows}</table>
+<table><tr><th>published</th><th>type</th><th>post</th><th>engagement</th><th>reach</th><th>rate by reach</th><th>score</th></tr>{_top_posts_rows(report, synthetic)}</table>
 <h2>Trending now</h2><ul>{trend_rows}</ul>
 <h2>Best posting times</h2><p class="note">{escape(best_times_note(report)).capitalize()}.</p>
 <h3>When your posts did best</h3><div class="panel">{heat}</div>

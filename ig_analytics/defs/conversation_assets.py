@@ -23,6 +23,7 @@ from ig_analytics.defs.partitions import hourly_partitions
 from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError
+from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
 from ig_analytics.ingestion.comments import sync_comments
 from ig_analytics.ingestion.tags import sync_tags, tags_due
 from ig_analytics.quality import conversation as rules
@@ -98,12 +99,20 @@ def _refuse_unstarted_run(context) -> None:
                                      "partition that has begun.", allow_retries=False)
 
 
-def for_each_account(creds, work: Callable, max_workers: int) -> list[dict]:
-    """``work(account) -> dict`` for every account in parallel; one account's failure is its own row."""
+def for_each_account(creds, work: Callable, max_workers: int, api: str | None = None) -> list[dict]:
+    """``work(account) -> dict`` for every account in parallel; one account's failure is its own row. A dead API
+    (the API at ``api``) is given up as in the other ingestion runs, which may have found it dead already."""
+    breaker = CircuitBreaker.for_run(len(creds), api)
+
     def one(account) -> dict:
+        if breaker.open:
+            return {"ig_user_id": account.ig_user_id, "status": "failed", "error": breaker.reason()}
         try:
-            return {"ig_user_id": account.ig_user_id, "status": "success", **work(account)}
+            row = {"ig_user_id": account.ig_user_id, "status": "success", **work(account)}
+            breaker.record(True, None)
+            return row
         except (GraphApiError, OSError) as exc:  # this account's trouble, never the run's (no text in it)
+            breaker.record(False, exc)
             return {"ig_user_id": account.ig_user_id, "status": "failed", "error": str(exc)[:300]}
 
     if not creds:
@@ -163,7 +172,7 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
                 "posts_refused": synced.posts_refused, "comments_written": synced.comments_written,
                 "comments_deleted": synced.comments_deleted, "denied": synced.denied}
 
-    rows = for_each_account(creds, work, config.max_concurrent_accounts)
+    rows = for_each_account(creds, work, config.max_concurrent_accounts, getattr(client, "base_url", None))
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
 
 
@@ -248,7 +257,7 @@ def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase,
         except PermissionDeniedError as exc:  # this account's token cannot read tags: say so, do not fail
             return {"denied": str(exc)[:300], "api_calls": api.stats.calls}
 
-    rows = for_each_account(due, work, config.max_concurrent_accounts)
+    rows = for_each_account(due, work, config.max_concurrent_accounts, getattr(client, "base_url", None))
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "accounts_due": len(due)})
 
 

@@ -73,30 +73,10 @@ def sync_accounts(
                        "log_only": describe_database_failure(exc) is not None or isinstance(exc, stopping.Stopped)},
             )
         finally:
-            stats = api.stats
-            outcome.api_calls = stats.calls
-            outcome.throttle_wait_seconds = stats.throttle_wait_s
-            outcome.items_skipped = max(outcome.items_skipped, len(stats.skipped))
-            if stats.skipped:
-                outcome.details["skipped"] = [
-                    {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": storable(s.reason),
-                     "refused": s.refused}
-                    for s in stats.skipped[:50]
-                ]
-            if stats.dropped_metrics:
-                outcome.details["dropped_metrics"] = sorted({metric for _, metric in stats.dropped_metrics})
-            if stats.incomplete:  # a list cut short (graph_api/paging.py): partial, said in one line
-                outcome.details["incomplete"] = list(stats.incomplete)
-                if outcome.status == "success":
-                    outcome.status, outcome.error = "partial", outcome.error or "; ".join(stats.incomplete)
+            _add_call_stats(outcome, api.stats)
         breaker.record(outcome.ok, failure)
         if outcome.needs_reauth:
-            try:
-                changed = accounts_repo.set_status(engine, creds.ig_user_id, "needs_reauth", outcome.error)
-                if changed and on_needs_reauth:
-                    on_needs_reauth(outcome)
-            except Exception as exc:  # noqa: BLE001
-                log.error("could not mark account %s as needs_reauth: %s", creds.ig_user_id, exc)
+            _mark_needs_reauth(engine, outcome, on_needs_reauth)
         _safe_record(engine, run_id, outcome)
         return outcome
 
@@ -115,6 +95,36 @@ def sync_accounts(
     if breaker.open:
         log.error("stopped early: %s", breaker.reason().removeprefix("not attempted: "))
     return results
+
+
+def _add_call_stats(outcome: AccountOutcome, stats) -> None:
+    """What the client counted for the account: calls, throttle waits, skipped items (the first 50, with why),
+    dropped metrics, and lists cut short (graph_api/paging.py), which make a success partial."""
+    outcome.api_calls = stats.calls
+    outcome.throttle_wait_seconds = stats.throttle_wait_s
+    outcome.items_skipped = max(outcome.items_skipped, len(stats.skipped))
+    if stats.skipped:
+        outcome.details["skipped"] = [
+            {"media_id": s.media_id, "code": s.code, "subcode": s.subcode, "reason": storable(s.reason),
+             "refused": s.refused}
+            for s in stats.skipped[:50]
+        ]
+    if stats.dropped_metrics:
+        outcome.details["dropped_metrics"] = sorted({metric for _, metric in stats.dropped_metrics})
+    if stats.incomplete:
+        outcome.details["incomplete"] = list(stats.incomplete)
+        if outcome.status == "success":
+            outcome.status, outcome.error = "partial", outcome.error or "; ".join(stats.incomplete)
+
+
+def _mark_needs_reauth(engine: Engine, outcome: AccountOutcome,
+                       on_needs_reauth: Callable[[AccountOutcome], None] | None) -> None:
+    try:
+        changed = accounts_repo.set_status(engine, outcome.ig_user_id, "needs_reauth", outcome.error)
+        if changed and on_needs_reauth:
+            on_needs_reauth(outcome)
+    except Exception as exc:  # noqa: BLE001
+        log.error("could not mark account %s as needs_reauth: %s", outcome.ig_user_id, exc)
 
 
 def _safe_record(engine: Engine, run_id: str, outcome: AccountOutcome) -> None:

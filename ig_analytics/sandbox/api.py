@@ -201,40 +201,7 @@ class SandboxAPI(MediaEndpoints, BatchEndpoint):
         names = [m.strip() for m in (p.get("metric") or "").split(",") if m.strip()]
         if not names:
             raise errors.param("(#100) The value must be a valid insights metric")
-        available = catalog.account_metrics(ctx.version)
-        for i, n in enumerate(names):
-            if n not in available:
-                removed = catalog.account_removed_in(n, ctx.version)
-                if removed is not None:
-                    raise errors.account_metric_removed(n, removed)
-                raise errors.invalid_metric(i, n, sorted(available))
-        period = p.get("period")
-        if not period:
-            raise errors.param("(#100) The parameter period is required")
-        if period != "day":
-            raise errors.param(f"(#100) Incompatible period '{period}' for the requested metrics; use period=day")
-        metric_type = p.get("metric_type") or "time_series"
-        if metric_type not in ("time_series", "total_value"):
-            raise errors.param("(#100) metric_type must be one of the following values: time_series, total_value")
-        if metric_type == "time_series":
-            bad = [n for n in names if not available[n][0]]
-            if bad:
-                raise errors.param(f"(#100) The following metrics ({', '.join(bad)}) should be specified with "
-                                   f"parameter metric_type=total_value")
-        else:
-            bad = [n for n in names if not available[n][1]]
-            if bad:
-                raise errors.param(f"(#100) The following metrics ({', '.join(bad)}) do not support "
-                                   f"metric_type=total_value; use metric_type=time_series")
-        breakdown = p.get("breakdown")
-        if breakdown:
-            if metric_type != "total_value":
-                raise errors.param("(#100) breakdown is only supported with metric_type=total_value")
-            if breakdown not in catalog.BREAKDOWNS:
-                raise errors.param(f"(#100) Incompatible breakdowns: {breakdown}")
-            for n in names:
-                if not catalog.breakdown_ok(breakdown, n):
-                    raise errors.param(f"(#100) The {n} metric does not support the {breakdown} breakdown")
+        metric_type, breakdown = _check_insights_params(p, names, catalog.account_metrics(ctx.version), ctx.version)
         since, until = self._range(p, ctx.now)
         days = _days_in(since, until)
         today = day_of(ctx.now)
@@ -347,3 +314,41 @@ def _split(total: int, weights: list[float]) -> list[int]:
     parts[0] += total - sum(parts)
     return parts
 
+
+def _check_insights_params(p: dict, names: list[str], available: dict, version: str) -> tuple[str, str | None]:
+    """The account-insights request's metrics, period, metric type and breakdown checked as Meta checks them
+    (the first problem is the error); returns (metric_type, breakdown)."""
+    for i, n in enumerate(names):
+        if n not in available:
+            removed = catalog.account_removed_in(n, version)
+            if removed is not None:
+                raise errors.account_metric_removed(n, removed)
+            raise errors.invalid_metric(i, n, sorted(available))
+    period = p.get("period")
+    if not period:
+        raise errors.param("(#100) The parameter period is required")
+    if period != "day":
+        raise errors.param(f"(#100) Incompatible period '{period}' for the requested metrics; use period=day")
+    metric_type = p.get("metric_type") or "time_series"
+    if metric_type not in ("time_series", "total_value"):
+        raise errors.param("(#100) metric_type must be one of the following values: time_series, total_value")
+    if metric_type == "time_series":
+        bad = [n for n in names if not available[n][0]]
+        if bad:
+            raise errors.param(f"(#100) The following metrics ({', '.join(bad)}) should be specified with "
+                               f"parameter metric_type=total_value")
+    else:
+        bad = [n for n in names if not available[n][1]]
+        if bad:
+            raise errors.param(f"(#100) The following metrics ({', '.join(bad)}) do not support "
+                               f"metric_type=total_value; use metric_type=time_series")
+    breakdown = p.get("breakdown")
+    if breakdown:
+        if metric_type != "total_value":
+            raise errors.param("(#100) breakdown is only supported with metric_type=total_value")
+        if breakdown not in catalog.BREAKDOWNS:
+            raise errors.param(f"(#100) Incompatible breakdowns: {breakdown}")
+        for n in names:
+            if not catalog.breakdown_ok(breakdown, n):
+                raise errors.param(f"(#100) The {n} metric does not support the {breakdown} breakdown")
+    return metric_type, breakdown
