@@ -190,7 +190,7 @@ def _page_text(chromium: str, url: str, profile, wait_for: str, screenshot=None)
 
     def render():
         args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1600,1000"]
+                f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=2560,1600"]
         dom = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)))
         last["text"] = text
