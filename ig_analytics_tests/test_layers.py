@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "ig_analytics"
 
 # Cross-cutting modules at the package top: configuration, logging, secrets. They import only each other.
-BASE = {"settings", "install_marker", "constants", "redaction", "terminal_text", "logging_setup", "stopping"}
+BASE = {"settings", "install_marker", "constants", "redaction", "terminal_text", "logging_setup", "stopping", "clock"}
 
 ALLOWED: dict[str, set[str]] = {
     **{name: BASE for name in BASE},

@@ -5,11 +5,12 @@ keep their token, timezone and status)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.accounts import repository as repo
 from ig_analytics.graph_api.errors import GraphApiError
 from ig_analytics.graph_api.models import DiscoveredPage, TokenInfo
@@ -49,7 +50,7 @@ class DiscoveryResult:
 def discover_accounts(engine: Engine, vault: TokenVault, api: TokenApi, user_token: str, *,
                       dry_run: bool = False, now: datetime | None = None) -> DiscoveryResult:
     """List the user's Pages (all result pages) and add the linked accounts not known yet."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     missing: list[str] = []
     info: TokenInfo | None = None
     if api.can_inspect:  # name what the user token lacks before /me/accounts fails or returns Pages without tokens

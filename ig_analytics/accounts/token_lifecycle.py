@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.graph_api.errors import GraphApiError
 from ig_analytics.graph_api.models import TokenInfo
 from ig_analytics.graph_api.tokens import TokenApi, missing_scopes
@@ -243,7 +244,7 @@ def maintain_tokens(engine: Engine, vault: TokenVault, api: TokenApi, notifier, 
                     ig_user_ids: Sequence[str] | None = None) -> MaintenanceReport:
     """The daily token job: refresh due Instagram-Login tokens, re-read every active token (debug_token, when
     the app id and secret are set), then alert on expiry."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     report = MaintenanceReport(refreshed=refresh_tokens(engine, vault, api, now, ig_user_ids))
     if api.can_inspect:
         with engine.connect() as conn:

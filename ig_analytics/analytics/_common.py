@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable
 
+from ig_analytics import clock
+
 # engagement of a snapshot row ``s`` (docs/analytics.md): total_interactions when reported, else the sum of the
 # parts, NULL parts counting as 0 only when at least one part is known.
 ENGAGEMENT_SQL = (
@@ -28,7 +30,7 @@ ACCOUNT_TZ_CTE = (
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def as_utc(value: datetime | None) -> datetime:

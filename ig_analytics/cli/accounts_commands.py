@@ -5,10 +5,10 @@ prints a token."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 
 import click
 
+from ig_analytics import clock
 from ig_analytics.cli.common import CliError, ig_user_ids_param, load_settings, open_engine, require_registered
 from ig_analytics.cli.errors import say
 from ig_analytics.graph_api.tokens import detect_login_kind
@@ -56,7 +56,7 @@ def after_add(settings, engine, vault, ig_user_id: str, token: str, login_kind: 
             "(debug_token).")
         return
     try:
-        info = inspect_token(engine, api, ig_user_id, token, login_kind, datetime.now(timezone.utc))
+        info = inspect_token(engine, api, ig_user_id, token, login_kind, clock.now())
     except GraphApiError as exc:
         say(f"WARNING: could not inspect the token ({describe_error(exc)}); the daily check retries.",
             err=True)
@@ -114,7 +114,7 @@ def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
 
     settings, engine, vault = _ctx()
     require_registered(engine, ig_user_ids)
-    results = refresh(engine, vault, token_api(settings), datetime.now(timezone.utc), list(ig_user_ids) or None)
+    results = refresh(engine, vault, token_api(settings), clock.now(), list(ig_user_ids) or None)
     if not results:
         say("No Instagram-Login token is due (they are refreshed once at least 24 h old).")
     for result in results:
@@ -136,7 +136,7 @@ def check_tokens() -> None:
         say(result.render())
     for ig_user_id, error in report.inspect_errors.items():
         say(f"CHECK FAILED {ig_user_id}: {error}")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     attention = 0
     for state in load_states(engine).values():
         if state.status == "disabled":

@@ -8,8 +8,9 @@ schedules keep syncing from the sandbox until Ctrl-C.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
+from ig_analytics import clock
 from ig_analytics.cli import runtime
 from ig_analytics.cli.errors import say
 from ig_analytics.settings import Settings
@@ -33,7 +34,7 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
         # Every process of this demo (this one, the webserver's code server, the daemon's runs) uses the sandbox.
         os.environ["IG_GRAPH_API_URL"] = server.base_url
         # A new demo home's partitions start where its data does: the days backfilled below, this hour.
-        ensure_marker(Settings.from_env().home, datetime.now(timezone.utc), history_days=days)
+        ensure_marker(Settings.from_env().home, clock.now(), history_days=days)
         settings = runtime.prepare(Settings.from_env())
         engine = db.get_engine(db.analytics_url(settings))
         vault = TokenVault.from_settings(settings)
@@ -42,14 +43,14 @@ def run_demo(port: int = 3000, days: int = 30, start_ui: bool = True) -> int:
             repo.add_account(
                 engine, vault, ig_user_id=account.ig_user_id, token=account.token, username=account.username,
                 timezone_name=account.timezone,
-                token_expires_at=datetime.now(timezone.utc) + timedelta(days=60),
+                token_expires_at=clock.now() + timedelta(days=60),
             )
             say(f"Demo account {account.ig_user_id} (@{account.username}, {account.timezone})")
             rivals = DEMO_COMPETITORS.get(account.username, ())
             if rivals:
                 competitors.add(engine, account.ig_user_id, list(rivals))
                 say(f"  compared with {', '.join('@' + r for r in rivals)} (ig-analytics competitors list)")
-        since = datetime.now(timezone.utc).date() - timedelta(days=days)
+        since = clock.now().date() - timedelta(days=days)
         say(f"Backfilling {days} days of account insights, capturing every recent post and writing the daily "
             "and weekly reports of those days ...")
         report = run_sync([a.ig_user_id for a in world.accounts], "full", since, None, every_report=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
+from ig_analytics import clock
 from ig_analytics.redaction import redact
 from ig_analytics.settings import Settings, SettingsError
 from ig_analytics.stopping import Stopped, exit_code
@@ -43,7 +43,7 @@ def fail(message: str, code: int) -> None:
     """Print ``message`` as one line and exit with ``code``."""
     text = printable(redact(message).strip(), _MAX_LINE)
     if _json_output:
-        line = json_line(json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        line = json_line(json.dumps({"time": clock.now().isoformat(timespec="milliseconds"),
                                      "level": "ERROR", "logger": "ig_analytics.cli.main", "message": text,
                                      "exit_code": code}, ensure_ascii=False))
     else:

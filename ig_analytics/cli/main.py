@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ig_analytics import clock
 from ig_analytics.cli.accounts_commands import register_account_commands
 from ig_analytics.cli.common import CliError, ig_user_id_param, load_settings, open_engine, parse_day, require_registered
 from ig_analytics.cli.errors import say
@@ -201,7 +202,7 @@ def accounts_list() -> None:
         say("No accounts. Add one with: ig-analytics accounts add --ig-user-id ID --token TOKEN")
         return
     tokens = load_states(engine)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     say(f"{'ig_user_id':<20} {'username':<20} {'status':<13} {'login':<9} {'timezone':<20} {'followers':>10}"
         "  token expires")
     for row in rows:
@@ -286,7 +287,7 @@ def report(ig_user_id: str, days: int) -> None:
     settings = load_settings()
     engine = open_engine(settings)
     require_registered(engine, [ig_user_id])
-    period_end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    period_end = clock.now().date() - timedelta(days=1)
     with engine.begin() as conn:
         results = reports.write_reports(
             conn, period_end=period_end, days=days, kind="on_demand", reports_dir=settings.reports_dir,

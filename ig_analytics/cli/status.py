@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.accounts.token_lifecycle import load_states
 from ig_analytics.storage import sync_runs
 from ig_analytics.terminal_text import printable
@@ -35,7 +36,7 @@ def _age(value: datetime | None, now: datetime) -> str:
 
 
 def render_status(engine: Engine, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     with engine.connect() as conn:
         accounts = conn.execute(sa.text(_QUERY)).all()
         successes = sync_runs.last_successes(conn)

@@ -11,11 +11,11 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ig_analytics import stopping
+from ig_analytics import clock, stopping
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
@@ -115,7 +115,7 @@ def run_sync(
     from ig_analytics.settings import Settings
     from ig_analytics.storage import db
 
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     if sync_type not in SYNC_TYPES:
         raise UsageError(f"--type must be one of {', '.join(SYNC_TYPES)}")
     check_account_ids(account_ids)

@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from ig_analytics import clock
 from ig_analytics.analytics import best_times, engagement, reports, trending
 from ig_analytics.defs.catalog import DAILY_REPORTS, HOURLY, WEEKLY_REPORTS, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
@@ -110,7 +111,7 @@ def media_engagement(context: dg.AssetExecutionContext, analytics_inputs: Analyt
     started = time.monotonic()
     window = context.partition_time_window
     latest = analytics_inputs.latest_snapshots(window.start, window.end)
-    rows = (engagement.media_engagement_rows(latest, datetime.now(timezone.utc)) if not latest.empty
+    rows = (engagement.media_engagement_rows(latest, clock.now()) if not latest.empty
             else pd.DataFrame({c: pd.Series(dtype=object) for c in engagement.MEDIA_ENGAGEMENT_COLUMNS}))
     return dg.Output(rows, metadata={"posts": len(rows), "duration_seconds": seconds_since(started)})
 
@@ -160,10 +161,10 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
 )
 def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
-    today = datetime.now(timezone.utc).date() + timedelta(days=1)  # covers timezones ahead of UTC
+    today = clock.now().date() + timedelta(days=1)  # covers timezones ahead of UTC
     day_from = today - timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     posts = analytics_inputs.posts_by_day(day_from, today)
-    rows = engagement.daily_engagement_rows(posts, datetime.now(timezone.utc))
+    rows = engagement.daily_engagement_rows(posts, clock.now())
     # the recomputed days are the slice: replace deletes only their rows
     return dg.Output(Rows(rows, day_window(day_from, today)), metadata={"duration_seconds": seconds_since(started)})
 
@@ -182,7 +183,7 @@ def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
 )
 def best_posting_times(analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     rows = best_times.best_times_rows(analytics_inputs.rated_posts(now), now)
     return dg.Output(rows, metadata={"duration_seconds": seconds_since(started)})  # the whole table is the slice
 

@@ -3,11 +3,12 @@ audience by age, gender, country, city). Meta only serves the current picture, s
 history; a partition far in the past cannot be filled (``max_snapshot_lag_days``)."""
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
+from ig_analytics import clock
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.catalog import ACCOUNTS, AUDIENCE, accounts_synced_check, table_asset
 from ig_analytics.defs.account_runs import (
@@ -84,7 +85,7 @@ def audience_demographics(
     started = time.monotonic()
     window = context.partition_time_window
     day: date = window.start.date()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     refuse_unstarted_partition(context, window.end - timedelta(days=1), now)
     today = now.date()
     if config.max_snapshot_lag_days is not None and day < today - timedelta(days=config.max_snapshot_lag_days):

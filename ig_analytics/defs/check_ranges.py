@@ -4,12 +4,13 @@ evaluation of a partition-range run (a single-run backfill), so the UI shows eve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Callable, Iterator, Sequence
 
 import dagster as dg
 from sqlalchemy.engine import Connection
 
+from ig_analytics import clock
 from ig_analytics.defs.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ig_analytics.defs.ingestion_assets import requested_accounts
 from ig_analytics.quality.result import CheckResult
@@ -37,7 +38,7 @@ Evaluate = Callable[[Connection, Scope], CheckResult]
 
 
 def scope_for(context: dg.AssetCheckExecutionContext, partitions_def) -> Scope:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     accounts = requested_accounts(context.run.run_config)
     if partitions_def is None:
         return Scope(None, None, now, accounts)

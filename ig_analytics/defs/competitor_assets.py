@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import sqlalchemy as sa
 
+from ig_analytics import clock
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.analytics import competitor_benchmarks as benchmarks
@@ -65,7 +66,7 @@ def competitor_snapshots(context: dg.AssetExecutionContext, config: CompetitorCo
                          graph_api: GraphApi):
     started = time.monotonic()
     day = date.fromisoformat(context.partition_key)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     refuse_unstarted_partition(context, datetime(day.year, day.month, day.day, tzinfo=timezone.utc), now)
     if config.max_capture_lag_days is not None and day < now.date() - timedelta(days=config.max_capture_lag_days):
         raise dg.Failure(description=(
@@ -125,7 +126,7 @@ def _check_result(name: str, result: CheckResult) -> dg.AssetCheckResult:
     ),
 )
 def competitor_benchmarks(database: AnalyticsDatabase) -> dg.Output:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     last_week = benchmarks.week_start(now.date())
     first_week = last_week - timedelta(weeks=BENCHMARK_WEEKS - 1)
     with database.engine().connect() as conn:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 import dagster as dg
 
+from ig_analytics import clock
 from ig_analytics.analytics import conversation, hashtags
 from ig_analytics.defs.analytics_assets import day_window, seconds_since
 from ig_analytics.defs.catalog import HOURLY, table_asset
@@ -69,7 +70,7 @@ def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
 )
 def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     last_day = now.date() - timedelta(days=1)  # complete days only: yesterday's report finds its rows
     with database.engine().connect() as conn:
         posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
@@ -94,7 +95,7 @@ def _refuse_unstarted_run(context) -> None:
         start = datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
     except ValueError:
         return  # no hourly partition: nothing to refuse
-    if start > datetime.now(timezone.utc):
+    if start > clock.now():
         raise dg.Failure(description=f"Partition {key} has not started yet: nothing is read for it. Launch a "
                                      "partition that has begun.", allow_retries=False)
 
@@ -154,7 +155,7 @@ def _outcomes(rows: list[dict], started: float) -> dict:
 def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabase, graph_api: GraphApi):
     started = time.monotonic()
     config = _media_config(context.run.run_config)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     slot_end = context.partition_time_window.end
     refuse_unstarted_partition(context, slot_end - timedelta(hours=1), now)
     if config.max_capture_lag_hours is not None and now - slot_end > timedelta(hours=config.max_capture_lag_hours):
@@ -195,7 +196,7 @@ def _midnight(day: date) -> datetime:
 )
 def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
         comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
@@ -219,7 +220,7 @@ def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
 )
 def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     with database.engine().connect() as conn:
         comments = conversation.read_comments(conn, _midnight(first), by_post=True)
@@ -247,7 +248,7 @@ def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase,
     config = _media_config(context.run.run_config)
     engine, creds, _problems, _done = account_credentials(context, database, "tags", config.ig_user_ids)
     client = graph_api.client(database)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     due = [c for c in creds if config.refresh_all or tags_due(engine, c.ig_user_id, now)]
 
     def work(account) -> dict:

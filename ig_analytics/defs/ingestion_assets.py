@@ -16,11 +16,12 @@ Every outcome is a row of ``instagram.sync_runs``.
 
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
 import dagster as dg
 
+from ig_analytics import clock
 from ig_analytics.constants import DAILY_CAPTURE_INTERVAL_HOURS, MEDIA_WINDOW_DAYS, YOUNG_POST_HOURS
 from ig_analytics.defs.account_runs import (
     GRAPH_API_POOL, SYNC_RETRY_POLICY, account_credentials, accounts_check, needs_reauth_alert, raise_for_retryable,
@@ -76,7 +77,7 @@ def account_insights_daily(
     window = context.partition_time_window
     first_day: date = window.start.date()
     last_day: date = (window.end - timedelta(days=1)).date()
-    refuse_unstarted_partition(context, window.end - timedelta(days=1), datetime.now(timezone.utc))
+    refuse_unstarted_partition(context, window.end - timedelta(days=1), clock.now())
     key_range = context.partition_key_range
     partition_label = key_range.start if key_range.start == key_range.end else f"{key_range.start}...{key_range.end}"
     engine, creds, problems, done = account_credentials(context, database, "account", config.ig_user_ids)
@@ -84,7 +85,7 @@ def account_insights_daily(
 
     def work(api, account, result: AccountOutcome) -> None:
         result.rows_written = sync_account_insights(
-            engine, api, account.ig_user_id, first_day, last_day, client.version, datetime.now(timezone.utc)
+            engine, api, account.ig_user_id, first_day, last_day, client.version, clock.now()
         )
 
     results = sync_accounts(
@@ -131,7 +132,7 @@ def media_and_snapshots(
     window = context.partition_time_window
     slot_end: datetime = window.end
     slot_start: datetime = slot_end - timedelta(hours=1)  # a range run captures its newest slot only
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     refuse_unstarted_partition(context, slot_start, now)
     capture = config.max_capture_lag_hours is None or now - slot_end <= timedelta(hours=config.max_capture_lag_hours)
     if not capture:
@@ -148,7 +149,7 @@ def media_and_snapshots(
 
     def work(api, account, result: AccountOutcome) -> None:
         synced = sync_media(
-            engine, api, account.ig_user_id, slot_start, reference_end, client.version, datetime.now(timezone.utc),
+            engine, api, account.ig_user_id, slot_start, reference_end, client.version, clock.now(),
             policy, refresh_all=config.refresh_all, capture_snapshots=capture,
         )
         result.rows_written = synced.rows_written

@@ -20,6 +20,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
@@ -120,7 +121,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
        description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications, "
                    "blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
-    counts = apply_retention(context.instance, database.engine(), config, datetime.now(timezone.utc),
+    counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)
     context.log.info(f"retention: {counts}")
     return dg.Output(

@@ -2,10 +2,10 @@
 every token's expiry and permissions (debug_token, with IG_APP_ID and IG_APP_SECRET), alert 7 days before expiry
 and once at expiry. Runs at 01:30 UTC, before the 02:00 account sync, so that sync uses the refreshed tokens."""
 
-from datetime import datetime, timezone
 
 import dagster as dg
 
+from ig_analytics import clock
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 
@@ -16,7 +16,7 @@ def maintain_tokens_op(context: dg.OpExecutionContext, database: AnalyticsDataba
     from ig_analytics.accounts.token_lifecycle import load_states, maintain_tokens, token_api
 
     engine = database.engine()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     report = maintain_tokens(engine, database.vault(), token_api(database.settings()), database.notifier(), now)
     for result in report.refreshed:
         (context.log.info if result.ok else context.log.warning)(result.render())

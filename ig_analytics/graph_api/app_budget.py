@@ -17,12 +17,13 @@ import os
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.graph_api.rate_limit import app_usage_pct, slowdown_delay_s
 
 __all__ = ["AppBudget", "app_usage_pct"]
@@ -59,7 +60,7 @@ class AppBudget:
         sync_interval_s: float = 1.0,
         stale_after_s: float = 600.0,
         monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = lambda: clock.now(),
     ) -> None:
         self._engine = engine
         self.scope = scope

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
+from ig_analytics import clock
 from ig_analytics import stopping
 from ig_analytics.graph_api.catalogue import MetricCatalogue, normalize_media_metric, normalize_version
 from ig_analytics.graph_api.errors import SKIP_SUBCODES, GraphApiError, is_not_enough_viewers
@@ -104,7 +105,7 @@ class GraphApiClient:
         self.media_page_limit = int(media_page_limit)
         self.sleep = sleep
         self.monotonic = monotonic
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: clock.now())
         self.logger = logger or logging.getLogger(LOGGER_NAME)
         self.rng = rng or random.Random()
         self.session = session or self._make_session(pool_size)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ig_analytics import clock
 from ig_analytics.redaction import REDACTED, SECRET_PARAMS, redact
 
 EXCHANGES_FILE = "exchanges.jsonl"
@@ -57,7 +58,7 @@ class Recorder:
     (a full disk must not fail a sync: the first error is kept in ``failed`` and recording stops)."""
 
     def __init__(self, directory: str | Path, now: Callable[[], datetime] | None = None) -> None:
-        self._now = now or (lambda: datetime.now(timezone.utc))  # the client's clock: a replay's "now"
+        self._now = now or (lambda: clock.now())  # the client's clock: a replay's "now"
         self.directory = Path(directory).expanduser().resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / EXCHANGES_FILE

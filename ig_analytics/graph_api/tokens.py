@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import requests
 
+from ig_analytics import clock
 from ig_analytics.graph_api.catalogue import normalize_version
 from ig_analytics.graph_api.errors import GraphApiError, MalformedResponseError, TransientApiError, classify_error
 from ig_analytics.graph_api.parsing import graph_id
@@ -141,7 +142,7 @@ class TokenApi:
             raise MalformedResponseError(endpoint="/refresh_access_token", api_message=token_problem(new))
         register_secret(new)
         expires_in = payload.get("expires_in")
-        now = now or datetime.now(timezone.utc)
+        now = now or clock.now()
         expires_at = now + timedelta(seconds=int(expires_in)) if isinstance(expires_in, (int, float)) else None
         return RefreshedToken(new, expires_at)
 

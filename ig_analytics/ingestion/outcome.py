@@ -7,11 +7,12 @@ never the others, and its reason is stored for the CLI, the asset checks and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError, ThrottledError, TokenInvalidError
 from ig_analytics.ingestion.stored_text import storable
 from ig_analytics.redaction import redact
@@ -53,7 +54,7 @@ class AccountOutcome:
 
     def finish(self, status: str) -> "AccountOutcome":
         self.status = status
-        self.finished_at = datetime.now(timezone.utc)
+        self.finished_at = clock.now()
         return self
 
     def fail(self, exc: BaseException) -> "AccountOutcome":

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from sqlalchemy.engine import Engine
 
+from ig_analytics import clock
 from ig_analytics import stopping
 from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.accounts.repository import AccountCredentials
@@ -48,7 +48,7 @@ def sync_accounts(
     def one(creds: AccountCredentials) -> AccountOutcome:
         outcome = AccountOutcome(
             ig_user_id=creds.ig_user_id, sync_type=sync_type, partition_key=partition_key,
-            started_at=datetime.now(timezone.utc),
+            started_at=clock.now(),
         )
         if breaker.open:  # the API is down for everyone: do not spend minutes of retries on this account too
             outcome.error = breaker.reason()
