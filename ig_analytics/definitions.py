@@ -15,7 +15,7 @@ from ig_analytics.defs.retention import retention_job, retention_schedule
 from ig_analytics.defs.sensors import alert_sensors
 from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
 from ig_analytics.logging_setup import configure_logging
-from ig_analytics.run_output import python_logging_console
+from ig_analytics.defs.run_output import python_logging_console
 
 
 def build_definitions() -> dg.Definitions:

@@ -112,7 +112,7 @@ class _TerminalFilter(logging.Filter):
             if not _is_ours(record):
                 return False
             # Dagster re-emits a captured record through the run's console logger with the record's attributes
-            # as `extra` (ig_analytics.run_output): the mark keeps it from printing twice.
+            # as `extra` (ig_analytics.defs.run_output): the mark keeps it from printing twice.
             setattr(record, PRINTED_MARK, True)
             return True
         return not _is_ours(record) and record.levelno >= self.others_level

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ig_analytics.defs import checks as C
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.defs.sensors import asset_check_failure_alert, run_failure_alert
-from ig_analytics.notify import drain
+from ig_analytics.alerts.notify import drain
 from ig_analytics.redaction import forget_secret, register_secret
 from ig_analytics_tests.ops_data import add_account, add_day, now_utc, postgres_instance
 

@@ -21,15 +21,14 @@ ALLOWED: dict[str, set[str]] = {
     "quality": BASE | {"storage"},
     "analytics": BASE | {"storage"},
     "accounts": BASE | {"storage", "graph_api"},
-    "notify": BASE | {"storage", "analytics"},
+    "alerts": BASE | {"storage", "analytics"},
     "ingestion": BASE | {"storage", "graph_api", "accounts", "analytics"},
-    "run_output": BASE,
-    "defs": BASE | {"storage", "graph_api", "accounts", "analytics", "quality", "ingestion", "notify", "run_output"},
-    "definitions": BASE | {"defs", "run_output"},
+    "defs": BASE | {"storage", "graph_api", "accounts", "analytics", "quality", "ingestion", "alerts"},
+    "definitions": BASE | {"defs"},
     "cli": None,  # the top: may import anything
     "__init__": BASE,
 }
-DAGSTER_USERS = {"defs", "definitions", "run_output", "cli"}
+DAGSTER_USERS = {"defs", "definitions", "cli"}
 # Named exceptions, each with its reason.
 EXCEPTIONS = {
     # a bad IG_GRAPH_API_VERSION is a usage error when the settings load: the catalogue is data, no I/O

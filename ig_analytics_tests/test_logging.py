@@ -172,13 +172,13 @@ def test_python_logs_of_runs_honour_the_level_setting(monkeypatch):
 
 
 def test_in_process_runs_print_json_lines_only(capfd):
-    """The CLI's in-process runs (ig_analytics.run_output): Dagster's console logger and its raw stderr writes
+    """The CLI's in-process runs (ig_analytics.defs.run_output): Dagster's console logger and its raw stderr writes
     become records of Python loggers, so with JSON every line is an object, and a captured record prints once."""
     import sys
 
     import dagster as dg
 
-    from ig_analytics.run_output import python_logging_console, stderr_to_log
+    from ig_analytics.defs.run_output import python_logging_console, stderr_to_log
 
     @dg.asset
     def broken() -> None:

@@ -9,14 +9,14 @@ import sqlalchemy as sa
 
 from ig_analytics.analytics.reports import ReportResult
 from ig_analytics.analytics.trending import new_trending_entries
-from ig_analytics.notify import (
+from ig_analytics.alerts.notify import (
     Notifier,
     ReportAlertParams,
     notify_needs_reauth,
     notify_new_trending,
     notify_report_events,
 )
-from ig_analytics import notify as notify_module
+from ig_analytics.alerts import notify as notify_module
 from ig_analytics.redaction import forget_secret, register_secret
 from ig_analytics.storage import db
 from ig_analytics_tests.analytics_data import add_account, add_media, ts

@@ -19,7 +19,7 @@ from ig_analytics.quality.accounts import accounts_tokens
 from ig_analytics.quality.result import Severity
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
-from ig_analytics.notify import drain
+from ig_analytics.alerts.notify import drain
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.sandbox.tokens import APP_ID, registry
 from ig_analytics.settings import Settings

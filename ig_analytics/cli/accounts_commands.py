@@ -126,7 +126,7 @@ def refresh_tokens(ig_user_ids: tuple[str, ...]) -> None:
 def check_tokens() -> None:
     """The daily token check now: refresh due Instagram-Login tokens, re-read every token's expiry and
     permissions (with IG_APP_ID and IG_APP_SECRET), send the expiry alerts. Exit 1 when something needs you."""
-    from ig_analytics.notify import Notifier
+    from ig_analytics.alerts.notify import Notifier
     from ig_analytics.accounts.token_lifecycle import load_states, maintain_tokens, token_api
 
     settings, engine, vault = _ctx()

@@ -160,7 +160,7 @@ class _Runs:
         import dagster as dg
 
         from ig_analytics.defs.launch import execute_linked_run
-        from ig_analytics.run_output import stderr_to_log
+        from ig_analytics.defs.run_output import stderr_to_log
 
         resources = {"graph_api": {"config": {"record_dir": self.record_dir}}} if self.record_dir else None
         run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": self.console_level}}},

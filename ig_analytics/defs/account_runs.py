@@ -118,7 +118,7 @@ def account_credentials(context, database: AnalyticsDatabase, sync_type: str, ig
 
 def needs_reauth_alert(database: AnalyticsDatabase):
     def alert(outcome: AccountOutcome) -> None:
-        from ig_analytics.notify import notify_needs_reauth
+        from ig_analytics.alerts.notify import notify_needs_reauth
 
         notify_needs_reauth(database.notifier(), outcome.ig_user_id, outcome.error or "")
 

@@ -137,7 +137,7 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
         rows = trending.refresh_trending_posts(conn, as_of=as_of)
         new_entries = trending.new_trending_entries(conn, as_of)
     if new_entries:
-        from ig_analytics.notify import notify_new_trending
+        from ig_analytics.alerts.notify import notify_new_trending
 
         notify_new_trending(database.notifier(), new_entries)
     return dg.MaterializeResult(
@@ -203,7 +203,7 @@ def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: i
             )
         reports_written += len(results)
     if results:
-        from ig_analytics.notify import notify_report_events
+        from ig_analytics.alerts.notify import notify_report_events
 
         notify_report_events(database.notifier(), results)
     summary = "\n\n---\n\n".join(r.markdown for r in results) or "No active account with data in this period."

@@ -68,7 +68,7 @@ class AnalyticsDatabase(dg.ConfigurableResource):
         return TokenVault.from_settings(self.settings())
 
     def notifier(self):
-        from ig_analytics.notify import Notifier
+        from ig_analytics.alerts.notify import Notifier
 
         return Notifier(self.engine(), self.settings().notify_webhook_url)
 

@@ -1,4 +1,4 @@
-"""Alerts: failed runs and failed ERROR-severity asset checks, posted through ig_analytics.notify.Notifier (recorded
+"""Alerts: failed runs and failed ERROR-severity asset checks, posted through ig_analytics.alerts.notify.Notifier (recorded
 in instagram.notifications, sent to IG_NOTIFY_WEBHOOK_URL when set). Both sensors are on by default.
 
 One failing run produces exactly one alert:
