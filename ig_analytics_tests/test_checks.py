@@ -87,9 +87,10 @@ def run_check(engine, name: str, scope: Scope | None = None) -> CheckResult:
 
 
 def execute(engine, sql: str, **params) -> None:
-    """Run ``sql`` with ``:now`` and ``:hour`` bound to the test's clock (the database's now() is not it)."""
+    """Run ``sql`` with ``:now``, ``:hour`` and ``:today`` bound to the test's clock (the database's now() and
+    CAST(:today AS date) are not it: between 00:00 and 00:30 UTC the test's hour is still yesterday's)."""
     with engine.begin() as conn:
-        conn.execute(sa.text(sql), {"now": NOW, "hour": HOUR, **params})
+        conn.execute(sa.text(sql), {"now": NOW, "hour": HOUR, "today": TODAY, **params})
 
 
 def test_every_check_passes_on_good_data(good):
@@ -102,11 +103,11 @@ def test_every_check_passes_on_good_data(good):
 VIOLATIONS = [
     # (check, SQL that breaks the good data, expected severity)
     ("account_insights_valid", "UPDATE instagram.account_insights_daily SET reach = -5 WHERE ig_user_id = '1002'"
-     " AND date = CURRENT_DATE - 1", ERROR),
+     " AND date = CAST(:today AS date) - 1", ERROR),
     ("account_insights_reach_within_views", "UPDATE instagram.account_insights_daily SET reach = 500, views = 300"
-     " WHERE ig_user_id = '1001' AND date = CURRENT_DATE - 2", WARN),
+     " WHERE ig_user_id = '1001' AND date = CAST(:today AS date) - 2", WARN),
     ("account_insights_complete", "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002'"
-     " AND date = CURRENT_DATE - 2", ERROR),
+     " AND date = CAST(:today AS date) - 2", ERROR),
     ("media_valid", "UPDATE instagram.media SET published_at = :now + interval '3 days' WHERE media_id = 'P2'",
      ERROR),
     ("media_valid", "UPDATE instagram.media SET like_count = -1 WHERE media_id = 'P1'", ERROR),
@@ -129,7 +130,7 @@ VIOLATIONS = [
      " VALUES ('1001', :hour, 2, 'P1', 1.0)", ERROR),
     ("trending_posts_valid", "UPDATE instagram.trending_posts SET score = 'NaN'", ERROR),
     ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET posts = -1", ERROR),
-    ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET date = CURRENT_DATE + 5", ERROR),
+    ("account_engagement_daily_valid", "UPDATE instagram.account_engagement_daily SET date = CAST(:today AS date) + 5", ERROR),
     ("best_posting_times_valid", "UPDATE instagram.best_posting_times SET avg_engagement_rate_reach = -2", ERROR),
     ("performance_reports_valid", "UPDATE instagram.performance_reports SET report = report - 'trends'", ERROR),
     ("accounts_tokens_valid", "UPDATE instagram.accounts SET token_expires_at = :now - interval '1 day'"
@@ -147,6 +148,20 @@ def test_check_fails_on_violating_data(good, name, sql, severity):
     result = run_check(good, name)
     assert not result.passed, result.metadata
     assert result.severity == severity
+
+
+def test_the_future_is_judged_by_the_products_clock_not_the_databases(good):
+    """A check evaluated with the product's clock set three days back (a replay, a test at 00:05 UTC) sees this
+    hour's rows as three days in the future; with PostgreSQL's now() it would not."""
+    back = NOW - timedelta(days=3)
+    for name, scope in [("snapshots_valid", Scope(HOUR, HOUR + timedelta(hours=1), back)),
+                        ("media_valid", Scope(HOUR, HOUR + timedelta(hours=1), back)),
+                        ("account_engagement_daily_valid", Scope(None, None, back)),
+                        ("performance_reports_valid", Scope(DAILY.start, DAILY.end, back))]:
+        result = run_check(good, name, scope)
+        assert not result.passed, (name, result.metadata)
+        assert any(n for rule, n in result.metadata["violations"].items()
+                   if rule.startswith("future") or rule == "bad_period"), (name, result.metadata)
 
 
 def test_engagement_rate_by_reach_above_100_is_legitimate_but_a_like_rate_is_not(good):
@@ -168,7 +183,7 @@ def test_small_counter_drops_are_tolerated_as_revisions(good):
 
 
 def test_missing_day_with_a_recorded_failure_passes_and_lists_the_reason(good):
-    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CURRENT_DATE - 2")
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CAST(:today AS date) - 2")
     day = (TODAY - timedelta(days=2)).isoformat()
     with good.begin() as conn:
         add_sync_run(conn, "run-a", "1002", "account", f"{TODAY - timedelta(days=3)}...{YESTERDAY}", "failed",
@@ -190,7 +205,7 @@ def test_completeness_only_covers_the_accounts_a_run_was_asked_for(good):
 
 
 def test_account_insights_freshness_deadline_is_0600_utc(good):
-    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CURRENT_DATE - 1")
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date = CAST(:today AS date) - 1")
     with good.connect() as conn:
         before = account_insights_freshness(conn, datetime.combine(TODAY, time(5, 59), UTC))
         after = account_insights_freshness(conn, datetime.combine(TODAY, time(6, 0), UTC))
@@ -303,7 +318,7 @@ def test_data_quality_job_runs_the_unpartitioned_checks(good, ig_home):
 def test_status_shows_lag_token_expiry_and_recent_errors(good):
     from ig_analytics.cli.status import render_status
 
-    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date >= CURRENT_DATE - 2")
+    execute(good, "DELETE FROM instagram.account_insights_daily WHERE ig_user_id = '1002' AND date >= CAST(:today AS date) - 2")
     execute(good, "UPDATE instagram.accounts SET token_expires_at = :now + interval '3 days' WHERE ig_user_id = '1002'")
     with good.begin() as conn:
         add_sync_run(conn, "r1", "1002", "account", YESTERDAY.isoformat(), "failed", error="(#4) rate limited")

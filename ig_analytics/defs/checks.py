@@ -109,7 +109,7 @@ def _schema_check(asset: str, table: str) -> CheckDef:
 CHECKS: dict[str, CheckDef] = {f"{c.asset}:{c.name}": c for c in [
     # account_insights_daily, per daily partition (or range)
     CheckDef("account_insights_daily", "account_insights_valid",
-             lambda conn, s: insights.account_insights_validity(conn, s.first_day, s.last_day),
+             lambda conn, s: insights.account_insights_validity(conn, s.first_day, s.last_day, s.now),
              "ERROR, blocking: no negative counts, no future dates, one row per account and day.", blocking=True),
     CheckDef("account_insights_daily", "account_insights_reach_within_views",
              lambda conn, s: insights.account_insights_reach_views(conn, s.first_day, s.last_day),
@@ -124,11 +124,11 @@ CHECKS: dict[str, CheckDef] = {f"{c.asset}:{c.name}": c for c in [
              "ERROR: yesterday's rows exist for every active account once 06:00 UTC has passed (or a failure)."),
     _schema_check("account_insights_daily", "instagram.account_insights_daily"),
     # media and snapshots, per hourly partition
-    CheckDef("media", "media_valid", lambda conn, s: media.media_validity(conn, s.end),
+    CheckDef("media", "media_valid", lambda conn, s: media.media_validity(conn, s.end, s.now),
              "ERROR, blocking: posts of the window have no future publication time and no negative counts.",
              blocking=True),
     CheckDef("media_insights_snapshots", "snapshots_valid",
-             lambda conn, s: media.snapshots_validity(conn, s.start, s.end),
+             lambda conn, s: media.snapshots_validity(conn, s.start, s.end, s.now),
              "ERROR, blocking: no negative counts, no future timestamps, no duplicate post x slot.", blocking=True),
     CheckDef("media_insights_snapshots", "snapshots_reach_within_views",
              lambda conn, s: media.snapshots_reach_views(conn, s.start, s.end),
@@ -163,10 +163,10 @@ CHECKS: dict[str, CheckDef] = {f"{c.asset}:{c.name}": c for c in [
              lambda conn, s: analytics.best_posting_times_validity(conn),
              "ERROR: no negative or NaN values."),
     CheckDef("performance_reports", "performance_reports_valid",
-             lambda conn, s: analytics.performance_reports_validity(conn, "rolling_7d", s.first_day, s.last_day),
+             lambda conn, s: analytics.performance_reports_validity(conn, "rolling_7d", s.first_day, s.last_day, s.now),
              "ERROR: reports of the day have a sane period and every contract field."),
     CheckDef("weekly_performance_reports", "weekly_performance_reports_valid",
-             lambda conn, s: analytics.performance_reports_validity(conn, "weekly", s.first_day, s.last_day),
+             lambda conn, s: analytics.performance_reports_validity(conn, "weekly", s.first_day, s.last_day, s.now),
              "ERROR: weekly reports have a sane period and every contract field."),
     # accounts
     CheckDef("accounts", "accounts_tokens_valid", lambda conn, s: accounts.accounts_tokens(conn, s.now),

@@ -8,7 +8,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ig_analytics.quality.result import ERROR, WARN, CheckResult, Rule, any_negative, evaluate_rules
+from ig_analytics.quality.result import ERROR, WARN, CheckResult, Rule, any_negative, evaluate_rules, utc_day
 from ig_analytics.storage import sync_runs
 
 ACCOUNT_INSIGHTS_DEADLINE_UTC = time(6, 0)  # yesterday's account insights must be in by then
@@ -20,17 +20,17 @@ ACCOUNT_COUNT_COLUMNS = (
 )  # follows_and_unfollows is left out: Meta documents it as follows and unfollows, a net value may be negative
 
 
-def account_insights_validity(conn: Connection, first_day: date, last_day: date) -> CheckResult:
+def account_insights_validity(conn: Connection, first_day: date, last_day: date, now: datetime) -> CheckResult:
     scope = "instagram.account_insights_daily WHERE date BETWEEN :first AND :last"
     rules = [
         Rule("negative_counts", f"{scope} AND {any_negative(ACCOUNT_COUNT_COLUMNS)}",
              "ig_user_id, date, " + ", ".join(ACCOUNT_COUNT_COLUMNS)),
         # Dates are UTC-ish days (end_time minus a day); one day of slack for timezones ahead of UTC.
-        Rule("future_dates", f"{scope} AND date > (now() AT TIME ZONE 'UTC')::date + 1", "ig_user_id, date"),
+        Rule("future_dates", f"{scope} AND date > CAST(:today AS date) + 1", "ig_user_id, date"),
         Rule("duplicate_keys",
              f"(SELECT ig_user_id, date, count(*) AS n FROM {scope} GROUP BY 1, 2 HAVING count(*) > 1) d"),
     ]
-    return evaluate_rules(conn, rules, {"first": first_day, "last": last_day},
+    return evaluate_rules(conn, rules, {"first": first_day, "last": last_day, "today": utc_day(now)},
                           description="No negative counts, no future dates, one row per account and day.",
                           extra_metadata={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()})
 

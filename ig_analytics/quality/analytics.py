@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from ig_analytics.quality.result import WARN, CheckResult, Rule, evaluate_rules
+from ig_analytics.quality.result import WARN, CheckResult, Rule, evaluate_rules, utc_day
 
 REPORT_KEYS = ("period", "account_metrics", "content_metrics", "engagement", "trends", "best_posting_times")
 ACCOUNT_ENGAGEMENT_WINDOW_DAYS = 40  # the window the asset recomputes (35 days) + slack
@@ -61,11 +61,12 @@ def account_engagement_daily_validity(conn: Connection, now: datetime) -> CheckR
              f"{scope} AND (posts < 0 OR engagement < 0 OR reach < 0 OR engagement_rate_reach < 0"
              " OR engagement_rate_reach = 'NaN'::float8)",
              "ig_user_id, date, posts, engagement, reach, engagement_rate_reach"),
-        Rule("future_dates", f"{scope} AND date > (now() AT TIME ZONE 'UTC')::date + 1", "ig_user_id, date"),
+        Rule("future_dates", f"{scope} AND date > CAST(:today AS date) + 1", "ig_user_id, date"),
         Rule("rate_without_reach", f"{scope} AND engagement_rate_reach IS NOT NULL AND COALESCE(reach, 0) = 0",
              "ig_user_id, date, reach, engagement_rate_reach"),
     ]
-    return evaluate_rules(conn, rules, {"since": (now - timedelta(days=ACCOUNT_ENGAGEMENT_WINDOW_DAYS)).date()},
+    return evaluate_rules(conn, rules, {"since": (now - timedelta(days=ACCOUNT_ENGAGEMENT_WINDOW_DAYS)).date(),
+                                        "today": utc_day(now)},
                           description=f"The recomputed window ({ACCOUNT_ENGAGEMENT_WINDOW_DAYS} days): no negative "
                                       "values, no future days, no rate without reach.")
 
@@ -93,15 +94,17 @@ def best_posting_times_validity(conn: Connection) -> CheckResult:
     return evaluate_rules(conn, rules, {}, description="No negative post counts or rates, no NaN.")
 
 
-def performance_reports_validity(conn: Connection, kind: str, first_day: date, last_day: date) -> CheckResult:
+def performance_reports_validity(conn: Connection, kind: str, first_day: date, last_day: date,
+                                 now: datetime) -> CheckResult:
     scope = "instagram.performance_reports WHERE kind = :kind AND period_end BETWEEN :first AND :last"
     missing_keys = " OR ".join(f"NOT (report ? '{k}')" for k in REPORT_KEYS)
     rules = [
-        Rule("bad_period", f"{scope} AND (period_start > period_end OR period_end > (now() AT TIME ZONE 'UTC')::date)",
+        Rule("bad_period", f"{scope} AND (period_start > period_end OR period_end > CAST(:today AS date))",
              "ig_user_id, period_start, period_end"),
-        Rule("future_generated_at", f"{scope} AND generated_at > now() + interval '5 minutes'",
+        Rule("future_generated_at", f"{scope} AND generated_at > CAST(:now AS timestamptz) + interval '5 minutes'",
              "ig_user_id, period_end, generated_at"),
         Rule("report_missing_fields", f"{scope} AND ({missing_keys})", "ig_user_id, period_end"),
     ]
-    return evaluate_rules(conn, rules, {"kind": kind, "first": first_day, "last": last_day},
+    return evaluate_rules(conn, rules, {"kind": kind, "first": first_day, "last": last_day, "now": now,
+                                        "today": utc_day(now)},
                           description=f"Reports ({kind}) of the period: sane period, every contract field present.")

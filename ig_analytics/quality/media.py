@@ -28,30 +28,31 @@ MONOTONIC_COLUMNS = ("reach", "views", "impressions", "likes", "comments", "save
 _SNAPSHOT_SCOPE = "instagram.media_insights_snapshots s WHERE s.captured_at >= :start AND s.captured_at < :end"
 
 
-def media_validity(conn: Connection, window_end: datetime) -> CheckResult:
+def media_validity(conn: Connection, window_end: datetime, now: datetime) -> CheckResult:
     scope = "instagram.media WHERE published_at >= :since"
     rules = [
-        Rule("future_published_at", f"{scope} AND published_at > now() + interval '1 hour'",
+        Rule("future_published_at", f"{scope} AND published_at > CAST(:now AS timestamptz) + interval '1 hour'",
              "media_id, ig_user_id, published_at"),
         Rule("negative_counts", f"{scope} AND (like_count < 0 OR comments_count < 0)",
              "media_id, like_count, comments_count"),
     ]
-    return evaluate_rules(conn, rules, {"since": window_end - timedelta(days=MEDIA_WINDOW_DAYS + 1)},
+    return evaluate_rules(conn, rules, {"since": window_end - timedelta(days=MEDIA_WINDOW_DAYS + 1), "now": now},
                           description="Posts of the sync window: no publication in the future, no negative counts.")
 
 
-def snapshots_validity(conn: Connection, start: datetime, end: datetime) -> CheckResult:
+def snapshots_validity(conn: Connection, start: datetime, end: datetime, now: datetime) -> CheckResult:
     scope = _SNAPSHOT_SCOPE
     rules = [
         Rule("negative_counts", f"{scope} AND {any_negative(SNAPSHOT_COUNT_COLUMNS, 's')}",
              "s.media_id, s.captured_at, " + ", ".join(f"s.{c}" for c in SNAPSHOT_COUNT_COLUMNS[:9])),
         Rule("future_timestamps",
-             f"{scope} AND (s.captured_at > now() + interval '1 hour' OR s.fetched_at > now() + interval '5 minutes')",
+             f"{scope} AND (s.captured_at > CAST(:now AS timestamptz) + interval '1 hour'"
+             " OR s.fetched_at > CAST(:now AS timestamptz) + interval '5 minutes')",
              "s.media_id, s.captured_at, s.fetched_at"),
         Rule("duplicate_keys",
              f"(SELECT s.media_id, s.captured_at, count(*) AS n FROM {scope} GROUP BY 1, 2 HAVING count(*) > 1) d"),
     ]
-    return evaluate_rules(conn, rules, {"start": start, "end": end},
+    return evaluate_rules(conn, rules, {"start": start, "end": end, "now": now},
                           description="Snapshots of the slot(s): no negative counts, no future timestamps, one row "
                                       "per post and capture slot.")
 

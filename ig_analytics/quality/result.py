@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -81,3 +81,10 @@ def evaluate_rules(conn: Connection, rules: Sequence[Rule], params: dict, *, des
 def any_negative(columns: Iterable[str], alias: str = "") -> str:
     prefix = f"{alias}." if alias else ""
     return "(" + " OR ".join(f"{prefix}{c} < 0" for c in columns) + ")"
+
+
+def utc_day(now: datetime) -> date:
+    """The UTC date of the product's clock (``ig_analytics.clock``): rules judge "in the future" against it, not
+    against PostgreSQL's now(), so a check run with the clock set (a test at 00:05 UTC, a replay) agrees with the
+    data written under that clock."""
+    return now.astimezone(timezone.utc).date()
