@@ -10,6 +10,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from ig_analytics.accounts import repository as repo
 from ig_analytics.defs import analytics_assets, ingestion_assets
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
+from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.settings import Settings
 from ig_analytics.accounts.token_vault import TokenVault
 
@@ -21,6 +22,15 @@ RESOURCES = {
     "graph_api": GraphApi(backoff_base_s=0.01, max_throttle_wait_s=1.0),
     **analytics_assets.analytics_resources(AnalyticsDatabase()),  # postgres_io and the analytics' inputs
 }
+
+
+def served(engine, monkeypatch, world: SandboxWorld):
+    """``world`` served over HTTP on a free port, its accounts registered and ``IG_GRAPH_API_URL`` pointing at it;
+    yields the server and stops it afterwards (a fixture's body: ``yield from served(...)``)."""
+    with SandboxServer(world, port=0) as server:
+        monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
+        register(engine, world)
+        yield server
 
 
 def register(engine, world, skip: set[str] = frozenset()) -> None:

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from ig_analytics.graph_api.errors import ThrottledError, TransientApiError
 from ig_analytics.ingestion.circuit_breaker import DEFAULT_THRESHOLD, CircuitBreaker
 from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
-from ig_analytics_tests.ingestion_harness import SANDBOX_NOW, hour_key, materialize_account_insights, materialize_media, register
+from ig_analytics_tests.ingestion_harness import (
+    SANDBOX_NOW, hour_key, materialize_account_insights, materialize_media, register, served,
+)
 
 N_ACCOUNTS = 8
 WORKERS = 2
@@ -22,14 +24,8 @@ def dead_api(engine, ig_home, monkeypatch):
     world = SandboxWorld([AccountSpec(f"178414000000001{i:02d}", f"shop{i}", posts=5) for i in range(N_ACCOUNTS)],
                          seed=5, now=SANDBOX_NOW)
     world.faults = Faults(transient_error_rate=1.0)  # every request: HTTP 500 code 2 or HTTP 503
-    server = SandboxServer(world, port=0)
-    server.start()
-    monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
-    register(engine, world)
-    try:
+    for _server in served(engine, monkeypatch, world):
         yield world
-    finally:
-        server.stop()
 
 
 def _outcomes(engine):

@@ -17,20 +17,14 @@ from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs import conversation_assets, ingestion_assets
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
 from ig_analytics.sandbox import comments as truth
-from ig_analytics_tests.ingestion_harness import RESOURCES, SANDBOX_NOW, hour_key, register
+from ig_analytics_tests.ingestion_harness import RESOURCES, SANDBOX_NOW, hour_key, register, served
 
 
 @pytest.fixture()
 def sandbox(engine, ig_home, monkeypatch):
     world = SandboxWorld.demo(now=SANDBOX_NOW)
-    server = SandboxServer(world, port=0)
-    server.start()
-    monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
-    register(engine, world)
-    try:
+    for server in served(engine, monkeypatch, world):
         yield world
-    finally:
-        server.stop()
 
 
 def run_hour(world, refresh_all: bool = False) -> dg.ExecuteInProcessResult:

@@ -15,6 +15,7 @@ from ig_analytics_tests.ingestion_harness import (
     materialize_account_insights,
     materialize_media,
     register,
+    served,
 )
 
 EXPIRED = "17841400000000009"
@@ -23,14 +24,8 @@ EXPIRED = "17841400000000009"
 @pytest.fixture()
 def sandbox(engine, ig_home, monkeypatch):
     world = SandboxWorld.demo(now=SANDBOX_NOW)
-    server = SandboxServer(world, port=0)
-    server.start()
-    monkeypatch.setenv("IG_GRAPH_API_URL", server.base_url)
-    register(engine, world)
-    try:
+    for server in served(engine, monkeypatch, world):
         yield world, server
-    finally:
-        server.stop()
 
 
 def _table(engine, sql: str, **params):
