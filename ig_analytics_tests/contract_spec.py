@@ -71,7 +71,7 @@ TABLES: dict[str, tuple[str, tuple[str, ...], dict]] = {
     }),
     "competitor_media": ("table", ("media_id",), {
         "media_id": TEXT, "username": TEXT, "media_product_type": TEXT, "media_type": TEXT, "published_at": TSTZ,
-        "permalink": TEXT, "caption": TEXT,
+        "permalink": TEXT,
     }),
     "competitor_media_snapshots": ("table", ("media_id", "captured_at"), {
         "media_id": TEXT, "captured_at": TSTZ, "like_count": BIGINT, "comments_count": BIGINT,

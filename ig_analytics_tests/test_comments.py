@@ -7,12 +7,13 @@ The sandbox's comment shapes follow recorded replies of sns-sdks/python-facebook
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from ig_analytics import clock
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs import conversation_assets, ingestion_assets
 from ig_analytics.sandbox import SandboxServer, SandboxWorld
@@ -130,6 +131,10 @@ def test_a_deleted_comment_leaves_at_the_next_full_read(engine, sandbox):
     assert stored(engine) == expected(world)
 
 
+def _published(post: dict) -> datetime:
+    return datetime.strptime(post["timestamp"], "%Y-%m-%dT%H:%M:%S%z")
+
+
 def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
     from ig_analytics.sandbox import tags as tag_truth
 
@@ -137,7 +142,8 @@ def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
     assets = [ingestion_assets.ACCOUNTS, conversation_assets.tagged_media]
 
     def run() -> dict:
-        result = dg.materialize(assets, selection=assets[1:], resources=RESOURCES, raise_on_error=False)
+        with clock.use(world.clock.now):  # the product's clock is the world's: "90 days ago" means the same
+            result = dg.materialize(assets, selection=assets[1:], resources=RESOURCES, raise_on_error=False)
         assert result.success
         [mat] = result.asset_materializations_for_node("tagged_media")
         return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
@@ -148,9 +154,13 @@ def test_posts_that_tag_the_account_are_read_once_a_day(engine, sandbox):
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT ig_user_id, media_id, username, like_count, comments_count, permalink"
                                     " FROM instagram.tagged_media")).all()
-    want = {(a.ig_user_id, p["id"], p["username"], p["like_count"], p["comments_count"], p["permalink"])
+    # the username of a post published over IG_ANALYTICS_COMMENT_TEXT_DAYS (90) ago is not kept: not our user's
+    keep_since = world.clock.now() - timedelta(days=90)
+    want = {(a.ig_user_id, p["id"], p["username"] if _published(p) >= keep_since else None, p["like_count"],
+             p["comments_count"], p["permalink"])
             for a in world.accounts for p in tag_truth.tagged_posts(a, world.clock.now())[:20 * 50]}
     assert set(map(tuple, rows)) == want and any(r[3] is None for r in rows)  # a hidden like count stays NULL
+    assert any(r[2] is None for r in rows) and any(r[2] is not None for r in rows)
     assert run()["api_calls"] == 0  # read again only when a day old
     with engine.begin() as conn:  # a day later: only the pages of the last 30 days, whose counts still move
         conn.execute(sa.text("UPDATE instagram.tag_reads SET read_at = read_at - interval '1 day'"))
@@ -190,3 +200,22 @@ def test_the_report_shows_conversation_tags_and_hashtags(engine, ig_home, monkey
         assert title in html
     question = conversation["unanswered_questions"][0]["text"]
     assert question in html and question not in results[0].markdown  # the webhook's summary carries no comment
+
+    # retention with a 3-day setting: the tagged posts of the report's first days lose caption and username, in
+    # the table and in the stored report; the newer ones keep them
+    from ig_analytics.defs.retention import RetentionConfig, apply_retention
+
+    before = now - timedelta(days=3)
+    counts = apply_retention(dg.DagsterInstance.ephemeral(), engine, RetentionConfig(), now, comment_text_days=3)
+    assert counts.tagged_posts_blanked > 0
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT published_at < :b, bool_and(caption IS NULL AND username IS NULL),"
+                                    " bool_or(caption IS NOT NULL) FROM instagram.tagged_media GROUP BY 1"),
+                            {"b": before}).all()
+        stored = conn.execute(sa.text("SELECT report->'tagged_media'->'posts' FROM instagram.performance_reports"
+                                      " WHERE ig_user_id = :id"), {"id": world.accounts[2].ig_user_id}).scalar_one()
+    assert {old: (blank, any_text) for old, blank, any_text in kept} == {True: (True, False), False: (False, True)}
+    posts = [(datetime.fromisoformat(p["published_at"]) < before, p["caption"], p["username"]) for p in stored]
+    assert {old for old, *_ in posts} == {True, False}  # the report lists both
+    assert all((c, u) == (None, None) for old, c, u in posts if old)
+    assert all(u is not None for old, c, u in posts if not old)

@@ -249,12 +249,13 @@ def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase,
     engine, creds, _problems, _done = account_credentials(context, database, "tags", config.ig_user_ids)
     client = graph_api.client(database)
     now = clock.now()
+    text_days = database.settings().comment_text_days
     due = [c for c in creds if config.refresh_all or tags_due(engine, c.ig_user_id, now)]
 
     def work(account) -> dict:
         api = client.account(account.ig_user_id, account.token, account.login_kind)
         try:
-            return {"posts": sync_tags(engine, api, account.ig_user_id, now), "api_calls": api.stats.calls}
+            return {"posts": sync_tags(engine, api, account.ig_user_id, now, text_days), "api_calls": api.stats.calls}
         except PermissionDeniedError as exc:  # this account's token cannot read tags: say so, do not fail
             return {"denied": str(exc)[:300], "api_calls": api.stats.calls}
 

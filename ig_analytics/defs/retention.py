@@ -10,7 +10,9 @@
   being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
   ``IG_ANALYTICS_COMMENT_TEXT_DAYS`` (default 90) are blanked (NULL); the rows, their times, likes and ``is_own``
-  stay, so counts and response times do not change. Personal data of people who are not our users.
+  stay, so counts and response times do not change. Personal data of people who are not our users. So are the
+  caption and username of other accounts' posts that tag an account (``instagram.tagged_media``, and the
+  report's "Posts that tagged you"): blanked by the same setting, counted from the post's publication.
 """
 
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ class RetentionCounts:
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
+    tagged_posts_blanked: int = 0
 
 
 def delete_old_runs(instance: dg.DagsterInstance, created_before: datetime, limit: int,
@@ -104,6 +107,26 @@ def blank_comment_text(engine: Engine, before: datetime, now: datetime) -> int:
         return blanked
 
 
+def blank_tagged_text(engine: Engine, before: datetime) -> int:
+    """Caption and username of the tagged posts published before ``before``, in the table and in the reports."""
+    with engine.begin() as conn:
+        return _blank_tagged_text(conn, before)
+
+
+def _blank_tagged_text(conn, before: datetime) -> int:
+    blanked = conn.execute(sa.text(
+        "UPDATE instagram.tagged_media SET caption = NULL, username = NULL"
+        " WHERE published_at < :before AND (caption IS NOT NULL OR username IS NOT NULL)"), {"before": before}).rowcount
+    conn.execute(sa.text(
+        "UPDATE instagram.performance_reports SET report = jsonb_set(report, '{tagged_media,posts}',"
+        " (SELECT COALESCE(jsonb_agg(CASE WHEN (t->>'published_at')::timestamptz < :before"
+        "  THEN t || jsonb_build_object('caption', NULL, 'username', NULL) ELSE t END), '[]'::jsonb)"
+        "  FROM jsonb_array_elements(report->'tagged_media'->'posts') t))"
+        " WHERE jsonb_typeof(report->'tagged_media'->'posts') = 'array'"
+        " AND period_start <= CAST(:before AS date)"), {"before": before})
+    return blanked
+
+
 def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: RetentionConfig, now: datetime,
                     current_run_id: str | None = None, comment_text_days: int = 90) -> RetentionCounts:
     counts = RetentionCounts()
@@ -114,6 +137,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
+    counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     return counts
 
 

@@ -43,7 +43,8 @@ USERNAME_RULES = ("1 to 30 letters, digits, periods and underscores, not startin
 _USERNAME = re.compile(r"^(?!\.)(?!.*\.\.)(?!.*\.$)[a-z0-9._]{1,30}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}$")
 _PROFILE_FIELDS = "id,username,name,followers_count,follows_count,media_count"
-_MEDIA_FIELDS = "id,timestamp,media_type,media_product_type,like_count,comments_count,permalink,caption"
+# no caption: no feature reads competitors' words, so they are not asked for (nor kept)
+_MEDIA_FIELDS = "id,timestamp,media_type,media_product_type,like_count,comments_count,permalink"
 NOT_FOUND_SUBCODE = 2207013  # code 110 "Invalid user id": no such username, or a personal account
 
 

@@ -103,7 +103,7 @@ def _write(conn: Any, ig_user_id: str, day: date, now: datetime, found: dict[str
                          p.follows_count, p.media_count, now))
         for m in p.media:
             media[m.media_id] = (m.media_id, name, p.competitor_ig_user_id, m.media_product_type, m.media_type,
-                                 m.published_at, m.permalink, m.caption, now, now)
+                                 m.published_at, m.permalink, now, now)
             snapshots[m.media_id] = (m.media_id, slot, m.like_count, m.comments_count)
     written = bulk_upsert(conn, "competitor_profiles_daily", [
         "ig_user_id", "username", "date", "is_self", "competitor_ig_user_id", "name", "followers_count",
@@ -111,10 +111,10 @@ def _write(conn: Any, ig_user_id: str, day: date, now: datetime, found: dict[str
         keep_existing_when_null=["competitor_ig_user_id", "name", "followers_count", "follows_count",
                                  "media_count"])
     media_cols = ["media_id", "username", "competitor_ig_user_id", "media_product_type", "media_type",
-                  "published_at", "permalink", "caption", "first_seen_at", "updated_at"]
+                  "published_at", "permalink", "first_seen_at", "updated_at"]
     written += bulk_upsert(conn, "competitor_media", media_cols, list(media.values()), key_columns=["media_id"],
                            update_columns=[c for c in media_cols if c != "first_seen_at"],
-                           keep_existing_when_null=media_cols[1:8])
+                           keep_existing_when_null=media_cols[1:7])
     written += bulk_upsert(conn, "competitor_media_snapshots", ["media_id", "captured_at", "like_count",
                                                                  "comments_count"],
                            list(snapshots.values()), key_columns=["media_id", "captured_at"],

@@ -33,12 +33,18 @@ def tags_due(engine: Engine, ig_user_id: str, now: datetime) -> bool:
     return last is None or now - last >= READ_EVERY
 
 
-def sync_tags(engine: Engine, api: InsightsApi, ig_user_id: str, now: datetime) -> int:
-    """Read the account's tagged posts and store them; returns the posts read."""
+def sync_tags(engine: Engine, api: InsightsApi, ig_user_id: str, now: datetime, text_days: int) -> int:
+    """Read the account's tagged posts and store them; returns the posts read. The caption and username of a post
+    published more than ``text_days`` ago (IG_ANALYTICS_COMMENT_TEXT_DAYS) are not kept: they belong to someone
+    who is not our user, and retention has blanked them (or would)."""
     first = _last_read(engine, ig_user_id) is None
     posts = read_tags(api, since=None if first else now - timedelta(days=REFRESH_DAYS))
-    rows = [(ig_user_id, p.media_id, p.username, p.media_type, p.media_product_type, p.published_at, p.permalink,
-             p.caption, p.like_count, p.comments_count, now, now) for p in posts]
+    keep_text_since = now - timedelta(days=text_days)
+    rows = []
+    for p in posts:
+        username, caption = (p.username, p.caption) if p.published_at >= keep_text_since else (None, None)
+        rows.append((ig_user_id, p.media_id, username, p.media_type, p.media_product_type, p.published_at,
+                     p.permalink, caption, p.like_count, p.comments_count, now, now))
     with engine.begin() as conn:
         bulk_upsert(conn, "tagged_media", _COLUMNS, rows, key_columns=("ig_user_id", "media_id"),
                     update_columns=[c for c in _COLUMNS[2:] if c != "first_seen_at"])

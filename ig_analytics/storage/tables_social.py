@@ -37,7 +37,6 @@ SOCIAL_TABLES: list[Table] = [
         Column('media_type', 'text', 'IMAGE, VIDEO, CAROUSEL_ALBUM'),
         Column('published_at', 'timestamptz', "the post's `timestamp`"),
         Column('permalink', 'text', 'link to the post on instagram.com'),
-        Column('caption', 'text', 'the caption as last read'),
         Column('first_seen_at', 'timestamptz', 'when a capture first read the post'),
         Column('updated_at', 'timestamptz', 'when a capture last read it'),
     ]),
