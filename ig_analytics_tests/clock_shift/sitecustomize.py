@@ -1,0 +1,19 @@
+"""The wall clock of every Python process of a test session moved forward by IG_TESTS_CLOCK_OFFSET_S seconds.
+
+``./dev test --at 00:02`` puts this folder on PYTHONPATH, so Python imports this module at start-up in the test
+process and in every Python process it starts (the CLI, the code server, the daemon, the sandbox, benchmarks):
+all of them agree that it is 00:02 UTC, and the clock keeps ticking from there. Only Python's wall clock moves
+(time.time, datetime.now, ...; time-machine), not time.monotonic, so timeouts and sleeps stay real; PostgreSQL and
+Chromium keep the real time, as a database server in another timezone would. libfaketime was tried first: it
+moves the monotonic clock too (threads waiting with a timeout then wait for the offset) and crashed Python's
+socket servers."""
+
+import os
+
+_offset = os.environ.get("IG_TESTS_CLOCK_OFFSET_S")
+if _offset:
+    import time
+
+    import time_machine
+
+    time_machine.travel(time.time() + float(_offset), tick=True).start()
