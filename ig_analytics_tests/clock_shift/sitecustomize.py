@@ -1,4 +1,5 @@
-"""The wall clock of every Python process of a test session moved forward by IG_TESTS_CLOCK_OFFSET_S seconds.
+"""The wall clock of every Python process of a test session moved forward by TESTS_WALL_CLOCK_OFFSET_S seconds
+(not an ``IG_`` name: the benchmarks start their children with the ``IG_`` settings removed, and this must pass).
 
 ``./dev test --at 00:02`` puts this folder on PYTHONPATH, so Python imports this module at start-up in the test
 process and in every Python process it starts (the CLI, the code server, the daemon, the sandbox, benchmarks):
@@ -10,7 +11,7 @@ socket servers."""
 
 import os
 
-_offset = os.environ.get("IG_TESTS_CLOCK_OFFSET_S")
+_offset = os.environ.get("TESTS_WALL_CLOCK_OFFSET_S")
 if _offset:
     import time
 
