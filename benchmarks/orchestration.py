@@ -275,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
                      "same work in-process, no Dagster: " + ", ".join(f"{k} {v:.2f} s" for k, v in direct.items()
                                                                      if k != "calls") + f"; {direct['calls']} requests")
             c.result("direct.api_only.seconds", api_s, "s", f"the Graph calls alone ({api_calls} requests)")
+            no_dagster_s = start_s + import_defs_s + direct_s
+            c.result("orchestration.ratio", c.ratio(cli_s, no_dagster_s), "x",
+                     f"the CLI's {cli_s:.2f} s / the same work with no Dagster run {no_dagster_s:.2f} s (interpreter "
+                     f"{start_s:.2f} + imports {import_defs_s:.2f} + the work called directly {direct_s:.2f}); "
+                     "issues 23 and 27: keep it under 2x")
             c.result("orchestration.overhead.seconds", overhead, "s", "CLI wall time - direct in-process time")
             c.result("orchestration.overhead.share", 100 * overhead / cli_s, "%",
                      f"of the CLI's wall time; API {100 * api_s / cli_s:.0f} %, SQL + Python of the work "
