@@ -58,7 +58,7 @@ def event_histogram(url: str, since: float) -> tuple[list[tuple[str, int]], dict
 
 
 def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
-    """What the three jobs of a full `sync` do for one account, called directly (no Dagster)."""
+    """What the jobs of a full `sync` do for one account, called directly (no Dagster)."""
     import sqlalchemy as sa
 
     from ig_analytics.analytics import (
@@ -101,8 +101,36 @@ def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
     with engine.begin() as conn:
         write_reports(conn, period_end=yesterday, days=7, kind="rolling_7d", reports_dir=reports_dir)
     parts["reports"] = time.perf_counter() - t
-    parts["calls"] = api.stats.calls + api2.stats.calls
+    parts["calls"] = api.stats.calls + api2.stats.calls + conversation_work(engine, client, token, now, parts)
     return parts
+
+
+def conversation_work(engine, client, token: str, now: datetime, parts: dict) -> int:
+    """What a full sync does besides since issues 24-25: the audience picture, every post's comments read in
+    full, the tagged posts, and the hashtag and conversation frames computed (not written: a few rows for one
+    account). Returns the calls made."""
+    from ig_analytics.analytics import conversation, hashtags
+    from ig_analytics.ingestion.comments import sync_comments
+    from ig_analytics.ingestion.demographics import sync_audience_demographics
+    from ig_analytics.ingestion.tags import sync_tags
+
+    t = time.perf_counter()
+    api = client.account(IG_USER_ID, token)
+    sync_audience_demographics(engine, api, IG_USER_ID, now.date() - timedelta(days=1), client.version, now)
+    sync_comments(engine, api, IG_USER_ID, "bench_account", now, full=True)
+    sync_tags(engine, api, IG_USER_ID, now)
+    parts["audience_comments_tags"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with engine.connect() as conn:
+        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+        tags = hashtags.hashtag_rows(posts)
+        hashtags.performance_rows(posts, tags, now.date() - timedelta(days=1), now)
+        first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+        since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
+        conversation.daily_rows(conversation.read_comments(conn, since - timedelta(days=7)), first, now)
+        conversation.post_rows(conversation.read_comments(conn, since, by_post=True), now)
+    parts["conversation_analytics"] = time.perf_counter() - t
+    return api.stats.calls
 
 
 def fresh_budget(server, engine) -> None:
