@@ -23,6 +23,7 @@ CPU over the tick (every server process; not split per step); accounts counted i
 load average (``/proc/loadavg``) at the start and the end.
 
     .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--daily] [--posts 100]
+    .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
     .venv/bin/python -m benchmarks.tick --quick     (6 accounts x 20 posts, 2 shards, --one-shard --daily)
 """
 
@@ -131,6 +132,8 @@ def launch(bench: Bench, specs: list[dict]) -> tuple[float, list[dict]]:
         if not lines:
             raise RuntimeError(f"run worker {i} exited {proc.returncode}: {log}")
         report = json.loads(lines[-1])  # a failed run is reported (run_tick), not raised: the tick goes on
+        if not report["success"]:
+            print(f"run {i} failed; the end of its log:\n{log[-1500:]}", flush=True)
         report["wall_s"] = ends[i]
         reports.append(report)
     return wall, reports
@@ -173,19 +176,22 @@ def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, st
     c.result(f"{label}.runs_failed", len(failed), "runs", "; ".join(failed) or "every run succeeded")
     c.result(f"{label}.peak_rss_per_run", max(r["peak_rss_mb"] for r in reports), "MB",
              "ru_maxrss per run: " + ", ".join(f"{r['peak_rss_mb']:.0f}" for r in reports) + "; target < 500 MB")
-    wall_by, cpu_by = defaultdict(float), defaultdict(float)
+    wall_by, cpu_by, rss_by = defaultdict(float), defaultdict(float), defaultdict(float)
     for r in reports:
         _, _, steps = run_events(bench.dagster_engine, r["run_id"])
         for step, (begin, end) in steps.items():
             wall_by[step] += end - begin
             cpu_by[step] += r["step_cpu_s"].get(step, 0.0)
+            rss = [mb for at, mb in r["rss_samples"] if begin <= at <= end]  # RSS every 0.1 s in the run worker
+            rss_by[step] = max([rss_by[step], *rss])
     by_kind: dict[str, float] = defaultdict(float)
     for step in sorted(wall_by, key=wall_by.get, reverse=True):
         kind = "checks" if step not in bench.kinds else bench.kinds[step]
         by_kind[kind] += cpu_by[step]
         by_kind[kind + "_wall"] += wall_by[step]
         c.result(f"{label}.step.{step}", wall_by[step], "s",
-                 f"{kind}; summed over {len(reports)} run(s); process CPU {cpu_by[step]:.2f} s")
+                 f"{kind}; summed over {len(reports)} run(s); process CPU {cpu_by[step]:.2f} s; RSS up to "
+                 f"{rss_by[step]:.0f} MB")
     c.result(f"{label}.analytics_cpu", by_kind["derived"], "CPU s", "derived steps' process CPU, summed over the "
              f"runs (their wall {by_kind['derived_wall']:.1f} s); checks {by_kind['checks']:.2f} CPU s "
              f"(wall {by_kind['checks_wall']:.1f} s); capture steps {by_kind['capture']:.1f} CPU s")
@@ -256,7 +262,16 @@ def daily(bench: Bench, shards: int, offset: float) -> None:
     c.result(f"{label}.seconds", total, "s", "the four runs' ticks one after another (02:00, 02:10, 02:20, 03:00)")
 
 
-def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool, server, url: str) -> None:
+def create_pool(env: dict) -> None:
+    """Create the graph_api pool's row (its default limit, from dagster.yaml) before the first runs, as an earlier
+    run of a deployment has: S runs starting at once on a new instance race to insert it, and all but one fail
+    with a unique violation on ``concurrency_limits`` (seen with 4 account-insights runs)."""
+    code = ("import dagster as dg; i = dg.DagsterInstance.get(); "
+            "i.event_log_storage.initialize_concurrency_limit_to_default('graph_api'); i.dispose()")
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=str(c.REPO_ROOT), check=True, capture_output=True)
+
+
+def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str) -> None:
     from sqlalchemy.engine import make_url as sa_url
 
     from ig_analytics.local.embedded_db import DAGSTER_DB
@@ -272,7 +287,8 @@ def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool, 
         home = Path(tmp)
         env = child_env(url, dagster_url, sandbox.base_url, home, pool_limit=shards)
         bench = Bench(n, engine, db.get_engine(dagster_url), env, home, sandbox, sa_url(url).port, step_kinds())
-        offset = hourly(bench, shards, one_shard)
+        create_pool(env)
+        offset = hourly(bench, shards, one_shard) if with_daily != "only" else 0.0
         if with_daily:
             daily(bench, shards, offset)
         c.result(f"tick.N{n}.sandbox_rss", c.process_rss_mb(sandbox.pid)[1], "MB", "peak of the sandbox child")
@@ -286,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=None)
     parser.add_argument("--one-shard", action="store_true", help="then the next hour with one run (side by side)")
     parser.add_argument("--daily", action="store_true", help="then the daily 02:00-03:00 tick")
+    parser.add_argument("--daily-only", action="store_true",
+                        help="the daily tick on an empty database (its 02:10 refresh reads every post anyway)")
     args = parser.parse_args(rest)
     n = args.accounts or (6 if quick else 1000)
     shards = args.shards or (2 if quick else 4)
@@ -294,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} accounts x {posts} posts, {shards} shards, latency {LATENCY_MS} ms per request; load {load()}",
           flush=True)
     with c.temp_postgres() as (server, url):
-        measure(n, shards, posts, args.one_shard or quick, args.daily or quick, server, url)
+        daily_mode = "only" if args.daily_only else (args.daily or quick)
+        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url)
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's own process (not the run workers)")
     c.done(NAME)
     return 0
