@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,31 +46,59 @@ JOB = "media_sync_job"
 HOUR_FORMAT = "%Y-%m-%d-%H:00"
 
 
-def run_child(partition_key: str) -> int:
-    """The run worker: import the code location, execute the job's run of ``partition_key``, print one JSON line."""
+def run_child(spec_text: str) -> int:
+    """The run worker: import the code location, execute one run, print one JSON line.
+
+    ``spec_text`` is a partition key (the hourly job's run of that hour) or a JSON object: ``job``,
+    ``partition_key``, ``tags`` (a shard's tag, a partition range), ``run_config``, and ``clock_offset_s`` (the
+    product's clock, ``ig_analytics.clock``, set that far from the wall clock for the run, as the sandbox's)."""
+    spec = json.loads(spec_text) if spec_text.startswith("{") else {"partition_key": spec_text}
     t0 = time.perf_counter()
     import dagster as dg
 
     import ig_analytics.definitions  # noqa: F401 - what a run worker loads before its run
+    from ig_analytics import clock
     from ig_analytics.defs.launch import execute_linked_run
 
     import_s = time.perf_counter() - t0
     instance = dg.DagsterInstance.get()
+    steps = step_cpu_clock(instance)
     samples: list[tuple[float, float]] = []  # (epoch s, RSS MB): which step holds the peak
     stop = threading.Event()
     sampler = threading.Thread(target=sample_rss, args=(samples, stop), daemon=True)
     sampler.start()
+    offset = timedelta(seconds=float(spec.get("clock_offset_s") or 0))
     t = time.perf_counter()
-    outcome = execute_linked_run(instance, JOB, partition_key=partition_key)
+    with clock.use(lambda: datetime.now(timezone.utc) + offset):
+        outcome = execute_linked_run(instance, spec.get("job") or JOB, partition_key=spec.get("partition_key"),
+                                     tags=spec.get("tags"), run_config=spec.get("run_config"))
     run_s = time.perf_counter() - t
     stop.set()
     sampler.join()
     _, hwm = c.process_rss_mb(os.getpid())
     print(json.dumps({"run_id": outcome.run_id, "success": outcome.success, "failures": outcome.failures[-3:],
                       "import_s": import_s, "run_s": run_s, "cpu_s": c.cpu_seconds(),
-                      "peak_rss_mb": c.peak_rss_mb(), "vm_hwm_mb": hwm, "rss_samples": samples}), flush=True)
+                      "peak_rss_mb": c.peak_rss_mb(), "vm_hwm_mb": hwm, "rss_samples": samples,
+                      "step_cpu_s": {k: v[1] - v[0] for k, v in steps.items() if len(v) == 2}}), flush=True)
     instance.dispose()
     return 0 if outcome.success else 1
+
+
+def step_cpu_clock(instance) -> dict[str, list[float]]:
+    """Process CPU seconds (all threads) at each step's STEP_START and STEP_SUCCESS/STEP_FAILURE, read as the
+    run's events are handled: the in-process executor runs the steps one after another in this process, so the
+    difference is the step's own CPU (plus the RSS sampler's, negligible). PostgreSQL's CPU is not in it."""
+    steps: dict[str, list[float]] = {}
+    handle = instance.handle_new_event
+
+    def timed_handle(event, *args, **kwargs):
+        kind = event.dagster_event.event_type_value if event.dagster_event is not None else None
+        if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and event.step_key:
+            steps.setdefault(event.step_key, []).append(c.cpu_seconds())
+        return handle(event, *args, **kwargs)
+
+    instance.handle_new_event = timed_handle
+    return steps
 
 
 def sample_rss(samples: list, stop: threading.Event) -> None:
@@ -79,11 +106,17 @@ def sample_rss(samples: list, stop: threading.Event) -> None:
         samples.append((time.time(), c.current_rss_mb()))
 
 
-def child_env(url: str, dagster_url: str, base_url: str, home: Path) -> dict:
-    """What a run worker of a deployment has: the database, the Graph API (the sandbox), the token key, homes."""
+def child_env(url: str, dagster_url: str, base_url: str, home: Path, pool_limit: int = 1) -> dict:
+    """What a run worker of a deployment has: the database, the Graph API (the sandbox), the token key, homes.
+    ``pool_limit``: the ``graph_api`` pool's slots (the project's dagster.yaml has 1; docs/deploy.md "Sizing" says
+    to raise it to the number of shards, or the shard runs' API steps wait for one another)."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(c.REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    text = (c.REPO_ROOT / "dagster.yaml").read_text()
+    if pool_limit != 1:
+        assert "default_limit: 1" in text, "dagster.yaml's pools section changed: update the benchmark"
+        text = text.replace("default_limit: 1", f"default_limit: {pool_limit}")
+    (dagster_home / "dagster.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IG_", "DAGSTER_"))}
     env.update(PYTHONPATH=str(c.REPO_ROOT), DATABASE_URL=url, IG_GRAPH_API_URL=base_url, IG_TOKEN_KEY=c.TOKEN_KEY,
                IG_ANALYTICS_HOME=str(home), DAGSTER_HOME=str(dagster_home), IG_ANALYTICS_DAGSTER_PG_URL=dagster_url)

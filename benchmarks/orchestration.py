@@ -10,6 +10,7 @@ API, SQL + Python of the work, and orchestration (interpreter start, imports, Da
 
     .venv/bin/python -m benchmarks.orchestration [--quick]    (quick: no latency, one CLI run)
     --profile: also profile one CLI run (cProfile, top 30 cumulative)
+    --without-event-batches: the CLI and the in-process syncs with defs/event_batches.batch_events a no-op
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def event_histogram(url: str, since: float) -> tuple[list[tuple[str, int]], dict
 
 
 def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
-    """What the three jobs of a full `sync` do for one account, called directly (no Dagster)."""
+    """What the jobs of a full `sync` do for one account, called directly (no Dagster)."""
     import sqlalchemy as sa
 
     from ig_analytics.analytics import (
@@ -101,8 +102,36 @@ def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
     with engine.begin() as conn:
         write_reports(conn, period_end=yesterday, days=7, kind="rolling_7d", reports_dir=reports_dir)
     parts["reports"] = time.perf_counter() - t
-    parts["calls"] = api.stats.calls + api2.stats.calls
+    parts["calls"] = api.stats.calls + api2.stats.calls + conversation_work(engine, client, token, now, parts)
     return parts
+
+
+def conversation_work(engine, client, token: str, now: datetime, parts: dict) -> int:
+    """What a full sync does besides since issues 24-25: the audience picture, every post's comments read in
+    full, the tagged posts, and the hashtag and conversation frames computed (not written: a few rows for one
+    account). Returns the calls made."""
+    from ig_analytics.analytics import conversation, hashtags
+    from ig_analytics.ingestion.comments import sync_comments
+    from ig_analytics.ingestion.demographics import sync_audience_demographics
+    from ig_analytics.ingestion.tags import sync_tags
+
+    t = time.perf_counter()
+    api = client.account(IG_USER_ID, token)
+    sync_audience_demographics(engine, api, IG_USER_ID, now.date() - timedelta(days=1), client.version, now)
+    sync_comments(engine, api, IG_USER_ID, "bench_account", now, full=True)
+    sync_tags(engine, api, IG_USER_ID, now)
+    parts["audience_comments_tags"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with engine.connect() as conn:
+        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+        tags = hashtags.hashtag_rows(posts)
+        hashtags.performance_rows(posts, tags, now.date() - timedelta(days=1), now)
+        first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+        since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
+        conversation.daily_rows(conversation.read_comments(conn, since - timedelta(days=7)), first, now)
+        conversation.post_rows(conversation.read_comments(conn, since, by_post=True), now)
+    parts["conversation_analytics"] = time.perf_counter() - t
+    return api.stats.calls
 
 
 def fresh_budget(server, engine) -> None:
@@ -115,7 +144,18 @@ def fresh_budget(server, engine) -> None:
         conn.execute(sa.text("DELETE FROM instagram.api_budget"))
 
 
-def per_job_seconds(env: dict) -> tuple[float, dict[str, float], float]:
+def cli_command(py: str, batches: bool) -> list[str]:
+    """The CLI; without ``batches``, with ``defs/event_batches.batch_events`` made a no-op in that process (the
+    question of issue 23: does a sync stay under 2x without it?). The product is not changed."""
+    if batches:
+        return [py, "-m", "ig_analytics.cli.main"]
+    return [py, "-c", NO_BATCHES + "from ig_analytics.cli.main import main; sys.exit(main())"]
+
+
+NO_BATCHES = "import sys; from ig_analytics.defs import event_batches; event_batches.batch_events = lambda s: None; "
+
+
+def per_job_seconds(env: dict, batches: bool = True) -> tuple[float, dict[str, float], float, float]:
     """``run_sync`` in this process (imports and the Dagster instance already paid by a first sync), with the
     wall time of each job's run: where the seconds of the CLI's runs go, job by job."""
     from unittest import mock
@@ -135,14 +175,16 @@ def per_job_seconds(env: dict) -> tuple[float, dict[str, float], float]:
             finally:
                 timings[job_name] = timings.get(job_name, 0.0) + time.perf_counter() - t
 
-        with mock.patch.object(launch, "execute_linked_run", timed):
+        batching = launch.event_batches.batch_events if batches else (lambda storage: None)
+        with mock.patch.object(launch, "execute_linked_run", timed), \
+                mock.patch.object(launch.event_batches, "batch_events", batching):
             t = time.perf_counter()
             sync_command.run_sync([IG_USER_ID], "full", None, None)
             first_s = time.perf_counter() - t
             timings.clear()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), c.cpu_seconds()
             sync_command.run_sync([IG_USER_ID], "full", None, None)
-            return first_s, dict(timings), time.perf_counter() - t
+            return first_s, dict(timings), time.perf_counter() - t, c.cpu_seconds() - cpu
 
 
 def api_only(client, token: str) -> tuple[float, int]:
@@ -161,6 +203,7 @@ def api_only(client, token: str) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     quick, rest = c.quick_flag(argv)
     profile = "--profile" in rest  # also run the CLI once under cProfile and print where its time goes
+    batches = "--without-event-batches" not in rest  # issue 23's question, measured without changing the product
     from ig_analytics.graph_api import GraphApiClient
     from ig_analytics.sandbox import AccountSpec, Faults, SandboxServer, SandboxWorld
 
@@ -194,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh_budget(server, engine)
                 mark = len(server.request_log)
                 run_started = time.time()
-                seconds, proc = timed_subprocess([py, "-m", "ig_analytics.cli.main", "sync", "--account", IG_USER_ID], env)
+                seconds, proc = timed_subprocess(cli_command(py, batches) + ["sync", "--account", IG_USER_ID], env)
                 requests_sent = sum(1 for r in server.request_log[mark:] if not r.batch_item)
                 out = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
                 cli.append((seconds, requests_sent, proc.returncode, out))
@@ -253,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             api_s, api_calls = min((api_only(client, token) for _ in range(2)), key=lambda x: x[0])
             client.close()
             fresh_budget(server, engine)
-            first_in_process_s, per_job, in_process_s = per_job_seconds(env)
+            first_in_process_s, per_job, in_process_s, in_process_cpu = per_job_seconds(env, batches)
 
             cli_s = cli[-1][0]
             c.result("cli.sync.runs", len(sync_runs), "runs", ", ".join(job for job, _ in sync_runs))
@@ -269,12 +312,20 @@ def main(argv: list[str] | None = None) -> int:
                      f"{cli[-1][1]} HTTP requests")
             c.result("in_process.first_sync.seconds", first_in_process_s, "s",
                      "run_sync in an interpreter with the definitions imported: the instance and cold caches paid")
+            c.result("in_process.sync.cpu_seconds", in_process_cpu, "CPU s", "process CPU of that second run_sync "
+                     "(less sensitive to the machine's load than its wall time); event batches "
+                     + ("on" if batches else "OFF (--without-event-batches)"))
             c.result("in_process.sync.seconds", in_process_s, "s", "the next run_sync of the same process; its runs: "
                      + ", ".join(f"{job} {s:.2f} s" for job, s in per_job.items()))
             c.result("direct.seconds", direct_s, "s",
                      "same work in-process, no Dagster: " + ", ".join(f"{k} {v:.2f} s" for k, v in direct.items()
                                                                      if k != "calls") + f"; {direct['calls']} requests")
             c.result("direct.api_only.seconds", api_s, "s", f"the Graph calls alone ({api_calls} requests)")
+            no_dagster_s = start_s + import_defs_s + direct_s
+            c.result("orchestration.ratio", c.ratio(cli_s, no_dagster_s), "x",
+                     f"the CLI's {cli_s:.2f} s / the same work with no Dagster run {no_dagster_s:.2f} s (interpreter "
+                     f"{start_s:.2f} + imports {import_defs_s:.2f} + the work called directly {direct_s:.2f}); "
+                     "issues 23 and 27: keep it under 2x")
             c.result("orchestration.overhead.seconds", overhead, "s", "CLI wall time - direct in-process time")
             c.result("orchestration.overhead.share", 100 * overhead / cli_s, "%",
                      f"of the CLI's wall time; API {100 * api_s / cli_s:.0f} %, SQL + Python of the work "

@@ -147,3 +147,18 @@ def test_the_text_retention_setting():
     assert Settings.from_env({"IG_ANALYTICS_COMMENT_TEXT_DAYS": "30"}).comment_text_days == 30
     with pytest.raises(SettingsError, match="IG_ANALYTICS_COMMENT_TEXT_DAYS"):
         Settings.from_env({"IG_ANALYTICS_COMMENT_TEXT_DAYS": "forever"})
+
+
+def test_the_reports_first_reply_lookup_finds_replies_by_an_index(engine):
+    """The report asks, per top-level comment, for the account's first reply (``r.parent_id = c.comment_id``).
+    Without an index on ``parent_id`` each of those subqueries read the whole table (issue 27: 6.3 s per account
+    at 200 sandbox accounts, the 03:00 reports run of 200 accounts over an hour). With sequential scans disabled
+    the plan must reach the replies through ``media_comments_parent``."""
+    from ig_analytics.analytics import report_conversation
+
+    for query in (report_conversation._SUMMARY, report_conversation._UNANSWERED):
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + query), {
+                "id": "1", "start": "2026-12-01", "end": "2026-12-07", "limit": 10}))
+        assert "media_comments_parent" in plan, plan
