@@ -5,7 +5,8 @@ ig_analytics/analytics (plain Python, documented in docs/analytics.md).
 ``media_engagement``, ``account_engagement_daily`` and ``best_posting_times`` read their inputs through
 :class:`AnalyticsInputs` (set-based SQL over the history), compute rows with pure functions on frames and return
 them: the ``postgres_io`` IO manager writes them (one transaction per slice). ``trending_posts`` and the reports
-still write themselves (docs/architecture.md, "IO manager")."""
+still write themselves (docs/architecture.md, "IO manager"). A shard run computes the rows of its shard's accounts
+only (defs/account_scope.py; docs/architecture.md, "Shards")."""
 
 # No `from __future__ import annotations` here: Dagster binds the `database` field to the top-level `database`
 # resource (definitions.py) only when it can see the field's type, and a string annotation is refused.
