@@ -6,19 +6,20 @@ right after its own capture: for every account expected in the partition, is the
 sync of that type covering the partition in ``instagram.sync_runs``, by any run? The accounts without one are
 grouped by shard (the capture's own hash, accounts/shards.py):
 
-- a shard with a run of the same job that covers the partition and is still queued or running (Dagster's run
-  storage) is "not captured yet": the check fails with WARN severity;
+- a shard with a run of the same job that covers the partition and has not ended its capture (queued, or running
+  without a materialization of the partition yet: Dagster's run storage and event log) is "not captured yet": the
+  check fails with WARN severity;
 - any other shard (its run ended without them, or never ran) fails the check with ERROR, naming the shard and its
   accounts with their last error.
 
-Each run evaluates after its capture and ends only after that, so the last run of a tick to evaluate sees every
-other shard's capture ended: its status is the truth. Dagster's UI shows, per partition, the evaluation of the
-newest *created* run (its execution record is made when the run is created, the tick's runs in shard order), so
-when runs created after it exist the last run also records its evaluation as a runless one (Dagster's
-``report_runless_asset_event``, as an external check would), which is then the newest: the partition shows the
-truth. Re-executing a failed shard's run (Dagster keeps its tags, the shard's among them) captures its accounts,
-and its evaluation, the newest, passes. One race remains: two runs evaluating at the same moment can leave a WARN
-"not captured yet" standing though both captured (never a false pass); the partition's next run corrects it.
+Each run evaluates right after its capture (which writes its sync_runs rows, then materializes), so the last run
+of a tick to evaluate sees every other shard's capture ended: its status is final and true. Of two runs evaluating
+at the same moment at least one sees the other's materialization, so one final evaluation always exists. Dagster's
+UI shows, per partition, the evaluation of the newest *created* run (its execution record is made when the run is
+created, the tick's runs in shard order), so a final evaluation is also recorded as a runless one (Dagster's
+``report_runless_asset_event``, as an external check would) when a run created later exists: it is then the
+newest, and the partition shows the truth. Re-executing a failed shard's run (Dagster keeps its tags, the shard's
+among them) captures its accounts, and its evaluation, the newest, passes.
 
 Expected: the accounts ``active`` now and registered before the partition began (a tick's runs could not know
 a later one); ``needs_reauth`` and ``disabled`` ones are not (``accounts_tokens_valid`` reports those) and are
@@ -46,11 +47,12 @@ from ig_analytics.storage import sync_runs
 
 CHECK_NAME = "every_shard_captured"
 DESCRIPTION = ("ERROR: an account expected in the partition (active, registered before it began) was not captured "
-               "by its shard's run, which ended (the shard and accounts are named); WARN: a shard's run is still "
-               "queued or running. The last shard run to evaluate gives the partition's true status.")
+               "by its shard's run, whose capture ended (the shard and accounts are named); WARN: a shard's run is "
+               "still queued or capturing. The last shard run to evaluate gives the partition's true status.")
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 CAPTURED = ("success", "partial")
+RUNS_LIMIT = 1000  # runs of the job read per look-up: the queue's, however long a backlog
 ASSETS = {"media": "media_insights_snapshots", "account": "account_insights_daily"}
 
 
@@ -62,17 +64,30 @@ def _covers(tags: Mapping[str, str], partition_key: str) -> bool:
     return bool(first and last and first <= partition_key <= last)
 
 
-def unfinished_shards(instance: dg.DagsterInstance, run: dg.DagsterRun, shards: int, partition_key: str) -> set[int]:
-    """The shards (of ``shards``) with another run of this job for the partition that has not ended."""
+def _capture_pending(instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey, partition_key: str) -> bool:
+    """Whether a run that has not ended has yet to capture the partition: no materialization of it yet (the
+    capture step materializes at its end; the run's analytics may go on long after)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                           limit=RUNS_LIMIT).records
+    return not any(r.event_log_entry.dagster_event.asset_key == asset_key
+                   and r.event_log_entry.dagster_event.partition == partition_key for r in records)
+
+
+def unfinished_shards(instance: dg.DagsterInstance, run: dg.DagsterRun, shards: int, partition_key: str,
+                      asset_key: dg.AssetKey) -> set[int]:
+    """The shards (of ``shards``) with another run of this job for the partition whose capture has not ended
+    (queued, or running before its capture step's end)."""
     if shards <= 1:
         return set()  # the evaluating run is the only shard, and its capture is over
     runs = instance.get_runs(dg.RunsFilter(
         job_name=run.job_name, statuses=UNFINISHED,
-        tags={SHARD_TAG: [shard_tag(i, shards) for i in range(shards)]}), limit=10 * shards)
+        tags={SHARD_TAG: [shard_tag(i, shards) for i in range(shards)]}), limit=RUNS_LIMIT)
     found = set()
     for other in runs:
         shard = shard_from_tags(other.tags)
-        if other.run_id != run.run_id and shard is not None and _covers(other.tags, partition_key):
+        if (other.run_id != run.run_id and shard is not None and shard[0] not in found
+                and _covers(other.tags, partition_key)
+                and _capture_pending(instance, other.run_id, asset_key, partition_key)):
             found.add(shard[0])
     return found
 
@@ -85,7 +100,7 @@ def newer_runs(instance: dg.DagsterInstance, run: dg.DagsterRun, shards: int, pa
         return False
     runs = instance.get_runs(dg.RunsFilter(
         job_name=run.job_name, created_after=record.create_timestamp,
-        tags={SHARD_TAG: [shard_tag(i, shards) for i in range(shards)]}), limit=10 * shards)
+        tags={SHARD_TAG: [shard_tag(i, shards) for i in range(shards)]}), limit=RUNS_LIMIT)
     return any(other.run_id != run.run_id and _covers(other.tags, partition_key) for other in runs)
 
 
@@ -112,7 +127,7 @@ def verdict(missing: dict[int, dict[str, str]], shards: int, unfinished: set[int
     ended = sorted(i for i in missing if i not in unfinished)
     parts = [f"{label(i)}: {len(missing[i])} account(s) not captured ({', '.join(sorted(missing[i]))})"
              for i in ended]
-    parts += [f"{label(i)} not captured yet (its run is still queued or running)"
+    parts += [f"{label(i)} not captured yet (its run is still queued or capturing)"
               for i in sorted(missing) if i in unfinished]
     severity = dg.AssetCheckSeverity.ERROR if ended else dg.AssetCheckSeverity.WARN
     return False, severity, "; ".join(parts) + "."
@@ -121,7 +136,7 @@ def verdict(missing: dict[int, dict[str, str]], shards: int, unfinished: set[int
 def evaluate(database: AnalyticsDatabase, context, sync_type: str, partitions_def, partition_key: str,
              shards: int, target=None) -> tuple[dg.AssetCheckEvaluation, bool]:
     """The check's evaluation of one partition in the run of ``context``, and whether it is final (no other
-    shard's run for the partition has yet to end) and must be recorded again to be the one the UI shows."""
+    shard's capture of the partition has yet to end) and must be recorded again to be the one the UI shows."""
     start: datetime = partitions_def.time_window_for_partition_key(partition_key).start
     engine = database.engine()
     statuses = accounts_repo.statuses_before(engine, start)
@@ -130,7 +145,8 @@ def evaluate(database: AnalyticsDatabase, context, sync_type: str, partitions_de
     with engine.connect() as conn:
         outcomes = sync_runs.partition_outcomes(conn, sync_type, partition_key, expected, start)
     missing = missing_by_shard(expected, outcomes, shards)
-    unfinished = unfinished_shards(context.instance, context.run, shards, partition_key)
+    asset_key = dg.AssetKey(ASSETS[sync_type])
+    unfinished = unfinished_shards(context.instance, context.run, shards, partition_key, asset_key)
     passed, severity, description = verdict(missing, shards, unfinished, len(expected))
     metadata = {
         "shards": shards,
@@ -142,7 +158,7 @@ def evaluate(database: AnalyticsDatabase, context, sync_type: str, partitions_de
         "evaluated_by_run": context.run.run_id,
     }
     evaluation = dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(ASSETS[sync_type]), check_name=CHECK_NAME, passed=passed, severity=severity,
+        asset_key=asset_key, check_name=CHECK_NAME, passed=passed, severity=severity,
         description=description, metadata=metadata, partition=partition_key, target_materialization_data=target)
     record_again = shards > 1 and not unfinished and newer_runs(context.instance, context.run, shards, partition_key)
     return evaluation, record_again
@@ -170,7 +186,7 @@ def shard_capture_check(name: str, asset: str, sync_type: str, partitions_def) -
                     severity=evaluation.severity, description=evaluation.description, metadata=evaluation.metadata)
             else:
                 yield evaluation
-            if record_again:  # the last shard run to end: its evaluation must be the newest one
+            if record_again:  # final (no capture pending): it must be the newest evaluation
                 context.instance.report_runless_asset_event(evaluation)
         if len(keys) > 1:
             yield dg.Output(None, output_name=spec.get_python_identifier())
