@@ -112,7 +112,8 @@ def test_a_shard_run_keeps_the_other_shards_rows(engine, world):
     _analytics(later, {SHARD_TAG: "0/2"})
     after = _derived(engine, keep_computed_at=True)
     for table in DERIVED:
-        others = [frame[frame["ig_user_id"].map(lambda a: shard_of(a, 2) == 1)] for frame in (before[table], after[table])]
+        others = [frame[frame["ig_user_id"].map(lambda a: shard_of(a, 2) == 1)]
+                  for frame in (before[table], after[table])]
         assert len(others[0]) > 0 or table in ("trending_posts", "hashtag_performance"), table
         pd.testing.assert_frame_equal(others[1].reset_index(drop=True), others[0].reset_index(drop=True), obj=table)
     stamps = _computed_at(engine, "best_posting_times")

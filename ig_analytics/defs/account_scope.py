@@ -41,7 +41,8 @@ class AccountScope:
 
 
 def run_scope(context, account_ids: Callable[[], Iterable[str]]) -> AccountScope:
-    """The scope of the run of ``context``; ``account_ids()`` (every registered account) is read only for a shard run."""
+    """The scope of the run of ``context``; ``account_ids()`` (every registered account) is read only for a
+    shard run."""
     shard = shard_from_tags(context.run.tags)
     if shard is None:
         return AccountScope()

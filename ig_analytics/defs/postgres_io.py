@@ -8,8 +8,9 @@ transaction per written slice. The slice is the partition's time window on the d
 narrower window a :class:`Rows` names; the whole table for an unpartitioned asset without one). A row outside it
 is a programming error. A :class:`Rows` may also name a ``subset`` (column -> values, e.g. one shard's accounts):
 the slice is then only the rows with those values, and a row outside it is refused too. Mode ``replace`` deletes
-the slice's rows the output no longer has (derived tables); ``upsert`` keeps them. Columns and types are checked against ``storage/tables.py`` (a user's table: against the
-asset's declared column schema, and the table is created from it when missing).
+the slice's rows the output no longer has (derived tables); ``upsert`` keeps them. Columns and types are checked
+against ``storage/tables.py`` (a user's table: against the asset's declared column schema, and the table is
+created from it when missing).
 
 The checks and the COPY text are computed column by column (``storage.frames.copy_chunks``), never row by
 row in Python: the write costs about what the plain COPY it wraps costs (BENCHMARKS.md, section 4b).

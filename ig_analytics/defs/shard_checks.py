@@ -152,7 +152,7 @@ def evaluate(database: AnalyticsDatabase, context, sync_type: str, partitions_de
         "shards": shards,
         "accounts_expected": len(expected),
         "accounts_captured": sum(1 for a in expected if a in outcomes and outcomes[a].status in CAPTURED),
-        "not_captured": dg.MetadataValue.json({shard_tag(i, shards): {"run_ended": i not in unfinished,
+        "not_captured": dg.MetadataValue.json({shard_tag(i, shards): {"capture_ended": i not in unfinished,
                                                                        "accounts": missing[i]} for i in missing}),
         "not_expected": dg.MetadataValue.json({a: s for a, s in statuses.items() if s != "active"}),
         "evaluated_by_run": context.run.run_id,
