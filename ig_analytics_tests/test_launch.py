@@ -108,7 +108,8 @@ def test_a_prepared_instance_stores_what_a_plain_one_stores(engine, ig_home, mon
     per_partition = {(name, day) for name, day, status, event_type, has_target in checks
                      if day is not None and status == "SUCCEEDED" and event_type == "ASSET_CHECK_EVALUATION" and has_target}
     assert per_partition == {(name, day) for day in days for name in (
-        "account_insights_valid", "account_insights_reach_within_views", "account_insights_complete")}
+        "account_insights_valid", "account_insights_reach_within_views", "account_insights_complete",
+        "every_shard_captured")}
     evaluated = [c for c in checks if c[3] == "ASSET_CHECK_EVALUATION"]  # each row points at its own event
     assert sum(n for (kind, _, _), n in events.items() if kind == "ASSET_CHECK_EVALUATION") == len(evaluated)
     assert last_run == run_id  # asset_keys bookkeeping follows the newest run

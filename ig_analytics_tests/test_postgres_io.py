@@ -114,6 +114,32 @@ def test_replace_deletes_the_slices_missing_rows_only_and_creates_the_users_tabl
     assert _stored(engine) == {("a", ts(2026, 1, 2, 10)): (3, 0.75), ("a", ts(2026, 1, 2, 11)): (9, None)}
 
 
+def test_a_subset_replaces_only_its_values_rows_and_refuses_a_row_outside_it(engine, ig_home):
+    """Rows(subset=...): one shard run's accounts. replace deletes only their rows of the slice; another
+    account's row in the output is an error and nothing is written."""
+    hour = ts(2026, 1, 2, 10)
+    frames = {"all": Rows(pd.DataFrame({"ig_user_id": ["a", "b", "c"], "hour_start": [hour] * 3,
+                                        "score": [1, 2, 3], "share": [0.1, 0.2, 0.3]})),
+              "shard": Rows(pd.DataFrame({"ig_user_id": ["a"], "hour_start": [hour], "score": [7], "share": [0.7]}),
+                            subset={"ig_user_id": ["a", "b"]}),
+              "stray": Rows(pd.DataFrame({"ig_user_id": ["c"], "hour_start": [hour], "score": [0], "share": [0.0]}),
+                            subset={"ig_user_id": ["a", "b"]})}
+    which = {}
+    asset = _scores_asset(lambda start: frames[which["frame"]])
+    for name in ("all", "shard"):
+        which["frame"] = name
+        result = _run([asset], "2026-01-02-10:00")
+    meta = result.asset_materializations_for_node("test_hourly_scores")[0].metadata
+    assert meta["rows_deleted_before_write"].value == 2 and meta["subset"].value == "ig_user_id: 2 value(s)"
+    # b (in the subset, gone from the output) left; c (outside the subset) kept
+    assert _stored(engine) == {("a", hour): (7, 0.7), ("c", hour): (3, 0.3)}
+    which["frame"] = "stray"
+    with pytest.raises(Exception) as caught:
+        _run([asset], "2026-01-02-10:00")
+    assert "1 row(s) lie outside the written subset of ig_user_id (2 values), e.g. c" in _cause(caught.value)
+    assert _stored(engine) == {("a", hour): (7, 0.7), ("c", hour): (3, 0.3)}
+
+
 def test_a_failure_mid_write_leaves_the_slice_as_it_was(engine, ig_home, monkeypatch):
     rows = pd.DataFrame({"ig_user_id": ["a", "b"], "hour_start": [ts(2026, 1, 2, 10)] * 2, "score": [1, 2],
                          "share": [0.5, 0.25]})

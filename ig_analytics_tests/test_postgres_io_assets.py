@@ -49,13 +49,13 @@ def test_every_table_shaped_asset_is_io_managed_or_listed_with_its_reason():
 class FrameInputs(AnalyticsInputs):
     """The inputs as frames: no database."""
 
-    def latest_snapshots(self, start: datetime, end: datetime) -> pd.DataFrame:
+    def latest_snapshots(self, start: datetime, end: datetime, accounts=None) -> pd.DataFrame:
         return LATEST[(LATEST["captured_at"] >= start) & (LATEST["captured_at"] < end)]
 
-    def posts_by_day(self, day_from: date, day_to: date) -> pd.DataFrame:
+    def posts_by_day(self, day_from: date, day_to: date, accounts=None) -> pd.DataFrame:
         return POSTS_BY_DAY[(POSTS_BY_DAY["date"] >= day_from) & (POSTS_BY_DAY["date"] <= day_to)]
 
-    def rated_posts(self, now: datetime) -> pd.DataFrame:
+    def rated_posts(self, now: datetime, accounts=None) -> pd.DataFrame:
         return RATED
 
 

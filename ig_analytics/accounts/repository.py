@@ -126,6 +126,20 @@ def add_account(
     return existed is None
 
 
+def account_ids(engine: Engine) -> list[str]:
+    """Every registered account, whatever its status (the derived tables hold rows of each)."""
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.text("SELECT ig_user_id FROM instagram.accounts ORDER BY 1"))]
+
+
+def statuses_before(engine: Engine, created_before: datetime) -> dict[str, str]:
+    """ig_user_id -> status of the accounts registered before ``created_before``."""
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(
+            "SELECT ig_user_id, status FROM instagram.accounts WHERE created_at < :before ORDER BY 1"),
+            {"before": created_before}).all())
+
+
 def list_accounts(engine: Engine) -> list[AccountRow]:
     with engine.connect() as conn:
         rows = conn.execute(

@@ -4,17 +4,19 @@ A shard is picked by a hash of ``ig_user_id`` (SHA-256, so it is the same in eve
 unlike ``hash()``): an account stays in its shard for as long as the number of shards is unchanged. Each
 ingestion schedule tick asks for one run per shard, tagged ``ig_analytics/shard = "i/N"``; the ingestion assets
 sync only the accounts of their run's shard. A run without the tag (a backfill from the UI, ``ig-analytics sync``)
-syncs every account. Why runs and not a static partition dimension: docs/architecture.md, "Shards".
+syncs every account. The analytics of a shard run compute the derived rows of the same accounts only
+(:func:`shard_accounts`), so a tick's analytics cover every account once whatever the shard count. Why runs and not
+a static partition dimension, and why the analytics follow the shard: docs/architecture.md, "Shards".
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ig_analytics.constants import MAX_SHARDS
 
-__all__ = ["SHARD_TAG", "MAX_SHARDS", "shard_of", "shard_tag", "shard_from_tags", "in_shard"]
+__all__ = ["SHARD_TAG", "MAX_SHARDS", "shard_of", "shard_tag", "shard_from_tags", "in_shard", "shard_accounts"]
 
 SHARD_TAG = "ig_analytics/shard"
 
@@ -49,3 +51,11 @@ def shard_from_tags(tags: Mapping[str, str]) -> tuple[int, int] | None:
 
 def in_shard(ig_user_id: str, shard: tuple[int, int] | None) -> bool:
     return shard is None or shard_of(ig_user_id, shard[1]) == shard[0]
+
+
+def shard_accounts(ig_user_ids: Iterable[str], shard: tuple[int, int] | None) -> list[str] | None:
+    """The accounts of ``shard`` among ``ig_user_ids`` (the same hash the capture picks its accounts by); None
+    for a run without a shard (every account)."""
+    if shard is None:
+        return None
+    return [i for i in ig_user_ids if in_shard(i, shard)]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,10 +47,16 @@ WHERE {where}
 """
 
 
-def read_comments(conn: Connection, since: datetime, by_post: bool = False) -> pd.DataFrame:
-    """The comments written since ``since`` (``by_post``: every comment of the posts published since then)."""
+def read_comments(conn: Connection, since: datetime, by_post: bool = False,
+                  ig_user_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The comments written since ``since`` (``by_post``: every comment of the posts published since then), on
+    the posts of the given accounts (None: every account)."""
     where = "m.published_at >= %(since)s" if by_post else "c.published_at >= %(since)s"
-    return read_frame(conn, _COMMENTS_SQL.format(where=where), {"since": since},
+    params: dict = {"since": since}
+    if ig_user_ids is not None:
+        where += " AND c.ig_user_id = ANY(%(users)s)"
+        params["users"] = list(ig_user_ids)
+    return read_frame(conn, _COMMENTS_SQL.format(where=where), params,
                       text_columns=("comment_id", "media_id", "ig_user_id", "parent_id"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, datetime, timedelta
+from typing import Sequence
 
 import pandas as pd
 from sqlalchemy.engine import Connection
@@ -70,13 +71,34 @@ SELECT m.media_id, m.ig_user_id, m.published_at, m.caption, e.engagement_rate_re
 FROM instagram.media m
 LEFT JOIN instagram.media_engagement e ON e.media_id = m.media_id
 LEFT JOIN instagram.media_insights_latest l ON l.media_id = m.media_id
-WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(since)s
+WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(since)s {user_filter}
+"""
+_TAGS_SQL = """
+SELECT media_id, hashtag, ig_user_id FROM instagram.media_hashtags WHERE published_at >= %(since)s {user_filter}
+ORDER BY media_id, hashtag
 """
 
 
-def read_posts(conn: Connection, since: datetime) -> pd.DataFrame:
-    """The account's posts (no stories) published since ``since``, with caption, rate by reach and reach."""
-    return read_frame(conn, _POSTS_SQL, {"since": since}, text_columns=("media_id", "ig_user_id", "caption"))
+def _user_filter(ig_user_ids: Sequence[str] | None, column: str) -> tuple[str, dict]:
+    if ig_user_ids is None:
+        return "", {}
+    return f"AND {column} = ANY(%(users)s)", {"users": list(ig_user_ids)}
+
+
+def read_posts(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The posts (no stories) published since ``since`` (of the given accounts; None: every account), with
+    caption, rate by reach and reach."""
+    where, params = _user_filter(ig_user_ids, "m.ig_user_id")
+    return read_frame(conn, _POSTS_SQL.format(user_filter=where), {"since": since, **params},
+                      text_columns=("media_id", "ig_user_id", "caption"))
+
+
+def read_tags(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """``media_hashtags`` rows (media_id, hashtag, ig_user_id) of the posts published since ``since`` (of the
+    given accounts; None: every account)."""
+    where, params = _user_filter(ig_user_ids, "ig_user_id")
+    return read_frame(conn, _TAGS_SQL.format(user_filter=where), {"since": since, **params},
+                      text_columns=("media_id", "hashtag", "ig_user_id"))
 
 
 def performance_rows(posts: pd.DataFrame, tags: pd.DataFrame, today: date, computed_at: datetime,

@@ -105,10 +105,12 @@ def refresh_trending_posts(
     ig_user_ids: Iterable[str] | None = None,
     params: TrendingParams = TrendingParams(),
     now: datetime | None = None,
+    within: Iterable[str] | None = None,
 ) -> int:
     """Evaluate trending posts at ``as_of`` and replace that evaluation's rows in instagram.trending_posts
     (and instagram.trending_evaluations) for the accounts in scope: the given ones, else every account that
-    is not disabled. Returns trending_posts rows written."""
+    is not disabled (only those of ``within`` when given: a shard run's accounts). Returns trending_posts rows
+    written."""
     as_of = as_utc(as_of)
     computed_at = as_utc(now) if now is not None else utc_now()
     users = id_list(ig_user_ids)
@@ -123,8 +125,12 @@ def refresh_trending_posts(
         ),
     }
     scope_sql = "ig_user_id = ANY(:users)" if users is not None else "status <> 'disabled'"
+    allowed = id_list(within)
+    if allowed is not None:
+        scope_sql += " AND ig_user_id = ANY(:within)"
     scope = [r[0] for r in conn.execute(
-        sa.text(f"SELECT ig_user_id FROM instagram.accounts WHERE {scope_sql} ORDER BY 1"), {"users": users}
+        sa.text(f"SELECT ig_user_id FROM instagram.accounts WHERE {scope_sql} ORDER BY 1"),
+        {"users": users, "within": allowed},
     )]
     if len(scope) > ACCOUNTS_PER_CHUNK:
         # Scoring is per account: chunks keep memory flat (all 1,000 accounts at once peaked at ~800 MB).

@@ -5,7 +5,8 @@ ig_analytics/analytics (plain Python, documented in docs/analytics.md).
 ``media_engagement``, ``account_engagement_daily`` and ``best_posting_times`` read their inputs through
 :class:`AnalyticsInputs` (set-based SQL over the history), compute rows with pure functions on frames and return
 them: the ``postgres_io`` IO manager writes them (one transaction per slice). ``trending_posts`` and the reports
-still write themselves (docs/architecture.md, "IO manager")."""
+still write themselves (docs/architecture.md, "IO manager"). A shard run computes the rows of its shard's accounts
+only (defs/account_scope.py; docs/architecture.md, "Shards")."""
 
 # No `from __future__ import annotations` here: Dagster binds the `database` field to the top-level `database`
 # resource (definitions.py) only when it can see the field's type, and a string annotation is refused.
@@ -19,10 +20,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ig_analytics import clock
+from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.analytics import best_times, engagement, reports, trending
+from ig_analytics.defs.account_scope import run_scope
 from ig_analytics.defs.catalog import DAILY_REPORTS, HOURLY, WEEKLY_REPORTS, table_asset
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
-from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, PostgresTableIOManager, Rows, write_metadata
+from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, PostgresTableIOManager, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase
 
 # Posts keep gaining engagement for about a month, so the per-day roll-up is recomputed over this window.
@@ -35,18 +38,23 @@ def seconds_since(started: float) -> dg.MetadataValue:
 
 class AnalyticsInputs(dg.ConfigurableResource):
     """Where the IO-managed analytics assets read their inputs: frames, so a test can hand them over without a
-    database (a subclass overriding these three methods)."""
+    database (a subclass overriding these methods). ``accounts``: only these accounts' inputs (a shard run's,
+    defs/account_scope.py); None: every account."""
 
-    def latest_snapshots(self, start: datetime, end: datetime) -> pd.DataFrame:
+    def latest_snapshots(self, start: datetime, end: datetime, accounts: list[str] | None = None) -> pd.DataFrame:
         """engagement.read_latest_snapshots of the posts whose newest snapshot was captured in [start, end)."""
         raise NotImplementedError
 
-    def posts_by_day(self, day_from: date, day_to: date) -> pd.DataFrame:
+    def posts_by_day(self, day_from: date, day_to: date, accounts: list[str] | None = None) -> pd.DataFrame:
         """engagement.read_posts_by_day."""
         raise NotImplementedError
 
-    def rated_posts(self, now: datetime) -> pd.DataFrame:
+    def rated_posts(self, now: datetime, accounts: list[str] | None = None) -> pd.DataFrame:
         """best_times.read_rated_posts."""
+        raise NotImplementedError
+
+    def account_ids(self) -> list[str]:
+        """Every registered account (a shard run keeps its shard's)."""
         raise NotImplementedError
 
 
@@ -55,27 +63,32 @@ class DatabaseInputs(AnalyticsInputs):
 
     database: AnalyticsDatabase
 
-    def latest_snapshots(self, start: datetime, end: datetime) -> pd.DataFrame:
+    def latest_snapshots(self, start: datetime, end: datetime, accounts: list[str] | None = None) -> pd.DataFrame:
         with self.database.engine().connect() as conn:
             # Only posts with a snapshot in the window have new inputs here; a new follower history is pushed to
             # all of the account's posts by sync_account_insights, whichever job runs first.
             captured = conn.execute(sa.text(
                 "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
-                " WHERE captured_at >= :start AND captured_at < :end"), {"start": start, "end": end},
+                " WHERE captured_at >= :start AND captured_at < :end"
+                " AND (CAST(:users AS text[]) IS NULL OR ig_user_id = ANY(CAST(:users AS text[])))"),
+                {"start": start, "end": end, "users": accounts},
             ).scalars().all()
             if not captured:
                 return pd.DataFrame()
-            latest = engagement.read_latest_snapshots(conn, media_ids=captured)
+            latest = engagement.read_latest_snapshots(conn, media_ids=captured, ig_user_ids=accounts)
         # a post captured again in a later hour belongs to that hour's partition (its newest snapshot)
         return latest[(latest["captured_at"] >= start) & (latest["captured_at"] < end)]
 
-    def posts_by_day(self, day_from: date, day_to: date) -> pd.DataFrame:
+    def posts_by_day(self, day_from: date, day_to: date, accounts: list[str] | None = None) -> pd.DataFrame:
         with self.database.engine().connect() as conn:
-            return engagement.read_posts_by_day(conn, day_from=day_from, day_to=day_to)
+            return engagement.read_posts_by_day(conn, day_from=day_from, day_to=day_to, ig_user_ids=accounts)
 
-    def rated_posts(self, now: datetime) -> pd.DataFrame:
+    def rated_posts(self, now: datetime, accounts: list[str] | None = None) -> pd.DataFrame:
         with self.database.engine().connect() as conn:
-            return best_times.read_rated_posts(conn, now=now)
+            return best_times.read_rated_posts(conn, now=now, ig_user_ids=accounts)
+
+    def account_ids(self) -> list[str]:
+        return accounts_repo.account_ids(self.database.engine())
 
 
 def analytics_resources(database: AnalyticsDatabase) -> dict:
@@ -110,10 +123,12 @@ def day_window(day_from: date, day_to: date) -> dg.TimeWindow:
 def media_engagement(context: dg.AssetExecutionContext, analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     window = context.partition_time_window
-    latest = analytics_inputs.latest_snapshots(window.start, window.end)
+    scope = run_scope(context, analytics_inputs.account_ids)
+    latest = analytics_inputs.latest_snapshots(window.start, window.end, scope.ids)
     rows = (engagement.media_engagement_rows(latest, clock.now()) if not latest.empty
             else pd.DataFrame({c: pd.Series(dtype=object) for c in engagement.MEDIA_ENGAGEMENT_COLUMNS}))
-    return dg.Output(rows, metadata={"posts": len(rows), "duration_seconds": seconds_since(started)})
+    return dg.Output(scope.rows(rows), metadata={"posts": len(rows), **scope.metadata(),
+                                                 "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -133,16 +148,17 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     started = time.monotonic()
     as_of = context.partition_time_window.end - timedelta(hours=1)  # the newest capture slot of the run
     engine = database.engine()
+    scope = run_scope(context, lambda: accounts_repo.account_ids(engine))
     with engine.begin() as conn:
-        rows = trending.refresh_trending_posts(conn, as_of=as_of)
-        new_entries = trending.new_trending_entries(conn, as_of)
+        rows = trending.refresh_trending_posts(conn, as_of=as_of, within=scope.ids)
+        new_entries = trending.new_trending_entries(conn, as_of, ig_user_ids=scope.ids)
     if new_entries:
         from ig_analytics.alerts.notify import notify_new_trending
 
         notify_new_trending(database.notifier(), new_entries)
     return dg.MaterializeResult(
         metadata={"rows_written": rows, "new_trending_posts": len(new_entries), "as_of": as_of.isoformat(),
-                  "duration_seconds": seconds_since(started)}
+                  **scope.metadata(), "duration_seconds": seconds_since(started)}
     )
 
 
@@ -159,14 +175,16 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
         f"keep gaining engagement."
     ),
 )
-def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
+def account_engagement_daily(context: dg.AssetExecutionContext, analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     today = clock.now().date() + timedelta(days=1)  # covers timezones ahead of UTC
     day_from = today - timedelta(days=ENGAGEMENT_WINDOW_DAYS)
-    posts = analytics_inputs.posts_by_day(day_from, today)
+    scope = run_scope(context, analytics_inputs.account_ids)
+    posts = analytics_inputs.posts_by_day(day_from, today, scope.ids)
     rows = engagement.daily_engagement_rows(posts, clock.now())
-    # the recomputed days are the slice: replace deletes only their rows
-    return dg.Output(Rows(rows, day_window(day_from, today)), metadata={"duration_seconds": seconds_since(started)})
+    # the recomputed days of the run's accounts are the slice: replace deletes only their rows
+    return dg.Output(scope.rows(rows, day_window(day_from, today)),
+                     metadata={**scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -181,11 +199,13 @@ def account_engagement_daily(analytics_inputs: AnalyticsInputs) -> dg.Output:
         "account's timezone); slots with few posts are pulled toward the account's average and marked unreliable."
     ),
 )
-def best_posting_times(analytics_inputs: AnalyticsInputs) -> dg.Output:
+def best_posting_times(context: dg.AssetExecutionContext, analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     now = clock.now()
-    rows = best_times.best_times_rows(analytics_inputs.rated_posts(now), now)
-    return dg.Output(rows, metadata={"duration_seconds": seconds_since(started)})  # the whole table is the slice
+    scope = run_scope(context, analytics_inputs.account_ids)
+    rows = best_times.best_times_rows(analytics_inputs.rated_posts(now, scope.ids), now)
+    # the run's accounts are the slice (every account's rows without a shard)
+    return dg.Output(scope.rows(rows), metadata={**scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: int, kind: str):

@@ -28,6 +28,7 @@ from ig_analytics.defs import ingestion_assets
 from ig_analytics.defs.check_ranges import Evaluate, Scope, evaluate_per_partition, latest_materializations, scope_for
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.defs.shard_checks import shard_checks
 from ig_analytics.quality import accounts, analytics, media, schema
 from ig_analytics.quality import account_insights as insights
 from ig_analytics.quality.result import CheckResult
@@ -206,6 +207,7 @@ unpartitioned_checks = [account_insights_recent_checks, ingestion_recent_checks,
 asset_checks = [
     account_insights_checks, ingestion_checks, media_engagement_checks, trending_posts_checks,
     performance_reports_checks, weekly_reports_checks, *unpartitioned_checks,
+    *shard_checks,  # every_shard_captured, per hour / day (defs/shard_checks.py)
 ]
 
 # The unpartitioned checks (freshness, recent completeness, tokens, column schema) also run on their own every

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import dagster as dg
 
 from ig_analytics import clock
+from ig_analytics.accounts import repository as accounts_repo
 from ig_analytics.analytics import conversation, hashtags
 from ig_analytics.defs.analytics_assets import day_window, seconds_since
 from ig_analytics.defs.catalog import HOURLY, table_asset
@@ -21,7 +22,8 @@ from ig_analytics.defs.checks import CheckDef, check_group
 from ig_analytics.defs.account_runs import GRAPH_API_POOL, account_credentials, refuse_unstarted_partition
 from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import hourly_partitions
-from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, Rows, write_metadata
+from ig_analytics.defs.account_scope import AccountScope, run_scope
+from ig_analytics.defs.postgres_io import IO_MANAGER_KEY, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.graph_api.errors import GraphApiError, PermissionDeniedError
 from ig_analytics.ingestion.circuit_breaker import CircuitBreaker
@@ -31,6 +33,11 @@ from ig_analytics.quality import conversation as rules
 from ig_analytics.settings import Settings
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _scope(context, database: AnalyticsDatabase) -> AccountScope:
+    """The accounts whose derived rows this run computes (its shard's; every account without a shard tag)."""
+    return run_scope(context, lambda: accounts_repo.account_ids(database.engine()))
 
 
 @dg.asset(
@@ -45,18 +52,18 @@ EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
         "captions: no API call. Rebuilt every hour, so an edited caption is reflected."
     ),
 )
-def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
+def media_hashtags(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
+    scope = _scope(context, database)
     with database.engine().connect() as conn:
-        posts = hashtags.read_posts(conn, EPOCH)
+        posts = hashtags.read_posts(conn, EPOCH, scope.ids)
     rows = hashtags.hashtag_rows(posts)
-    return dg.Output(rows, metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
-                                     "duration_seconds": seconds_since(started)})
+    return dg.Output(scope.rows(rows), metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
+                                                 **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
-    ins={"tags": dg.AssetIn("media_hashtags", metadata={"columns": ["media_id", "hashtag", "ig_user_id"]})},
-    deps=["media_engagement"],
+    deps=["media_hashtags", "media_engagement"],
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
@@ -68,16 +75,19 @@ def media_hashtags(database: AnalyticsDatabase) -> dg.Output:
         "reach and median reach of those posts and the lift against the account's median (1.0 = as usual)."
     ),
 )
-def hashtag_performance(database: AnalyticsDatabase, tags) -> dg.Output:
+def hashtag_performance(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
     now = clock.now()
     last_day = now.date() - timedelta(days=1)  # complete days only: yesterday's report finds its rows
-    with database.engine().connect() as conn:
-        posts = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+    since = now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2)
+    scope = _scope(context, database)
+    with database.engine().connect() as conn:  # only the run's accounts' posts and tags (a shard's)
+        posts = hashtags.read_posts(conn, since, scope.ids)
+        tags = hashtags.read_tags(conn, since, scope.ids)
     rows = hashtags.performance_rows(posts, tags, last_day, now)
     # the periods ending yesterday are the slice: earlier days' rows stay as history
-    return dg.Output(Rows(rows, day_window(last_day, last_day)), metadata={"rows": len(rows),
-                                                                    "duration_seconds": seconds_since(started)})
+    return dg.Output(scope.rows(rows, day_window(last_day, last_day)),
+                     metadata={"rows": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 def _media_config(run_config: Mapping[str, Any]) -> MediaSyncConfig:
@@ -194,15 +204,16 @@ def _midnight(day: date) -> datetime:
         f"{conversation.WINDOW_DAYS} days are recomputed every hour (replies keep arriving)."
     ),
 )
-def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
+def conversation_daily(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
     now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    scope = _scope(context, database)
     with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
-        comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)))
+        comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)), ig_user_ids=scope.ids)
     rows = conversation.daily_rows(comments, first, now)
-    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"days": len(rows),
-                                                                          "duration_seconds": seconds_since(started)})
+    return dg.Output(scope.rows(rows, day_window(first, now.date())),
+                     metadata={"days": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -218,15 +229,16 @@ def conversation_daily(database: AnalyticsDatabase) -> dg.Output:
         "recomputed every hour."
     ),
 )
-def conversation_posts(database: AnalyticsDatabase) -> dg.Output:
+def conversation_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
     now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    scope = _scope(context, database)
     with database.engine().connect() as conn:
-        comments = conversation.read_comments(conn, _midnight(first), by_post=True)
+        comments = conversation.read_comments(conn, _midnight(first), by_post=True, ig_user_ids=scope.ids)
     rows = conversation.post_rows(comments, now)
-    return dg.Output(Rows(rows, day_window(first, now.date())), metadata={"posts": len(rows),
-                                                                          "duration_seconds": seconds_since(started)})
+    return dg.Output(scope.rows(rows, day_window(first, now.date())),
+                     metadata={"posts": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(

@@ -98,25 +98,26 @@ def _origins(job_name: str):
     return recon_job, remote
 
 
-def execute_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_config: Mapping[str, Any] | None = None,
-                       tags: Mapping[str, str] | None = None, partition_key: str | None = None) -> RunOutcome:
-    """Execute ``job_name`` now, in this process, as a run of the ``ig_analytics`` code location.
-
-    A partition range is given with the ``dagster/asset_partition_range_start``/``_end`` tags, a single partition
-    with ``partition_key``.
-    """
+def create_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_config: Mapping[str, Any] | None = None,
+                      tags: Mapping[str, str] | None = None, partition_key: str | None = None):
+    """Create (not start) a run of ``job_name`` of the ``ig_analytics`` code location, as a schedule tick's run
+    waits in the queue: returns (reconstructable job, run) for :func:`execute_created_run`."""
     recon_job, remote_origin = _origins(job_name)
-    job_def = recon_job.get_definition()
     run_tags = dict(tags or {})
     if partition_key is not None:
         run_tags[PARTITION_NAME_TAG] = partition_key
     run = instance.create_run_for_job(
-        job_def=job_def,
+        job_def=recon_job.get_definition(),
         run_config=dict(run_config or {}),
         tags=run_tags,
         remote_job_origin=remote_origin,
         job_code_origin=recon_job.get_python_origin(),
     )
+    return recon_job, run
+
+
+def execute_created_run(instance: dg.DagsterInstance, recon_job, run) -> RunOutcome:
+    """Execute a run made by :func:`create_linked_run` in this process."""
     try:
         result = execute_run(recon_job, run, instance, raise_on_error=False)
     finally:
@@ -129,3 +130,14 @@ def execute_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_confi
     failures += [e.message for e in result.all_events if e.is_failure and e.message]
     return RunOutcome(run.run_id, False, failures)
 
+
+def execute_linked_run(instance: dg.DagsterInstance, job_name: str, *, run_config: Mapping[str, Any] | None = None,
+                       tags: Mapping[str, str] | None = None, partition_key: str | None = None) -> RunOutcome:
+    """Execute ``job_name`` now, in this process, as a run of the ``ig_analytics`` code location.
+
+    A partition range is given with the ``dagster/asset_partition_range_start``/``_end`` tags, a single partition
+    with ``partition_key``.
+    """
+    recon_job, run = create_linked_run(instance, job_name, run_config=run_config, tags=tags,
+                                       partition_key=partition_key)
+    return execute_created_run(instance, recon_job, run)

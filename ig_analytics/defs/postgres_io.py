@@ -6,9 +6,11 @@ Writes (docs/architecture.md, "IO manager"): the project's COPY upsert (:func:`s
 the table's primary key, with the table's merge rule (a NULL never overwrites a measured value), in one
 transaction per written slice. The slice is the partition's time window on the declared ``slice column`` (or the
 narrower window a :class:`Rows` names; the whole table for an unpartitioned asset without one). A row outside it
-is a programming error. Mode ``replace`` deletes the slice's rows the output no longer has (derived tables);
-``upsert`` keeps them. Columns and types are checked against ``storage/tables.py`` (a user's table: against the
-asset's declared column schema, and the table is created from it when missing).
+is a programming error. A :class:`Rows` may also name a ``subset`` (column -> values, e.g. one shard's accounts):
+the slice is then only the rows with those values, and a row outside it is refused too. Mode ``replace`` deletes
+the slice's rows the output no longer has (derived tables); ``upsert`` keeps them. Columns and types are checked
+against ``storage/tables.py`` (a user's table: against the asset's declared column schema, and the table is
+created from it when missing).
 
 The checks and the COPY text are computed column by column (``storage.frames.copy_chunks``), never row by
 row in Python: the write costs about what the plain COPY it wraps costs (BENCHMARKS.md, section 4b).
@@ -21,7 +23,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -46,10 +48,12 @@ _FLOAT = {"double precision", "real", "numeric"}
 @dataclass(frozen=True)
 class Rows:
     """An asset's rows and, optionally, the window they cover when it is narrower than the partition's (or the
-    asset is not partitioned): ``replace`` then deletes only inside it."""
+    asset is not partitioned), and the ``subset`` of rows they cover (column -> its values, e.g. ``{"ig_user_id":
+    [...]}``: the accounts of one shard run): ``replace`` then deletes only inside both."""
 
     frame: pd.DataFrame
     window: dg.TimeWindow | None = None
+    subset: Mapping[str, Sequence[str]] | None = None
 
 
 def write_metadata(mode: str, slice_column: str | None = None, keep_when_unchanged: tuple[str, ...] = ()) -> dict:
@@ -202,6 +206,46 @@ def _copy_ready(table: _Table, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[
     return frame, [c for c in frame.columns if table.types[c] == "date" and frame[c].dtype.kind == "M"]
 
 
+def _check_subset(table: _Table, frame: pd.DataFrame, subset: Mapping[str, Sequence[str]], asset: str) -> None:
+    for column, values in subset.items():
+        if column not in table.types or column not in frame.columns:
+            raise ValueError(f"asset {asset}: the subset column {column} is not a column of the rows")
+        outside = ~frame[column].isin(list(values))
+        if outside.any():
+            raise ValueError(f"asset {asset}: {int(outside.sum())} row(s) lie outside the written subset of "
+                             f"{column} ({len(values)} values), e.g. {frame[column][outside].iloc[0]}")
+
+
+def _slice_where(table: _Table, slice_column: str | None, window: dg.TimeWindow | None,
+                 subset: Mapping[str, Sequence[str]] | None) -> tuple[str, dict]:
+    """The WHERE of the written slice (``replace`` deletes it): the window on the slice column, the subset."""
+    where, params = ["true"], {}
+    if window is not None:
+        where.append(f'"{slice_column}" >= :start AND "{slice_column}" < :end')
+        params.update(zip(("start", "end"), _bounds(table, slice_column, window)))
+    for i, (column, values) in enumerate((subset or {}).items()):
+        where.append(f'"{column}" = ANY(:subset_{i})')
+        params[f"subset_{i}"] = [str(v) for v in values]
+    return " AND ".join(where), params
+
+
+def _written_window(context: dg.OutputContext, rows: Rows, slice_column: str | None, asset: str):
+    """The window the rows cover: theirs, else the partition's (None for an unpartitioned asset without one)."""
+    window = rows.window
+    if context.has_asset_partitions:
+        if not slice_column:
+            raise ValueError(f"asset {asset} is partitioned: declare its slice column (write_metadata)")
+        partition_window = _partition_window(context, f"asset {asset}")
+        if window is None:
+            window = partition_window
+        elif window.start < partition_window.start or window.end > partition_window.end:
+            raise ValueError(f"asset {asset}: the rows' window {window} is not inside its partitions' window "
+                             f"{partition_window}")
+    if window is not None and not slice_column:
+        raise ValueError(f"asset {asset}: rows with a window need a declared slice column")
+    return window
+
+
 class PostgresTableIOManager(dg.ConfigurableIOManager):
     """Stores table-shaped asset outputs in the analytics database and loads partition slices of them."""
 
@@ -221,24 +265,15 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         table = _table(metadata, asset)
         mode = _plain(metadata.get(MODE)) or "upsert"
         slice_column = _plain(metadata.get(SLICE_COLUMN))
-        window = rows.window
-        if context.has_asset_partitions:
-            if not slice_column:
-                raise ValueError(f"asset {asset} is partitioned: declare its slice column (write_metadata)")
-            partition_window = _partition_window(context, f"asset {asset}")
-            if window is None:
-                window = partition_window
-            elif window.start < partition_window.start or window.end > partition_window.end:
-                raise ValueError(f"asset {asset}: the rows' window {window} is not inside its partitions' window "
-                                 f"{partition_window}")
-        if window is not None and not slice_column:
-            raise ValueError(f"asset {asset}: rows with a window need a declared slice column")
+        window = _written_window(context, rows, slice_column, asset)
         frame = rows.frame
         _check_columns(table, frame, asset)
         if window is not None:
             if slice_column not in frame.columns:
                 raise ValueError(f"asset {asset}: the rows lack the slice column {slice_column}")
             _check_slice(table, frame, slice_column, window, asset)
+        if rows.subset is not None:
+            _check_subset(table, frame, rows.subset, asset)
         if mode == "replace" and table.name in MERGE_RULES:
             raise ValueError(f"asset {asset}: instagram.{table.name} holds measured values (a merge rule): it is "
                              "upserted, never replaced")
@@ -249,23 +284,20 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
             if not table.product:
                 _create_user_table(conn, table)
             if mode == "replace":
-                where, params = "true", {}
-                if window is not None:
-                    where = f'"{slice_column}" >= :start AND "{slice_column}" < :end'
-                    params = dict(zip(("start", "end"), _bounds(table, slice_column, window)))
+                where, params = _slice_where(table, slice_column, window, rows.subset)
                 deleted = conn.execute(
                     sa.text(f'DELETE FROM {db.SCHEMA}."{table.name}" WHERE {where}'), params).rowcount
             if mode == "replace":  # the slice is empty now: a plain COPY
                 json_columns = [c for c in columns if table.types[c] == "jsonb"]
                 written = copy_frame(conn, table.name, frame, json_columns, dates)
             else:  # encoded column by column (dicts and lists as JSON, as bulk_upsert does), chunk by chunk
-                rows = db.CopyChunks(copy_chunks(frame, date_columns=dates, chunk_rows=db.CHUNK_ROWS))
+                chunks = db.CopyChunks(copy_chunks(frame, date_columns=dates, chunk_rows=db.CHUNK_ROWS))
                 if table.name in MERGE_RULES:
-                    written = db.bulk_upsert(conn, table.name, columns, rows)
+                    written = db.bulk_upsert(conn, table.name, columns, chunks)
                 else:
                     keep = set(_plain(metadata.get(KEEP_WHEN_UNCHANGED)) or ())
                     changes = [c for c in columns if c not in table.key and c not in keep] if keep else []
-                    written = db.bulk_upsert(conn, table.name, columns, rows, list(table.key),
+                    written = db.bulk_upsert(conn, table.name, columns, chunks, list(table.key),
                                              only_if_changed=changes)
         out = {
             "rows_written": dg.MetadataValue.int(written),
@@ -278,6 +310,8 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         if window is not None:
             out["slice"] = dg.MetadataValue.text(f"{slice_column} in [{window.start.isoformat()}, "
                                                  f"{window.end.isoformat()})")
+        if rows.subset is not None:
+            out["subset"] = dg.MetadataValue.text(", ".join(f"{c}: {len(v)} value(s)" for c, v in rows.subset.items()))
         context.add_output_metadata(out)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:

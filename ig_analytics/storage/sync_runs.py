@@ -55,6 +55,25 @@ def account_runs(conn: Connection, sync_type: str, ig_user_ids: Sequence[str],
         " ORDER BY started_at DESC"), params).all()
 
 
+# A sync's partition_key is one partition or a range "first...last" (a daily run of three days); keys of one
+# partitions definition sort as text in time order.
+_COVERS = ("(partition_key = :p OR (strpos(partition_key, '...') > 0 AND split_part(partition_key, '...', 1) <= :p"
+           " AND split_part(partition_key, '...', 2) >= :p))")
+
+
+def partition_outcomes(conn: Connection, sync_type: str, partition_key: str, ig_user_ids: Sequence[str],
+                       since: datetime) -> dict[str, Row]:
+    """Per account, the best outcome of its syncs of ``sync_type`` covering ``partition_key`` (started since
+    ``since``, the partition's start: none can be earlier): a success or partial one if any, else the newest.
+    Each row: ig_user_id, status, error, dagster_run_id. The ``every_shard_captured`` check reads it."""
+    rows = conn.execute(sa.text(
+        "SELECT DISTINCT ON (ig_user_id) ig_user_id, status, error, dagster_run_id FROM instagram.sync_runs"
+        f" WHERE ig_user_id = ANY(:ids) AND sync_type = :t AND started_at >= :since AND {_COVERS}"
+        " ORDER BY ig_user_id, (status IN ('success', 'partial')) DESC, started_at DESC"),
+        {"ids": list(ig_user_ids), "t": sync_type, "since": since, "p": partition_key}).all()
+    return {row.ig_user_id: row for row in rows}
+
+
 def last_successes(conn: Connection) -> dict[tuple[str, str], datetime]:
     """(ig_user_id, sync_type) -> when its newest successful (or partial) sync finished."""
     rows = conn.execute(sa.text(
