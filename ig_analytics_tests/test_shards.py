@@ -112,3 +112,17 @@ def test_media_run_totals_are_the_rows_every_account_wrote(engine, ig_home, sand
     assert meta["media"]["rows_written"].value == media
     assert meta["media_insights_snapshots"]["rows_written"].value == snapshots
     assert meta["media_insights_snapshots"]["posts_due"].value == snapshots  # the first capture: every post is due
+
+
+def test_a_sharded_tick_creates_the_graph_api_pool_before_its_runs_race_to(monkeypatch):
+    """Four shard runs starting together on a new instance raced to create the pool's row; all but one failed on a
+    unique violation (benchmarks/tick.py). The tick creates it first, with dagster.yaml's default limit."""
+    from ig_analytics.definitions import defs
+
+    monkeypatch.setenv("IG_ANALYTICS_SHARDS", "4")
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 4}}}) as instance:
+        assert "graph_api" not in instance.event_log_storage.get_concurrency_keys()
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK,
+                                            repository_def=defs.get_repository_def())
+        assert len(hourly_media_snapshots.evaluate_tick(context).run_requests) == 4
+        assert instance.event_log_storage.get_concurrency_info("graph_api").slot_count == 4

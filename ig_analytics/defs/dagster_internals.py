@@ -100,3 +100,14 @@ SqlEventLogStorageTable = _private("dagster._core.storage.event_log.schema.SqlEv
 def grpc_client(host: str, port: int) -> Any:
     """Dagster's gRPC client of a code server (imported when needed: grpc costs the other commands' start-up)."""
     return _private("dagster._grpc.client.DagsterGrpcClient")(port=port, host=host)
+
+
+def ensure_pool(instance: dg.DagsterInstance, pool: str) -> None:
+    """Create ``pool``'s row with dagster.yaml's default limit unless it exists. The first steps of several runs
+    claiming a pool that has no row yet race to create it, and all but one fail on a unique violation of
+    ``concurrency_limits`` (seen with 4 shard runs on a new instance: benchmarks/tick.py); the schedules that
+    launch shard runs call this first, alone. A storage method, not an exported name; public alternative tried:
+    ``dagster instance concurrency set`` (a fixed limit that would override dagster.yaml's default)."""
+    storage = instance.event_log_storage
+    if pool not in storage.get_concurrency_keys():
+        storage.initialize_concurrency_limit_to_default(pool)

@@ -16,7 +16,10 @@ from datetime import timedelta
 import dagster as dg
 
 from ig_analytics.defs.automation import SCHEDULE_STATUS
-from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from ig_analytics.defs.account_runs import GRAPH_API_POOL
+from ig_analytics.defs.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, ensure_pool,
+)
 from ig_analytics.defs.conversation_assets import CONVERSATION_HOURLY
 from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
@@ -64,23 +67,35 @@ def daily_account_insights(context: dg.ScheduleEvaluationContext):
     yesterday = (context.scheduled_execution_time - timedelta(days=1)).date()
     first = max(yesterday - timedelta(days=REFETCH_DAYS), daily_partitions.start.date())
     return per_shard(
+        context,
         run_key=f"account-insights-{yesterday.isoformat()}",
         tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: yesterday.isoformat()},
     )
 
 
-def per_shard(run_key: str, tags: dict | None = None, **request) -> list[dg.RunRequest]:
+def per_shard(context: dg.ScheduleEvaluationContext, run_key: str, tags: dict | None = None,
+              **request) -> list[dg.RunRequest]:
     """One RunRequest per shard (IG_ANALYTICS_SHARDS, read by the code server at tick time), each tagged with
     its shard; the ingestion assets sync only that shard's accounts. One shard: the request as it always was."""
     # only the shard count: an unrelated bad setting must not stop every ingestion tick (the runs report it)
     shards = settings_module.parse_shards(os.environ.get("IG_ANALYTICS_SHARDS"))
     if shards == 1:
         return [dg.RunRequest(run_key=run_key, tags=tags or {}, **request)]
+    _ensure_graph_api_pool(context)
     return [
         dg.RunRequest(run_key=f"{run_key}-shard-{i}-of-{shards}",
                       tags={**(tags or {}), SHARD_TAG: shard_tag(i, shards)}, **request)
         for i in range(shards)
     ]
+
+
+def _ensure_graph_api_pool(context: dg.ScheduleEvaluationContext) -> None:
+    """The shard runs start together and would race to create their pool's row: create it here, once."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a context built without an instance (a test's dry run)
+        return
+    ensure_pool(instance, GRAPH_API_POOL)
 
 
 def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
@@ -93,7 +108,7 @@ def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
 )
 def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
-    return per_shard(run_key=f"media-{key}", partition_key=key)
+    return per_shard(context, run_key=f"media-{key}", partition_key=key)
 
 
 @dg.schedule(
@@ -103,6 +118,7 @@ def hourly_media_snapshots(context: dg.ScheduleEvaluationContext):
 def daily_media_refresh(context: dg.ScheduleEvaluationContext):
     key = _hour_key(context)
     return per_shard(
+        context,
         run_key=f"media-refresh-{key}",
         partition_key=key,
         run_config=dg.RunConfig(ops={media_and_snapshots.op.name: MediaSyncConfig(refresh_all=True)}),
