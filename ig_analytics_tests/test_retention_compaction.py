@@ -129,3 +129,31 @@ class _NoRuns:
 
     def get_runs_count(self, filters=None):
         return 0
+
+
+def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
+    """What reads old evaluations: a report of a past period takes the newest evaluation before its end + 2 days
+    (a midnight; reports.py "trends"); the same before and after for every midnight of the history."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(20 * 24)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours})
+    newest_before_midnights = sa.text(
+        "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM"
+        " generate_series(CAST(:first AS timestamptz), :last, interval '1 day') d ORDER BY d")
+    days = {"first": day_cutoff(NOW, 21), "last": day_cutoff(NOW, 0)}
+    with engine.connect() as conn:
+        before = conn.execute(newest_before_midnights, days).all()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT as_of FROM instagram.trending_evaluations ORDER BY 1")).scalars().all()
+        after = conn.execute(newest_before_midnights, days).all()
+    horizon = day_cutoff(NOW, HORIZON_DAYS)
+    assert [t for t in kept if t >= horizon] == sorted(t for t in hours if t >= horizon)
+    old = [t for t in kept if t < horizon]
+    assert old == sorted({max(t for t in hours if t.date() == d) for d in {t.date() for t in hours if t < horizon}})
+    assert counts.trending_evaluations_deleted == len(hours) - len(kept) > 0
+    assert after == before

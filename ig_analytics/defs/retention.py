@@ -9,6 +9,9 @@
   stay while it is in trending's baseline (published within ``baseline_days``, 90), since trending compares a
   young post's curve with the earlier posts' curves at the same age; they are compacted once it leaves it.
   ``account_insights_daily`` is history and is never touched.
+- ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
+  account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
+  ones go. ``trending_posts`` (the listed posts, few) stays whole.
 - ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
   being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
@@ -37,6 +40,7 @@ class RetentionConfig(dg.Config):
     run_max_age_days: int = 30
     max_runs_per_tick: int = 500
     snapshot_compact_after_days: int = 7  # (90 until issue 27: the hourly detail of 90 days)
+    trending_compact_after_days: int = 7
     sync_runs_keep_days: int = 180
     notifications_keep_days: int = 180
 
@@ -46,6 +50,7 @@ class RetentionCounts:
     runs_deleted: int = 0
     runs_remaining: int = 0
     snapshots_deleted: int = 0
+    trending_evaluations_deleted: int = 0
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
@@ -93,6 +98,17 @@ def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = N
         return result.rowcount
 
 
+def compact_trending_evaluations(engine: Engine, before: datetime) -> int:
+    """Keep the last trending evaluation of each account and UTC day among those before ``before``."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "WITH ranked AS ("
+            " SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, (as_of AT TIME ZONE 'UTC')::date"
+            "  ORDER BY as_of DESC) AS rn FROM instagram.trending_evaluations WHERE as_of < :before)"
+            " DELETE FROM instagram.trending_evaluations e USING ranked r"
+            " WHERE e.ig_user_id = r.ig_user_id AND e.as_of = r.as_of AND r.rn > 1"), {"before": before}).rowcount
+
+
 def prune_notifications(engine: Engine, before: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(sa.text("DELETE FROM instagram.notifications WHERE created_at < :before"
@@ -123,6 +139,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
     counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
+    counts.trending_evaluations_deleted = compact_trending_evaluations(
+        engine, day_cutoff(now, config.trending_compact_after_days))
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
@@ -130,8 +148,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications, "
-                   "blanks old comment text.")
+       description="Deletes old Dagster runs, compacts old media snapshots and trending evaluations, prunes sync_runs "
+                   "and notifications, blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)
