@@ -157,3 +157,47 @@ def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engin
     assert old == sorted({max(t for t in hours if t.date() == d) for d in {t.date() for t in hours if t < horizon}})
     assert counts.trending_evaluations_deleted == len(hours) - len(kept) > 0
     assert after == before
+
+
+def test_audience_pictures_keep_35_days_then_the_newest_of_each_week(engine):
+    """A report reads the newest audience picture of its period (analytics/audience.audience_sections): every weekly
+    report's section is the same before and after; the last 35 days keep every daily picture."""
+    from ig_analytics.analytics.audience import METRIC, audience_sections
+
+    today = NOW.date()
+    days = [today - timedelta(days=d) for d in range(1, 70)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT, followers_total=5000)
+        for i, day in enumerate(days):
+            values = {"a": ACCOUNT, "d": day, "m": METRIC, "v": 100 + i, "t": NOW}
+            for breakdown, key in (("age", "25-34"), ("gender", "F"), ("country", "US"), ("city", "Paris")):
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.audience_demographics_status (ig_user_id, date, metric, breakdown, status,"
+                    " followers_total, api_version, fetched_at) VALUES (:a, :d, :m, :b, 'ok', 5000, 'v25.0', :t)"),
+                    {**values, "b": breakdown})
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
+                    " api_version, fetched_at) VALUES (:a, :d, :m, :b, :k, :v, 'v25.0', :t)"),
+                    {**values, "b": breakdown, "k": key})
+            conn.execute(sa.text(
+                "INSERT INTO instagram.audience_age_gender (ig_user_id, date, metric, age, gender, value, api_version,"
+                " fetched_at) VALUES (:a, :d, :m, '25-34', 'F', :v, 'v25.0', :t)"), values)
+    mondays = sorted({d - timedelta(days=d.weekday()) for d in days})
+
+    def weekly_sections():
+        with engine.connect() as conn:
+            return [audience_sections(conn, [ACCOUNT], m, m + timedelta(days=6)) for m in mondays]
+
+    before = weekly_sections()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    after = weekly_sections()
+    with engine.connect() as conn:
+        kept = {t: conn.execute(sa.text(f"SELECT DISTINCT date FROM instagram.{t} ORDER BY 1")).scalars().all()
+                for t in ("audience_demographics", "audience_age_gender", "audience_demographics_status")}
+    cutoff = day_cutoff(NOW, 35).date()
+    old = [d for d in days if d < cutoff]
+    expected = sorted({max(d for d in old if d - timedelta(days=d.weekday()) == m) for m in mondays if m <= old[0]}
+                      | {d for d in days if d >= cutoff})
+    assert all(dates == expected for dates in kept.values()), kept
+    assert counts.audience_days_deleted == len(days) - len(expected) > 0
+    assert after == before

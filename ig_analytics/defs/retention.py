@@ -12,6 +12,10 @@
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
   ones go. ``trending_posts`` (the listed posts, few) stays whole.
+- The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
+  picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (35): the newest picture of
+  each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
+  its period). The biggest history per account (docs/deploy.md, "Data growth").
 - ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
   being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
@@ -20,7 +24,7 @@
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import sqlalchemy as sa
@@ -41,6 +45,7 @@ class RetentionConfig(dg.Config):
     max_runs_per_tick: int = 500
     snapshot_compact_after_days: int = 7  # (90 until issue 27: the hourly detail of 90 days)
     trending_compact_after_days: int = 7
+    audience_compact_after_days: int = 35
     sync_runs_keep_days: int = 180
     notifications_keep_days: int = 180
 
@@ -51,6 +56,7 @@ class RetentionCounts:
     runs_remaining: int = 0
     snapshots_deleted: int = 0
     trending_evaluations_deleted: int = 0
+    audience_days_deleted: int = 0
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
@@ -109,6 +115,24 @@ def compact_trending_evaluations(engine: Engine, before: datetime) -> int:
             " WHERE e.ig_user_id = r.ig_user_id AND e.as_of = r.as_of AND r.rn > 1"), {"before": before}).rowcount
 
 
+_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status")
+
+
+def compact_audience(engine: Engine, before: date) -> int:
+    """Keep the newest audience picture of each account and ISO week among the days before ``before``; returns
+    the account-days deleted."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
+            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id, date_trunc('week', date)) AS newest"
+            " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
+            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before})
+        for table in _AUDIENCE_TABLES:
+            conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
+                                 " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
+        return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+
+
 def prune_notifications(engine: Engine, before: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(sa.text("DELETE FROM instagram.notifications WHERE created_at < :before"
@@ -141,6 +165,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
     counts.trending_evaluations_deleted = compact_trending_evaluations(
         engine, day_cutoff(now, config.trending_compact_after_days))
+    counts.audience_days_deleted = compact_audience(engine, day_cutoff(now, config.audience_compact_after_days).date())
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
@@ -148,8 +173,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots and trending evaluations, prunes sync_runs "
-                   "and notifications, blanks old comment text.")
+       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and audience "
+                   "pictures, prunes sync_runs and notifications, blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)
