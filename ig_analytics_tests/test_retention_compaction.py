@@ -1,6 +1,10 @@
-"""Snapshot compaction at its default horizon (issue 27: 7 days, was 90): beyond it one snapshot per post and UTC
-day, the last of the day; within it every hourly snapshot; and what the analytics read is kept, so trending,
-media engagement and best posting times computed after the compaction equal those computed before it.
+"""The retention job's compactions at their defaults (issue 27), each checked against what reads the history.
+
+Snapshots (7 days, was 90): beyond the horizon one snapshot per post and UTC day, the last of the day; within it
+every hourly snapshot; and what the analytics read is kept, so trending, media engagement and best posting times
+computed after the compaction equal those computed before it. Trending evaluations (7 days): the last of each
+day, what a past period's report reads. Audience pictures (35 days): the newest of each ISO week, what every
+weekly report's audience section reads.
 
 The history is the capture policy's shape (constants.py): each post hourly for its first 48 h, then daily at
 02:00 until 30 days old; a post every 12 h for 100 days, a story a day for 20 days (hourly for its 24 h), the
