@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ["api_calls", "db_writes", "scale", "hourly_job", "tick", "analytics", "orchestration", "responsiveness", "export"]
+BENCHMARKS = ["api_calls", "db_writes", "scale", "hourly_job", "tick", "analytics", "orchestration", "responsiveness",
+              "export", "growth"]
 
 
 def main(argv: list[str] | None = None) -> int:

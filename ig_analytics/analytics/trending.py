@@ -98,6 +98,14 @@ def _details(row: dict, published_at, window_hours: float) -> dict:
     return out
 
 
+def curve_span(params: TrendingParams = TrendingParams()) -> timedelta:
+    """How long after publication a post's snapshots are read for its curve: the candidates' ages, plus the widest
+    gap interpolated across, the window and the fetch grace. The snapshots of a post published within
+    ``params.baseline_days`` and read within this span are what trending reads (retention keeps them)."""
+    max_age_h = params.max_age.total_seconds() / 3600.0
+    return timedelta(hours=max_age_h + params.max_gap_hours + params.window_hours + params.fetch_grace_hours)
+
+
 def refresh_trending_posts(
     conn: Connection,
     *,
@@ -114,15 +122,12 @@ def refresh_trending_posts(
     as_of = as_utc(as_of)
     computed_at = as_utc(now) if now is not None else utc_now()
     users = id_list(ig_user_ids)
-    max_age_h = params.max_age.total_seconds() / 3600.0
     values = {
         "as_of": as_of,
         "fetched_until": as_of + timedelta(hours=params.fetch_grace_hours),
         "cand_from": as_of - params.max_age,
         "base_from": as_of - timedelta(days=params.baseline_days),
-        "max_span": timedelta(
-            hours=max_age_h + params.max_gap_hours + params.window_hours + params.fetch_grace_hours
-        ),
+        "max_span": curve_span(params),
     }
     scope_sql = "ig_user_id = ANY(:users)" if users is not None else "status <> 'disabled'"
     allowed = id_list(within)

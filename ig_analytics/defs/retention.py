@@ -3,9 +3,19 @@
 - Dagster runs (and their event logs) older than ``run_max_age_days``: Dagster 1.13 has no event-log retention of
   its own. At most ``max_runs_per_tick`` per day (deleting a run deletes its events: slow on big runs); runs still
   queued or in progress are never touched.
-- ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days``: one snapshot per post and UTC
-  day is kept, the last of the day; the hourly detail of old days goes. ``account_insights_daily`` is history and
-  is never touched.
+- ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days`` (7): one snapshot per post and
+  UTC day is kept, the last of the day; the hourly detail of old days goes (stories' hours, a post's first 48 h).
+  Except what trending reads (analytics/trending.py): a post's snapshots of its first ``curve_span`` (8.25 days)
+  stay while it is in trending's baseline (published within ``baseline_days``, 90), since trending compares a
+  young post's curve with the earlier posts' curves at the same age; they are compacted once it leaves it.
+  ``account_insights_daily`` is history and is never touched.
+- ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
+  account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
+  ones go. ``trending_posts`` (the listed posts, few) stays whole.
+- The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
+  picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (35): the newest picture of
+  each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
+  its period). The biggest history per account (docs/deploy.md, "Data growth").
 - ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
   being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
@@ -16,13 +26,15 @@
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ig_analytics import clock
+from ig_analytics.analytics.trending import curve_span
+from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
@@ -33,7 +45,9 @@ _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagste
 class RetentionConfig(dg.Config):
     run_max_age_days: int = 30
     max_runs_per_tick: int = 500
-    snapshot_compact_after_days: int = 90
+    snapshot_compact_after_days: int = 7  # (90 until issue 27: the hourly detail of 90 days)
+    trending_compact_after_days: int = 7
+    audience_compact_after_days: int = 35
     sync_runs_keep_days: int = 180
     notifications_keep_days: int = 180
 
@@ -43,6 +57,8 @@ class RetentionCounts:
     runs_deleted: int = 0
     runs_remaining: int = 0
     snapshots_deleted: int = 0
+    trending_evaluations_deleted: int = 0
+    audience_days_deleted: int = 0
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
@@ -70,18 +86,54 @@ def day_cutoff(now: datetime, days: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
-def compact_snapshots(engine: Engine, before: datetime) -> int:
-    """Keep the last snapshot of each post and UTC day among those captured before ``before``."""
+def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = None,
+                      params: TrendingParams = TrendingParams()) -> int:
+    """Keep the last snapshot of each post and UTC day among those captured before ``before``, but none that
+    trending reads at ``now`` (a non-story post published within ``params.baseline_days``, read within its
+    ``curve_span``): they stay whole until the post leaves the baseline. ``now`` None: nothing is spared."""
+    spare_from = now - timedelta(days=params.baseline_days) if now is not None else None
     with engine.begin() as conn:
         result = conn.execute(sa.text(
             "WITH ranked AS ("
-            " SELECT media_id, captured_at, row_number() OVER ("
-            "  PARTITION BY media_id, (captured_at AT TIME ZONE 'UTC')::date ORDER BY captured_at DESC) AS rn"
-            " FROM instagram.media_insights_snapshots WHERE captured_at < :before)"
+            " SELECT s.media_id, s.captured_at, row_number() OVER ("
+            "  PARTITION BY s.media_id, (s.captured_at AT TIME ZONE 'UTC')::date ORDER BY s.captured_at DESC) AS rn"
+            " FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before"
+            " AND NOT EXISTS (SELECT 1 FROM instagram.media m WHERE m.media_id = s.media_id"
+            "  AND CAST(:spare_from AS timestamptz) IS NOT NULL AND m.published_at > :spare_from"
+            "  AND m.media_product_type IS DISTINCT FROM 'STORY' AND s.fetched_at <= m.published_at + :span))"
             " DELETE FROM instagram.media_insights_snapshots s USING ranked r"
             " WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"),
-            {"before": before})
+            {"before": before, "spare_from": spare_from, "span": curve_span(params)})
         return result.rowcount
+
+
+def compact_trending_evaluations(engine: Engine, before: datetime) -> int:
+    """Keep the last trending evaluation of each account and UTC day among those before ``before``."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "WITH ranked AS ("
+            " SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, (as_of AT TIME ZONE 'UTC')::date"
+            "  ORDER BY as_of DESC) AS rn FROM instagram.trending_evaluations WHERE as_of < :before)"
+            " DELETE FROM instagram.trending_evaluations e USING ranked r"
+            " WHERE e.ig_user_id = r.ig_user_id AND e.as_of = r.as_of AND r.rn > 1"), {"before": before}).rowcount
+
+
+_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status")
+
+
+def compact_audience(engine: Engine, before: date) -> int:
+    """Keep the newest audience picture of each account and ISO week among the days before ``before``; returns
+    the account-days deleted."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
+            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id, date_trunc('week', date)) AS newest"
+            " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
+            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before})
+        for table in _AUDIENCE_TABLES:
+            conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
+                                 " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
+        return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
 
 
 def prune_notifications(engine: Engine, before: datetime) -> int:
@@ -133,7 +185,10 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.runs_deleted, counts.runs_remaining = delete_old_runs(
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
-    counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days))
+    counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
+    counts.trending_evaluations_deleted = compact_trending_evaluations(
+        engine, day_cutoff(now, config.trending_compact_after_days))
+    counts.audience_days_deleted = compact_audience(engine, day_cutoff(now, config.audience_compact_after_days).date())
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
@@ -142,8 +197,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, prunes sync_runs and notifications, "
-                   "blanks old comment text.")
+       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and audience "
+                   "pictures, prunes sync_runs and notifications, blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)

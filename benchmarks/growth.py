@@ -1,0 +1,579 @@
+"""Benchmark: how the databases grow (issue 27). Simulated days of hourly ticks for N sandbox accounts with
+retention on; bytes per account per 30 days for every table, and for Dagster's own storage.
+
+Running 24 x 60 real Dagster runs would take hours on 2 cores, so the simulation drives the product's own capture
+and analytics functions, the ones the assets call, with the product's clock (``ig_analytics.clock.use``) and the
+sandbox's clock (``POST /__sandbox/clock``, frozen) set to each tick:
+
+- every hour (hh:05): ``ingestion.runner.sync_accounts`` with ``sync_media`` (the ``media_and_snapshots`` asset;
+  at 02:00 with ``refresh_all``, the 02:10 daily refresh of the same partition), ``sync_comments`` (full at the
+  refresh), ``refresh_media_engagement`` of the posts captured in the hour, ``refresh_trending_posts``;
+- once a day, at 02:00 (their outputs are replaced, not accumulated, so once a day stores what 24 hourly runs
+  would, minus dead tuples that autovacuum reuses): account insights of the last 3 days (``sync_account_insights``),
+  the audience picture (``sync_audience_demographics``), tagged posts (``sync_tags``), ``account_engagement_daily``,
+  ``best_posting_times``, hashtags and conversation tables (their asset bodies' functions, written slice-replaced
+  like the IO manager does); 03:00 the rolling 7-day reports' rows (Mondays also the weekly ones; the HTML files,
+  not in PostgreSQL, are not rendered); 04:30 retention (``defs/retention.apply_retention`` with the product's
+  ``RetentionConfig()`` defaults; its Dagster-runs part has no runs here);
+- the first tick is an ``ig-analytics sync``: 90 days of account insights, every post of the last 30 days.
+
+Not simulated: competitors (none configured by default), follower anchors (one row per account a day), token
+maintenance and notifications (a few rows a day); their tables are printed with what they hold.
+
+Sizes: ``pg_total_relation_size`` (heap, indexes, TOAST) of every ``instagram`` table after ``VACUUM`` (what
+autovacuum does; dead space is reused, not returned), at day 30 and at the end. Snapshots are also counted in a
+shadow copy that no retention touches (``uncompacted``): what the same days cost without compaction.
+
+Even so a tick costs about 0.6 s per 10 accounts here, so 200 accounts x 60 days would take hours: the default
+simulates 10 accounts (the sandbox draws each account's posting rate, 0.4-2.0 posts a day) and every figure is
+per account; ``--accounts 200`` runs the brief's size when there is time.
+
+Dagster's storage, first: real runs through Dagster (the ``hourly_job`` benchmark's run worker, a
+``DAGSTER_HOME`` on this PostgreSQL, database ``dagster``) of ``media_sync_job`` (two hours: the first, then a
+steady one) and ``account_insights_job`` for ``--dagster-accounts`` (200) accounts, on the wall clock; bytes of
+Dagster's database added per run, times the runs the retention job keeps (``run_max_age_days``).
+
+A year of snapshots: the capture slots of 365 days from the sandbox's publication times and the product's
+``due_for_capture`` (no API), stored and compacted by ``compact_snapshots`` under each horizon (none, the old 90
+days, the new default, 7 days without sparing trending's curves); rows x the simulation's bytes per row.
+
+    .venv/bin/python -m benchmarks.growth [--quick] [--accounts 10] [--days 60] [--posts 100] [--dagster-accounts 200]
+    .venv/bin/python -m benchmarks.growth --snapshot-year-only BYTES_PER_ROW [--accounts 10]
+    (quick: 3 accounts, 2 days, Dagster runs of 2 accounts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common as c  # noqa: E402
+
+NAME = "growth"
+MB = 1024 * 1024
+TICK_MINUTE = 5  # the hourly schedule's minute
+
+
+class Clock:
+    """The simulated time: the product reads it through ``clock.use``; ``set`` also moves the sandbox's."""
+
+    def __init__(self, base_url: str, at: datetime) -> None:
+        self.base_url, self.at = base_url, at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+        body = json.dumps({"now": at.isoformat(), "frozen": True}).encode()
+        req = urllib.request.Request(self.base_url + "/__sandbox/clock", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=60).read()
+
+
+class Sim:
+    """One product installation's ticks: the functions the assets call, on the simulated clock."""
+
+    def __init__(self, engine, client, creds, home: Path) -> None:
+        self.engine, self.client, self.creds, self.home = engine, client, creds, home
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, what: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - t
+
+    def accounts(self, sync_type: str, key: str, work) -> None:
+        from ig_analytics.ingestion.runner import sync_accounts
+
+        sync_accounts(self.engine, self.client, self.creds, sync_type=sync_type, partition_key=key,
+                      run_id=f"growth-{uuid.uuid4()}", work=work, max_workers=8)
+
+    def media(self, slot: datetime, now: datetime, refresh_all: bool) -> None:
+        from ig_analytics import clock
+        from ig_analytics.defs.ingestion_assets import MediaSyncConfig
+        from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media
+
+        cfg = MediaSyncConfig()
+        policy = CapturePolicy(cfg.window_days, cfg.young_hours, cfg.daily_interval_hours)
+
+        def work(api, account, result) -> None:
+            synced = sync_media(self.engine, api, account.ig_user_id, slot, min(slot + timedelta(hours=1), now),
+                                self.client.version, clock.now(), policy, refresh_all=refresh_all)
+            result.rows_written = synced.rows_written
+            result.finish("partial" if synced.not_captured else "success")
+
+        self.accounts("media", slot.strftime("%Y-%m-%d-%H:00"), work)
+
+    def per_account(self, work) -> None:
+        """The conversation assets' loop (for_each_account): one account's failure is its own."""
+        def one(account):
+            api = self.client.account(account.ig_user_id, account.token, account.login_kind)
+            try:
+                work(api, account)
+            except Exception as exc:  # noqa: BLE001 - counted, as the asset records it per account
+                self.seconds["failed_accounts"] = self.seconds.get("failed_accounts", 0) + 1
+                print(f"  {account.ig_user_id}: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, self.creds))
+
+    def comments(self, now: datetime, full: bool) -> None:
+        from ig_analytics.ingestion.comments import sync_comments
+
+        self.per_account(lambda api, a: sync_comments(self.engine, api, a.ig_user_id, a.username, now, full=full))
+
+    def hourly_analytics(self, slot: datetime, now: datetime) -> None:
+        import sqlalchemy as sa
+
+        from ig_analytics.analytics import engagement, trending
+
+        with self.engine.begin() as conn:
+            captured = conn.execute(sa.text(
+                "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots WHERE captured_at >= :s"
+                " AND captured_at < :e"), {"s": slot, "e": slot + timedelta(hours=1)}).scalars().all()
+            if captured:
+                engagement.refresh_media_engagement(conn, media_ids=captured, now=now)
+        with self.engine.begin() as conn:
+            trending.refresh_trending_posts(conn, as_of=slot, now=now)
+
+    def tick(self, slot: datetime, now: datetime) -> None:
+        hour = slot.hour
+        self.timed("media", self.media, slot, now, hour == 2)
+        self.timed("comments", self.comments, now, hour == 2)
+        self.timed("hourly_analytics", self.hourly_analytics, slot, now)
+        if hour == 2:
+            self.timed("daily_ingestion", self.daily_ingestion, now)
+            self.timed("daily_analytics", daily_analytics, self.engine, now)
+        if hour == 3:
+            self.timed("reports", self.reports, now)
+        if hour == 4:
+            self.timed("retention", retention, self.engine, now)
+
+    def daily_ingestion(self, now: datetime, days: int = 3) -> None:
+        from ig_analytics.ingestion.account_insights import sync_account_insights
+        from ig_analytics.ingestion.demographics import sync_audience_demographics
+        from ig_analytics.ingestion.tags import sync_tags, tags_due
+
+        yesterday = now.date() - timedelta(days=1)
+        first = yesterday - timedelta(days=days - 1)
+
+        def insights(api, account, result) -> None:
+            result.rows_written = sync_account_insights(self.engine, api, account.ig_user_id, first, yesterday,
+                                                        self.client.version, now)
+
+        def audience(api, account, result) -> None:
+            result.rows_written = sync_audience_demographics(self.engine, api, account.ig_user_id, now.date(),
+                                                             self.client.version, now)
+
+        self.accounts("account", f"{first}...{yesterday}", insights)
+        self.accounts("demographics", now.date().isoformat(), audience)
+        self.per_account(lambda api, a: sync_tags(self.engine, api, a.ig_user_id, now)
+                         if tags_due(self.engine, a.ig_user_id, now) else 0)
+
+    def reports(self, now: datetime) -> None:
+        """reports.write_reports' rows (the rolling 7-day reports of yesterday; Mondays also the weekly ones),
+        without rendering the HTML files (they are not in PostgreSQL; rendering took ~2 s a report here)."""
+        from ig_analytics import clock
+        from ig_analytics.analytics import reports
+        from ig_analytics.storage import db
+
+        yesterday = now.date() - timedelta(days=1)
+        start = yesterday - timedelta(days=6)
+        ids = [a.ig_user_id for a in self.creds]
+        for kind in ["rolling_7d"] + (["weekly"] if now.weekday() == 0 else []):
+            with self.engine.begin() as conn:
+                built = reports.build_reports(conn, ids, start, yesterday)
+                rows = []
+                for ig_user_id in ids:
+                    report = {**built[ig_user_id], "kind": kind, "permalinks_synthetic": True}
+                    path = self.home / ig_user_id / f"{kind}_{start.isoformat()}_{yesterday.isoformat()}.html"
+                    rows.append((ig_user_id, start, yesterday, kind, clock.now(), report, str(path)))
+                db.bulk_upsert(conn, "performance_reports", reports.REPORT_COLUMNS, rows,
+                               ["ig_user_id", "kind", "period_start", "period_end"])
+
+
+def daily_analytics(engine, now: datetime) -> None:
+    """account_engagement_daily, best_posting_times, media_hashtags, hashtag_performance, conversation_daily and
+    conversation_posts as their assets compute them, each written as its IO manager slice (delete + copy)."""
+    import sqlalchemy as sa
+
+    from ig_analytics.analytics import best_times, conversation, engagement, hashtags
+    from ig_analytics.defs.analytics_assets import ENGAGEMENT_WINDOW_DAYS
+    from ig_analytics.storage.frames import copy_frame
+
+    today = now.date() + timedelta(days=1)
+    first_conv = now.date() - timedelta(days=conversation.WINDOW_DAYS)
+    midnight = datetime(first_conv.year, first_conv.month, first_conv.day, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        engagement.refresh_account_engagement_daily(conn, day_from=today - timedelta(days=ENGAGEMENT_WINDOW_DAYS),
+                                                    day_to=today, now=now)
+        best_times.refresh_best_posting_times(conn, now=now)
+        posts = hashtags.read_posts(conn, datetime(2000, 1, 1, tzinfo=timezone.utc))
+        tags = hashtags.hashtag_rows(posts)
+        conn.execute(sa.text("DELETE FROM instagram.media_hashtags"))
+        copy_frame(conn, "media_hashtags", tags)
+        last_day = now.date() - timedelta(days=1)
+        recent = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
+        perf = hashtags.performance_rows(recent, tags[["media_id", "hashtag", "ig_user_id"]], last_day, now)
+        conn.execute(sa.text("DELETE FROM instagram.hashtag_performance WHERE period_end = :d"), {"d": last_day})
+        copy_frame(conn, "hashtag_performance", perf)
+        daily = conversation.daily_rows(
+            conversation.read_comments(conn, midnight - timedelta(days=7)), first_conv, now)
+        conn.execute(sa.text("DELETE FROM instagram.conversation_daily WHERE date >= :d"), {"d": first_conv})
+        copy_frame(conn, "conversation_daily", daily)
+        by_post = conversation.post_rows(conversation.read_comments(conn, midnight, by_post=True), now)
+        conn.execute(sa.text("DELETE FROM instagram.conversation_posts WHERE published_at >= :d"), {"d": midnight})
+        copy_frame(conn, "conversation_posts", by_post)
+
+
+class NoRuns:
+    """The Dagster instance retention deletes old runs from: none here (Dagster's storage is measured apart)."""
+
+    def get_run_records(self, filters=None, limit=None, ascending=False):
+        return []
+
+    def get_runs_count(self, filters=None):
+        return 0
+
+
+def retention(engine, now: datetime) -> None:
+    """The daily retention job's work with the product's defaults; the shadow copy keeps every snapshot first."""
+    import sqlalchemy as sa
+
+    from ig_analytics.defs.retention import RetentionConfig, apply_retention
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO growth.uncompacted SELECT * FROM instagram.media_insights_snapshots"
+            " ON CONFLICT DO NOTHING"))
+    apply_retention(NoRuns(), engine, RetentionConfig(), now)
+
+
+def shadow_table(engine) -> None:
+    """growth.uncompacted: media_insights_snapshots with the same columns and indexes, never compacted."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA growth"))
+        conn.execute(sa.text("CREATE TABLE growth.uncompacted"
+                             " (LIKE instagram.media_insights_snapshots INCLUDING ALL)"))
+
+
+def table_sizes(engine, schemas: tuple[str, ...] = ("instagram", "growth")) -> dict[str, tuple[int, int]]:
+    """{schema.table: (bytes incl. indexes and TOAST, rows)} after a VACUUM of each table."""
+    import sqlalchemy as sa
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        tables = conn.execute(sa.text(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = ANY(:s) AND c.relkind IN ('r', 'p') ORDER BY 1"), {"s": list(schemas)}).scalars().all()
+        out = {}
+        for name in tables:
+            quoted = ".".join(f'"{part}"' for part in name.split(".", 1))
+            conn.execute(sa.text(f"VACUUM {quoted}"))
+            size = conn.execute(sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": quoted}).scalar()
+            rows = conn.execute(sa.text(f"SELECT count(*) FROM {quoted}")).scalar()
+            out[name] = (int(size), int(rows))
+    return out
+
+
+def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dict[int, dict]:
+    """``days`` days of hourly ticks from today's 00:00 UTC; sizes at day 30 (if reached) and at the end."""
+    import sqlalchemy as sa
+
+    from ig_analytics import clock
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    clk = Clock(base_url, start + timedelta(minutes=TICK_MINUTE))
+    sim = Sim(engine, client, creds, home)
+    checkpoints = {d for d in (30, days) if d <= days}
+    sizes: dict[int, dict] = {0: table_sizes(engine)}  # the empty tables (pages every table has)
+    t0 = time.perf_counter()
+    with clock.use(clk):
+        clk.set(clk.at)
+        sim.timed("first_sync", sim.daily_ingestion, clk.at, 90)  # `ig-analytics sync`: 90 days of insights ...
+        sim.timed("first_sync", sim.media, start, clk.at, True)  # ... and every post of the last 30 days
+        for i in range(days * 24):
+            slot = start + timedelta(hours=i)
+            clk.set(slot + timedelta(minutes=TICK_MINUTE))
+            sim.tick(slot, clk.at)
+            if (i + 1) % 24:
+                continue
+            day = (i + 1) // 24
+            if day in checkpoints:
+                with engine.begin() as conn:  # snapshots captured since the last retention run
+                    conn.execute(sa.text("INSERT INTO growth.uncompacted SELECT * FROM"
+                                         " instagram.media_insights_snapshots ON CONFLICT DO NOTHING"))
+                sizes[day] = table_sizes(engine)
+            if day % 5 == 0 or day in checkpoints:
+                spent = ", ".join(f"{k} {v:.0f}" for k, v in sim.seconds.items())
+                print(f"  day {day}: {time.perf_counter() - t0:.0f} s ({spent})", flush=True)
+    c.result("growth.simulation.seconds", time.perf_counter() - t0, "s",
+             f"{days} days x 24 ticks; " + ", ".join(f"{k} {v:.0f} s" for k, v in sim.seconds.items()))
+    return sizes
+
+
+def report_sizes(sizes: dict[int, dict], n: int, days: int) -> None:
+    """Per table, less its size when empty: bytes per account at day 30 and at the end, growth per account per
+    30 days (over the last 30 days; with fewer days, the average), and the projection to 10,000 accounts x 365
+    days (the end's size plus that growth for the remaining days)."""
+    empty, last = sizes[0], sizes[days]
+    first = sizes.get(30) if days > 30 else None
+    totals = {"end": 0.0, "per30": 0.0, "proj": 0.0}
+    print(f"{'table':42} {'rows@end':>10} {'B/acct@30d':>11} {'B/acct@end':>11} {'B/acct/30d':>11} "
+          f"{'10k x 1y MB':>12}", flush=True)
+    for name, (size, rows) in sorted(last.items(), key=lambda kv: -kv[1][0]):
+        base = empty.get(name, (0, 0))[0]
+        at30 = first[name][0] - base if first else None
+        grown = size - base
+        per30 = (grown - at30) if first else grown * 30 / days
+        projected = (grown + per30 * (365 - days) / 30) * 10_000 / n + base
+        if not name.startswith("growth."):
+            for key, value in (("end", grown), ("per30", per30), ("proj", projected)):
+                totals[key] += value
+        print(f"{name:42} {rows:>10,} {(at30 or 0) / n:>11,.0f} {grown / n:>11,.0f} {per30 / n:>11,.0f} "
+              f"{projected / MB:>12,.0f}", flush=True)
+        key = name.replace("instagram.", "").replace("growth.", "shadow.")
+        c.result(f"growth.{key}.bytes_per_account_per_30d", per30 / n, "B",
+                 f"day {days}: {grown / n:,.0f} B/account, {rows:,} rows; 10,000 x 1 y: {projected / MB:,.0f} MB")
+    c.result("growth.postgres.bytes_per_account", totals["end"] / n, "B", f"every instagram table at day {days}")
+    c.result("growth.postgres.bytes_per_account_per_30d", totals["per30"] / n, "B", "every instagram table")
+    c.result("growth.postgres.projected_10k_1y", totals["proj"] / MB / 1024, "GB",
+             "10,000 accounts x 365 days: each table's size at the end plus its last-30-day growth per account")
+
+
+def sample(engine, n: int, days: int) -> None:
+    """What the simulated accounts publish (the sandbox draws 0.4-2.0 posts a day per account, mean 1.2)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        posts, stories = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE media_product_type IS DISTINCT FROM 'STORY'),"
+            " count(*) FILTER (WHERE media_product_type = 'STORY') FROM instagram.media"
+            " WHERE published_at >= (SELECT min(captured_at) FROM growth.uncompacted)")).one()
+    c.result("growth.sample.posts_per_account_day", posts / n / days, "posts", f"{stories / n / days:.2f} stories")
+
+
+def captures_of_a_year(n: int, posts: int, start: datetime, days: int = 365) -> tuple[list, list]:
+    """The capture slots of ``days`` days of hourly ticks, without the API: the sandbox's publication times and
+    the product's own ``due_for_capture`` (refresh_all at 02:00, as the daily refresh), slot end = the tick's now as
+    in the asset. Returns (media rows, snapshot rows)."""
+    import bisect
+
+    from ig_analytics.defs.ingestion_assets import MediaSyncConfig
+    from ig_analytics.ingestion.media_snapshots import CapturePolicy, due_for_capture
+    from ig_analytics.sandbox import SandboxWorld
+
+    cfg = MediaSyncConfig()
+    policy = CapturePolicy(cfg.window_days, cfg.young_hours, cfg.daily_interval_hours)
+    end = start + timedelta(days=days)
+    world = SandboxWorld.generate(n_accounts=n, posts_per_account=posts, now=start)
+    media, snaps = [], []
+    for acct in world.accounts:
+        items = [m for m in acct.posts_until(end) if m.published_at > start - timedelta(days=policy.window_days)]
+        items += acct.stories_between(start - timedelta(days=1), end)
+        items.sort(key=lambda m: m.published_at)
+        times = [m.published_at for m in items]
+        media += [(m.media_id, acct.ig_user_id, m.media_type, m.media_product_type, m.published_at) for m in items]
+        last: dict[str, datetime] = {}
+        for h in range(days * 24):
+            slot = start + timedelta(hours=h)
+            now = slot + timedelta(minutes=TICK_MINUTE)
+            lo = bisect.bisect_left(times, now - timedelta(days=policy.window_days))
+            live = [m for m in items[lo:bisect.bisect_left(times, now)]
+                    if not m.is_story or now - m.published_at < timedelta(hours=24)]
+            for m in due_for_capture(live, last, set(), slot, now, policy, refresh_all=slot.hour == 2):
+                snaps.append((m.media_id, slot, now, acct.ig_user_id, "v25.0"))
+                last[m.media_id] = slot
+    return media, snaps
+
+
+def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> None:
+    """Snapshot rows of one account-year under each compaction, by the product's ``compact_snapshots`` on the
+    rows ``captures_of_a_year`` gives, at the year's end; bytes = rows x the simulation's bytes per row."""
+    import sqlalchemy as sa
+
+    from ig_analytics.defs.retention import compact_snapshots, day_cutoff
+    from ig_analytics.storage import db
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    t = time.perf_counter()
+    media, snaps = captures_of_a_year(n, posts, start)
+    end = start + timedelta(days=365)
+    variants = [("none", None, None), ("old_90d", 90, None), ("new_default_7d", 7, end),
+                ("7d_without_trending_curves", 7, None)]
+    for label, days, spare_at in variants:
+        with engine.begin() as conn:
+            conn.execute(sa.text("TRUNCATE instagram.accounts, instagram.media, instagram.media_insights_snapshots"
+                                 " CASCADE"))
+            db.bulk_upsert(conn, "accounts", ["ig_user_id", "username", "timezone", "status"],
+                           [(i, f"u{i}", "UTC", "active") for i in sorted({m[1] for m in media})], ["ig_user_id"])
+            db.bulk_upsert(conn, "media", ["media_id", "ig_user_id", "media_type", "media_product_type", "published_at",
+                                           "first_seen_at", "updated_at"],
+                           [(*m, end, end) for m in media], ["media_id"])
+            db.bulk_upsert(conn, "media_insights_snapshots",
+                           ["media_id", "captured_at", "fetched_at", "ig_user_id", "api_version"], snaps,
+                           ["media_id", "captured_at"])
+        if days is not None:
+            compact_snapshots(engine, day_cutoff(end, days), spare_at)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
+        c.result(f"growth.snapshot_year.{label}.bytes_per_account", rows / n * bytes_per_row / MB, "MB",
+                 f"{rows / n:,.0f} rows per account after 365 days x {bytes_per_row:.0f} B per row")
+    c.result("growth.snapshot_year.seconds", time.perf_counter() - t, "s",
+             f"{n} accounts, {len(snaps):,} captures in 365 days")
+
+
+def run_child(job: str, partition_key: str) -> int:
+    """A run worker (as benchmarks.hourly_job's): the code location, then the run of ``job`` for the partition."""
+    import dagster as dg
+
+    import ig_analytics.definitions  # noqa: F401 - what a run worker loads before its run
+    from ig_analytics.defs.launch import execute_linked_run
+
+    instance = dg.DagsterInstance.get()
+    outcome = execute_linked_run(instance, job, partition_key=partition_key)
+    print(json.dumps({"run_id": outcome.run_id, "success": outcome.success, "failures": outcome.failures[-3:]}),
+          flush=True)
+    instance.dispose()
+    return 0 if outcome.success else 1
+
+
+def dagster_bytes(dagster_engine) -> tuple[int, dict[str, int]]:
+    """Bytes of every table of Dagster's database (after VACUUM) and the biggest ones."""
+    import sqlalchemy as sa
+
+    with dagster_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM"))
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC")).all()
+    return sum(int(b) for _, b in rows), {name: int(b) for name, b in rows}
+
+
+def dagster_runs(server, url: str, sandbox, n: int) -> dict[str, int]:
+    """Real runs through Dagster on the wall clock (the sandbox back on real time): media_sync_job for the hour
+    that has just ended (the first hour: every post due) and the hour in progress (steady), then
+    account_insights_job for yesterday. Returns Dagster's bytes added by each of the last two runs."""
+    import subprocess
+
+    from benchmarks.hourly_job import child_env, previous_hour
+    from ig_analytics.local.embedded_db import DAGSTER_DB
+    from ig_analytics.storage import db
+
+    dagster_url = server.url(DAGSTER_DB)
+    dagster_engine = db.get_engine(dagster_url)
+    slot = previous_hour()
+    Clock(sandbox.base_url, slot).set(datetime.now(timezone.utc))
+    urllib.request.urlopen(urllib.request.Request(
+        sandbox.base_url + "/__sandbox/clock", data=b'{"frozen": false}', method="POST",
+        headers={"Content-Type": "application/json"}), timeout=60).read()
+    added: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="ig-bench-growth-") as tmp:
+        home = Path(tmp)
+        env = child_env(url, dagster_url, sandbox.base_url, home)
+        runs = [("media_sync_job", slot), ("media_sync_job", slot + timedelta(hours=1)),
+                ("account_insights_job", None)]
+        before = 0
+        for i, (job, at) in enumerate(runs):
+            key = at.strftime("%Y-%m-%d-%H:00") if at else (slot.date() - timedelta(days=1)).isoformat()
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.growth", "--child", job, key], env=env,
+                                  cwd=str(c.REPO_ROOT), capture_output=True, text=True)
+            report = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+            if not report or not json.loads(report[-1])["success"]:
+                raise RuntimeError(f"{job} {key} failed: {proc.stdout[-1500:]} {proc.stderr[-3000:]}")
+            total, biggest = dagster_bytes(dagster_engine)
+            label = "first_hour" if i == 0 else ("next_hour" if job == "media_sync_job" else "account_insights")
+            print(f"  dagster {job} {key}: {time.perf_counter() - t:.0f} s; database {total / MB:.1f} MB; "
+                  + ", ".join(f"{k} {v / 1024:.0f} kB" for k, v in list(biggest.items())[:5]), flush=True)
+            if i > 0:  # the first run also created Dagster's schema
+                added[label] = total - before
+                c.result(f"growth.dagster.{label}.bytes_per_run", total - before, "B",
+                         f"{job} for {n} accounts: Dagster's database grew by this much")
+            before = total
+    return added
+
+
+def report_dagster(added: dict[str, int], n: int, run_max_age_days: int, shards: int = 4) -> None:
+    """Dagster's storage kept: the runs of ``run_max_age_days`` days (retention deletes older ones with their
+    events). Per day: 24 hourly media runs + the 02:10 refresh (counted as a media run) and 7 other daily runs
+    (account insights, audience, reports, retention, token maintenance, follower anchors, weekly reports on
+    average) counted as an account_insights_job run each. A run's events do not name accounts, so its bytes do not
+    grow with them; with S shards each ingestion run is S runs (counted here for every run: an upper bound)."""
+    media, daily = added["next_hour"], added["account_insights"]
+    per_day = 25 * media + 7 * daily
+    kept = per_day * run_max_age_days
+    c.result("growth.dagster.bytes_per_30d", per_day * 30, "B",
+             f"one shard, any number of accounts: 25 media runs x {media:,} B + 7 daily runs x {daily:,} B a day")
+    c.result("growth.dagster.bytes_per_account_per_30d", per_day * 30 / n, "B", f"the same at {n} accounts")
+    c.result("growth.dagster.kept", kept / MB, "MB", f"after retention ({run_max_age_days} days of runs), one shard")
+    c.result("growth.dagster.kept_10k", shards * kept / MB, "MB",
+             f"10,000 accounts in {shards} shards (x {shards}), for any length of time: retention keeps "
+             f"{run_max_age_days} days")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quick, rest = c.quick_flag(argv)
+    if rest and rest[0] == "--child":
+        return run_child(rest[1], rest[2])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=None)
+    parser.add_argument("--days", type=int, default=None)
+    parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--dagster-accounts", type=int, default=None, help="accounts of the real Dagster runs (0: none)")
+    parser.add_argument("--snapshot-year-only", type=float, default=None, metavar="BYTES_PER_ROW",
+                        help="only the year of snapshot rows (no API), at this many bytes per row")
+    args = parser.parse_args(rest)
+    if args.snapshot_year_only:
+        with c.temp_postgres() as (_server, url):
+            snapshot_year(c.fresh_schema(url), args.accounts or 10, args.posts, args.snapshot_year_only)
+        c.done(NAME)
+        return 0
+    n, days = args.accounts or (3 if quick else 10), args.days or (2 if quick else 60)
+    dagster_n = args.dagster_accounts if args.dagster_accounts is not None else (2 if quick else 200)
+    c.header(NAME, quick)
+    print(f"{n} accounts x {args.posts} posts, {days} days of hourly ticks (sandbox latency 0); Dagster's storage "
+          f"from real runs of {dagster_n} accounts", flush=True)
+    from ig_analytics.defs.retention import RetentionConfig
+    from ig_analytics.graph_api import GraphApiClient
+
+    config = RetentionConfig()
+    print(f"retention: {config}", flush=True)
+    with c.temp_postgres() as (server, url), tempfile.TemporaryDirectory(prefix="ig-bench-growth-home-") as home:
+        if dagster_n:
+            with c.SandboxProcess(dagster_n, args.posts, latency_ms=0) as sandbox:
+                c.register_accounts(c.fresh_schema(url), sandbox.accounts)
+                report_dagster(dagster_runs(server, url, sandbox, dagster_n), dagster_n, config.run_max_age_days)
+        with c.SandboxProcess(n, args.posts, latency_ms=0) as sandbox:
+            engine = c.fresh_schema(url)
+            shadow_table(engine)
+            creds = c.register_accounts(engine, sandbox.accounts)
+            client = GraphApiClient(sandbox.base_url, pool_size=16)
+            sizes = simulate(engine, sandbox.base_url, creds, client, days, Path(home))
+            client.close()
+            report_sizes(sizes, n, days)
+            sample(engine, n, days)
+            size, rows = sizes[days]["growth.uncompacted"]
+            snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
+    c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
+    c.done(NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The retention job's compactions at their defaults (issue 27), each checked against what reads the history.
+
+Snapshots (7 days, was 90): beyond the horizon one snapshot per post and UTC day, the last of the day; within it
+every hourly snapshot; and what the analytics read is kept, so trending, media engagement and best posting times
+computed after the compaction equal those computed before it. Trending evaluations (7 days): the last of each
+day, what a past period's report reads. Audience pictures (35 days): the newest of each ISO week, what every
+weekly report's audience section reads.
+
+The history is the capture policy's shape (constants.py): each post hourly for its first 48 h, then daily at
+02:00 until 30 days old; a post every 12 h for 100 days, a story a day for 20 days (hourly for its 24 h), the
+newest post taking off (so trending lists something)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.analytics import best_times, engagement, trending
+from ig_analytics.defs.retention import RetentionConfig, apply_retention, day_cutoff
+from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, add_snapshots
+from ig_analytics_tests.ops_data import hour_floor, now_utc
+
+pytestmark = pytest.mark.slow
+
+ACCOUNT = "1001"
+HORIZON_DAYS = 7  # hourly detail for a week (issue 27)
+NOW = hour_floor(now_utc()) + timedelta(minutes=5)  # a retention run's clock, like the hourly tick's
+
+
+def _values(media_id: str, age_hours: float, scale: float) -> dict:
+    likes = round(scale * (1 - math.exp(-age_hours / 20)))
+    return {"likes": likes, "comments": likes // 10, "saved": likes // 20, "shares": likes // 30,
+            "reach": likes * 12 + 50, "views": likes * 20 + 80, "total_interactions": likes + likes // 10}
+
+
+def _captures(published: datetime, lifetime: timedelta) -> list[datetime]:
+    """The capture slots of a post: every hour of its first 48 h (or its life), then 02:00 daily until 30 days."""
+    first = hour_floor(published) + timedelta(hours=1)
+    hourly = [first + timedelta(hours=h) for h in range(int(min(lifetime, timedelta(hours=48)) / timedelta(hours=1)))]
+    daily, day = [], (published + timedelta(hours=48)).replace(hour=2, minute=0, second=0, microsecond=0)
+    while lifetime > timedelta(hours=48) and day - published <= timedelta(days=30):
+        if day > hourly[-1]:
+            daily.append(day)
+        day += timedelta(days=1)
+    return [t for t in hourly + daily if t <= NOW - timedelta(minutes=5)]
+
+
+@pytest.fixture()
+def history(engine):
+    media, snaps = [], []
+    posts = [(f"P{i:03d}", NOW - timedelta(hours=12 * i + 7, minutes=17), "FEED") for i in range(1, 200)]
+    stories = [(f"S{i:02d}", NOW - timedelta(days=i, minutes=40), "STORY") for i in range(1, 21)]
+    for media_id, published, kind in posts + stories:
+        media.append({"media_id": media_id, "ig_user_id": ACCOUNT, "published_at": published,
+                      "media_product_type": kind})
+        scale = 900 if media_id == "P001" else 150 + (int(media_id[1:]) * 37) % 120
+        life = timedelta(hours=24) if kind == "STORY" else timedelta(days=400)
+        for slot in _captures(published, life):
+            fetched = slot + timedelta(minutes=5)
+            snaps.append({"media_id": media_id, "ig_user_id": ACCOUNT, "captured_at": slot, "fetched_at": fetched,
+                          **_values(media_id, (fetched - published) / timedelta(hours=1), scale)})
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT, followers_total=5000)
+        add_media(conn, media)
+        add_snapshots(conn, snaps)
+        add_account_days(conn, ACCOUNT, [{"date": (NOW - timedelta(days=d)).date(), "followers_total": 5000 - d}
+                                          for d in range(0, 110)])
+    return engine
+
+
+def _analytics(engine) -> dict[str, pd.DataFrame]:
+    """What the hourly job computes at NOW, read back without the computation times."""
+    as_of = hour_floor(NOW)
+    with engine.begin() as conn:
+        latest = engagement.read_latest_snapshots(conn, now=NOW)
+        media = engagement.media_engagement_rows(latest, NOW)
+        engagement.refresh_media_engagement(conn, now=NOW)
+        best = best_times.best_times_rows(best_times.read_rated_posts(conn, now=NOW), NOW)
+        trending.refresh_trending_posts(conn, as_of=as_of, now=NOW)
+        listed = pd.read_sql(sa.text("SELECT media_id, rank, score, details, method FROM instagram.trending_posts"
+                                     " WHERE as_of = :a ORDER BY rank"), conn, params={"a": as_of})
+        evaluated = pd.read_sql(sa.text("SELECT candidates, scored, listed FROM instagram.trending_evaluations"
+                                        " WHERE as_of = :a"), conn, params={"a": as_of})
+    return {"media_engagement": media.drop(columns=["computed_at"]).sort_values("media_id", ignore_index=True),
+            "best_posting_times": best.drop(columns=["computed_at"]), "trending_posts": listed,
+            "trending_evaluations": evaluated}
+
+
+def _snapshots(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(
+            "SELECT s.media_id, s.captured_at, m.media_product_type AS kind, m.published_at"
+            " FROM instagram.media_insights_snapshots s JOIN instagram.media m USING (media_id)"), conn)
+
+
+def test_default_compaction_keeps_a_week_hourly_then_a_day_each_and_what_the_analytics_read(history):
+    before_rows, before = _snapshots(history), _analytics(history)
+    assert len(before["trending_posts"]) > 0 and before["trending_posts"]["method"].eq("same_age_growth").any()
+    apply_retention(_NoRuns(), history, RetentionConfig(), NOW)  # the defaults
+    after_rows, after = _snapshots(history), _analytics(history)
+    for name, frame in before.items():  # the analytics are the same (an independent check of what is kept)
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+
+    horizon = pd.Timestamp(day_cutoff(NOW, HORIZON_DAYS))
+    recent = lambda f: f[f["captured_at"] >= horizon].sort_values(["media_id", "captured_at"], ignore_index=True)
+    pd.testing.assert_frame_equal(recent(after_rows), recent(before_rows))  # the last 7 days: every hour kept
+    # beyond the horizon: one per post and UTC day, the last of that day, except trending's curves (below)
+    old = before_rows[before_rows["captured_at"] < horizon].copy()
+    span = pd.Timedelta(trending.curve_span())
+    read_by_trending = (old["kind"] != "STORY") & (old["published_at"] > pd.Timestamp(NOW) - pd.Timedelta(days=90)) \
+        & (old["captured_at"] + pd.Timedelta(minutes=5) <= old["published_at"] + span)
+    compactable = old[~read_by_trending]
+    expected = compactable.loc[compactable.groupby(["media_id", compactable["captured_at"].dt.date])["captured_at"]
+                               .idxmax()]
+    kept = after_rows[after_rows["captured_at"] < horizon]
+    kept_compactable = kept.merge(compactable[["media_id", "captured_at"]])
+    assert sorted(map(tuple, kept_compactable[["media_id", "captured_at"]].values.tolist())) == \
+        sorted(map(tuple, expected[["media_id", "captured_at"]].values.tolist()))
+    assert len(kept.merge(old[read_by_trending][["media_id", "captured_at"]])) == read_by_trending.sum()
+    assert (compactable.groupby(["media_id", compactable["captured_at"].dt.date]).size() > 1).any()  # it did work
+    assert compactable["kind"].eq("STORY").any() and (compactable["kind"] != "STORY").any()
+
+
+class _NoRuns:
+    """The Dagster instance's part retention uses, with no runs to delete (the runs part is test_retention's)."""
+
+    def get_run_records(self, filters=None, limit=None, ascending=False):
+        return []
+
+    def get_runs_count(self, filters=None):
+        return 0
+
+
+def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
+    """What reads old evaluations: a report of a past period takes the newest evaluation before its end + 2 days
+    (a midnight; reports.py "trends"); the same before and after for every midnight of the history."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(20 * 24)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours})
+    newest_before_midnights = sa.text(
+        "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM"
+        " generate_series(CAST(:first AS timestamptz), :last, interval '1 day') d ORDER BY d")
+    days = {"first": day_cutoff(NOW, 21), "last": day_cutoff(NOW, 0)}
+    with engine.connect() as conn:
+        before = conn.execute(newest_before_midnights, days).all()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT as_of FROM instagram.trending_evaluations ORDER BY 1")).scalars().all()
+        after = conn.execute(newest_before_midnights, days).all()
+    horizon = day_cutoff(NOW, HORIZON_DAYS)
+    assert [t for t in kept if t >= horizon] == sorted(t for t in hours if t >= horizon)
+    old = [t for t in kept if t < horizon]
+    assert old == sorted({max(t for t in hours if t.date() == d) for d in {t.date() for t in hours if t < horizon}})
+    assert counts.trending_evaluations_deleted == len(hours) - len(kept) > 0
+    assert after == before
+
+
+def test_audience_pictures_keep_35_days_then_the_newest_of_each_week(engine):
+    """A report reads the newest audience picture of its period (analytics/audience.audience_sections): every weekly
+    report's section is the same before and after; the last 35 days keep every daily picture."""
+    from ig_analytics.analytics.audience import METRIC, audience_sections
+
+    today = NOW.date()
+    days = [today - timedelta(days=d) for d in range(1, 70)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT, followers_total=5000)
+        for i, day in enumerate(days):
+            values = {"a": ACCOUNT, "d": day, "m": METRIC, "v": 100 + i, "t": NOW}
+            for breakdown, key in (("age", "25-34"), ("gender", "F"), ("country", "US"), ("city", "Paris")):
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.audience_demographics_status (ig_user_id, date, metric, breakdown, status,"
+                    " followers_total, api_version, fetched_at) VALUES (:a, :d, :m, :b, 'ok', 5000, 'v25.0', :t)"),
+                    {**values, "b": breakdown})
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
+                    " api_version, fetched_at) VALUES (:a, :d, :m, :b, :k, :v, 'v25.0', :t)"),
+                    {**values, "b": breakdown, "k": key})
+            conn.execute(sa.text(
+                "INSERT INTO instagram.audience_age_gender (ig_user_id, date, metric, age, gender, value, api_version,"
+                " fetched_at) VALUES (:a, :d, :m, '25-34', 'F', :v, 'v25.0', :t)"), values)
+    mondays = sorted({d - timedelta(days=d.weekday()) for d in days})
+
+    def weekly_sections():
+        with engine.connect() as conn:
+            return [audience_sections(conn, [ACCOUNT], m, m + timedelta(days=6)) for m in mondays]
+
+    before = weekly_sections()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    after = weekly_sections()
+    with engine.connect() as conn:
+        kept = {t: conn.execute(sa.text(f"SELECT DISTINCT date FROM instagram.{t} ORDER BY 1")).scalars().all()
+                for t in ("audience_demographics", "audience_age_gender", "audience_demographics_status")}
+    cutoff = day_cutoff(NOW, 35).date()
+    old = [d for d in days if d < cutoff]
+    expected = sorted({max(d for d in old if d - timedelta(days=d.weekday()) == m) for m in mondays if m <= old[0]}
+                      | {d for d in days if d >= cutoff})
+    assert all(dates == expected for dates in kept.values()), kept
+    assert counts.audience_days_deleted == len(days) - len(expected) > 0
+    assert after == before
