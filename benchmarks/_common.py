@@ -236,6 +236,12 @@ server.stop()
 """
 
 
+def child_pythonpath() -> str:
+    """PYTHONPATH of a benchmark's child processes: the repository first, then what this process was given (the
+    test clock of ``./dev test --at``, ig_analytics_tests/clock_shift, must reach the children too)."""
+    return os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
 class SandboxProcess:
     """``SandboxWorld.generate(n, posts)`` served from a child process (its CPU and memory apart from ours)."""
 
@@ -246,7 +252,7 @@ class SandboxProcess:
         self.accounts: list[dict] = []
 
     def __enter__(self) -> "SandboxProcess":
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        env = dict(os.environ, PYTHONPATH=child_pythonpath())
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD_SANDBOX, *self.args], stdout=subprocess.PIPE,
                                      text=True, env=env, start_new_session=True)
         line = self.proc.stdout.readline()

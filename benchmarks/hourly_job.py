@@ -118,7 +118,7 @@ def child_env(url: str, dagster_url: str, base_url: str, home: Path, pool_limit:
         text = text.replace("default_limit: 1", f"default_limit: {pool_limit}")
     (dagster_home / "dagster.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IG_", "DAGSTER_"))}
-    env.update(PYTHONPATH=str(c.REPO_ROOT), DATABASE_URL=url, IG_GRAPH_API_URL=base_url, IG_TOKEN_KEY=c.TOKEN_KEY,
+    env.update(PYTHONPATH=c.child_pythonpath(), DATABASE_URL=url, IG_GRAPH_API_URL=base_url, IG_TOKEN_KEY=c.TOKEN_KEY,
                IG_ANALYTICS_HOME=str(home), DAGSTER_HOME=str(dagster_home), IG_ANALYTICS_DAGSTER_PG_URL=dagster_url)
     return env
 

@@ -39,6 +39,16 @@ def timed_subprocess(args: list[str], env: dict, timeout: float = 600) -> tuple[
     return time.perf_counter() - t, proc
 
 
+def database_epoch(url: str) -> float:
+    """The database server's clock (epoch s): what ``runs.create_timestamp`` is compared with."""
+    import sqlalchemy as sa
+
+    from ig_analytics.storage import db
+
+    with db.get_engine(url).connect() as conn:
+        return float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+
+
 def event_histogram(url: str, since: float) -> tuple[list[tuple[str, int]], dict[str, int]]:
     """The runs created since ``since`` (epoch s) with their event counts, and the counts by event type."""
     import sqlalchemy as sa
@@ -222,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"postgres: {c.postgres_version(engine)}; sandbox latency {latency} ms per request", flush=True)
             c.register_accounts(engine, c.world_accounts(world))
             env = dict(os.environ, DATABASE_URL=url, IG_GRAPH_API_URL=server.base_url,
-                       IG_ANALYTICS_HOME=str(home / "cli"), IG_TOKEN_KEY=c.TOKEN_KEY, PYTHONPATH=str(c.REPO_ROOT))
+                       IG_ANALYTICS_HOME=str(home / "cli"), IG_TOKEN_KEY=c.TOKEN_KEY, PYTHONPATH=c.child_pythonpath())
             for var in ("DAGSTER_HOME", "IG_NOTIFY_WEBHOOK_URL", "IG_APP_SECRET", "IG_GRAPH_API_VERSION"):
                 env.pop(var, None)
             py = sys.executable
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(cli_runs):
                 fresh_budget(server, engine)
                 mark = len(server.request_log)
-                run_started = time.time()
+                run_started = database_epoch(url)  # Dagster stamps runs with the database's clock
                 seconds, proc = timed_subprocess(cli_command(py, batches) + ["sync", "--account", IG_USER_ID], env)
                 requests_sent = sum(1 for r in server.request_log[mark:] if not r.batch_item)
                 out = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]

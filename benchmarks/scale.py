@@ -206,7 +206,7 @@ def run_shards(n: int, shards: int, workers: int, posts: int, url: str) -> None:
                 advance_sandbox_clock(sandbox.base_url, 3600)
             label = f"shards.N{n}.S{count}.{kind}"
             sbx_cpu0 = c.process_cpu_seconds(sandbox.pid)
-            env = dict(os.environ, PYTHONPATH=str(c.REPO_ROOT), IG_ANALYTICS_LOG_LEVEL="WARNING")
+            env = dict(os.environ, PYTHONPATH=c.child_pythonpath(), IG_ANALYTICS_LOG_LEVEL="WARNING")
             sampler = ConnectionSampler(engine)
             t = time.perf_counter()
             procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.scale", "--child", url, sandbox.base_url,

@@ -322,7 +322,7 @@ def test_status_shows_lag_token_expiry_and_recent_errors(good):
     execute(good, "UPDATE instagram.accounts SET token_expires_at = :now + interval '3 days' WHERE ig_user_id = '1002'")
     with good.begin() as conn:
         add_sync_run(conn, "r1", "1002", "account", YESTERDAY.isoformat(), "failed", error="(#4) rate limited")
-    text = render_status(good)
+    text = render_status(good, NOW)  # the test's clock: at 00:10 UTC the wall clock's yesterday is NOW's today
     assert "2 days behind" in text and "(in 3 days)" in text and "(#4) rate limited" in text
 
 
