@@ -13,17 +13,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from ig_analytics.analytics.slices import SLICE_ACCOUNTS, in_slices
 from ig_analytics.storage.frames import read_frame
 
 QUESTION_MARKS = ("?", "？", "؟")
 WINDOW_DAYS = 35  # recomputed every hour: replies keep arriving on recent comments
+RESPONSE_LOOKBACK_DAYS = 7  # conversation_daily reads a week more: first responses of the first days' comments
 DAILY_COLUMNS = (
     "ig_user_id", "date", "comments", "replies", "top_level", "top_level_answered", "top_level_unanswered",
     "unanswered_questions", "answered_that_day", "median_first_response_minutes", "p90_first_response_minutes",
@@ -137,3 +139,25 @@ def post_rows(comments: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:
     out["published_at"] = pd.to_datetime(out["published_at"], utc=True)
     out["computed_at"] = pd.Timestamp(computed_at)
     return out[list(POST_COLUMNS)]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=timezone.utc)
+
+
+def daily_in_slices(conn: Connection, ig_user_ids: Sequence[str], first_day: date, computed_at: datetime,
+                    size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
+    """``conversation_daily`` of the given accounts from ``first_day`` on, read and computed ``size`` accounts at
+    a time (the same rows as all at once: every row is one account's)."""
+    since = _midnight(first_day - timedelta(days=RESPONSE_LOOKBACK_DAYS))
+    return in_slices(ig_user_ids, lambda part: daily_rows(read_comments(conn, since, ig_user_ids=part), first_day,
+                                                          computed_at), size)
+
+
+def posts_in_slices(conn: Connection, ig_user_ids: Sequence[str], first_day: date, computed_at: datetime,
+                    size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
+    """``conversation_posts`` of the given accounts' posts published from ``first_day`` on, ``size`` accounts at
+    a time."""
+    return in_slices(ig_user_ids, lambda part: post_rows(read_comments(conn, _midnight(first_day), by_post=True,
+                                                                       ig_user_ids=part), computed_at), size)
+

@@ -19,6 +19,7 @@ from typing import Sequence
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from ig_analytics.analytics.slices import SLICE_ACCOUNTS, in_slices
 from ig_analytics.storage.frames import read_frame
 
 MIN_POSTS = 3
@@ -134,3 +135,18 @@ def performance_rows(posts: pd.DataFrame, tags: pd.DataFrame, today: date, compu
     out["computed_at"] = pd.Timestamp(computed_at)
     out["posts"] = out["posts"].astype("int64")
     return out[list(PERFORMANCE_COLUMNS)]
+
+
+def tags_in_slices(conn: Connection, ig_user_ids: Sequence[str], since: datetime,
+                   size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
+    """``media_hashtags`` of the given accounts' posts published since ``since``, ``size`` accounts at a time."""
+    return in_slices(ig_user_ids, lambda part: hashtag_rows(read_posts(conn, since, part)), size)
+
+
+def performance_in_slices(conn: Connection, ig_user_ids: Sequence[str], since: datetime, today: date,
+                          computed_at: datetime, size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
+    """``hashtag_performance`` of the given accounts (their posts and tags published since ``since``), ``size``
+    accounts at a time."""
+    return in_slices(ig_user_ids, lambda part: performance_rows(read_posts(conn, since, part),
+                                                                read_tags(conn, since, part), today, computed_at),
+                     size)

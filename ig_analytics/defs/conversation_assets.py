@@ -8,7 +8,7 @@ Python in ``analytics/hashtags.py`` and ``analytics/conversation.py`` (docs/anal
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 import dagster as dg
@@ -40,6 +40,12 @@ def _scope(context, database: AnalyticsDatabase) -> AccountScope:
     return run_scope(context, lambda: accounts_repo.account_ids(database.engine()))
 
 
+def _ids(scope: AccountScope, database: AnalyticsDatabase) -> list[str]:
+    """The scope's accounts, listed (every registered account without a shard: their inputs are computed a slice
+    of accounts at a time, analytics/slices.py)."""
+    return scope.ids if scope.ids is not None else list(accounts_repo.account_ids(database.engine()))
+
+
 @dg.asset(
     deps=["media"],
     group_name="analytics",
@@ -55,10 +61,10 @@ def _scope(context, database: AnalyticsDatabase) -> AccountScope:
 def media_hashtags(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
     started = time.monotonic()
     scope = _scope(context, database)
-    with database.engine().connect() as conn:
-        posts = hashtags.read_posts(conn, EPOCH, scope.ids)
-    rows = hashtags.hashtag_rows(posts)
-    return dg.Output(scope.rows(rows), metadata={"posts": len(posts), "hashtags": int(rows["hashtag"].nunique()),
+    with database.engine().connect() as conn:  # a slice of accounts at a time: the run's memory stays bounded
+        rows = hashtags.tags_in_slices(conn, _ids(scope, database), EPOCH)
+    return dg.Output(scope.rows(rows), metadata={"posts_with_hashtags": int(rows["media_id"].nunique()),
+                                                 "hashtags": int(rows["hashtag"].nunique()),
                                                  **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
@@ -81,10 +87,8 @@ def hashtag_performance(context: dg.AssetExecutionContext, database: AnalyticsDa
     last_day = now.date() - timedelta(days=1)  # complete days only: yesterday's report finds its rows
     since = now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2)
     scope = _scope(context, database)
-    with database.engine().connect() as conn:  # only the run's accounts' posts and tags (a shard's)
-        posts = hashtags.read_posts(conn, since, scope.ids)
-        tags = hashtags.read_tags(conn, since, scope.ids)
-    rows = hashtags.performance_rows(posts, tags, last_day, now)
+    with database.engine().connect() as conn:  # only the run's accounts' posts and tags, a slice at a time
+        rows = hashtags.performance_in_slices(conn, _ids(scope, database), since, last_day, now)
     # the periods ending yesterday are the slice: earlier days' rows stay as history
     return dg.Output(scope.rows(rows, day_window(last_day, last_day)),
                      metadata={"rows": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
@@ -187,10 +191,6 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-
 @dg.asset(
     deps=["media_comments"],
     group_name="analytics",
@@ -209,9 +209,8 @@ def conversation_daily(context: dg.AssetExecutionContext, database: AnalyticsDat
     now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     scope = _scope(context, database)
-    with database.engine().connect() as conn:  # a week more: first responses of the first days' comments
-        comments = conversation.read_comments(conn, _midnight(first - timedelta(days=7)), ig_user_ids=scope.ids)
-    rows = conversation.daily_rows(comments, first, now)
+    with database.engine().connect() as conn:  # a slice of accounts at a time: the run's memory stays bounded
+        rows = conversation.daily_in_slices(conn, _ids(scope, database), first, now)
     return dg.Output(scope.rows(rows, day_window(first, now.date())),
                      metadata={"days": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
@@ -234,9 +233,8 @@ def conversation_posts(context: dg.AssetExecutionContext, database: AnalyticsDat
     now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     scope = _scope(context, database)
-    with database.engine().connect() as conn:
-        comments = conversation.read_comments(conn, _midnight(first), by_post=True, ig_user_ids=scope.ids)
-    rows = conversation.post_rows(comments, now)
+    with database.engine().connect() as conn:  # a slice of accounts at a time: the run's memory stays bounded
+        rows = conversation.posts_in_slices(conn, _ids(scope, database), first, now)
     return dg.Output(scope.rows(rows, day_window(first, now.date())),
                      metadata={"posts": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
