@@ -8,9 +8,11 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-# Accounts per slice: at ~100 posts and a few thousand comments per account a slice's frames are some tens of MB,
-# and a slice's fixed cost (one query per input) stays small next to its rows.
-SLICE_ACCOUNTS = 500
+# Accounts per slice. Measured (BENCHMARKS.md 3d): a run computing 250 sandbox accounts at once (~600 comments each)
+# peaked at ~400 MB in conversation_posts against ~190 MB for its other steps, ~0.8 MB per account; 200 accounts
+# keep a slice near 160 MB, well under the 500 MB per run, while a slice's fixed cost (one query per input) stays
+# small next to its rows.
+SLICE_ACCOUNTS = 200
 
 
 def in_slices(ig_user_ids: Sequence[str], compute: Callable[[list[str]], pd.DataFrame],
