@@ -124,12 +124,13 @@ def conversation_work(engine, client, token: str, now: datetime, parts: dict) ->
     from ig_analytics.ingestion.comments import sync_comments
     from ig_analytics.ingestion.demographics import sync_audience_demographics
     from ig_analytics.ingestion.tags import sync_tags
+    from ig_analytics.settings import Settings
 
     t = time.perf_counter()
     api = client.account(IG_USER_ID, token)
     sync_audience_demographics(engine, api, IG_USER_ID, now.date() - timedelta(days=1), client.version, now)
     sync_comments(engine, api, IG_USER_ID, "bench_account", now, full=True)
-    sync_tags(engine, api, IG_USER_ID, now)
+    sync_tags(engine, api, IG_USER_ID, now, Settings.from_env({}).comment_text_days)  # the default: 90 days
     parts["audience_comments_tags"] = time.perf_counter() - t
     t = time.perf_counter()
     with engine.connect() as conn:
