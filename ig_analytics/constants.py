@@ -19,3 +19,7 @@ MAX_SHARDS = 1000
 # in winter (graph-api-facts.md, section 9). The account insights' dates, the follower_count window and the
 # follower history all count days in this zone.
 META_DAY_TIMEZONE = "America/Los_Angeles"
+
+# The run tag that says what started a run: "cli" for `ig-analytics sync`, which runs its jobs in order itself
+# (the follower_rates sensor leaves its runs alone).
+TRIGGER_TAG = "ig_analytics/trigger"

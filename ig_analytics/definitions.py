@@ -9,6 +9,7 @@ from ig_analytics.defs import (
 )
 from ig_analytics.defs.checks import asset_checks, check_jobs, check_schedules
 from ig_analytics.defs.follower_anchor_assets import daily_follower_anchors, follower_anchor_job, follower_anchors
+from ig_analytics.defs.follower_rates import follower_rates, follower_rates_job
 from ig_analytics.defs.jobs import jobs, schedules
 from ig_analytics.defs.resources import AnalyticsDatabase, GraphApi
 from ig_analytics.defs.retention import retention_job, retention_schedule
@@ -43,11 +44,11 @@ def build_definitions() -> dg.Definitions:
         ],
         asset_checks=[*asset_checks, *conversation_assets.conversation_checks],
         jobs=[*jobs, *check_jobs, retention_job, token_maintenance_job, audience_assets.audience_job,
-              follower_anchor_job, competitor_assets.competitors_job],
+              follower_anchor_job, follower_rates_job, competitor_assets.competitors_job],
         schedules=[*schedules, *check_schedules, retention_schedule, token_maintenance_schedule,
                    audience_assets.daily_audience_demographics, daily_follower_anchors,
                    competitor_assets.daily_competitor_snapshots],
-        sensors=alert_sensors,
+        sensors=[*alert_sensors, follower_rates],
         resources={"database": database, "graph_api": GraphApi(),
                    **analytics_assets.analytics_resources(database)},  # postgres_io, analytics_inputs
         # Run output on the terminal goes through Python logging (one line per record, JSON when asked, tokens

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.followers import daily_unfollows, insights_day, reconstruct, refresh_follower_history
+from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.reports import build_report
 from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.graph_api.follows import fetch_follow_types
@@ -51,6 +52,8 @@ def synced(engine):
                            refresh_all=True)
                 sync_account_insights(engine, api, a.ig_user_id, T.date() - timedelta(days=45),
                                       T.date() - timedelta(days=1), client.version, T)
+            with engine.begin() as conn:  # the rows the media_engagement asset computes (test_follower_rates.py)
+                refresh_media_engagement(conn, now=T)
         finally:
             client.close()
     return world

@@ -3,8 +3,9 @@
 
 The formulas are pure functions on DataFrames (:func:`engagement_frame`, :func:`media_engagement_rows`,
 :func:`daily_engagement_rows`); the ``read_*`` functions fetch their inputs with one set-based query each. The
-Dagster assets return the rows for the PostgreSQL IO manager to write; the ``refresh_*`` functions read, compute and
-write with COPY in the caller's transaction (the account sync's push, the benchmarks, the tests).
+Dagster assets return the rows for the PostgreSQL IO manager to write, the one writer of both tables; the
+``refresh_*`` functions read, compute and write the same rows in the caller's transaction for the code below
+Dagster (the benchmarks' no-Dagster baseline, the tests).
 """
 
 from __future__ import annotations
@@ -174,6 +175,33 @@ def read_latest_snapshots(
         text_columns=("media_id", "ig_user_id"),
         date_columns=("published_at", "captured_at"),
     )
+
+
+# Posts whose stored followers_at_publish is no longer the follower history's total for that day: the account's
+# insights sync or a day-end anchor rebuilt the history after the row was computed. Stateless: whichever job ran
+# first, the next media_engagement run finds exactly these (NULL and NULL are equal: nothing to restate).
+_FOLLOWERS_CHANGED_SQL = """
+SELECT e.media_id
+FROM instagram.media_engagement e
+JOIN instagram.media m ON m.media_id = e.media_id
+LEFT JOIN instagram.account_insights_daily f
+       ON f.ig_user_id = m.ig_user_id
+      AND f.date = ((m.published_at AT TIME ZONE %(meta_day_zone)s)::date - 1)
+WHERE e.followers_at_publish IS DISTINCT FROM f.followers_total {user_filter}
+"""
+
+
+def read_followers_changed(conn: Connection, ig_user_ids: Iterable[str] | None = None) -> list[str]:
+    """The posts (of the given accounts) whose media_engagement row holds a follower total the follower history
+    has since changed: their follower-based rate is restated from :func:`read_latest_snapshots`."""
+    params: dict = {"meta_day_zone": META_DAY_TIMEZONE}
+    users = id_list(ig_user_ids)
+    user_filter = ""
+    if users is not None:
+        user_filter = "AND e.ig_user_id = ANY(%(users)s)"
+        params["users"] = users
+    frame = read_frame(conn, _FOLLOWERS_CHANGED_SQL.format(user_filter=user_filter), params, text_columns=("media_id",))
+    return frame["media_id"].tolist()
 
 
 def media_engagement_rows(latest: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:

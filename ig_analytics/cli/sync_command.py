@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from ig_analytics import clock, stopping
-from ig_analytics.constants import MEDIA_WINDOW_DAYS
+from ig_analytics.constants import MEDIA_WINDOW_DAYS, TRIGGER_TAG
 from ig_analytics.defs.dagster_internals import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from ig_analytics.install_marker import FIRST_SYNC_DAYS, planned_daily_start
 from ig_analytics.storage import sync_runs
@@ -138,7 +138,7 @@ def run_sync(
     # The console gets warnings (or what IG_ANALYTICS_LOG_LEVEL asks when it is stricter, or DEBUG); the full
     # event log is in the UI's run view.
     level = log_level_from_env()
-    runs = _Runs(instance, {"ig_analytics/trigger": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+    runs = _Runs(instance, {TRIGGER_TAG: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
                  logging.getLevelName(level if level == logging.DEBUG else max(level, logging.WARNING)), record_dir)
     _run_jobs(runs, sync_type, account_ids, since, (first_day, last_day), now, every_report)
     return SyncReport(lines=_account_lines(engine, runs.run_ids, account_ids), run_errors=runs.errors,
@@ -182,6 +182,7 @@ def _run_jobs(runs: _Runs, sync_type: str, account_ids: list[str], since: date |
     """The jobs of a sync of ``sync_type``, in the order that lets each read what the one before wrote."""
     from ig_analytics.defs.audience_assets import AudienceConfig, audience_demographics
     from ig_analytics.defs.competitor_assets import CompetitorConfig, competitor_snapshots
+    from ig_analytics.defs.follower_rates import hour_key
     from ig_analytics.defs.ingestion_assets import (
         AccountSyncConfig, MediaSyncConfig, account_insights_daily, media_and_snapshots,
     )
@@ -192,12 +193,14 @@ def _run_jobs(runs: _Runs, sync_type: str, account_ids: list[str], since: date |
         # --since reaching further back than the default window widens it (posts older than 30 days get one
         # snapshot now); it never narrows it.
         window_days = max(MEDIA_WINDOW_DAYS, (now.date() - since).days + 1) if since else MEDIA_WINDOW_DAYS
-        runs.execute("media_sync_job", partition_key=now.strftime("%Y-%m-%d-%H:00"), tags=tags,  # the hour in progress
+        runs.execute("media_sync_job", partition_key=hour_key(now), tags=tags,  # the hour in progress
                      ops={media_and_snapshots.op.name: MediaSyncConfig(
                          ig_user_ids=account_ids, refresh_all=True, window_days=window_days)})
     if sync_type in ("full", "account"):
         runs.execute("account_insights_job", tags={**tags, **_day_range(first_day.isoformat(), last_day.isoformat())},
                      ops={account_insights_daily.op.name: AccountSyncConfig(ig_user_ids=account_ids)})
+        # the new follower history reaches the posts' rates by followers (defs/follower_rates.py), before reports
+        runs.execute("follower_rates_job", partition_key=hour_key(now), tags=tags)
     if sync_type == "full":
         # Meta serves only the current audience picture and competitors' current public counts: both are the
         # snapshot of the last finished day (whatever --until says), taken before the reports that show them.
@@ -255,7 +258,7 @@ def reap_abandoned_cli_runs(instance, engine=None) -> list[str]:
     host = socket.gethostname()
     records = instance.get_run_records(
         filters=RunsFilter(
-            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"ig_analytics/trigger": "cli"}
+            statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={TRIGGER_TAG: "cli"}
         ),
         limit=100,
     )

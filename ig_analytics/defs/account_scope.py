@@ -28,10 +28,11 @@ class AccountScope:
         """The accounts as the analytics reads take them (``ig_user_ids``): None for every account."""
         return None if self.accounts is None else list(self.accounts)
 
-    def rows(self, frame: pd.DataFrame, window: dg.TimeWindow | None = None) -> Rows:
+    def rows(self, frame: pd.DataFrame, window: dg.TimeWindow | None = None,
+             restated: pd.DataFrame | None = None) -> Rows:
         """The rows for the IO manager: a shard run's ``replace`` deletes only its own accounts' rows."""
         subset = None if self.accounts is None else {ACCOUNT_COLUMN: self.accounts}
-        return Rows(frame, window, subset)
+        return Rows(frame, window, subset, restated)
 
     def metadata(self) -> dict:
         if self.shard is None:

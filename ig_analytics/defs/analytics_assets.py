@@ -45,6 +45,11 @@ class AnalyticsInputs(dg.ConfigurableResource):
         """engagement.read_latest_snapshots of the posts whose newest snapshot was captured in [start, end)."""
         raise NotImplementedError
 
+    def followers_changed(self, accounts: list[str] | None = None) -> pd.DataFrame:
+        """engagement.read_latest_snapshots of the posts whose stored follower total the follower history has
+        since changed (engagement.read_followers_changed); none by default."""
+        return pd.DataFrame()
+
     def posts_by_day(self, day_from: date, day_to: date, accounts: list[str] | None = None) -> pd.DataFrame:
         """engagement.read_posts_by_day."""
         raise NotImplementedError
@@ -65,8 +70,8 @@ class DatabaseInputs(AnalyticsInputs):
 
     def latest_snapshots(self, start: datetime, end: datetime, accounts: list[str] | None = None) -> pd.DataFrame:
         with self.database.engine().connect() as conn:
-            # Only posts with a snapshot in the window have new inputs here; a new follower history is pushed to
-            # all of the account's posts by sync_account_insights, whichever job runs first.
+            # Only posts with a snapshot in the window have new snapshots; a changed follower history is
+            # followers_changed's.
             captured = conn.execute(sa.text(
                 "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots"
                 " WHERE captured_at >= :start AND captured_at < :end"
@@ -78,6 +83,13 @@ class DatabaseInputs(AnalyticsInputs):
             latest = engagement.read_latest_snapshots(conn, media_ids=captured, ig_user_ids=accounts)
         # a post captured again in a later hour belongs to that hour's partition (its newest snapshot)
         return latest[(latest["captured_at"] >= start) & (latest["captured_at"] < end)]
+
+    def followers_changed(self, accounts: list[str] | None = None) -> pd.DataFrame:
+        with self.database.engine().connect() as conn:
+            changed = engagement.read_followers_changed(conn, accounts)
+            if not changed:
+                return pd.DataFrame()
+            return engagement.read_latest_snapshots(conn, media_ids=changed, ig_user_ids=accounts)
 
     def posts_by_day(self, day_from: date, day_to: date, accounts: list[str] | None = None) -> pd.DataFrame:
         with self.database.engine().connect() as conn:
@@ -104,7 +116,7 @@ def day_window(day_from: date, day_to: date) -> dg.TimeWindow:
 
 @dg.asset(
     # followers_at_publish reads the follower history: a new total changes the rates of posts without a new snapshot
-    deps=["media", "media_insights_snapshots", "account_insights_daily"],
+    deps=["media", "media_insights_snapshots", "account_insights_daily", "follower_anchors"],
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="analytics",
@@ -115,20 +127,29 @@ def day_window(day_from: date, day_to: date) -> dg.TimeWindow:
     description=(
         "How well each post does: its engagement (likes, comments, saves, shares), engagement rates by reach, by "
         "views and by followers at publication, and a 0-100 performance score, from its newest snapshot. "
-        "Recomputed every hour for the posts captured in that hour, and for all of an account's posts whenever its "
-        "follower history changes (the account-insights sync does that). A partition holds the posts whose "
-        "newest snapshot was captured in its hour."
+        "Recomputed every hour for the posts captured in that hour; a run also restates older posts whose "
+        "follower total at publication changed since (the follower_rates sensor starts one after every "
+        "account-insights sync). A partition holds the posts whose newest snapshot was captured in its hour."
     ),
 )
 def media_engagement(context: dg.AssetExecutionContext, analytics_inputs: AnalyticsInputs) -> dg.Output:
     started = time.monotonic()
     window = context.partition_time_window
     scope = run_scope(context, analytics_inputs.account_ids)
+    now = clock.now()
     latest = analytics_inputs.latest_snapshots(window.start, window.end, scope.ids)
-    rows = (engagement.media_engagement_rows(latest, clock.now()) if not latest.empty
+    rows = (engagement.media_engagement_rows(latest, now) if not latest.empty
             else pd.DataFrame({c: pd.Series(dtype=object) for c in engagement.MEDIA_ENGAGEMENT_COLUMNS}))
-    return dg.Output(scope.rows(rows), metadata={"posts": len(rows), **scope.metadata(),
-                                                 "duration_seconds": seconds_since(started)})
+    # Older posts whose follower total changed since their row was computed (the account-insights sync or a
+    # day-end anchor rebuilt the history) are restated here: this asset stays the table's one writer, and the
+    # rates are right whichever job ran first.
+    changed = analytics_inputs.followers_changed(scope.ids)
+    if not changed.empty:
+        changed = changed[~changed["media_id"].isin(rows["media_id"])]
+    restated = engagement.media_engagement_rows(changed, now) if not changed.empty else None
+    return dg.Output(scope.rows(rows, restated=restated), metadata={
+        "posts": len(rows), "followers_restated_posts": 0 if restated is None else len(restated),
+        **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(

@@ -54,6 +54,10 @@ class Rows:
     frame: pd.DataFrame
     window: dg.TimeWindow | None = None
     subset: Mapping[str, Sequence[str]] | None = None
+    # Rows of OTHER partitions restated because an input outside them changed (media_engagement: a post's
+    # follower total, rebuilt by the account-insights sync). Upsert only; checked like ``frame`` except against
+    # the window; written in the same transaction.
+    restated: pd.DataFrame | None = None
 
 
 def write_metadata(mode: str, slice_column: str | None = None, keep_when_unchanged: tuple[str, ...] = ()) -> dict:
@@ -246,6 +250,22 @@ def _written_window(context: dg.OutputContext, rows: Rows, slice_column: str | N
     return window
 
 
+def _with_restated(table: _Table, mode: str, frame: pd.DataFrame, rows: Rows, asset: str) -> tuple[pd.DataFrame, int]:
+    """The partition's rows with the restated rows of other partitions appended (checked), in key order so that
+    two runs upserting overlapping rows lock them in the same order; and how many were restated."""
+    restated = rows.restated
+    if restated is None or restated.empty:
+        return frame, 0
+    if mode != "upsert":
+        raise ValueError(f"asset {asset}: restated rows of other partitions need write mode upsert, not {mode}")
+    _check_columns(table, restated, asset)
+    if rows.subset is not None:
+        _check_subset(table, restated, rows.subset, asset)
+    combined = pd.concat([frame, restated[list(frame.columns)]], ignore_index=True) if len(frame) else restated
+    _check_columns(table, combined, asset)  # a restated row repeating one of the partition's keys is refused
+    return combined.sort_values(list(table.key), ignore_index=True), len(restated)
+
+
 class PostgresTableIOManager(dg.ConfigurableIOManager):
     """Stores table-shaped asset outputs in the analytics database and loads partition slices of them."""
 
@@ -274,6 +294,7 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
             _check_slice(table, frame, slice_column, window, asset)
         if rows.subset is not None:
             _check_subset(table, frame, rows.subset, asset)
+        frame, restated = _with_restated(table, mode, frame, rows, asset)
         if mode == "replace" and table.name in MERGE_RULES:
             raise ValueError(f"asset {asset}: instagram.{table.name} holds measured values (a merge rule): it is "
                              "upserted, never replaced")
@@ -310,6 +331,8 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         if window is not None:
             out["slice"] = dg.MetadataValue.text(f"{slice_column} in [{window.start.isoformat()}, "
                                                  f"{window.end.isoformat()})")
+        if restated:
+            out["rows_restated"] = dg.MetadataValue.int(restated)
         if rows.subset is not None:
             out["subset"] = dg.MetadataValue.text(", ".join(f"{c}: {len(v)} value(s)" for c, v in rows.subset.items()))
         context.add_output_metadata(out)

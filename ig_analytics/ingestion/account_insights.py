@@ -15,7 +15,6 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.followers import refresh_follower_history
 from ig_analytics.accounts.repository import is_valid_username
 from ig_analytics.graph_api.follows import fetch_follow_types, reported_days
@@ -67,8 +66,7 @@ def sync_account_insights(
         write_profile_snapshot(conn, ig_user_id, profile, now)
         # late data: the table's merge rule keeps a value measured before when this answer lacks it
         written = bulk_upsert(conn, "account_insights_daily", _COLUMNS, rows)
-        # the follower history of every stored day: today's profile total re-anchors it (docs/analytics.md) ...
+        # the follower history of every stored day: today's profile total re-anchors it (docs/analytics.md); the
+        # posts' follower-based rates follow in the next media_engagement run (the follower_rates sensor)
         refresh_follower_history(conn, [ig_user_id])
-        # ... and the follower-based rates of the account's posts follow it at once, whichever job ran first
-        refresh_media_engagement(conn, ig_user_ids=[ig_user_id])
     return written + 1

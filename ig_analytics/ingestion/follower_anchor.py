@@ -13,7 +13,6 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from ig_analytics.analytics.engagement import refresh_media_engagement
 from ig_analytics.analytics.followers import refresh_follower_history
 from ig_analytics.graph_api.protocol import InsightsApi
 from ig_analytics.ingestion.account_insights import write_profile_snapshot
@@ -27,7 +26,6 @@ def record_follower_anchor(engine: Engine, api: InsightsApi, ig_user_id: str, no
     profile = api.profile()
     with engine.begin() as conn:
         write_profile_snapshot(conn, ig_user_id, profile, now)
-        changed = refresh_follower_history(conn, [ig_user_id])
-        refresh_media_engagement(conn, ig_user_ids=[ig_user_id])  # followers_at_publish follows the anchor
+        changed = refresh_follower_history(conn, [ig_user_id])  # the rates follow: the follower_rates sensor
     return changed
 
