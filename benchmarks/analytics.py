@@ -256,11 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     n_accounts = args.accounts or (20 if quick else 1000)
     import sqlalchemy as sa
 
-    from ig_analytics.analytics import (
-        refresh_account_engagement_daily,
-        refresh_best_posting_times,
-        refresh_media_engagement,
-        refresh_trending_posts,
+    from ig_analytics.analytics import refresh_trending_posts
+    from benchmarks.direct_writes import (
+        refresh_account_engagement_daily, refresh_best_posting_times, refresh_media_engagement,
     )
     from ig_analytics.analytics.reports import write_reports
 

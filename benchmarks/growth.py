@@ -140,14 +140,15 @@ class Sim:
     def hourly_analytics(self, slot: datetime, now: datetime) -> None:
         import sqlalchemy as sa
 
-        from ig_analytics.analytics import engagement, trending
+        from benchmarks import direct_writes
+        from ig_analytics.analytics import trending
 
         with self.engine.begin() as conn:
             captured = conn.execute(sa.text(
                 "SELECT DISTINCT media_id FROM instagram.media_insights_snapshots WHERE captured_at >= :s"
                 " AND captured_at < :e"), {"s": slot, "e": slot + timedelta(hours=1)}).scalars().all()
             if captured:
-                engagement.refresh_media_engagement(conn, media_ids=captured, now=now)
+                direct_writes.refresh_media_engagement(conn, media_ids=captured, now=now)
         with self.engine.begin() as conn:
             trending.refresh_trending_posts(conn, as_of=slot, now=now)
 
@@ -212,7 +213,8 @@ def daily_analytics(engine, now: datetime) -> None:
     conversation_posts as their assets compute them, each written as its IO manager slice (delete + copy)."""
     import sqlalchemy as sa
 
-    from ig_analytics.analytics import best_times, conversation, engagement, hashtags
+    from benchmarks import direct_writes
+    from ig_analytics.analytics import conversation, hashtags
     from ig_analytics.defs.analytics_assets import ENGAGEMENT_WINDOW_DAYS
     from ig_analytics.storage.frames import copy_frame
 
@@ -220,9 +222,9 @@ def daily_analytics(engine, now: datetime) -> None:
     first_conv = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     midnight = datetime(first_conv.year, first_conv.month, first_conv.day, tzinfo=timezone.utc)
     with engine.begin() as conn:
-        engagement.refresh_account_engagement_daily(conn, day_from=today - timedelta(days=ENGAGEMENT_WINDOW_DAYS),
-                                                    day_to=today, now=now)
-        best_times.refresh_best_posting_times(conn, now=now)
+        direct_writes.refresh_account_engagement_daily(
+            conn, day_from=today - timedelta(days=ENGAGEMENT_WINDOW_DAYS), day_to=today, now=now)
+        direct_writes.refresh_best_posting_times(conn, now=now)
         posts = hashtags.read_posts(conn, datetime(2000, 1, 1, tzinfo=timezone.utc))
         tags = hashtags.hashtag_rows(posts)
         conn.execute(sa.text("DELETE FROM instagram.media_hashtags"))

@@ -72,12 +72,9 @@ def direct_work(engine, client, token: str, reports_dir: Path) -> dict:
     """What the jobs of a full `sync` do for one account, called directly (no Dagster)."""
     import sqlalchemy as sa
 
-    from ig_analytics.analytics import (
-        refresh_account_engagement_daily,
-        refresh_best_posting_times,
-        refresh_media_engagement,
-        refresh_trending_posts,
-        write_reports,
+    from ig_analytics.analytics import refresh_trending_posts, write_reports
+    from benchmarks.direct_writes import (
+        refresh_account_engagement_daily, refresh_best_posting_times, refresh_media_engagement,
     )
     from ig_analytics.ingestion.account_insights import sync_account_insights
     from ig_analytics.ingestion.media_snapshots import CapturePolicy, sync_media

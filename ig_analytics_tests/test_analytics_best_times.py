@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.analytics.best_times import BestTimesParams, refresh_best_posting_times, shrunk_rate
-from ig_analytics.analytics.engagement import refresh_media_engagement
+from ig_analytics.analytics.best_times import BestTimesParams, shrunk_rate
+from benchmarks.direct_writes import refresh_best_posting_times, refresh_media_engagement
 from ig_analytics_tests.analytics_data import add_account, add_media, add_snapshots, ts
 
 NOW = ts(2026, 1, 20)

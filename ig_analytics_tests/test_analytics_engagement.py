@@ -6,11 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.analytics.engagement import (
-    engagement_frame,
-    refresh_account_engagement_daily,
-    refresh_media_engagement,
-)
+from ig_analytics.analytics.engagement import engagement_frame
+from benchmarks.direct_writes import refresh_account_engagement_daily, refresh_media_engagement
 from ig_analytics_tests.analytics_data import (
     add_account,
     add_account_days,

@@ -10,8 +10,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from ig_analytics.analytics.best_times import refresh_best_posting_times
-from ig_analytics.analytics.engagement import refresh_media_engagement
+from benchmarks.direct_writes import refresh_best_posting_times, refresh_media_engagement
 from ig_analytics.analytics.reports import build_report, write_reports
 from ig_analytics.analytics.trending import refresh_trending_posts
 from ig_analytics_tests.analytics_data import (

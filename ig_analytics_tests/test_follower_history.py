@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.followers import daily_unfollows, insights_day, reconstruct, refresh_follower_history
-from ig_analytics.analytics.engagement import refresh_media_engagement
+from benchmarks.direct_writes import refresh_media_engagement
 from ig_analytics.analytics.reports import build_report
 from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.graph_api.follows import fetch_follow_types

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, trending
+from benchmarks import direct_writes
 from ig_analytics.defs.retention import RetentionConfig, apply_retention, day_cutoff
 from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, add_snapshots
 from ig_analytics_tests.ops_data import hour_floor, now_utc
@@ -78,7 +79,7 @@ def _analytics(engine) -> dict[str, pd.DataFrame]:
     with engine.begin() as conn:
         latest = engagement.read_latest_snapshots(conn, now=NOW)
         media = engagement.media_engagement_rows(latest, NOW)
-        engagement.refresh_media_engagement(conn, now=NOW)
+        direct_writes.refresh_media_engagement(conn, now=NOW)
         best = best_times.best_times_rows(best_times.read_rated_posts(conn, now=NOW), NOW)
         trending.refresh_trending_posts(conn, as_of=as_of, now=NOW)
         listed = pd.read_sql(sa.text("SELECT media_id, rank, score, details, method FROM instagram.trending_posts"

@@ -11,11 +11,10 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
-from ig_analytics.storage.frames import copy_frame, read_frame
+from ig_analytics.storage.frames import read_frame
 
 
 @dataclass(frozen=True)
@@ -97,22 +96,6 @@ def best_times_rows(posts: pd.DataFrame, computed_at: datetime, params: BestTime
     return out[list(COLUMNS)]
 
 
-def refresh_best_posting_times(
-    conn: Connection,
-    *,
-    ig_user_ids: Iterable[str] | None = None,
-    params: BestTimesParams = BestTimesParams(),
-    now: datetime | None = None,
-) -> int:
-    """Replace the best_posting_times rows of the given accounts (all accounts when None) with
-    :func:`best_times_rows` over :func:`read_rated_posts`. Reads media_engagement: run refresh_media_engagement
-    first. Returns rows written."""
-    at = as_utc(now)
-    out = best_times_rows(read_rated_posts(conn, now=at, params=params, ig_user_ids=ig_user_ids), at, params)
-    users = id_list(ig_user_ids)
-    where = "ig_user_id = ANY(:users)" if users is not None else "true"
-    conn.execute(sa.text(f"DELETE FROM instagram.best_posting_times WHERE {where}"), {"users": users})
-    return copy_frame(conn, "best_posting_times", out)
 
 
 def shrunk_rate(n: int, avg: float, account_mean: float, k: float = BestTimesParams.prior_posts) -> float:

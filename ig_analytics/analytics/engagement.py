@@ -3,9 +3,8 @@
 
 The formulas are pure functions on DataFrames (:func:`engagement_frame`, :func:`media_engagement_rows`,
 :func:`daily_engagement_rows`); the ``read_*`` functions fetch their inputs with one set-based query each. The
-Dagster assets return the rows for the PostgreSQL IO manager to write, the one writer of both tables; the
-``refresh_*`` functions read, compute and write the same rows in the caller's transaction for the code below
-Dagster (the benchmarks' no-Dagster baseline, the tests).
+Dagster assets return the rows for the PostgreSQL IO manager to write, the one writer of both tables
+(benchmarks/direct_writes.py writes the same rows without Dagster, for the benchmarks and the tests).
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics.analytics._common import ACCOUNT_TZ_CTE, as_utc, id_list
 from ig_analytics.constants import META_DAY_TIMEZONE
-from ig_analytics.storage.frames import copy_frame, frame_rows, read_frame
-from ig_analytics.storage import db
+from ig_analytics.storage.frames import read_frame
 
 PARTS = ("likes", "comments", "saved", "shares")
 RATE_COLUMNS = (
@@ -214,27 +211,6 @@ def media_engagement_rows(latest: pd.DataFrame, computed_at: datetime) -> pd.Dat
     return out[list(MEDIA_ENGAGEMENT_COLUMNS)]
 
 
-def refresh_media_engagement(
-    conn: Connection,
-    *,
-    ig_user_ids: Iterable[str] | None = None,
-    media_ids: Iterable[str] | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Upsert instagram.media_engagement for every post (or the given accounts / posts) that has at least one
-    snapshot, from its newest snapshot and the follower history. With ``now``, the newest snapshot captured at or
-    before ``now`` is used and ``computed_at = now``. A row whose values did not change is left as it is (its
-    computed_at too). Returns rows offered. (The hourly asset computes the same rows and leaves the writing to
-    the IO manager; this path serves the account sync's push of new follower totals.)"""
-    latest = read_latest_snapshots(conn, ig_user_ids=ig_user_ids, media_ids=media_ids, now=now)
-    if latest.empty:
-        return 0
-    out = media_engagement_rows(latest, as_utc(now))
-    # every post is recomputed (a follower total or a snapshot may have changed); unchanged rows are not rewritten
-    return db.bulk_upsert(
-        conn, "media_engagement", MEDIA_ENGAGEMENT_COLUMNS, frame_rows(out, MEDIA_ENGAGEMENT_COLUMNS), ["media_id"],
-        only_if_changed=MEDIA_ENGAGEMENT_CHANGES,
-    )
 
 
 # One row per post (stories excluded) published on day_from..day_to in its account's time zone: the day of
@@ -297,22 +273,3 @@ def daily_engagement_rows(posts: pd.DataFrame, computed_at: datetime) -> pd.Data
     out["computed_at"] = pd.Timestamp(as_utc(computed_at))
     return out[list(DAILY_COLUMNS)]
 
-
-def refresh_account_engagement_daily(
-    conn: Connection,
-    *,
-    day_from: date,
-    day_to: date,
-    ig_user_ids: Iterable[str] | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Replace instagram.account_engagement_daily for ``day_from..day_to`` (inclusive; days of publication in
-    each account's time zone) with :func:`daily_engagement_rows`. A day without posts has no row. Run
-    :func:`refresh_media_engagement` first."""
-    posts = read_posts_by_day(conn, day_from=day_from, day_to=day_to, ig_user_ids=ig_user_ids)
-    out = daily_engagement_rows(posts, as_utc(now))
-    users = id_list(ig_user_ids)
-    where = "date BETWEEN :day_from AND :day_to" + (" AND ig_user_id = ANY(:users)" if users is not None else "")
-    conn.execute(sa.text(f"DELETE FROM instagram.account_engagement_daily WHERE {where}"),
-                 {"day_from": day_from, "day_to": day_to, "users": users})
-    return copy_frame(conn, "account_engagement_daily", out)
