@@ -27,6 +27,20 @@ def test_frozen_and_restored():
         clock.frozen(datetime(2026, 1, 1))
 
 
+def test_migrations_are_stamped_by_the_products_clock_where_the_install_marker_starts_partitions(engine):
+    """PostgreSQL keeps its own time; the first migration's time becomes the install marker (cli/runtime.py), so
+    it is the product's, like the partitions the webserver lists from it."""
+    from ig_analytics.storage import db
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA instagram CASCADE"))
+    with clock.frozen(MIDNIGHT):
+        db.migrate(engine)
+    with engine.connect() as conn:
+        stamps = set(conn.execute(sa.text("SELECT applied_at FROM instagram.schema_migrations")).scalars())
+    assert stamps == {MIDNIGHT}
+
+
 def test_a_sync_at_five_past_midnight_labels_the_new_days_first_hour(engine, ig_home, monkeypatch):
     world = SandboxWorld.demo(now=MIDNIGHT)  # the sandbox's clock too
     for name in ("DAGSTER_HOME", "IG_ANALYTICS_DAGSTER_PG_URL"):  # run_sync sets them: monkeypatch undoes it

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ig_analytics import clock
 from ig_analytics.local.embedded_db import ANALYTICS_DB, DAGSTER_DB, EmbeddedPostgres
 from ig_analytics.settings import Settings
 from ig_analytics.storage import comments
@@ -146,9 +147,9 @@ def migrate(engine: Engine) -> list[str]:
                 continue
             with conn.connection.dbapi_connection.cursor() as cur:
                 cur.execute(sql)  # no parameters: a '%' in a migration's comment is not a placeholder
-            conn.execute(
-                sa.text(f"INSERT INTO {SCHEMA}.schema_migrations (version, name) VALUES (:v, :n)"),
-                {"v": version, "n": name},
+            conn.execute(  # the product's clock, not the server's: the install marker starts the partitions here
+                sa.text(f"INSERT INTO {SCHEMA}.schema_migrations (version, name, applied_at) VALUES (:v, :n, :at)"),
+                {"v": version, "n": name, "at": clock.now()},
             )
             applied_now.append(name)
         comments.apply_comments(conn)  # descriptions from storage/tables.py, where they differ
