@@ -158,13 +158,29 @@ def running_ui(env: dict, home: Path, stop_timeout_s: float = 60,
     once the webserver answers; SIGTERM at the end, and every process of that home killed whatever happened
     (the webserver, daemon and code server run in process groups of their own). The daemon loads the schedules
     stopped (IG_ANALYTICS_SCHEDULES=off) unless ``schedules``: a tick landing mid-test would change its counts."""
-    port = free_port()
     env = {**env, "IG_ANALYTICS_SCHEDULES": "on" if schedules else "off"}
     try:
-        with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
-            url = f"http://127.0.0.1:{port}/graphql"
-            wait_for_graphql(url, proc)
-            yield url, proc
-            proc.stop(signal.SIGTERM, timeout_s=stop_timeout_s)
+        for attempt in range(PORT_ATTEMPTS):
+            port = free_port()  # closed again before the ui binds it: another process may take it meanwhile
+            with child([sys.executable, "-m", "ig_analytics.cli", "ui", "--port", str(port)], env=env) as proc:
+                url = f"http://127.0.0.1:{port}/graphql"
+                try:
+                    wait_for_graphql(url, proc)
+                except AssertionError:
+                    if attempt + 1 < PORT_ATTEMPTS and port_was_taken(proc.stderr):
+                        kill_processes_with_env(f"DAGSTER_HOME={home / 'dagster'}")
+                        continue  # the ui said its port was taken: another port
+                    raise
+                yield url, proc
+                proc.stop(signal.SIGTERM, timeout_s=stop_timeout_s)
+                return
     finally:
         kill_processes_with_env(f"DAGSTER_HOME={home / 'dagster'}")
+
+
+PORT_ATTEMPTS = 3
+
+
+def port_was_taken(stderr: str) -> bool:
+    """Whether a server's output says its port was in use (the ui's own check, or the bind itself)."""
+    return "already in use" in stderr.lower()

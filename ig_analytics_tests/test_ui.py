@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
 
+from ig_analytics_tests import procs
 from ig_analytics_tests.procs import graphql, processes_with_env, running_ui, wait_until
 
 pytestmark = pytest.mark.slow
@@ -48,13 +50,19 @@ def assert_one_shared_code_server(url: str, home: Path, marker: str) -> None:
     assert all(str(home / "dagster" / "workspace-grpc.yaml") in c for c in readers), listing
 
 
-def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url):
+def test_ui_answers_graphql_and_stops_cleanly(tmp_path, dagster_pg_url, monkeypatch):
     home = tmp_path / "home"
     env = dict(os.environ, IG_ANALYTICS_HOME=str(home), DATABASE_URL=dagster_pg_url)
     env.pop("DAGSTER_HOME", None)
     marker = f"DAGSTER_HOME={home / 'dagster'}"
-    with running_ui(env, home, stop_timeout_s=120) as (url, proc):
-        assert graphql(url, "{ version }")["version"]
-        assert_one_shared_code_server(url, home, marker)
-        proc.stop(signal.SIGTERM, timeout_s=120)
-        wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")
+    with socket.socket() as taken:  # the first port the kernel gave out is taken before the ui binds it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], procs.free_port()])
+        monkeypatch.setattr(procs, "free_port", lambda: next(ports))
+        with running_ui(env, home, stop_timeout_s=120) as (url, proc):
+            assert f":{taken.getsockname()[1]}/" not in url  # running_ui moved to another port
+            assert graphql(url, "{ version }")["version"]
+            assert_one_shared_code_server(url, home, marker)
+            proc.stop(signal.SIGTERM, timeout_s=120)
+            wait_until(lambda: not processes_with_env(marker), 60, "every child of `ig-analytics ui` to exit")
