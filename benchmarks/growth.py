@@ -333,30 +333,56 @@ def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dic
 
 AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
             "instagram.audience_demographics_status")
+COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE
 # Linear from the last 30 days is the steady state only for a table whose retention has reached it by the window's
-# start (its horizons 30 days or less, or none); these tables' horizons are longer, so their year is computed:
-# rows a year of one account keeps under the product's retention x bytes per row measured here.
+# start (its horizons 30 days or less, or none). The tables of COUNTED have longer ones, so their year is computed:
+# the free space they hold at the end (live size - the same rows packed into a fresh copy: deleted rows' pages are
+# reused, not returned, so it stays about constant) + rows a year of one account keeps x packed bytes per row.
 #   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year);
 #   audience pictures and performance_reports: a year of keys (one picture a day; a rolling report a day and a
 #   weekly one a week) through apply_retention at the year's end (kept_of_a_year).
-# media_comments and tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
+# sync_runs: linear until sync_runs_keep_days (its failed and partial rows), flat after. media_comments and
+# tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
 
 
-def year_overrides(sizes: dict[int, dict], days: int, n: int, pictures_at_end: int, snapshot_rows_year: float,
-                   kept: dict[str, int]) -> dict[str, tuple[float, str]]:
+def packed_sizes(engine, tables=COUNTED) -> dict[str, int]:
+    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty."""
+    import sqlalchemy as sa
+
+    out = {}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in tables:
+            conn.execute(sa.text(f"CREATE TABLE growth.packed (LIKE {name} INCLUDING ALL)"))
+            empty = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar()
+            conn.execute(sa.text(f"INSERT INTO growth.packed SELECT * FROM {name}"))
+            conn.execute(sa.text("VACUUM growth.packed"))
+            out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
+            conn.execute(sa.text("DROP TABLE growth.packed"))
+    return out
+
+
+def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
+                   snapshot_rows_year: float, kept: dict[str, int]) -> dict[str, tuple[float, str]]:
     """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
+    from ig_analytics.defs.retention import RetentionConfig
+
     empty, last = sizes[0], sizes[days]
     grown = {name: size - empty.get(name, (0, 0))[0] for name, (size, _rows) in last.items()}
-    shadow_size, shadow_rows = last["growth.uncompacted"]
-    out = {"instagram.media_insights_snapshots": (
-        snapshot_rows_year * shadow_size / shadow_rows,
-        f"{snapshot_rows_year:,.0f} rows a year x {shadow_size / shadow_rows:.0f} B")}
-    for name in AUDIENCE:
-        per_picture = grown[name] / pictures_at_end
-        out[name] = (per_picture * kept["pictures"], f"{kept['pictures']} pictures a year x {per_picture:,.0f} B")
-    reports, report_rows = grown["instagram.performance_reports"], last["instagram.performance_reports"][1]
-    out["instagram.performance_reports"] = (
-        reports / report_rows * kept["reports"], f"{kept['reports']} reports a year x {reports / report_rows:,.0f} B")
+    rows_year = {name: last[name][1] / pictures_at_end * kept["pictures"] for name in AUDIENCE}
+    rows_year["instagram.media_insights_snapshots"] = snapshot_rows_year
+    rows_year["instagram.performance_reports"] = kept["reports"]
+    unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports"}
+    out = {}
+    for name in COUNTED:
+        per_row, free = packed[name] / last[name][1], (grown[name] - packed[name]) / n
+        out[name] = (free + per_row * rows_year[name],
+                     f"{free:,.0f} B free + {rows_year[name]:,.0f} {unit.get(name, 'rows')} a year x {per_row:,.0f} B"
+                     + (f" ({kept['pictures']} pictures)" if name in AUDIENCE else ""))
+    keep = RetentionConfig().sync_runs_keep_days
+    size, base = last["instagram.sync_runs"][0], empty["instagram.sync_runs"][0]
+    per30 = size - sizes[30]["instagram.sync_runs"][0] if 30 in sizes and days > 30 else (size - base) * 30 / days
+    out["instagram.sync_runs"] = ((size - base + per30 * max(0, min(365, keep) - days) / 30) / n,
+                                  f"linear until {keep} days (sync_runs_keep_days), then flat")
     return out
 
 
@@ -364,7 +390,7 @@ def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str,
     """Per table, less its size when empty: bytes per account at day 30 and at the end, growth per account per
     30 days (over the last 30 days; with fewer days, the average), and a year of one account: the end's size plus
     that growth for the remaining days (linear from the steady state: every horizon of these tables is 30 days or
-    less) or, for the tables of ``year_overrides``, rows kept a year x bytes per row."""
+    less) or, for the tables of ``year_overrides``, their free space + rows kept a year x packed bytes per row."""
     empty, last = sizes[0], sizes[days]
     first = sizes.get(30) if days > 30 else None
     totals = {"end": 0.0, "per30": 0.0, "year": 0.0}
@@ -646,11 +672,11 @@ def main(argv: list[str] | None = None) -> int:
             sizes = simulate(engine, sandbox.base_url, creds, client, days, Path(home))
             client.close()
             sample(engine, n, days)
-            pictures = pictures_now(engine)
+            pictures, packed = pictures_now(engine), packed_sizes(engine)
             size, rows = sizes[days]["growth.uncompacted"]
             snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
             kept = kept_of_a_year(c.fresh_schema(url))
-            report_sizes(sizes, n, days, year_overrides(sizes, days, n, pictures, snapshot_rows, kept))
+            report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0
