@@ -171,6 +171,32 @@ def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engin
     assert after == before
 
 
+def test_trending_evaluations_keep_after_35_days_what_the_weekly_reports_read(engine):
+    """A weekly report (Monday to Sunday) lists the newest evaluation before the Tuesday after it (reports.py
+    "trends"): the same before and after for every week; older than 35 days one evaluation a week is left."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(70 * 24)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours})
+    tuesdays = sa.text(
+        "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM generate_series("
+        "CAST(:first AS timestamptz), :last, interval '7 days') d ORDER BY d")
+    first_tuesday = day_cutoff(NOW, 70) + timedelta(days=(1 - day_cutoff(NOW, 70).weekday()) % 7 + 7)
+    days = {"first": first_tuesday, "last": day_cutoff(NOW, 0)}
+    with engine.connect() as conn:
+        before = conn.execute(tuesdays, days).all()
+    apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        after = conn.execute(tuesdays, days).all()
+        old = conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations WHERE as_of < :c"),
+                           {"c": day_cutoff(NOW, 35)}).scalar()
+    assert after == before and len(before) >= 8
+    assert old <= (70 - 35) // 7 + 2
+
+
 def _monday(day):
     return day - timedelta(days=day.weekday())
 
@@ -321,12 +347,13 @@ def test_rolling_reports_kept_35_days_weekly_reports_stay(engine):
 
 def test_successful_sync_runs_kept_30_days_the_newest_and_failures_180(engine):
     """The checks explain a gap with the failed sync that covers it, ``ig-analytics status`` shows each account's
-    newest success: those stay; other successes go after 30 days (the Dagster runs they belong to go then too)."""
+    newest success: those stay; other successes (and partial ones) go after 30 days (the Dagster runs they belong to
+    go then too)."""
     from ig_analytics_tests.ops_data import add_sync_run
 
     runs = [("s40", "media", "success", 40), ("s31", "media", "success", 31), ("s10", "media", "success", 10),
             ("a60", "account", "success", 60), ("a70", "account", "success", 70), ("f100", "media", "failed", 100),
-            ("p50", "media", "partial", 50), ("f200", "media", "failed", 200), ("a190", "followers", "success", 190)]
+            ("p50", "media", "partial", 50), ("p9", "media", "partial", 9), ("f200", "media", "failed", 200), ("a190", "followers", "success", 190)]
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         for run_id, kind, status, days in runs:
@@ -334,4 +361,4 @@ def test_successful_sync_runs_kept_30_days_the_newest_and_failures_180(engine):
     counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT dagster_run_id FROM instagram.sync_runs ORDER BY 1")).scalars().all()
-    assert kept == ["a60", "f100", "p50", "s10"] and counts.sync_runs_deleted == 5
+    assert kept == ["a60", "f100", "p9", "s10"] and counts.sync_runs_deleted == 6

@@ -13,7 +13,9 @@
   ``account_insights_daily`` is history and is never touched.
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
-  ones go, and so do their ``trending_posts`` rows, except each post's first and best-ranked rows (the ``posts``
+  ones go. Older than ``trending_weekly_after_days`` (35, when the rolling reports are gone): the last of each
+  week from Tuesday to Monday (what a weekly report reads: the newest before the Tuesday after its Sunday).
+  Their ``trending_posts`` rows go with them, except each post's first and best-ranked rows (the ``posts``
   view's first_trended_at and best_trending_rank).
 - The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
   picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (7): the newest picture of
@@ -22,9 +24,10 @@
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
   ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
-- ``instagram.sync_runs``: successful syncs older than ``sync_runs_success_keep_days`` (30, like Dagster's runs)
-  except each account's and sync type's newest; failed, partial and unfinished ones (they explain the gaps the
-  checks report) and everything older than ``sync_runs_keep_days`` (180). ``instagram.notifications`` older than
+- ``instagram.sync_runs``: successful (and partial: a success with some items incomplete) syncs older than
+  ``sync_runs_success_keep_days`` (30, like Dagster's runs) except each account's and sync type's newest; failed
+  and unfinished ones (they explain the gaps the checks report) and everything older than ``sync_runs_keep_days``
+  (180). ``instagram.notifications`` older than
   ``notifications_keep_days`` (a notification still being delivered stays). A pruned notification's dedupe key is
   forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
@@ -57,6 +60,7 @@ class RetentionConfig(dg.Config):
     snapshot_compact_after_days: int = 7  # (90 until issue 27: the hourly detail of 90 days)
     snapshot_weekly_after_days: int = 35
     trending_compact_after_days: int = 7  # trending_evaluations and trending_posts
+    trending_weekly_after_days: int = 35
     audience_compact_after_days: int = 7  # (35 until the 5 MB account-year of issue 27)
     audience_monthly_after_days: int = 90
     hashtag_compact_after_days: int = 7
@@ -125,12 +129,19 @@ def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = N
         return result.rowcount
 
 
-def compact_trending_evaluations(engine: Engine, before: datetime) -> int:
-    """Keep the last trending evaluation of each account and UTC day among those before ``before``."""
+# A weekly report (Monday to Sunday) reads the newest evaluation before the Tuesday after it (reports.py "trends",
+# TRENDS_GRACE_DAYS = 2): weeks from Tuesday to Monday keep exactly that one.
+_EVALUATION_PERIODS = {"day": "(as_of AT TIME ZONE 'UTC')::date",
+                       "report_week": "date_trunc('week', (as_of AT TIME ZONE 'UTC') - interval '1 day')"}
+
+
+def compact_trending_evaluations(engine: Engine, before: datetime, period: str = "day") -> int:
+    """Keep the last trending evaluation of each account and UTC day (or ``report_week``: Tuesday to Monday) among
+    those before ``before``."""
     with engine.begin() as conn:
         return conn.execute(sa.text(
             "WITH ranked AS ("
-            " SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, (as_of AT TIME ZONE 'UTC')::date"
+            f" SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, {_EVALUATION_PERIODS[period]}"
             "  ORDER BY as_of DESC) AS rn FROM instagram.trending_evaluations WHERE as_of < :before)"
             " DELETE FROM instagram.trending_evaluations e USING ranked r"
             " WHERE e.ig_user_id = r.ig_user_id AND e.as_of = r.as_of AND r.rn > 1"), {"before": before}).rowcount
@@ -251,7 +262,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         frozenset({current_run_id}) if current_run_id else frozenset())
     counts.snapshots_deleted = compact_snapshot_history(engine, config, now)
     trending_cutoff = day_cutoff(now, config.trending_compact_after_days)
-    counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff)
+    counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
+        compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
     counts.trending_posts_deleted = compact_trending_posts(engine, trending_cutoff)
     counts.audience_days_deleted = compact_audience(
         engine, day_cutoff(now, config.audience_compact_after_days).date()) + compact_audience(
