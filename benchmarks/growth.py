@@ -333,14 +333,16 @@ def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dic
 
 AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
             "instagram.audience_demographics_status")
-COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE
+TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
+COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING
 # Linear from the last 30 days is the steady state only for a table whose retention has reached it by the window's
 # start (its horizons 30 days or less, or none). The tables of COUNTED have longer ones, so their year is computed:
 # the free space they hold at the end (live size - the same rows packed into a fresh copy: deleted rows' pages are
 # reused, not returned, so it stays about constant) + rows a year of one account keeps x packed bytes per row.
 #   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year);
-#   audience pictures and performance_reports: a year of keys (one picture a day; a rolling report a day and a
-#   weekly one a week) through apply_retention at the year's end (kept_of_a_year).
+#   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
+#   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
+#   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
 # sync_runs: linear until sync_runs_keep_days (its failed and partial rows), flat after. media_comments and
 # tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
 
@@ -371,7 +373,10 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
     rows_year = {name: last[name][1] / pictures_at_end * kept["pictures"] for name in AUDIENCE}
     rows_year["instagram.media_insights_snapshots"] = snapshot_rows_year
     rows_year["instagram.performance_reports"] = kept["reports"]
-    unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports"}
+    evaluations = last["instagram.trending_evaluations"][1]
+    rows_year.update({name: last[name][1] / evaluations * kept["evaluations"] for name in TRENDING})
+    unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports",
+            "instagram.trending_evaluations": "evaluations"}
     out = {}
     for name in COUNTED:
         per_row, free = packed[name] / last[name][1], (grown[name] - packed[name]) / n
@@ -420,7 +425,7 @@ def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str,
 def kept_of_a_year(engine) -> dict[str, int]:
     """What the product's retention (``apply_retention``, defaults, at the year's end) keeps of a year of one
     account's daily audience pictures (status rows stand for them) and reports (a rolling one a day, a weekly one
-    each Sunday)."""
+    each Sunday) and hourly trending evaluations."""
     import sqlalchemy as sa
 
     from ig_analytics.defs.retention import RetentionConfig, apply_retention
@@ -440,11 +445,16 @@ def kept_of_a_year(engine) -> dict[str, int]:
             " report) SELECT 'Y', d - 6, d, k, now(), '{}'::jsonb FROM unnest(CAST(:days AS date[])) d,"
             " unnest(ARRAY['rolling_7d', 'weekly']) k WHERE k = 'rolling_7d' OR extract(isodow FROM d) = 7"),
             {"days": days})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT 'Y', t, 0, 0, 0, '{}'::jsonb, t FROM generate_series(CAST(:start AS timestamptz),"
+            " CAST(:end AS timestamptz) - interval '1 hour', interval '1 hour') t"), {"start": start, "end": end})
     apply_retention(NoRuns(), engine, RetentionConfig(), end)
     with engine.connect() as conn:
         return {"pictures": conn.execute(sa.text(
                     "SELECT count(*) FROM instagram.audience_demographics_status")).scalar(),
-                "reports": conn.execute(sa.text("SELECT count(*) FROM instagram.performance_reports")).scalar()}
+                "reports": conn.execute(sa.text("SELECT count(*) FROM instagram.performance_reports")).scalar(),
+                "evaluations": conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations")).scalar()}
 
 
 def pictures_now(engine) -> int:
