@@ -24,6 +24,12 @@ Sizes: ``pg_total_relation_size`` (heap, indexes, TOAST) of every ``instagram`` 
 autovacuum does; dead space is reused, not returned), at day 30 and at the end. Snapshots are also counted in a
 shadow copy that no retention touches (``uncompacted``): what the same days cost without compaction.
 
+A year of one account, from the steady state each table reaches under the retention defaults (not a line through
+days 30-60, which overstates every table whose compaction starts after day 30): linear from the last 30 days for
+tables whose horizons are 30 days or less (or that have none); for the others (``COUNTED``) the free space they hold
+at the end plus the rows a year keeps (the product's own compaction run on a year of keys) x packed bytes per row;
+``sync_runs`` linear until its 180-day horizon. See ``year_overrides``.
+
 Even so a tick costs about 0.6 s per 10 accounts here, so 200 accounts x 60 days would take hours: the default
 simulates 10 accounts (the sandbox draws each account's posting rate, 0.4-2.0 posts a day) and every figure is
 per account; ``--accounts 200`` runs the brief's size when there is time.
@@ -419,7 +425,8 @@ def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str,
     c.result("growth.postgres.bytes_per_account_per_30d", totals["per30"] / n, "B", "every instagram table")
     c.result("growth.postgres.bytes_per_account_year", totals["year"] / n / MB, "MB",
              "every instagram table, a year of one account at the steady state of its retention")
-    c.result("growth.postgres.projected_10k_1y", totals["year"] / n * 10_000 / 2**30, "GB", "10,000 accounts x 365 days")
+    c.result("growth.postgres.projected_10k_1y", totals["year"] / n * 10_000 / 2**30, "GB",
+             "10,000 accounts x 365 days")
 
 
 def kept_of_a_year(engine) -> dict[str, int]:

@@ -263,7 +263,8 @@ def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
             listed = [ids[(i // 9 + j) % len(ids)] for j in range(1 + i % 3)]
             conn.execute(sa.text(
                 "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-                " computed_at) VALUES (:a, :t, 9, 5, :n, '{}'::jsonb, :t)"), {"a": ACCOUNT, "t": as_of, "n": len(listed)})
+                " computed_at) VALUES (:a, :t, 9, 5, :n, '{}'::jsonb, :t)"),
+                {"a": ACCOUNT, "t": as_of, "n": len(listed)})
             for rank, media_id in enumerate(listed, start=1 + (i % 5 == 0)):
                 conn.execute(sa.text(
                     "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"
@@ -353,7 +354,8 @@ def test_successful_sync_runs_kept_30_days_the_newest_and_failures_180(engine):
 
     runs = [("s40", "media", "success", 40), ("s31", "media", "success", 31), ("s10", "media", "success", 10),
             ("a60", "account", "success", 60), ("a70", "account", "success", 70), ("f100", "media", "failed", 100),
-            ("p50", "media", "partial", 50), ("p9", "media", "partial", 9), ("f200", "media", "failed", 200), ("a190", "followers", "success", 190)]
+            ("p50", "media", "partial", 50), ("p9", "media", "partial", 9), ("f200", "media", "failed", 200),
+            ("a190", "followers", "success", 190)]
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         for run_id, kind, status, days in runs:

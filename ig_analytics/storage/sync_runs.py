@@ -115,7 +115,8 @@ def prune(engine: Engine, before: datetime, success_before: datetime | None = No
             "WITH newest AS (SELECT ig_user_id, sync_type, max(started_at) AS started_at FROM instagram.sync_runs"
             " WHERE status IN ('success', 'partial') GROUP BY 1, 2)"
             " DELETE FROM instagram.sync_runs s WHERE s.started_at < :before OR ("
-            " s.status IN ('success', 'partial') AND s.started_at < CAST(:success_before AS timestamptz) AND NOT EXISTS ("
+            " s.status IN ('success', 'partial') AND s.started_at < CAST(:success_before AS timestamptz)"
+            " AND NOT EXISTS ("
             "  SELECT 1 FROM newest n WHERE n.ig_user_id = s.ig_user_id AND n.sync_type = s.sync_type"
             "  AND n.started_at = s.started_at))"),
             {"before": before, "success_before": success_before}).rowcount
