@@ -349,7 +349,7 @@ COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports"
 #   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
 #   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
-# sync_runs: linear until sync_runs_keep_days (its failed and partial rows), flat after. media_comments and
+# sync_runs: linear until sync_runs_keep_days (its failed rows), flat after. media_comments and
 # tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
 
 
