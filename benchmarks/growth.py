@@ -24,6 +24,12 @@ Sizes: ``pg_total_relation_size`` (heap, indexes, TOAST) of every ``instagram`` 
 autovacuum does; dead space is reused, not returned), at day 30 and at the end. Snapshots are also counted in a
 shadow copy that no retention touches (``uncompacted``): what the same days cost without compaction.
 
+A year of one account, from the steady state each table reaches under the retention defaults (not a line through
+days 30-60, which overstates every table whose compaction starts after day 30): linear from the last 30 days for
+tables whose horizons are 30 days or less (or that have none); for the others (``COUNTED``) the free space they hold
+at the end plus the rows a year keeps (the product's own compaction run on a year of keys) x packed bytes per row;
+``sync_runs`` linear until its 180-day horizon. See ``year_overrides``.
+
 Even so a tick costs about 0.6 s per 10 accounts here, so 200 accounts x 60 days would take hours: the default
 simulates 10 accounts (the sandbox draws each account's posting rate, 0.4-2.0 posts a day) and every figure is
 per account; ``--accounts 200`` runs the brief's size when there is time.
@@ -333,33 +339,140 @@ def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dic
     return sizes
 
 
-def report_sizes(sizes: dict[int, dict], n: int, days: int) -> None:
+AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
+            "instagram.audience_demographics_status")
+TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
+COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING
+# Linear from the last 30 days is the steady state only for a table whose retention has reached it by the window's
+# start (its horizons 30 days or less, or none). The tables of COUNTED have longer ones, so their year is computed:
+# the free space they hold at the end (live size - the same rows packed into a fresh copy: deleted rows' pages are
+# reused, not returned, so it stays about constant) + rows a year of one account keeps x packed bytes per row.
+#   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year);
+#   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
+#   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
+#   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
+# sync_runs: linear until sync_runs_keep_days (its failed rows), flat after. media_comments and
+# tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
+
+
+def packed_sizes(engine, tables=COUNTED) -> dict[str, int]:
+    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty."""
+    import sqlalchemy as sa
+
+    out = {}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in tables:
+            conn.execute(sa.text(f"CREATE TABLE growth.packed (LIKE {name} INCLUDING ALL)"))
+            empty = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar()
+            conn.execute(sa.text(f"INSERT INTO growth.packed SELECT * FROM {name}"))
+            conn.execute(sa.text("VACUUM growth.packed"))
+            out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
+            conn.execute(sa.text("DROP TABLE growth.packed"))
+    return out
+
+
+def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
+                   snapshot_rows_year: float, kept: dict[str, int]) -> dict[str, tuple[float, str]]:
+    """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
+    from ig_analytics.defs.retention import RetentionConfig
+
+    empty, last = sizes[0], sizes[days]
+    grown = {name: size - empty.get(name, (0, 0))[0] for name, (size, _rows) in last.items()}
+    rows_year = {name: last[name][1] / pictures_at_end * kept["pictures"] for name in AUDIENCE}
+    rows_year["instagram.media_insights_snapshots"] = snapshot_rows_year
+    rows_year["instagram.performance_reports"] = kept["reports"]
+    evaluations = last["instagram.trending_evaluations"][1]
+    rows_year.update({name: last[name][1] / evaluations * kept["evaluations"] for name in TRENDING})
+    unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports",
+            "instagram.trending_evaluations": "evaluations"}
+    out = {}
+    for name in COUNTED:
+        per_row, free = packed[name] / last[name][1], (grown[name] - packed[name]) / n
+        out[name] = (free + per_row * rows_year[name],
+                     f"{free:,.0f} B free + {rows_year[name]:,.0f} {unit.get(name, 'rows')} a year x {per_row:,.0f} B"
+                     + (f" ({kept['pictures']} pictures)" if name in AUDIENCE else ""))
+    keep = RetentionConfig().sync_runs_keep_days
+    size, base = last["instagram.sync_runs"][0], empty["instagram.sync_runs"][0]
+    per30 = size - sizes[30]["instagram.sync_runs"][0] if 30 in sizes and days > 30 else (size - base) * 30 / days
+    out["instagram.sync_runs"] = ((size - base + per30 * max(0, min(365, keep) - days) / 30) / n,
+                                  f"linear until {keep} days (sync_runs_keep_days), then flat")
+    return out
+
+
+def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str, tuple[float, str]]) -> None:
     """Per table, less its size when empty: bytes per account at day 30 and at the end, growth per account per
-    30 days (over the last 30 days; with fewer days, the average), and the projection to 10,000 accounts x 365
-    days (the end's size plus that growth for the remaining days)."""
+    30 days (over the last 30 days; with fewer days, the average), and a year of one account: the end's size plus
+    that growth for the remaining days (linear from the steady state: every horizon of these tables is 30 days or
+    less) or, for the tables of ``year_overrides``, their free space + rows kept a year x packed bytes per row."""
     empty, last = sizes[0], sizes[days]
     first = sizes.get(30) if days > 30 else None
-    totals = {"end": 0.0, "per30": 0.0, "proj": 0.0}
+    totals = {"end": 0.0, "per30": 0.0, "year": 0.0}
     print(f"{'table':42} {'rows@end':>10} {'B/acct@30d':>11} {'B/acct@end':>11} {'B/acct/30d':>11} "
-          f"{'10k x 1y MB':>12}", flush=True)
+          f"{'B/acct/year':>12}  how", flush=True)
     for name, (size, rows) in sorted(last.items(), key=lambda kv: -kv[1][0]):
         base = empty.get(name, (0, 0))[0]
         at30 = first[name][0] - base if first else None
         grown = size - base
         per30 = (grown - at30) if first else grown * 30 / days
-        projected = (grown + per30 * (365 - days) / 30) * 10_000 / n + base
+        year, how = overrides.get(name, ((grown + per30 * (365 - days) / 30) / n, "linear"))
         if not name.startswith("growth."):
-            for key, value in (("end", grown), ("per30", per30), ("proj", projected)):
+            for key, value in (("end", grown), ("per30", per30), ("year", year * n)):
                 totals[key] += value
         print(f"{name:42} {rows:>10,} {(at30 or 0) / n:>11,.0f} {grown / n:>11,.0f} {per30 / n:>11,.0f} "
-              f"{projected / MB:>12,.0f}", flush=True)
+              f"{year:>12,.0f}  {how}", flush=True)
         key = name.replace("instagram.", "").replace("growth.", "shadow.")
-        c.result(f"growth.{key}.bytes_per_account_per_30d", per30 / n, "B",
-                 f"day {days}: {grown / n:,.0f} B/account, {rows:,} rows; 10,000 x 1 y: {projected / MB:,.0f} MB")
+        c.result(f"growth.{key}.bytes_per_account_year", year, "B",
+                 f"{how}; day {days}: {grown / n:,.0f} B/account, {rows:,} rows, {per30 / n:,.0f} B per 30 days")
     c.result("growth.postgres.bytes_per_account", totals["end"] / n, "B", f"every instagram table at day {days}")
     c.result("growth.postgres.bytes_per_account_per_30d", totals["per30"] / n, "B", "every instagram table")
-    c.result("growth.postgres.projected_10k_1y", totals["proj"] / MB / 1024, "GB",
-             "10,000 accounts x 365 days: each table's size at the end plus its last-30-day growth per account")
+    c.result("growth.postgres.bytes_per_account_year", totals["year"] / n / MB, "MB",
+             "every instagram table, a year of one account at the steady state of its retention")
+    c.result("growth.postgres.projected_10k_1y", totals["year"] / n * 10_000 / 2**30, "GB",
+             "10,000 accounts x 365 days")
+
+
+def kept_of_a_year(engine) -> dict[str, int]:
+    """What the product's retention (``apply_retention``, defaults, at the year's end) keeps of a year of one
+    account's daily audience pictures (status rows stand for them) and reports (a rolling one a day, a weekly one
+    each Sunday) and hourly trending evaluations."""
+    import sqlalchemy as sa
+
+    from ig_analytics.defs.retention import RetentionConfig, apply_retention
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=365, hours=4, minutes=30)
+    days = [(start + timedelta(days=d)).date() for d in range(365)]
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO instagram.accounts (ig_user_id, username, timezone, status)"
+                             " VALUES ('Y', 'y', 'UTC', 'active')"))
+        conn.execute(sa.text(
+            "INSERT INTO instagram.audience_demographics_status (ig_user_id, date, metric, breakdown, status,"
+            " api_version, fetched_at) SELECT 'Y', d, 'follower_demographics', 'age', 'ok', 'v25.0', now()"
+            " FROM unnest(CAST(:days AS date[])) d"), {"days": days})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.performance_reports (ig_user_id, period_start, period_end, kind, generated_at,"
+            " report) SELECT 'Y', d - 6, d, k, now(), '{}'::jsonb FROM unnest(CAST(:days AS date[])) d,"
+            " unnest(ARRAY['rolling_7d', 'weekly']) k WHERE k = 'rolling_7d' OR extract(isodow FROM d) = 7"),
+            {"days": days})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT 'Y', t, 0, 0, 0, '{}'::jsonb, t FROM generate_series(CAST(:start AS timestamptz),"
+            " CAST(:end AS timestamptz) - interval '1 hour', interval '1 hour') t"), {"start": start, "end": end})
+    apply_retention(NoRuns(), engine, RetentionConfig(), end)
+    with engine.connect() as conn:
+        return {"pictures": conn.execute(sa.text(
+                    "SELECT count(*) FROM instagram.audience_demographics_status")).scalar(),
+                "reports": conn.execute(sa.text("SELECT count(*) FROM instagram.performance_reports")).scalar(),
+                "evaluations": conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations")).scalar()}
+
+
+def pictures_now(engine) -> int:
+    """Audience pictures (account-days) held now."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM (SELECT DISTINCT ig_user_id, date"
+                                    " FROM instagram.audience_demographics_status) d")).scalar()
 
 
 def sample(engine, n: int, days: int) -> None:
@@ -408,21 +521,24 @@ def captures_of_a_year(n: int, posts: int, start: datetime, days: int = 365) -> 
     return media, snaps
 
 
-def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> None:
+def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> float:
     """Snapshot rows of one account-year under each compaction, by the product's ``compact_snapshots`` on the
-    rows ``captures_of_a_year`` gives, at the year's end; bytes = rows x the simulation's bytes per row."""
+    rows ``captures_of_a_year`` gives, at the year's end; bytes = rows x the simulation's bytes per row. Returns
+    the rows per account-year of the product's defaults (``compact_snapshot_history``)."""
     import sqlalchemy as sa
 
-    from ig_analytics.defs.retention import compact_snapshots, day_cutoff
+    from ig_analytics.defs.retention import RetentionConfig, compact_snapshot_history, compact_snapshots, day_cutoff
     from ig_analytics.storage import db
 
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     t = time.perf_counter()
     media, snaps = captures_of_a_year(n, posts, start)
     end = start + timedelta(days=365)
-    variants = [("none", None, None), ("old_90d", 90, None), ("new_default_7d", 7, end),
-                ("7d_without_trending_curves", 7, None)]
-    for label, days, spare_at in variants:
+    variants = [("none", None), ("old_90d", lambda: compact_snapshots(engine, day_cutoff(end, 90))),
+                ("daily_after_7d", lambda: compact_snapshots(engine, day_cutoff(end, 7), end)),
+                ("new_default", lambda: compact_snapshot_history(engine, RetentionConfig(), end))]
+    rows_per_account = 0.0
+    for label, compact in variants:
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE instagram.accounts, instagram.media, instagram.media_insights_snapshots"
                                  " CASCADE"))
@@ -434,14 +550,16 @@ def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> None:
             db.bulk_upsert(conn, "media_insights_snapshots",
                            ["media_id", "captured_at", "fetched_at", "ig_user_id", "api_version"], snaps,
                            ["media_id", "captured_at"])
-        if days is not None:
-            compact_snapshots(engine, day_cutoff(end, days), spare_at)
+        if compact is not None:
+            compact()
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
-        c.result(f"growth.snapshot_year.{label}.bytes_per_account", rows / n * bytes_per_row / MB, "MB",
+        rows_per_account = rows / n
+        c.result(f"growth.snapshot_year.{label}.bytes_per_account", rows_per_account * bytes_per_row / MB, "MB",
                  f"{rows / n:,.0f} rows per account after 365 days x {bytes_per_row:.0f} B per row")
     c.result("growth.snapshot_year.seconds", time.perf_counter() - t, "s",
              f"{n} accounts, {len(snaps):,} captures in 365 days")
+    return rows_per_account
 
 
 def run_child(job: str, partition_key: str) -> int:
@@ -572,10 +690,12 @@ def main(argv: list[str] | None = None) -> int:
             client = GraphApiClient(sandbox.base_url, pool_size=16)
             sizes = simulate(engine, sandbox.base_url, creds, client, days, Path(home))
             client.close()
-            report_sizes(sizes, n, days)
             sample(engine, n, days)
+            pictures, packed = pictures_now(engine), packed_sizes(engine)
             size, rows = sizes[days]["growth.uncompacted"]
-            snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
+            snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
+            kept = kept_of_a_year(c.fresh_schema(url))
+            report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0

@@ -41,8 +41,9 @@ EXPECTED = {
     "responsiveness": ["sandbox.generate_1000x100.seconds", "sandbox.parallel_8x300ms.seconds"],
     "export": ["export.N2000.seconds", "export.N2000.peak_rss", "export.N20000.seconds", "export.N20000.peak_rss",
                "export.peak_rss_growth"],
-    "growth": ["growth.simulation.seconds", "growth.media_insights_snapshots.bytes_per_account_per_30d",
-               "growth.postgres.bytes_per_account", "growth.postgres.projected_10k_1y",
+    "growth": ["growth.simulation.seconds", "growth.media_insights_snapshots.bytes_per_account_year",
+               "growth.postgres.bytes_per_account", "growth.postgres.bytes_per_account_year",
+               "growth.postgres.projected_10k_1y",
                "growth.dagster.next_hour.bytes_per_run", "growth.dagster.bytes_per_30d"],
 }
 

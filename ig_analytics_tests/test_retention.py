@@ -72,9 +72,14 @@ def _rows(engine, sql: str) -> list:
         return [tuple(r) if len(r) > 1 else r[0] for r in conn.execute(sa.text(sql))]
 
 
+# the defaults but no weekly snapshots (whether -100 and -99 days share an ISO week depends on today: the weekly
+# compaction is test_retention_compaction's)
+DAILY_ONLY = RetentionConfig(snapshot_weekly_after_days=400)
+
+
 def test_retention_compacts_and_prunes_but_keeps_daily_history(history, fresh_dagster_url):
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": fresh_dagster_url}}}) as instance:
-        counts = apply_retention(instance, history, RetentionConfig(), now_utc())
+        counts = apply_retention(instance, history, DAILY_ONLY, now_utc())
     assert counts.snapshots_deleted == 3 and counts.sync_runs_deleted == 1 and counts.notifications_deleted == 1
     kept = _rows(history, "SELECT captured_at, likes FROM instagram.media_insights_snapshots ORDER BY captured_at")
     assert kept == [(at(-100, 23), 23), (at(-99, 3), 33), (at(-1, 1), 101), (at(-1, 2), 102), (at(-1, 3), 103)]
@@ -83,7 +88,7 @@ def test_retention_compacts_and_prunes_but_keeps_daily_history(history, fresh_da
     assert sorted(_rows(history, "SELECT dedupe_key FROM instagram.notifications")) == ["new", "old-pending"]
     # idempotent
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": fresh_dagster_url}}}) as instance:
-        again = apply_retention(instance, history, RetentionConfig(), now_utc())
+        again = apply_retention(instance, history, DAILY_ONLY, now_utc())
     assert (again.snapshots_deleted, again.sync_runs_deleted, again.notifications_deleted) == (0, 0, 0)
 
 
@@ -91,7 +96,8 @@ def test_retention_job_deletes_old_runs_bounded_per_tick(history, fresh_dagster_
     from ig_analytics.definitions import defs
 
     job = defs.resolve_job_def("retention_job")
-    config = dg.RunConfig(ops={apply_retention_op.name: RetentionConfig(run_max_age_days=0, max_runs_per_tick=2)})
+    config = dg.RunConfig(ops={apply_retention_op.name: RetentionConfig(run_max_age_days=0, max_runs_per_tick=2,
+                                                                       snapshot_weekly_after_days=400)})
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": fresh_dagster_url}}}) as instance:
         old_runs = [tiny_job.execute_in_process(instance=instance).run_id for _ in range(3)]
         result = job.execute_in_process(instance=instance, run_config=config)

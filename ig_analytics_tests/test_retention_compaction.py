@@ -1,10 +1,13 @@
 """The retention job's compactions at their defaults (issue 27), each checked against what reads the history.
 
-Snapshots (7 days, was 90): beyond the horizon one snapshot per post and UTC day, the last of the day; within it
-every hourly snapshot; and what the analytics read is kept, so trending, media engagement and best posting times
-computed after the compaction equal those computed before it. Trending evaluations (7 days): the last of each
-day, what a past period's report reads. Audience pictures (35 days): the newest of each ISO week, what every
-weekly report's audience section reads.
+Snapshots (7 days, was 90): beyond the horizon one snapshot per post and UTC day, the last of the day, and beyond
+35 days one per post and ISO week; within 7 days every hourly snapshot; and what the analytics read is kept, so
+trending, media engagement and best posting times computed after the compaction equal those computed before it.
+Trending evaluations (7 days): the last of each day, what a past period's report reads; trending_posts keep those
+evaluations' rows and each post's first and best-ranked rows (the ``posts`` view). Audience pictures (7 days, was
+35): the newest of each ISO week, what every weekly report's audience section reads, and beyond 90 days the newest
+of each month. Hashtag performance (7 days): the newest period of each ISO week (a weekly report's). Rolling
+reports: 35 days (weekly ones stay). Successful sync_runs: 30 days, the newest per account and type stays.
 
 The history is the capture policy's shape (constants.py): each post hourly for its first 48 h, then daily at
 02:00 until 30 days old; a post every 12 h for 100 days, a story a day for 20 days (hourly for its 24 h), the
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 ACCOUNT = "1001"
 HORIZON_DAYS = 7  # hourly detail for a week (issue 27)
+WEEKLY_DAYS = 35  # then daily detail until 35 days
 NOW = hour_floor(now_utc()) + timedelta(minutes=5)  # a retention run's clock, like the hourly tick's
 
 
@@ -98,7 +102,7 @@ def _snapshots(engine) -> pd.DataFrame:
             " FROM instagram.media_insights_snapshots s JOIN instagram.media m USING (media_id)"), conn)
 
 
-def test_default_compaction_keeps_a_week_hourly_then_a_day_each_and_what_the_analytics_read(history):
+def test_default_compaction_keeps_a_week_hourly_then_a_day_then_a_week_each_and_what_the_analytics_read(history):
     before_rows, before = _snapshots(history), _analytics(history)
     assert len(before["trending_posts"]) > 0 and before["trending_posts"]["method"].eq("same_age_growth").any()
     apply_retention(_NoRuns(), history, RetentionConfig(), NOW)  # the defaults
@@ -109,20 +113,24 @@ def test_default_compaction_keeps_a_week_hourly_then_a_day_each_and_what_the_ana
     horizon = pd.Timestamp(day_cutoff(NOW, HORIZON_DAYS))
     recent = lambda f: f[f["captured_at"] >= horizon].sort_values(["media_id", "captured_at"], ignore_index=True)
     pd.testing.assert_frame_equal(recent(after_rows), recent(before_rows))  # the last 7 days: every hour kept
-    # beyond the horizon: one per post and UTC day, the last of that day, except trending's curves (below)
+    # beyond the horizon: one per post and UTC day, the last of that day, beyond 35 days one per post and ISO
+    # week, except trending's curves (below)
     old = before_rows[before_rows["captured_at"] < horizon].copy()
     span = pd.Timedelta(trending.curve_span())
     read_by_trending = (old["kind"] != "STORY") & (old["published_at"] > pd.Timestamp(NOW) - pd.Timedelta(days=90)) \
         & (old["captured_at"] + pd.Timedelta(minutes=5) <= old["published_at"] + span)
     compactable = old[~read_by_trending]
-    expected = compactable.loc[compactable.groupby(["media_id", compactable["captured_at"].dt.date])["captured_at"]
-                               .idxmax()]
+    day = compactable["captured_at"].dt.date
+    monday = (compactable["captured_at"] - pd.to_timedelta(compactable["captured_at"].dt.weekday, unit="D")).dt.date
+    period = day.where(compactable["captured_at"] >= pd.Timestamp(day_cutoff(NOW, WEEKLY_DAYS)), monday)
+    expected = compactable.loc[compactable.groupby(["media_id", period])["captured_at"].idxmax()]
     kept = after_rows[after_rows["captured_at"] < horizon]
     kept_compactable = kept.merge(compactable[["media_id", "captured_at"]])
     assert sorted(map(tuple, kept_compactable[["media_id", "captured_at"]].values.tolist())) == \
         sorted(map(tuple, expected[["media_id", "captured_at"]].values.tolist()))
     assert len(kept.merge(old[read_by_trending][["media_id", "captured_at"]])) == read_by_trending.sum()
     assert (compactable.groupby(["media_id", compactable["captured_at"].dt.date]).size() > 1).any()  # it did work
+    assert (expected.groupby(["media_id", monday]).size() > 1).any() and (period == monday).any()
     assert compactable["kind"].eq("STORY").any() and (compactable["kind"] != "STORY").any()
 
 
@@ -164,13 +172,44 @@ def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engin
     assert after == before
 
 
-def test_audience_pictures_keep_35_days_then_the_newest_of_each_week(engine):
+def test_trending_evaluations_keep_after_35_days_what_the_weekly_reports_read(engine):
+    """A weekly report (Monday to Sunday) lists the newest evaluation before the Tuesday after it (reports.py
+    "trends"): the same before and after for every week; older than 35 days one evaluation a week is left."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(70 * 24)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours})
+    tuesdays = sa.text(
+        "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM generate_series("
+        "CAST(:first AS timestamptz), :last, interval '7 days') d ORDER BY d")
+    first_tuesday = day_cutoff(NOW, 70) + timedelta(days=(1 - day_cutoff(NOW, 70).weekday()) % 7 + 7)
+    days = {"first": first_tuesday, "last": day_cutoff(NOW, 0)}
+    with engine.connect() as conn:
+        before = conn.execute(tuesdays, days).all()
+    apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        after = conn.execute(tuesdays, days).all()
+        old = conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations WHERE as_of < :c"),
+                           {"c": day_cutoff(NOW, 35)}).scalar()
+    assert after == before and len(before) >= 8
+    assert old <= (70 - 35) // 7 + 2
+
+
+def _monday(day):
+    return day - timedelta(days=day.weekday())
+
+
+def test_audience_pictures_keep_7_days_then_the_newest_of_each_week_then_of_each_month(engine):
     """A report reads the newest audience picture of its period (analytics/audience.audience_sections): every weekly
-    report's section is the same before and after; the last 35 days keep every daily picture."""
+    report's section of the last 90 days is the same before and after; the last 7 days keep every daily picture;
+    older than 90 days, the newest kept picture of each month stays."""
     from ig_analytics.analytics.audience import METRIC, audience_sections
 
     today = NOW.date()
-    days = [today - timedelta(days=d) for d in range(1, 70)]
+    days = [today - timedelta(days=d) for d in range(1, 130)]
     with engine.begin() as conn:
         add_account(conn, ACCOUNT, followers_total=5000)
         for i, day in enumerate(days):
@@ -187,7 +226,8 @@ def test_audience_pictures_keep_35_days_then_the_newest_of_each_week(engine):
             conn.execute(sa.text(
                 "INSERT INTO instagram.audience_age_gender (ig_user_id, date, metric, age, gender, value, api_version,"
                 " fetched_at) VALUES (:a, :d, :m, '25-34', 'F', :v, 'v25.0', :t)"), values)
-    mondays = sorted({d - timedelta(days=d.weekday()) for d in days})
+    week_cut, month_cut = day_cutoff(NOW, 7).date(), day_cutoff(NOW, 90).date()
+    mondays = sorted({_monday(d) for d in days if _monday(d) + timedelta(days=6) >= month_cut})
 
     def weekly_sections():
         with engine.connect() as conn:
@@ -199,10 +239,129 @@ def test_audience_pictures_keep_35_days_then_the_newest_of_each_week(engine):
     with engine.connect() as conn:
         kept = {t: conn.execute(sa.text(f"SELECT DISTINCT date FROM instagram.{t} ORDER BY 1")).scalars().all()
                 for t in ("audience_demographics", "audience_age_gender", "audience_demographics_status")}
-    cutoff = day_cutoff(NOW, 35).date()
-    old = [d for d in days if d < cutoff]
-    expected = sorted({max(d for d in old if d - timedelta(days=d.weekday()) == m) for m in mondays if m <= old[0]}
-                      | {d for d in days if d >= cutoff})
+    old = [d for d in days if d < week_cut]
+    weekly = {d for d in days if d >= week_cut} | {max(d for d in old if _monday(d) == m) for m in map(_monday, old)}
+    oldest = [d for d in weekly if d < month_cut]
+    expected = sorted({d for d in weekly if d >= month_cut}
+                      | {max(d for d in oldest if (d.year, d.month) == (o.year, o.month)) for o in oldest})
     assert all(dates == expected for dates in kept.values()), kept
+    assert len([d for d in expected if d < month_cut]) < len([d for d in weekly if d < month_cut])  # months
     assert counts.audience_days_deleted == len(days) - len(expected) > 0
     assert after == before
+
+
+def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
+    """A past period's report lists the posts of the newest evaluation before a midnight (reports.py "trends"); the
+    ``posts`` view reads each post's first time and best rank: both the same before and after; the last 7 days
+    whole."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(20 * 24)]
+    ids = [f"T{i}" for i in range(7)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        add_media(conn, [{"media_id": m, "ig_user_id": ACCOUNT, "published_at": NOW - timedelta(days=30)}
+                         for m in ids])
+        for i, as_of in enumerate(hours):
+            listed = [ids[(i // 9 + j) % len(ids)] for j in range(1 + i % 3)]
+            conn.execute(sa.text(
+                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+                " computed_at) VALUES (:a, :t, 9, 5, :n, '{}'::jsonb, :t)"),
+                {"a": ACCOUNT, "t": as_of, "n": len(listed)})
+            for rank, media_id in enumerate(listed, start=1 + (i % 5 == 0)):
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"
+                    " VALUES (:a, :t, :r, :m, :s)"), {"a": ACCOUNT, "t": as_of, "r": rank, "m": media_id, "s": i})
+    read = {
+        "reports": sa.text(
+            "SELECT d, t.rank, t.media_id, t.score FROM generate_series(CAST(:first AS timestamptz), :last,"
+            " interval '1 day') d JOIN instagram.trending_posts t ON t.as_of = (SELECT max(as_of) FROM"
+            " instagram.trending_evaluations WHERE as_of < d) ORDER BY d, t.rank"),
+        "posts_view": sa.text("SELECT media_id, first_trended_at, best_trending_rank FROM instagram.posts"
+                              " ORDER BY media_id"),
+        "recent": sa.text("SELECT * FROM instagram.trending_posts WHERE as_of >= :horizon ORDER BY as_of, rank")}
+    params = {"first": day_cutoff(NOW, 21), "last": day_cutoff(NOW, 0), "horizon": day_cutoff(NOW, HORIZON_DAYS)}
+
+    def reads():
+        with engine.connect() as conn:
+            return {k: conn.execute(q, params).all() for k, q in read.items()}
+
+    before = reads()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    assert reads() == before and before["recent"]
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM instagram.trending_posts WHERE as_of < :horizon"),
+                            params).scalar()
+    assert counts.trending_posts_deleted > 0 and left < 2 * 14 * 3  # a day's last evaluation and a few firsts
+
+
+def test_hashtag_performance_keeps_7_days_then_the_newest_period_of_each_week(engine):
+    """A weekly report's hashtag section (report_conversation, the newest period ending by its Sunday) is the same
+    before and after for every week; the last 7 days' periods stay."""
+    from ig_analytics.analytics.report_conversation import conversation_sections
+
+    ends = [NOW.date() - timedelta(days=d) for d in range(1, 60)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for i, end in enumerate(ends):
+            for span in (30, 90):
+                for tag, posts in (("a", 3 + i % 4), ("b", 5)):
+                    conn.execute(sa.text(
+                        "INSERT INTO instagram.hashtag_performance (ig_user_id, period_start, period_end, hashtag,"
+                        " posts, lift_vs_account_median, computed_at) VALUES (:u, :s, :e, :h, :p, :l, :t)"),
+                        {"u": ACCOUNT, "s": end - timedelta(days=span - 1), "e": end, "h": tag, "p": posts,
+                         "l": i / 7, "t": NOW})
+    sundays = sorted({_monday(e) + timedelta(days=6) for e in ends})
+
+    def weekly():
+        with engine.connect() as conn:
+            return [conversation_sections(conn, ACCOUNT, s - timedelta(days=6), s) for s in sundays]
+
+    before = weekly()
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    assert weekly() == before and all(b.get("hashtags") for b in before[1:])
+    cut = day_cutoff(NOW, 7).date()
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT DISTINCT period_end FROM instagram.hashtag_performance ORDER BY 1"
+                                    )).scalars().all()
+    old = [e for e in ends if e < cut]
+    assert kept == sorted({e for e in ends if e >= cut} | {max(e for e in old if _monday(e) == m)
+                                                          for m in map(_monday, old)})
+    assert counts.hashtag_rows_deleted == 2 * 2 * (len(ends) - len(kept)) > 0
+
+
+def test_rolling_reports_kept_35_days_weekly_reports_stay(engine):
+    ends = [NOW.date() - timedelta(days=d) for d in range(1, 80)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for end in ends:
+            for kind in ("rolling_7d",) + (("weekly",) if end.weekday() == 6 else ()):
+                conn.execute(sa.text(
+                    "INSERT INTO instagram.performance_reports (ig_user_id, period_start, period_end, kind,"
+                    " generated_at, report) VALUES (:u, :s, :e, :k, :t, '{}'::jsonb)"),
+                    {"u": ACCOUNT, "s": end - timedelta(days=6), "e": end, "k": kind, "t": NOW})
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT kind, period_end FROM instagram.performance_reports ORDER BY 1, 2")).all()
+    cut = day_cutoff(NOW, 35).date()
+    assert kept == sorted([("rolling_7d", e) for e in ends if e >= cut] + [("weekly", e) for e in ends
+                                                                           if e.weekday() == 6])
+    assert counts.reports_deleted == len([e for e in ends if e < cut]) > 0
+
+
+def test_successful_sync_runs_kept_30_days_the_newest_and_failures_180(engine):
+    """The checks explain a gap with the failed sync that covers it, ``ig-analytics status`` shows each account's
+    newest success: those stay; other successes (and partial ones) go after 30 days (the Dagster runs they belong to
+    go then too)."""
+    from ig_analytics_tests.ops_data import add_sync_run
+
+    runs = [("s40", "media", "success", 40), ("s31", "media", "success", 31), ("s10", "media", "success", 10),
+            ("a60", "account", "success", 60), ("a70", "account", "success", 70), ("f100", "media", "failed", 100),
+            ("p50", "media", "partial", 50), ("p9", "media", "partial", 9), ("f200", "media", "failed", 200),
+            ("a190", "followers", "success", 190)]
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for run_id, kind, status, days in runs:
+            add_sync_run(conn, run_id, ACCOUNT, kind, "k", status, started_at=NOW - timedelta(days=days, hours=1))
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT dagster_run_id FROM instagram.sync_runs ORDER BY 1")).scalars().all()
+    assert kept == ["a60", "f100", "p9", "s10"] and counts.sync_runs_deleted == 6

@@ -5,19 +5,31 @@
   queued or in progress are never touched.
 - ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days`` (7): one snapshot per post and
   UTC day is kept, the last of the day; the hourly detail of old days goes (stories' hours, a post's first 48 h).
-  Except what trending reads (analytics/trending.py): a post's snapshots of its first ``curve_span`` (8.25 days)
-  stay while it is in trending's baseline (published within ``baseline_days``, 90), since trending compares a
-  young post's curve with the earlier posts' curves at the same age; they are compacted once it leaves it.
+  Older than ``snapshot_weekly_after_days`` (35): one per post and ISO week, the last (a post is captured for 30
+  days; what reads it later is its newest snapshot, always kept). Except what trending reads
+  (analytics/trending.py): a post's snapshots of its first ``curve_span`` (8.25 days) stay while it is in
+  trending's baseline (published within ``baseline_days``, 90), since trending compares a young post's curve with
+  the earlier posts' curves at the same age; they are compacted once it leaves it.
   ``account_insights_daily`` is history and is never touched.
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
-  ones go. ``trending_posts`` (the listed posts, few) stays whole.
+  ones go. Older than ``trending_weekly_after_days`` (35, when the rolling reports are gone): the last of each
+  week from Tuesday to Monday (what a weekly report reads: the newest before the Tuesday after its Sunday).
+  Their ``trending_posts`` rows go with them, except each post's first and best-ranked rows (the ``posts``
+  view's first_trended_at and best_trending_rank).
 - The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
-  picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (35): the newest picture of
+  picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (7): the newest picture of
   each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
-  its period). The biggest history per account (docs/deploy.md, "Data growth").
-- ``instagram.sync_runs`` and ``instagram.notifications`` older than their ``*_keep_days`` (a notification still
-  being delivered stays). A pruned notification's dedupe key is forgotten, which is why the default is long.
+  its period); older than ``audience_monthly_after_days`` (90) the newest of each month.
+- ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
+  of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
+  ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
+- ``instagram.sync_runs``: successful (and partial: a success with some items incomplete) syncs older than
+  ``sync_runs_success_keep_days`` (30, like Dagster's runs) except each account's and sync type's newest; failed
+  and unfinished ones (they explain the gaps the checks report) and everything older than ``sync_runs_keep_days``
+  (180). ``instagram.notifications`` older than
+  ``notifications_keep_days`` (a notification still being delivered stays). A pruned notification's dedupe key is
+  forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
   ``IG_ANALYTICS_COMMENT_TEXT_DAYS`` (default 90) are blanked (NULL); the rows, their times, likes and ``is_own``
   stay, so counts and response times do not change. Personal data of people who are not our users. So are the
@@ -46,8 +58,14 @@ class RetentionConfig(dg.Config):
     run_max_age_days: int = 30
     max_runs_per_tick: int = 500
     snapshot_compact_after_days: int = 7  # (90 until issue 27: the hourly detail of 90 days)
-    trending_compact_after_days: int = 7
-    audience_compact_after_days: int = 35
+    snapshot_weekly_after_days: int = 35
+    trending_compact_after_days: int = 7  # trending_evaluations and trending_posts
+    trending_weekly_after_days: int = 35
+    audience_compact_after_days: int = 7  # (35 until the 5 MB account-year of issue 27)
+    audience_monthly_after_days: int = 90
+    hashtag_compact_after_days: int = 7
+    rolling_reports_keep_days: int = 35
+    sync_runs_success_keep_days: int = 30
     sync_runs_keep_days: int = 180
     notifications_keep_days: int = 180
 
@@ -58,7 +76,10 @@ class RetentionCounts:
     runs_remaining: int = 0
     snapshots_deleted: int = 0
     trending_evaluations_deleted: int = 0
+    trending_posts_deleted: int = 0
     audience_days_deleted: int = 0
+    hashtag_rows_deleted: int = 0
+    reports_deleted: int = 0
     sync_runs_deleted: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
@@ -87,49 +108,96 @@ def day_cutoff(now: datetime, days: int) -> datetime:
 
 
 def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = None,
-                      params: TrendingParams = TrendingParams()) -> int:
-    """Keep the last snapshot of each post and UTC day among those captured before ``before``, but none that
-    trending reads at ``now`` (a non-story post published within ``params.baseline_days``, read within its
-    ``curve_span``): they stay whole until the post leaves the baseline. ``now`` None: nothing is spared."""
+                      params: TrendingParams = TrendingParams(), period: str = "day") -> int:
+    """Keep the last snapshot of each post and UTC ``period`` (day, or ISO week) among those captured before
+    ``before``, but none that trending reads at ``now`` (a non-story post published within
+    ``params.baseline_days``, read within its ``curve_span``): they stay whole until the post leaves the baseline.
+    ``now`` None: nothing is spared."""
     spare_from = now - timedelta(days=params.baseline_days) if now is not None else None
     with engine.begin() as conn:
         result = conn.execute(sa.text(
             "WITH ranked AS ("
-            " SELECT s.media_id, s.captured_at, row_number() OVER ("
-            "  PARTITION BY s.media_id, (s.captured_at AT TIME ZONE 'UTC')::date ORDER BY s.captured_at DESC) AS rn"
+            " SELECT s.media_id, s.captured_at, row_number() OVER (PARTITION BY s.media_id,"
+            "  date_trunc(CAST(:period AS text), s.captured_at AT TIME ZONE 'UTC') ORDER BY s.captured_at DESC) AS rn"
             " FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before"
             " AND NOT EXISTS (SELECT 1 FROM instagram.media m WHERE m.media_id = s.media_id"
             "  AND CAST(:spare_from AS timestamptz) IS NOT NULL AND m.published_at > :spare_from"
             "  AND m.media_product_type IS DISTINCT FROM 'STORY' AND s.fetched_at <= m.published_at + :span))"
             " DELETE FROM instagram.media_insights_snapshots s USING ranked r"
             " WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"),
-            {"before": before, "spare_from": spare_from, "span": curve_span(params)})
+            {"before": before, "spare_from": spare_from, "span": curve_span(params), "period": period})
         return result.rowcount
 
 
-def compact_trending_evaluations(engine: Engine, before: datetime) -> int:
-    """Keep the last trending evaluation of each account and UTC day among those before ``before``."""
+# A weekly report (Monday to Sunday) reads the newest evaluation before the Tuesday after it (reports.py "trends",
+# TRENDS_GRACE_DAYS = 2): weeks from Tuesday to Monday keep exactly that one.
+_EVALUATION_PERIODS = {"day": "(as_of AT TIME ZONE 'UTC')::date",
+                       "report_week": "date_trunc('week', (as_of AT TIME ZONE 'UTC') - interval '1 day')"}
+
+
+def compact_trending_evaluations(engine: Engine, before: datetime, period: str = "day") -> int:
+    """Keep the last trending evaluation of each account and UTC day (or ``report_week``: Tuesday to Monday) among
+    those before ``before``."""
     with engine.begin() as conn:
         return conn.execute(sa.text(
             "WITH ranked AS ("
-            " SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, (as_of AT TIME ZONE 'UTC')::date"
+            f" SELECT ig_user_id, as_of, row_number() OVER (PARTITION BY ig_user_id, {_EVALUATION_PERIODS[period]}"
             "  ORDER BY as_of DESC) AS rn FROM instagram.trending_evaluations WHERE as_of < :before)"
             " DELETE FROM instagram.trending_evaluations e USING ranked r"
             " WHERE e.ig_user_id = r.ig_user_id AND e.as_of = r.as_of AND r.rn > 1"), {"before": before}).rowcount
 
 
+def compact_trending_posts(engine: Engine, before: datetime) -> int:
+    """Of the trending_posts rows before ``before``, keep those of the evaluations still kept (what a report of a
+    past period reads) and each post's first and best-ranked rows (the ``posts`` view's first_trended_at and
+    best_trending_rank); run after ``compact_trending_evaluations``."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "WITH firsts AS ((SELECT DISTINCT ON (media_id) ig_user_id, as_of, rank FROM instagram.trending_posts"
+            "  ORDER BY media_id, as_of, rank)"
+            " UNION (SELECT DISTINCT ON (media_id) ig_user_id, as_of, rank FROM instagram.trending_posts"
+            "  ORDER BY media_id, rank, as_of))"
+            " DELETE FROM instagram.trending_posts t WHERE t.as_of < :before"
+            " AND NOT EXISTS (SELECT 1 FROM instagram.trending_evaluations e"
+            "  WHERE e.ig_user_id = t.ig_user_id AND e.as_of = t.as_of)"
+            " AND NOT EXISTS (SELECT 1 FROM firsts f"
+            "  WHERE f.ig_user_id = t.ig_user_id AND f.as_of = t.as_of AND f.rank = t.rank)"),
+            {"before": before}).rowcount
+
+
+def compact_hashtag_performance(engine: Engine, before: date) -> int:
+    """Of the periods ending before ``before``, keep the newest period_end of each account, period length and
+    ISO week (a weekly report reads its Sunday's)."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "WITH newest AS (SELECT ig_user_id, period_end - period_start AS span, max(period_end) AS period_end"
+            " FROM instagram.hashtag_performance WHERE period_end < :before"
+            " GROUP BY ig_user_id, period_end - period_start, date_trunc('week', period_end))"
+            " DELETE FROM instagram.hashtag_performance h WHERE h.period_end < :before AND NOT EXISTS ("
+            " SELECT 1 FROM newest n WHERE n.ig_user_id = h.ig_user_id AND n.span = h.period_end - h.period_start"
+            "  AND n.period_end = h.period_end)"), {"before": before}).rowcount
+
+
+def prune_rolling_reports(engine: Engine, before: date) -> int:
+    """Delete the rolling 7-day reports whose period ended before ``before``; weekly reports stay."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text("DELETE FROM instagram.performance_reports WHERE kind = 'rolling_7d'"
+                                    " AND period_end < :before"), {"before": before}).rowcount
+
+
 _AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status")
 
 
-def compact_audience(engine: Engine, before: date) -> int:
-    """Keep the newest audience picture of each account and ISO week among the days before ``before``; returns
-    the account-days deleted."""
+def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
+    """Keep the newest audience picture of each account and ISO week (or month: ``period``) among the days before
+    ``before``; returns the account-days deleted."""
     with engine.begin() as conn:
         conn.execute(sa.text(
             "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
-            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id, date_trunc('week', date)) AS newest"
+            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id,"
+            "  date_trunc(CAST(:period AS text), date)) AS newest"
             " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
-            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before})
+            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before, "period": period})
         for table in _AUDIENCE_TABLES:
             conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
                                  " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
@@ -179,17 +247,32 @@ def _blank_tagged_text(conn, before: datetime) -> int:
     return blanked
 
 
+def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datetime) -> int:
+    """One snapshot per post and day beyond ``snapshot_compact_after_days``, per ISO week beyond
+    ``snapshot_weekly_after_days``; trending's curves spared (``compact_snapshots``)."""
+    daily = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
+    return daily + compact_snapshots(engine, day_cutoff(now, config.snapshot_weekly_after_days), now, period="week")
+
+
 def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: RetentionConfig, now: datetime,
                     current_run_id: str | None = None, comment_text_days: int = 90) -> RetentionCounts:
     counts = RetentionCounts()
     counts.runs_deleted, counts.runs_remaining = delete_old_runs(
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
-    counts.snapshots_deleted = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
-    counts.trending_evaluations_deleted = compact_trending_evaluations(
-        engine, day_cutoff(now, config.trending_compact_after_days))
-    counts.audience_days_deleted = compact_audience(engine, day_cutoff(now, config.audience_compact_after_days).date())
-    counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days))
+    counts.snapshots_deleted = compact_snapshot_history(engine, config, now)
+    trending_cutoff = day_cutoff(now, config.trending_compact_after_days)
+    counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
+        compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
+    counts.trending_posts_deleted = compact_trending_posts(engine, trending_cutoff)
+    counts.audience_days_deleted = compact_audience(
+        engine, day_cutoff(now, config.audience_compact_after_days).date()) + compact_audience(
+        engine, day_cutoff(now, config.audience_monthly_after_days).date(), "month")
+    counts.hashtag_rows_deleted = compact_hashtag_performance(
+        engine, day_cutoff(now, config.hashtag_compact_after_days).date())
+    counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())
+    counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days),
+                                               day_cutoff(now, config.sync_runs_success_keep_days))
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
@@ -197,8 +280,9 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and audience "
-                   "pictures, prunes sync_runs and notifications, blanks old comment text.")
+       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and posts, "
+                   "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
+                   "blanks old comment text.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)

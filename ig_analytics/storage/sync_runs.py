@@ -106,8 +106,17 @@ def close_abandoned(engine: Engine, run_ids: Sequence[str], error: str) -> int:
             {"runs": list(run_ids), "error": error}).rowcount
 
 
-def prune(engine: Engine, before: datetime) -> int:
-    """Delete the outcomes of syncs started before ``before`` (retention); returns how many."""
+def prune(engine: Engine, before: datetime, success_before: datetime | None = None) -> int:
+    """Delete the outcomes of syncs started before ``before``, and the successful (or partial) ones started before
+    ``success_before`` except each account's and sync type's newest (``last_successes``) (retention); failed and
+    unfinished ones explain gaps in the data and stay until ``before``. Returns how many."""
     with engine.begin() as conn:
-        return conn.execute(sa.text("DELETE FROM instagram.sync_runs WHERE started_at < :before"),
-                            {"before": before}).rowcount
+        return conn.execute(sa.text(
+            "WITH newest AS (SELECT ig_user_id, sync_type, max(started_at) AS started_at FROM instagram.sync_runs"
+            " WHERE status IN ('success', 'partial') GROUP BY 1, 2)"
+            " DELETE FROM instagram.sync_runs s WHERE s.started_at < :before OR ("
+            " s.status IN ('success', 'partial') AND s.started_at < CAST(:success_before AS timestamptz)"
+            " AND NOT EXISTS ("
+            "  SELECT 1 FROM newest n WHERE n.ig_user_id = s.ig_user_id AND n.sync_type = s.sync_type"
+            "  AND n.started_at = s.started_at))"),
+            {"before": before, "success_before": success_before}).rowcount
