@@ -150,12 +150,18 @@ def _diff(before: set, after: set) -> list:
     """The first differing values of the rows that changed (JSON documents compared key by key)."""
     import json
 
+    def leaves(x, y, path: str) -> list:  # down to the values that differ, so the message shows them whole
+        if isinstance(x, dict) and isinstance(y, dict):
+            return [d for k in sorted(set(x) | set(y)) for d in leaves(x.get(k), y.get(k), f"{path}.{k}")]
+        if isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            return [d for i, (a, b) in enumerate(zip(x, y)) for d in leaves(a, b, f"{path}[{i}]")]
+        return [] if x == y else [(path, x, y)]
+
     out = []
     for old, new in zip(sorted(before - after), sorted(after - before)):
         for a, b in zip(old, new):
             if a != b and a and a.startswith("{"):
-                x, y = json.loads(a), json.loads(b)
-                out += [(k, x.get(k), y.get(k)) for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+                out += leaves(json.loads(a), json.loads(b), old[0])
             elif a != b:
                 out.append((a, b))
-    return out[:6]
+    return out[:12]
