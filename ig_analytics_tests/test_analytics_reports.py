@@ -225,3 +225,24 @@ def test_write_reports_html_and_rows(engine, tmp_path):
 def _svg(html: str, title: str) -> str:
     start = html.index(f'aria-label="{title}"')
     return html[html.rindex("<svg", 0, start):html.index("</svg>", start) + 6]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0)])
+def test_averages_of_rates_do_not_depend_on_the_order_postgresql_reads_rows_in(engine, order):
+    """A second identical sync once changed a report in the last digits: float8 sums depend on the order rows are
+    read in, which an upsert can change. The averages of stored rates are exact (numeric) sums: 0.1, 0.2 and 0.3
+    average to 0.2 in any order (float8 sums give 0.20000000000000004 in this order or that)."""
+    rates = (0.1, 0.2, 0.3)
+    with engine.begin() as conn:
+        add_account(conn, "O", tz="UTC", username="order")
+        add_media(conn, [{"media_id": f"O{i}", "ig_user_id": "O", "published_at": ts(2026, 2, 3 + i, 12)}
+                         for i in range(3)])
+        for i in order:
+            conn.execute(sa.text(
+                "INSERT INTO instagram.media_engagement (media_id, ig_user_id, captured_at, published_at,"
+                " engagement, engagement_rate_reach, performance_score, reach, computed_at)"
+                " VALUES (:m, 'O', :at, :at, 1, :r, :r, 10, :at)"),
+                {"m": f"O{i}", "at": ts(2026, 2, 3 + i, 12), "r": rates[i]})
+        report = build_report(conn, "O", START, END)
+    assert report["content_metrics"]["avg_engagement_rate"] == 0.2
+    assert report["engagement"]["avg_performance_score"] == 0.2

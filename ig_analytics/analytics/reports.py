@@ -92,6 +92,8 @@ acc AS (
     WHERE a.ig_user_id = ANY(CAST(:users AS text[]))
 )"""
 
+# Averages of stored float8 rates are summed as numeric: a float8 sum depends on the order the rows are read in,
+# which an upsert changes, and a second identical sync must not change a report in its last digits.
 # ratio of sums over the rows where numerator and denominator are known (denominator > 0), * 100
 def _ros(num: str, den: str) -> str:
     cond = f"{num} IS NOT NULL AND {den} > 0"
@@ -144,9 +146,9 @@ _SQL = {
     "content": f"""
         WITH {_POSTS}
         SELECT ig_user_id, count(*) AS total_posts,
-               avg(engagement_rate_reach)::float8 AS avg_engagement_rate, avg(reach)::float8 AS avg_reach,
+               avg(engagement_rate_reach::numeric)::float8 AS avg_engagement_rate, avg(reach)::float8 AS avg_reach,
                avg(views)::float8 AS avg_views, avg(impressions)::float8 AS avg_impressions,
-               avg(performance_score)::float8 AS avg_performance_score,
+               avg(performance_score::numeric)::float8 AS avg_performance_score,
                {_ros('engagement', 'reach')} AS engagement_rate_reach,
                {_ros('engagement', 'views_or_impressions')} AS engagement_rate_views,
                {_ros('engagement', 'followers_at_publish')} AS engagement_rate_followers,
