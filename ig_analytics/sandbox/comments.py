@@ -110,7 +110,7 @@ def _units(acct: "SandboxAccount", m: SandboxMedia, count: int) -> tuple[Sandbox
     """Units 1 .. ``count`` of the post's stream. A unit is a pure function of (post, k), so each is built once
     and kept on the post (the first hour reads every comment of every post, and each page of a read asks for the
     whole stream again: rebuilding it per page was most of the sandbox's CPU). Concurrent requests may both
-    extend it: they build the same units, and the longer tuple is kept."""
+    extend it: they build the same units, so whichever tuple is kept is right (a shorter one is extended again)."""
     units: tuple[SandboxComment, ...] = m.__dict__.get("_comment_units", ())
     if len(units) < count:
         units = units + tuple(comment(acct, m, k) for k in range(len(units) + 1, count + 1))
