@@ -19,8 +19,8 @@ Printed per tick: wall time from the start to the last run worker's end; each ru
 each step's duration (``STEP_START`` to ``STEP_SUCCESS`` in ``event_logs``) and process CPU (read in the run
 worker at the two events: the in-process executor runs one step at a time), summed per step name over the shard
 runs; the analytics CPU seconds per tick (the sum of the derived steps' process CPU; checks apart); PostgreSQL's
-CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events); accounts counted in ``instagram.sync_runs``; the
-load average (``/proc/loadavg``) at the start and the end.
+CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events);
+accounts counted in ``instagram.sync_runs``; the load average (``/proc/loadavg``) at the start and the end.
 
     .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--daily] [--posts 100]
     .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
