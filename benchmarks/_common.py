@@ -129,6 +129,26 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def postgres_cpu(port: int) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster, its live children and its exited (waited)
+    children (``cutime``/``cstime``), found by its port on the postmaster's command line."""
+    stats = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        stats[int(pid)] = (int(stat[1]), [int(x) for x in stat[11:15]], cmd)
+    tick = os.sysconf("SC_CLK_TCK")
+    masters = [pid for pid, (_, _, cmd) in stats.items() if f" -p {port} " in cmd]
+    total = 0
+    for master in masters:
+        total += sum(stats[master][1])
+        total += sum(sum(t[:2]) for pid, (ppid, t, _) in stats.items() if ppid == master)
+    return total / tick
+
+
 def process_rss_mb(pid: int) -> tuple[float, float]:
     """(current VmRSS, peak VmHWM) of another process, in MB."""
     rss = hwm = float("nan")

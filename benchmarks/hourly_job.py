@@ -56,13 +56,15 @@ def run_child(spec_text: str) -> int:
     t0 = time.perf_counter()
     import dagster as dg
 
+    from sqlalchemy.engine import make_url
+
     import ig_analytics.definitions  # noqa: F401 - what a run worker loads before its run
     from ig_analytics import clock
     from ig_analytics.defs.launch import execute_linked_run
 
     import_s = time.perf_counter() - t0
     instance = dg.DagsterInstance.get()
-    steps = step_cpu_clock(instance)
+    steps, pg_steps = step_cpu_clock(instance, make_url(os.environ["DATABASE_URL"]).port)
     samples: list[tuple[float, float]] = []  # (epoch s, RSS MB): which step holds the peak
     stop = threading.Event()
     sampler = threading.Thread(target=sample_rss, args=(samples, stop), daemon=True)
@@ -79,26 +81,31 @@ def run_child(spec_text: str) -> int:
     print(json.dumps({"run_id": outcome.run_id, "success": outcome.success, "failures": outcome.failures[-3:],
                       "import_s": import_s, "run_s": run_s, "cpu_s": c.cpu_seconds(),
                       "peak_rss_mb": c.peak_rss_mb(), "vm_hwm_mb": hwm, "rss_samples": samples,
-                      "step_cpu_s": {k: v[1] - v[0] for k, v in steps.items() if len(v) == 2}}), flush=True)
+                      "step_cpu_s": {k: v[1] - v[0] for k, v in steps.items() if len(v) == 2},
+                      "step_pg_cpu_s": {k: v[1] - v[0] for k, v in pg_steps.items() if len(v) == 2}}), flush=True)
     instance.dispose()
     return 0 if outcome.success else 1
 
 
-def step_cpu_clock(instance) -> dict[str, list[float]]:
+def step_cpu_clock(instance, pg_port: int | None = None) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Process CPU seconds (all threads) at each step's STEP_START and STEP_SUCCESS/STEP_FAILURE, read as the
     run's events are handled: the in-process executor runs the steps one after another in this process, so the
-    difference is the step's own CPU (plus the RSS sampler's, negligible). PostgreSQL's CPU is not in it."""
+    difference is the step's own CPU (plus the RSS sampler's, negligible). And the PostgreSQL server's CPU at
+    the same events (``pg_port``): the step's share of it when this run is the server's only user."""
     steps: dict[str, list[float]] = {}
+    pg: dict[str, list[float]] = {}
     handle = instance.handle_new_event
 
     def timed_handle(event, *args, **kwargs):
         kind = event.dagster_event.event_type_value if event.dagster_event is not None else None
         if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and event.step_key:
             steps.setdefault(event.step_key, []).append(c.cpu_seconds())
+            if pg_port:
+                pg.setdefault(event.step_key, []).append(c.postgres_cpu(pg_port))
         return handle(event, *args, **kwargs)
 
     instance.handle_new_event = timed_handle
-    return steps
+    return steps, pg
 
 
 def sample_rss(samples: list, stop: threading.Event) -> None:

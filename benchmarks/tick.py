@@ -19,8 +19,8 @@ Printed per tick: wall time from the start to the last run worker's end; each ru
 each step's duration (``STEP_START`` to ``STEP_SUCCESS`` in ``event_logs``) and process CPU (read in the run
 worker at the two events: the in-process executor runs one step at a time), summed per step name over the shard
 runs; the analytics CPU seconds per tick (the sum of the derived steps' process CPU; checks apart); PostgreSQL's
-CPU over the tick (every server process; not split per step); accounts counted in ``instagram.sync_runs``; the
-load average (``/proc/loadavg``) at the start and the end.
+CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events);
+accounts counted in ``instagram.sync_runs``; the load average (``/proc/loadavg``) at the start and the end.
 
     .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--daily] [--posts 100]
     .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
@@ -69,26 +69,6 @@ def step_kinds() -> dict[str, str]:
         kinds[key.to_user_string()] = "capture" if node.pools else "derived"
     kinds["media_and_snapshots"] = "capture"
     return kinds
-
-
-def postgres_cpu(port: int) -> float:
-    """CPU seconds of the PostgreSQL server so far: the postmaster, its live children and its exited (waited)
-    children (``cutime``/``cstime``), found by its port on the postmaster's command line."""
-    stats = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        stats[int(pid)] = (int(stat[1]), [int(x) for x in stat[11:15]], cmd)
-    tick = os.sysconf("SC_CLK_TCK")
-    masters = [pid for pid, (_, _, cmd) in stats.items() if f" -p {port} " in cmd]
-    total = 0
-    for master in masters:
-        total += sum(stats[master][1])
-        total += sum(sum(t[:2]) for pid, (ppid, t, _) in stats.items() if ppid == master)
-    return total / tick
 
 
 @dataclass
@@ -161,9 +141,9 @@ def accounts_done(engine, sync_type: str, partition_key: str) -> dict:
 
 def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, str] | None) -> dict[str, float]:
     """Run the specs as one tick and print its figures; returns the CPU per step kind."""
-    load0, pg0, sbx0 = load(), postgres_cpu(bench.pg_port), c.process_cpu_seconds(bench.sandbox.pid)
+    load0, pg0, sbx0 = load(), c.postgres_cpu(bench.pg_port), c.process_cpu_seconds(bench.sandbox.pid)
     wall, reports = launch(bench, specs)
-    load1, pg_cpu = load(), postgres_cpu(bench.pg_port) - pg0
+    load1, pg_cpu = load(), c.postgres_cpu(bench.pg_port) - pg0
     sbx_cpu = c.process_cpu_seconds(bench.sandbox.pid) - sbx0
     c.result(f"{label}.seconds", wall, "s", f"{len(specs)} run(s) at once, start to the last end (runs "
              + ", ".join(f"{r['wall_s']:.1f}" for r in reports) + f" s); load {load0} -> {load1}")
@@ -176,12 +156,13 @@ def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, st
     c.result(f"{label}.runs_failed", len(failed), "runs", "; ".join(failed) or "every run succeeded")
     c.result(f"{label}.peak_rss_per_run", max(r["peak_rss_mb"] for r in reports), "MB",
              "ru_maxrss per run: " + ", ".join(f"{r['peak_rss_mb']:.0f}" for r in reports) + "; target < 500 MB")
-    wall_by, cpu_by, rss_by = defaultdict(float), defaultdict(float), defaultdict(float)
+    wall_by, cpu_by, rss_by, pg_by = defaultdict(float), defaultdict(float), defaultdict(float), defaultdict(float)
     for r in reports:
         _, _, steps = run_events(bench.dagster_engine, r["run_id"])
         for step, (begin, end) in steps.items():
             wall_by[step] += end - begin
             cpu_by[step] += r["step_cpu_s"].get(step, 0.0)
+            pg_by[step] += r.get("step_pg_cpu_s", {}).get(step, 0.0)
             rss = [mb for at, mb in r["rss_samples"] if begin <= at <= end]  # RSS every 0.1 s in the run worker
             rss_by[step] = max([rss_by[step], *rss])
     by_kind: dict[str, float] = defaultdict(float)
@@ -191,7 +172,8 @@ def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, st
         by_kind[kind + "_wall"] += wall_by[step]
         c.result(f"{label}.step.{step}", wall_by[step], "s",
                  f"{kind}; summed over {len(reports)} run(s); process CPU {cpu_by[step]:.2f} s; RSS up to "
-                 f"{rss_by[step]:.0f} MB")
+                 f"{rss_by[step]:.0f} MB" + (f"; PostgreSQL {pg_by[step]:.2f} CPU s meanwhile (the only run)"
+                                             if len(reports) == 1 else ""))
     c.result(f"{label}.analytics_cpu", by_kind["derived"], "CPU s", "derived steps' process CPU, summed over the "
              f"runs (their wall {by_kind['derived_wall']:.1f} s); checks {by_kind['checks']:.2f} CPU s "
              f"(wall {by_kind['checks_wall']:.1f} s); capture steps {by_kind['capture']:.1f} CPU s")

@@ -74,6 +74,28 @@ def test_response_times_and_open_questions_equal_the_hand_worked_example():
     assert {k: post[k] for k in EXPECTED_POST} == EXPECTED_POST
 
 
+
+def test_the_percentile_per_group_is_numpys_float_for_every_group():
+    """``percentile_by`` (issue 27: no Python call per account and day) gives, per group, exactly the float
+    ``np.percentile`` gives for the group's non-missing values (ties, one value, two values, a group with none)."""
+    import numpy as np
+
+    rng = np.random.default_rng(27)
+    values = pd.Series(np.round(rng.exponential(100, 5000), 1))
+    values[rng.uniform(size=len(values)) < 0.05] = np.nan
+    groups = pd.Series(rng.integers(0, 400, len(values)))
+    values = pd.concat([values, pd.Series([7.0, 3.0, 5.0, np.nan])], ignore_index=True)
+    groups = pd.concat([groups, pd.Series([400, 401, 401, 402])], ignore_index=True)
+    for q in (90, 50):
+        got = conversation.percentile_by(values, [groups], q)
+        assert list(got.index) == sorted(groups.unique())
+        for key, group in values.groupby(groups):
+            clean = group.dropna()
+            if len(clean):
+                assert got[key] == float(np.percentile(clean, q)), (key, q)
+            else:
+                assert np.isnan(got[key])
+
 def _seed(engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO instagram.accounts (ig_user_id, username) VALUES ('A', 'shop')"))

@@ -642,3 +642,22 @@ def test_follow_type_splits_follows_and_unfollows_into_the_truth(http, server, w
     assert split == {"FOLLOWER": world.account_metric(BIG, "follower_count", day),
                      "NON_FOLLOWER": acct.unfollows(day)}
     assert "value" not in tv  # by follow_type the live reply has only the breakdowns (graph-api-facts.md s. 9)
+
+
+def test_a_posts_comments_are_built_once_and_served_the_same_at_any_instant(monkeypatch):
+    """Each page of a read asks for the post's whole comment stream (issue 27: rebuilding it per page was most of
+    the sandbox's CPU in a benchmark tick): a unit is built once, whatever the instants asked and their order,
+    and what is served equals a fresh world's."""
+    from ig_analytics.sandbox import comments
+
+    built = []
+    real = comments.comment
+    monkeypatch.setattr(comments, "comment", lambda acct, m, k: built.append(k) or real(acct, m, k))
+    world, fresh = SandboxWorld.demo(now=NOW), SandboxWorld.demo(now=NOW)
+    acct, other = world.account(BIG), fresh.account(BIG)
+    m, same = acct.posts_until(NOW)[-3], other.posts_until(NOW)[-3]
+    instants = [NOW - timedelta(hours=h) for h in (30, 2, 50, 0, 2, 1)]
+    served = [comments.visible_comments(acct, m, at) for at in instants]
+    assert len(built) == len(set(built)) == max(m.metric_at("comments", at) or 0 for at in instants) > 20
+    monkeypatch.setattr(comments, "comment", real)
+    assert served == [comments.visible_comments(other, same, at) for at in instants]

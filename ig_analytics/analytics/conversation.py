@@ -64,7 +64,7 @@ def read_comments(conn: Connection, since: datetime, by_post: bool = False,
 
 def _bool(values: pd.Series) -> pd.Series:
     """Booleans as read from PostgreSQL's COPY text ('t'/'f') or already bool; NULL is False."""
-    return values.map({"t": True, "f": False, True: True, False: False}).fillna(False).astype(bool)
+    return pd.Series(values.isin(("t", True)).to_numpy(dtype=bool), index=values.index, name=values.name)
 
 
 def first_responses(comments: pd.DataFrame) -> pd.DataFrame:
@@ -82,9 +82,36 @@ def first_responses(comments: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _p(values: pd.Series, q: float) -> float | None:
-    clean = values.dropna()
-    return float(np.percentile(clean, q)) if len(clean) else None
+def percentile_by(values: pd.Series, keys: list[pd.Series], q: float) -> pd.Series:
+    """Per group of ``keys``: ``np.percentile`` (linear) of its non-missing ``values``, NaN for a group with none;
+    indexed by the groups, sorted. The same float as ``np.percentile`` per group (its virtual index, neighbours
+    and interpolation, element by element), without a Python call per group (issue 27: a call per account and
+    day cost more than the rest of ``daily_rows``)."""
+    index = values.groupby(keys, sort=True).size().index
+    frame = pd.DataFrame({"v": values.to_numpy(dtype="float64")})
+    for i, key in enumerate(keys):
+        frame[f"k{i}"] = key.to_numpy()
+    frame = frame[frame["v"].notna()]
+    names = [f"k{i}" for i in range(len(keys))]
+    frame = frame.sort_values([*names, "v"], kind="mergesort")
+    sizes = frame.groupby(names, sort=True).size()
+    if sizes.empty:
+        return pd.Series(np.nan, index=index, dtype="float64")
+    n = sizes.to_numpy()
+    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
+    virtual = (n - 1) * np.true_divide(q, 100)
+    previous = np.floor(virtual)
+    above = virtual >= n - 1
+    gamma = virtual - np.where(above, -1, previous)  # numpy's own (the neighbours are equal there)
+    low = np.where(above, n - 1, previous).astype(np.intp)
+    high = np.where(above, n - 1, previous + 1).astype(np.intp)
+    ordered = frame["v"].to_numpy()
+    a, b = ordered[starts + low], ordered[starts + high]
+    diff = b - a
+    out = a + diff * gamma
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), out)  # numpy's _lerp
+    found = pd.Series(out, index=sizes.index.set_names(index.names))
+    return found.reindex(index)
 
 
 def daily_rows(comments: pd.DataFrame, first_day: date, computed_at: datetime) -> pd.DataFrame:
@@ -104,8 +131,9 @@ def daily_rows(comments: pd.DataFrame, first_day: date, computed_at: datetime) -
     replies = frame[frame["parent_id"].notna()].groupby(keys).size().rename("replies")
     answered = tops[tops["answered"]]
     times = answered.groupby(["ig_user_id", "response_day"])["response_minutes"]
+    p90 = percentile_by(answered["response_minutes"], [answered["ig_user_id"], answered["response_day"]], 90)
     timing = pd.DataFrame({"answered_that_day": times.size(), "median_first_response_minutes": times.median(),
-                           "p90_first_response_minutes": times.apply(lambda s: _p(s, 90))})
+                           "p90_first_response_minutes": p90})
     timing.index = timing.index.set_names(keys)
     out = by_day.join(replies, how="outer").join(timing, how="outer").reset_index()
     out = out[out["day"] >= first_day]
@@ -126,9 +154,8 @@ def post_rows(comments: pd.DataFrame, computed_at: datetime) -> pd.DataFrame:
     tops = first_responses(comments)
     tops["answered"] = tops["first_response_at"].notna()
     tops["open_question"] = ~tops["answered"] & tops["is_question"]
-    posts = comments.groupby(["media_id", "ig_user_id"]).agg(
-        published_at=("post_published_at", "first"),
-        replies=("parent_id", lambda s: int(s.notna().sum()))).reset_index()
+    posts = comments.assign(is_reply=comments["parent_id"].notna()).groupby(["media_id", "ig_user_id"]).agg(
+        published_at=("post_published_at", "first"), replies=("is_reply", "sum")).reset_index()
     per_post = tops.groupby("media_id").agg(comments=("comment_id", "size"), top_level_answered=("answered", "sum"),
                                             unanswered_questions=("open_question", "sum"),
                                             median_first_response_minutes=("response_minutes", "median"))

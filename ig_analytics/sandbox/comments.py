@@ -39,7 +39,7 @@ _WORDS = "love this so good where can I buy it amazing colour need one price siz
 _ANSWERS = "thank you! DM us please link in bio glad you like it restock soon".split()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SandboxComment:
     comment_id: str
     unit: int
@@ -63,9 +63,6 @@ def refuses_comments(m: SandboxMedia) -> bool:
 
 def _unit_time(m: SandboxMedia, k: int) -> datetime:
     """The first instant the post's comments curve reaches k (bisection on seconds since publication)."""
-    cache = m.__dict__.setdefault("_comment_times", {})
-    if k in cache:
-        return cache[k]
     lo, hi = 0.0, 3600.0
     while (m.metric_at("comments", m.published_at + timedelta(seconds=hi)) or 0) < k:
         lo, hi = hi, hi * 2
@@ -75,8 +72,7 @@ def _unit_time(m: SandboxMedia, k: int) -> datetime:
             hi = mid
         else:
             lo = mid
-    cache[k] = m.published_at + timedelta(seconds=int(hi) + 1)
-    return cache[k]
+    return m.published_at + timedelta(seconds=int(hi) + 1)
 
 
 def _kind(seed: int, m: SandboxMedia, k: int) -> tuple[str, int | None]:
@@ -110,13 +106,26 @@ def comment(acct: "SandboxAccount", m: SandboxMedia, k: int) -> SandboxComment:
     )
 
 
+def _units(acct: "SandboxAccount", m: SandboxMedia, count: int) -> tuple[SandboxComment, ...]:
+    """Units 1 .. ``count`` of the post's stream. A unit is a pure function of (post, k), so each is built once
+    and kept on the post (the first hour reads every comment of every post, and each page of a read asks for the
+    whole stream again: rebuilding it per page was most of the sandbox's CPU). Concurrent requests may both
+    extend it: they build the same units, so whichever tuple is kept is right (a shorter one is extended again)."""
+    units: tuple[SandboxComment, ...] = m.__dict__.get("_comment_units", ())
+    if len(units) < count:
+        units = units + tuple(comment(acct, m, k) for k in range(len(units) + 1, count + 1))
+        if len(units) > len(m.__dict__.get("_comment_units", ())):
+            m.__dict__["_comment_units"] = units
+    return units[:count]
+
+
 def visible_comments(acct: "SandboxAccount", m: SandboxMedia, now: datetime) -> list[SandboxComment]:
     """Every comment and reply served at ``now``, oldest first (the truth the tests compare with)."""
     cached = m.__dict__.get("_comments_at")
     if cached is not None and cached[0] == now:  # the pages of one read share the instant (a frozen clock)
         return cached[1]
     count = m.metric_at("comments", now) or 0
-    units = [comment(acct, m, k) for k in range(1, count + 1)]
+    units = _units(acct, m, count)
     gone = {c.unit for c in units if c.deleted_at is not None and c.deleted_at <= now}
     visible = [c for c in units if c.unit not in gone and c.parent_unit not in gone]
     m.__dict__["_comments_at"] = (now, visible)
