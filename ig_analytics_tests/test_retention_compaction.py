@@ -144,16 +144,21 @@ class _NoRuns:
         return 0
 
 
-def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
-    """What reads old evaluations: a report of a past period takes the newest evaluation before its end + 2 days
-    (a midnight; reports.py "trends"); the same before and after for every midnight of the history."""
-    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(20 * 24)]
+def _add_evaluations(engine, hours: list) -> None:
+    """One trending evaluation of ACCOUNT at each of ``hours``."""
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         conn.execute(sa.text(
             "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
             " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
             {"a": ACCOUNT, "hours": hours})
+
+
+def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
+    """What reads old evaluations: a report of a past period takes the newest evaluation before its end + 2 days
+    (a midnight; reports.py "trends"); the same before and after for every midnight of the history."""
+    hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(20 * 24)]
+    _add_evaluations(engine, hours)
     newest_before_midnights = sa.text(
         "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM"
         " generate_series(CAST(:first AS timestamptz), :last, interval '1 day') d ORDER BY d")
@@ -176,12 +181,7 @@ def test_trending_evaluations_keep_after_35_days_what_the_weekly_reports_read(en
     """A weekly report (Monday to Sunday) lists the newest evaluation before the Tuesday after it (reports.py
     "trends"): the same before and after for every week; older than 35 days one evaluation a week is left."""
     hours = [hour_floor(NOW) - timedelta(hours=h) for h in range(70 * 24)]
-    with engine.begin() as conn:
-        add_account(conn, ACCOUNT)
-        conn.execute(sa.text(
-            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
-            {"a": ACCOUNT, "hours": hours})
+    _add_evaluations(engine, hours)
     tuesdays = sa.text(
         "SELECT d, (SELECT max(as_of) FROM instagram.trending_evaluations WHERE as_of < d) FROM generate_series("
         "CAST(:first AS timestamptz), :last, interval '7 days') d ORDER BY d")
