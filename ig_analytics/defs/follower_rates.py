@@ -19,6 +19,7 @@ import dagster as dg
 from ig_analytics import clock
 from ig_analytics.accounts.shards import SHARD_TAG
 from ig_analytics.constants import TRIGGER_TAG
+from ig_analytics.install_marker import HOURLY_FORMAT
 from ig_analytics.defs.automation import SENSOR_STATUS
 from ig_analytics.defs.partitions import hourly_partitions
 
@@ -36,7 +37,7 @@ follower_rates_job = dg.define_asset_job(
 
 def hour_key(now) -> str:
     """The hourly partition of the hour in progress (hourly partitions include it: end_offset=1)."""
-    return now.strftime("%Y-%m-%d-%H:00")
+    return now.strftime(HOURLY_FORMAT)
 
 
 def new_materializing_runs(instance: dg.DagsterInstance, cursor: dict[str, int]) -> tuple[list[str], dict[str, int]]:

@@ -24,6 +24,7 @@ from ig_analytics.defs.conversation_assets import CONVERSATION_HOURLY
 from ig_analytics.defs.ingestion_assets import MediaSyncConfig, media_and_snapshots
 from ig_analytics.defs.partitions import daily_partitions, hourly_partitions, weekly_partitions
 from ig_analytics import settings as settings_module
+from ig_analytics.install_marker import HOURLY_FORMAT
 from ig_analytics.accounts.shards import SHARD_TAG, shard_tag
 
 REFETCH_DAYS = 2
@@ -99,7 +100,7 @@ def _ensure_graph_api_pool(context: dg.ScheduleEvaluationContext) -> None:
 
 
 def _hour_key(context: dg.ScheduleEvaluationContext) -> str:
-    return context.scheduled_execution_time.strftime("%Y-%m-%d-%H:00")
+    return context.scheduled_execution_time.strftime(HOURLY_FORMAT)
 
 
 @dg.schedule(
