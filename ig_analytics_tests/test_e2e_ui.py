@@ -84,9 +84,10 @@ def test_backfill_and_schedule_through_graphql(engine, ui):
         """mutation($selector: ScheduleSelector!, $ts: Float) { scheduleDryRun(selectorData: $selector, timestamp: $ts) {
              ... on DryRunInstigationTick { evaluationResult { runRequests { runKey runConfigYaml
                tags { key value } } error { message } } } } }""",
-        # the dry run evaluates the first tick after ts: an hour back, so its partition (that tick's hour) exists
-        # already, as it does for a real tick; ts=now would ask for next hour's partition
-        selector={**LOCATION, "scheduleName": "hourly_media_snapshots"}, ts=time.time() - 3600,
+        # the dry run evaluates the first tick after ts: from the top of this hour, that is this hour's hh:05 tick,
+        # whose partition (the hour in progress) exists, as it does for a real tick. ts=now - 1 h asked for the
+        # previous hour between hh:00 and hh:05, before the install's first partition (CI failed at 12:0x).
+        selector={**LOCATION, "scheduleName": "hourly_media_snapshots"}, ts=time.time() // 3600 * 3600,
     )["scheduleDryRun"]["evaluationResult"]
     assert tick["error"] is None and len(tick["runRequests"]) == 1
     request = tick["runRequests"][0]
