@@ -365,3 +365,21 @@ def test_successful_sync_runs_kept_30_days_the_newest_and_failures_180(engine):
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT dagster_run_id FROM instagram.sync_runs ORDER BY 1")).scalars().all()
     assert kept == ["a60", "f100", "p9", "s10"] and counts.sync_runs_deleted == 6
+
+
+def test_retention_vacuums_the_tables_it_deleted_from_and_only_those(engine):
+    """The deleted reports' space is free for the next day's rows at once (a plain VACUUM), not after autovacuum's
+    20 % of dead rows; a table retention did not change is not vacuumed."""
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for days in range(40, 80):
+            end = NOW.date() - timedelta(days=days)
+            conn.execute(sa.text(
+                "INSERT INTO instagram.performance_reports (ig_user_id, period_start, period_end, kind,"
+                " generated_at, report) VALUES (:u, :s, :e, 'rolling_7d', :t, '{}'::jsonb)"),
+                {"u": ACCOUNT, "s": end - timedelta(days=6), "e": end, "t": NOW})
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.connect() as conn:
+        vacuumed = conn.execute(sa.text("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'instagram'"
+                                        " AND last_vacuum IS NOT NULL")).scalars().all()
+    assert counts.reports_deleted == 40 and vacuumed == ["performance_reports"] and counts.tables_vacuumed == 1
