@@ -28,7 +28,9 @@ A year of one account, from the steady state each table reaches under the retent
 days 30-60, which overstates every table whose compaction starts after day 30): linear from the last 30 days for
 tables whose horizons are 30 days or less (or that have none); for the others (``COUNTED``) the free space they hold
 at the end plus the rows a year keeps (the product's own compaction run on a year of keys) x packed bytes per row;
-``sync_runs`` linear until its 180-day horizon. See ``year_overrides``.
+``sync_runs`` its size at the end (its successful rows reach their 30 days by then) plus its failed rows of the
+last 30 days for each 30 days until its 180-day horizon; ``media_comments`` its rows of the last 90 days whole and
+the older ones with their text blanked (as retention leaves them). See ``year_overrides``.
 
 Even so a tick costs about 0.6 s per 10 accounts here, so 200 accounts x 60 days would take hours: the default
 simulates 10 accounts (the sandbox draws each account's posting rate, 0.4-2.0 posts a day) and every figure is
@@ -351,12 +353,19 @@ COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports"
 #   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
 #   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
-# sync_runs: linear until sync_runs_keep_days (its failed rows), flat after. media_comments and
-# tagged_media stay linear: an upper bound (text blanked after 90 days makes old rows smaller).
+# sync_runs: the end's size (successful rows are kept 30 days: steady by then) + the failed or unfinished rows of
+# the last 30 days for each 30 days until sync_runs_keep_days, x packed bytes per row (the growth of days 30-60 was
+# free space of the pruned rows, not rows: extending it to 180 days overstated it). media_comments: its rows grow
+# linearly (the rows of days 30-60 a day), but retention blanks the text and username of those older than TEXT_DAYS:
+# the free space at the end + the rows of the last TEXT_DAYS days x packed bytes per row + the older rows x the
+# packed bytes of the same rows blanked (BLANKED). tagged_media stays linear: an upper bound.
+BLANKED = {"instagram.media_comments": {"text": "NULL", "username": "NULL", "text_blanked_at": "now()"}}
 
 
-def packed_sizes(engine, tables=COUNTED) -> dict[str, int]:
-    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty."""
+def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs",),
+                 replace: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
+    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty;
+    ``replace``: {table: {column: SQL}} copies those columns as that SQL instead (the rows retention blanks)."""
     import sqlalchemy as sa
 
     out = {}
@@ -364,7 +373,12 @@ def packed_sizes(engine, tables=COUNTED) -> dict[str, int]:
         for name in tables:
             conn.execute(sa.text(f"CREATE TABLE growth.packed (LIKE {name} INCLUDING ALL)"))
             empty = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar()
-            conn.execute(sa.text(f"INSERT INTO growth.packed SELECT * FROM {name}"))
+            columns = conn.execute(sa.text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0"
+                " AND NOT attisdropped ORDER BY attnum"), {"t": name}).scalars().all()
+            swap = (replace or {}).get(name, {})
+            select = ", ".join(swap.get(col, f'"{col}"') for col in columns)
+            conn.execute(sa.text(f"INSERT INTO growth.packed SELECT {select} FROM {name}"))
             conn.execute(sa.text("VACUUM growth.packed"))
             out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
             conn.execute(sa.text("DROP TABLE growth.packed"))
@@ -372,7 +386,8 @@ def packed_sizes(engine, tables=COUNTED) -> dict[str, int]:
 
 
 def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
-                   snapshot_rows_year: float, kept: dict[str, int]) -> dict[str, tuple[float, str]]:
+                   snapshot_rows_year: float, kept: dict[str, int], packed_blanked: dict[str, int],
+                   failed_per_30d: int) -> dict[str, tuple[float, str]]:
     """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
     from ig_analytics.defs.retention import RetentionConfig
 
@@ -391,12 +406,35 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
         out[name] = (free + per_row * rows_year[name],
                      f"{free:,.0f} B free + {rows_year[name]:,.0f} {unit.get(name, 'rows')} a year x {per_row:,.0f} B"
                      + (f" ({kept['pictures']} pictures)" if name in AUDIENCE else ""))
+    for name in BLANKED:
+        rows = last[name][1]
+        per_day = (rows - sizes[30][name][1]) / 30 if 30 in sizes and days > 30 else rows / days
+        year_rows = rows + per_day * (365 - days)
+        recent = min(year_rows, per_day * TEXT_DAYS)
+        full, blank, free = packed[name] / rows, packed_blanked[name] / rows, (grown[name] - packed[name]) / n
+        out[name] = ((free * n + recent * full + (year_rows - recent) * blank) / n,
+                     f"{free:,.0f} B free + {recent / n:,.0f} rows of {TEXT_DAYS} days x {full:,.0f} B + "
+                     f"{(year_rows - recent) / n:,.0f} older rows, text blanked, x {blank:,.0f} B")
     keep = RetentionConfig().sync_runs_keep_days
-    size, base = last["instagram.sync_runs"][0], empty["instagram.sync_runs"][0]
-    per30 = size - sizes[30]["instagram.sync_runs"][0] if 30 in sizes and days > 30 else (size - base) * 30 / days
-    out["instagram.sync_runs"] = ((size - base + per30 * max(0, min(365, keep) - days) / 30) / n,
-                                  f"linear until {keep} days (sync_runs_keep_days), then flat")
+    name = "instagram.sync_runs"
+    per_row, kept_rows = packed[name] / max(last[name][1], 1), failed_per_30d * max(0, min(365, keep) - days) / 30
+    out[name] = ((grown[name] + kept_rows * per_row) / n,
+                 f"the end's size + {kept_rows / n:,.0f} more failed or unfinished rows until {keep} days"
+                 f" (sync_runs_keep_days) x {per_row:,.0f} B")
     return out
+
+
+def failed_sync_rows(engine, days: int = 30) -> int:
+    """sync_runs rows of the simulation's last ``days`` days that retention keeps beyond
+    sync_runs_success_keep_days (failed or unfinished): the only ones that still accumulate once the successful
+    ones reach their 30 days."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT count(*) FROM instagram.sync_runs WHERE status NOT IN ('success', 'partial') AND started_at"
+            " >= (SELECT max(started_at) FROM instagram.sync_runs) - make_interval(days => :days)"),
+            {"days": days}).scalar()
 
 
 def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str, tuple[float, str]]) -> None:
@@ -692,10 +730,13 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             sample(engine, n, days)
             pictures, packed = pictures_now(engine), packed_sizes(engine)
+            packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
+            failed = failed_sync_rows(engine)
             size, rows = sizes[days]["growth.uncompacted"]
             snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
             kept = kept_of_a_year(c.fresh_schema(url))
-            report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept))
+            report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept,
+                                                          packed_blanked, failed))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0
