@@ -66,7 +66,10 @@ def _cached_engine(url: str) -> Engine:
     return sa.create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
+        # Room for the capture's 8 account threads (MediaSyncConfig.max_concurrent_accounts) and the step's own
+        # thread: with 5, connections over the pool were closed on return and opened again (282 new sessions in
+        # an hour of 1,000 accounts, each a server process; issue 27).
+        pool_size=10,
         max_overflow=10,
         connect_args={"connect_timeout": 10, "options": "-c timezone=UTC", "application_name": "ig-analytics"},
     )
