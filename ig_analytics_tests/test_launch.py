@@ -146,6 +146,6 @@ def test_a_run_writes_its_events_on_pooled_connections(engine, ig_home, pg_url, 
         AnalyticsDatabase(database_url=pg_url).setup_for_execution(dg.build_init_resource_context(instance=instance))
         pooled = instance.event_log_storage._engine
         assert not isinstance(pooled.pool, NullPool)
-        assert instance.get_runs() == []  # it answers; a second set-up keeps the same engine
+        assert isinstance(instance.get_runs(limit=1), list)  # it answers; a second set-up keeps the same engine
         AnalyticsDatabase(database_url=pg_url).setup_for_execution(dg.build_init_resource_context(instance=instance))
         assert instance.event_log_storage._engine is pooled
