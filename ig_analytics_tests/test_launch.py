@@ -131,3 +131,21 @@ def test_a_step_error_is_told_without_dagsters_wrappers_or_module_paths():
     assert step_error_text(failure) == "Partition 2026-12-01 has not started yet."
     plain = info("something broke: badly\n", "RuntimeError")  # no class prefix: kept whole
     assert step_error_text(plain) == "something broke: badly"
+
+
+def test_a_run_writes_its_events_on_pooled_connections(engine, ig_home, pg_url, dagster_pg_url):
+    """dagster-postgres opens a new connection per event (NullPool) unless told otherwise; a run launched by the
+    daemon or the UI is told when it sets up its database resource: its events then reuse open connections
+    (issue 27: 2,600 new connections an hour at 1,000 accounts, ~4 ms of server CPU each)."""
+    from sqlalchemy.pool import NullPool
+
+    from ig_analytics.defs.resources import AnalyticsDatabase
+
+    with postgres_instance(dagster_pg_url) as instance:
+        assert isinstance(instance.event_log_storage._engine.pool, NullPool)  # Dagster's default, as deployed
+        AnalyticsDatabase(database_url=pg_url).setup_for_execution(dg.build_init_resource_context(instance=instance))
+        pooled = instance.event_log_storage._engine
+        assert not isinstance(pooled.pool, NullPool)
+        assert isinstance(instance.get_runs(limit=1), list)  # it answers; a second set-up keeps the same engine
+        AnalyticsDatabase(database_url=pg_url).setup_for_execution(dg.build_init_resource_context(instance=instance))
+        assert instance.event_log_storage._engine is pooled

@@ -168,3 +168,20 @@ def test_chunks_merge_like_one_write(engine, monkeypatch):
                                  " order by 1")).all()
     assert [tuple(r) for r in back] == [(t, later, 10, 4), (t + dt.timedelta(hours=1), later, 21, 2),
                                         (newest, later, 30, None)]
+
+
+def test_the_staging_table_is_reused_without_a_catalogue_write(engine):
+    """Writes on one session reuse its staging table as it is: no TRUNCATE (a new file for the table, a pg_class
+    update) per write. Two writes to one table in one transaction each merge only their own rows (issue 27)."""
+    cols = ["ig_user_id", "username", "timezone"]
+    stage = "select relfilenode from pg_class where oid = to_regclass('pg_temp._stage_accounts')"
+    with engine.connect() as c:
+        with c.begin():
+            db.bulk_upsert(c, "accounts", cols, [("1", "a", "UTC")], ["ig_user_id"])
+            first = c.execute(sa.text(stage)).scalar()
+            db.bulk_upsert(c, "accounts", cols, [("2", "b", "UTC")], ["ig_user_id"], update_columns=["username"])
+        with c.begin():
+            db.bulk_upsert(c, "accounts", cols, [("1", "a2", "UTC")], ["ig_user_id"])
+            assert c.execute(sa.text(stage)).scalar() == first
+        rows = c.execute(sa.text("select ig_user_id, username from instagram.accounts order by 1")).all()
+    assert first is not None and [tuple(r) for r in rows] == [("1", "a2"), ("2", "b")]

@@ -57,7 +57,7 @@ def prepare_instance(instance: dg.DagsterInstance) -> dg.DagsterInstance:
       exists for every asset and check event (``has_table``, ``_has_asset_key_col_on_connection``; 2 of every 5
       statements of a sync), and the answer cannot change while this process runs.
     """
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    pool_connections(instance)
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     events = instance.event_log_storage
     event_batches.batch_events(events)
@@ -68,6 +68,20 @@ def prepare_instance(instance: dg.DagsterInstance) -> dg.DagsterInstance:
                  "has_bulk_action_job_name_column"):
         _memoize(runs, name, lambda: ())
     return instance
+
+
+def pool_connections(instance: dg.DagsterInstance | None) -> None:
+    """Hold the instance's PostgreSQL connections open in this process (the webserver's setting) instead of one new
+    connection per event; once per process. A run worker writes an event per step transition and per log record
+    of the product (``python_logs`` in dagster.yaml: several per account), and each new connection costs the
+    server a process, the password exchange and cold caches (~4 ms of CPU): 2,600 connections in an hour of
+    1,000 accounts with 4 shards (issue 27, BENCHMARKS.md 3d). Called by :func:`prepare_instance` and when a run
+    sets up its database resource (a run launched by the daemon or the UI)."""
+    from sqlalchemy.pool import NullPool
+
+    engine = getattr(getattr(instance, "event_log_storage", None), "_engine", None)
+    if instance is not None and engine is not None and isinstance(engine.pool, NullPool):
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
 
 
 def _memoize(storage: Any, name: str, key: Callable[..., Any]) -> None:

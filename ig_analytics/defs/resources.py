@@ -42,6 +42,9 @@ class AnalyticsDatabase(dg.ConfigurableResource):
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from ig_analytics.defs.launch import pool_connections
+
+        pool_connections(context.instance)  # the run's own events: pooled connections, not one per event
         self._connect()
 
     def _connect(self) -> None:
