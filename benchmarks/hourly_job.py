@@ -50,8 +50,9 @@ def run_child(spec_text: str) -> int:
     """The run worker: import the code location, execute one run, print one JSON line.
 
     ``spec_text`` is a partition key (the hourly job's run of that hour) or a JSON object: ``job``,
-    ``partition_key``, ``tags`` (a shard's tag, a partition range), ``run_config``, and ``clock_offset_s`` (the
-    product's clock, ``ig_analytics.clock``, set that far from the wall clock for the run, as the sandbox's)."""
+    ``partition_key``, ``tags`` (a shard's tag, a partition range), ``run_config``, ``clock_offset_s`` (the
+    product's clock, ``ig_analytics.clock``, set that far from the wall clock for the run, as the sandbox's), and
+    ``step_pg_cpu`` (default true: read PostgreSQL's CPU at each step's start and end)."""
     spec = json.loads(spec_text) if spec_text.startswith("{") else {"partition_key": spec_text}
     t0 = time.perf_counter()
     import dagster as dg
@@ -64,7 +65,9 @@ def run_child(spec_text: str) -> int:
 
     import_s = time.perf_counter() - t0
     instance = dg.DagsterInstance.get()
-    steps, pg_steps = step_cpu_clock(instance, make_url(os.environ["DATABASE_URL"]).port)
+    # PostgreSQL's CPU per step only where it means something (the server's only run): each reading scans /proc
+    pg_port = make_url(os.environ["DATABASE_URL"]).port if spec.get("step_pg_cpu", True) else None
+    steps, pg_steps = step_cpu_clock(instance, pg_port)
     samples: list[tuple[float, float]] = []  # (epoch s, RSS MB): which step holds the peak
     stop = threading.Event()
     sampler = threading.Thread(target=sample_rss, args=(samples, stop), daemon=True)
@@ -99,8 +102,11 @@ def step_cpu_clock(instance, pg_port: int | None = None) -> tuple[dict[str, list
     def timed_handle(event, *args, **kwargs):
         kind = event.dagster_event.event_type_value if event.dagster_event is not None else None
         if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and event.step_key:
+            start = kind == "STEP_START"
+            if pg_port and start:  # read outside the step's CPU window: the /proc scan is not the step's
+                pg.setdefault(event.step_key, []).append(c.postgres_cpu(pg_port))
             steps.setdefault(event.step_key, []).append(c.cpu_seconds())
-            if pg_port:
+            if pg_port and not start:
                 pg.setdefault(event.step_key, []).append(c.postgres_cpu(pg_port))
         return handle(event, *args, **kwargs)
 

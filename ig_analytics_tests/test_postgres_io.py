@@ -371,6 +371,32 @@ def test_an_upsert_of_several_chunks_writes_every_row(engine, ig_home):
     assert total == sum(i for i in range(n) if i % 3) and shares == pytest.approx(sum(i / 7 for i in range(n)))
 
 
+def test_copy_chunks_encode_one_chunk_at_a_time_and_a_replace_of_several_chunks_writes_every_row(
+        engine, ig_home, monkeypatch):
+    """Only one chunk's cells are text at a time (issue 27: a frame's cells all at once held ~170 MB at 250,000
+    rows in conversation_posts), and a replace of several chunks is one COPY per chunk, every row written."""
+    from ig_analytics.storage import frames
+
+    encoded = []
+    real = frames._column_text
+    monkeypatch.setattr(frames, "_column_text", lambda values, *a: encoded.append(len(values)) or real(values, *a))
+    frame = _edges_frame("date")
+    chunks = frames.copy_chunks(frame, chunk_rows=3)
+    next(chunks)
+    assert encoded and max(encoded) <= 3
+    monkeypatch.setattr(frames, "CHUNK_ROWS", 2)
+
+    @dg.asset(name="test_edges", io_manager_key="postgres_io", metadata={**EDGES, **write_metadata("replace")})
+    def edges():
+        return frame
+
+    _run([edges])
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(sa.text(
+            'SELECT label, count, share, flag, "at", day, extra FROM instagram.test_edges ORDER BY id'))]
+    assert got == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
+
+
 def test_a_partition_the_definition_does_not_have_yet_is_a_sentence_not_a_check_error(engine, ig_home):
     """A GraphQL launch can tag a run with next hour's key; Dagster then finds no key range for it. The IO manager
     says so in words, for an output and for an input, and writes nothing."""

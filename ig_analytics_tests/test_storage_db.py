@@ -185,3 +185,22 @@ def test_the_staging_table_is_reused_without_a_catalogue_write(engine):
             assert c.execute(sa.text(stage)).scalar() == first
         rows = c.execute(sa.text("select ig_user_id, username from instagram.accounts order by 1")).all()
     assert first is not None and [tuple(r) for r in rows] == [("1", "a2"), ("2", "b")]
+
+
+def test_a_chunk_with_bools_takes_the_memoised_path_and_keeps_ints_apart(engine, monkeypatch):
+    """Bools (media_comments' flags) no longer send a chunk cell by cell (issue 27: 3x the encoding CPU), and a
+    count of 1 next to a True is still written as 1 (True == 1 would share one memo entry)."""
+    def per_cell(value):
+        raise AssertionError("the per-cell path was taken")
+
+    monkeypatch.setattr(db, "_text_cell", per_cell)
+    rows = [(1, "a", 1, None, True), (2, "b", 0, None, False), (3, "c", 1, None, None), (4, "d", None, None, True)]
+    with engine.begin() as c:
+        _probe_table(c)
+        assert db.bulk_upsert(c, "copy_probe", ["k", "txt", "n", "x", "flag"], rows, ["k"]) == len(rows)
+        back = c.execute(sa.text("select k, txt, n, x, flag from instagram.copy_probe order by k")).all()
+    assert [tuple(r) for r in back] == rows
+
+
+def test_a_column_mixing_bools_and_ints_is_encoded_cell_by_cell():
+    assert db._encode_chunk([(1, True), (True, 1)]) == "1\tTrue\nTrue\t1\n"

@@ -168,7 +168,8 @@ CHUNK_ROWS = 10_000
 COPY_NULL = "\\N"
 # Cell types whose str() is their COPY text (escaping aside) and whose equal values have equal text, so one str()
 # per distinct value is enough. (Every timestamp column is timestamptz: equal instants are equal values.) Not
-# bool or float: True == 1 == 1.0 would share a text; they take the per-cell path.
+# bool or float: True == 1 == 1.0 would share a text; a float takes the per-cell path, a bool a memo of its own
+# column (_memo_lines).
 _MEMO_TYPES = frozenset({str, int, type(None), datetime, date})
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -197,11 +198,36 @@ def _text_cell(value: Any) -> str:
     return text.translate(COPY_ESCAPES)
 
 
+_BOOL_TEXT = {True: "True", False: "False", None: COPY_NULL}  # _text_cell's str() of a bool
+
+
+def _memo_lines(rows: list[Sequence[Any]], types: set[type]) -> str | None:
+    """The lines of ``rows`` with one str() per distinct value, or None when some cell's type forbids it. Bools
+    (issue 27: media_comments' flags sent every comment chunk cell by cell, 3x slower) are memoised column by
+    column, apart from the ints and their equal keys (True == 1)."""
+    if types <= _MEMO_TYPES:
+        cell = _TextMemo({None: COPY_NULL}).__getitem__
+        return "\n".join(["\t".join(map(cell, row)) for row in rows])
+    width = len(rows[0])
+    if not types <= _MEMO_TYPES | {bool} or any(len(row) != width for row in rows):
+        return None
+    texts = []
+    for column in zip(*rows):
+        kinds = set(map(type, column))
+        if kinds <= {bool, type(None)}:
+            texts.append(list(map(_BOOL_TEXT.__getitem__, column)))
+        elif bool in kinds:  # a column mixing bools with other values
+            return None
+        else:
+            texts.append(list(map(_TextMemo({None: COPY_NULL}).__getitem__, column)))
+    return "\n".join(map("\t".join, zip(*texts)))
+
+
 def _encode_chunk(rows: list[Sequence[Any]]) -> str:
     """COPY text of ``rows`` (one line each)."""
-    if set(map(type, chain.from_iterable(rows))) <= _MEMO_TYPES:
-        cell = _TextMemo({None: COPY_NULL}).__getitem__
-        text = "\n".join(["\t".join(map(cell, row)) for row in rows]) + "\n"
+    lines = _memo_lines(rows, set(map(type, chain.from_iterable(rows))))
+    if lines is not None:
+        text = lines + "\n"
         # Valid unless a str cell holds a tab, newline, CR or backslash (it would need escaping) or a row has
         # another length: counted on the whole text at C speed; else the chunk is encoded cell by cell.
         width = len(rows[0])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from ig_analytics.storage.db import COPY_ESCAPES, COPY_NULL
+from ig_analytics.storage.db import CHUNK_ROWS, COPY_ESCAPES, COPY_NULL
 
 
 def read_frame(
@@ -114,25 +114,31 @@ def copy_chunks(frame: pd.DataFrame, json_columns: Sequence[str] = (), date_colu
                 chunk_rows: int = 10_000) -> Iterator[tuple[str, int]]:
     """``frame``'s rows as COPY text (text format, columns in frame order), ``chunk_rows`` lines at a time:
     (text, rows). NaN / NA / NaT / None are NULL; ``json_columns`` are serialized as JSON; ``date_columns``
-    (datetime64) are written as dates; timestamps with a time zone as UTC instants; booleans as t/f. The cells are
-    encoded column by column up front; each chunk's lines are joined when it is asked for."""
-    cells = [_column_text(frame[c], c in json_columns, c in date_columns).tolist() for c in frame.columns]
+    (datetime64) are written as dates; timestamps with a time zone as UTC instants; booleans as t/f. Each chunk's
+    cells are encoded column by column when it is asked for: only one chunk's text objects exist at a time (issue
+    27: the cells of a whole frame of 250,000 rows held ~70 MB, its one text ~170 MB at the peak)."""
     for start in range(0, len(frame), chunk_rows):
-        rows = zip(*(column[start:start + chunk_rows] for column in cells))
-        lines = list(map("\t".join, rows))
+        part = frame.iloc[start:start + chunk_rows]
+        cells = [_column_text(part[c], c in json_columns, c in date_columns).tolist() for c in part.columns]
+        lines = list(map("\t".join, zip(*cells)))
+        del cells
         yield "\n".join(lines) + "\n", len(lines)
 
 
 def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, json_columns: Sequence[str] = (),
                date_columns: Sequence[str] = ()) -> int:
     """COPY ``frame``'s rows into ``instagram.<table>`` as they are (no upsert: the caller deleted the rows it
-    replaces, in the same transaction), encoded by :func:`copy_chunks` (no Python loop per cell). NaN / NA / None
-    are NULL; ``json_columns`` are serialized as JSON; ``date_columns`` (datetime64) are written as dates."""
+    replaces, in the same transaction), encoded by :func:`copy_chunks` (no Python loop per cell), one COPY per
+    chunk of :data:`~ig_analytics.storage.db.CHUNK_ROWS` rows. NaN / NA / None are NULL; ``json_columns`` are
+    serialized as JSON; ``date_columns`` (datetime64) are written as dates."""
     if frame.empty:
         return 0
-    text = "".join(chunk for chunk, _ in copy_chunks(frame, json_columns, date_columns, chunk_rows=len(frame)))
     columns = ", ".join(f'"{c}"' for c in frame.columns)
+    copy_sql = f'COPY instagram."{table}" ({columns}) FROM STDIN'
+    written = 0
     with conn.connection.dbapi_connection.cursor() as cur:
-        # one read of the whole text: psycopg2 reads 8 KiB at a time by default
-        cur.copy_expert(f"COPY instagram.\"{table}\" ({columns}) FROM STDIN", io.StringIO(text), size=len(text) + 1)
-    return len(frame)
+        for text, rows in copy_chunks(frame, json_columns, date_columns, chunk_rows=CHUNK_ROWS):
+            # one read of the whole text: psycopg2 reads 8 KiB at a time by default
+            cur.copy_expert(copy_sql, io.StringIO(text), size=len(text) + 1)
+            written += rows
+    return written
