@@ -33,6 +33,8 @@ log = logging.getLogger("ig_analytics.ingestion")
 ACCESS_RETRY = timedelta(hours=23)  # a denied account is asked again about once a day
 _COMMENT_COLUMNS = ("comment_id", "media_id", "ig_user_id", "parent_id", "username", "text", "like_count", "hidden",
                     "published_at", "is_own", "is_question", "first_seen_at", "last_seen_at")
+_CONTENT_COLUMNS = ("media_id", "parent_id", "username", "text", "like_count", "hidden", "published_at", "is_own",
+                    "is_question")
 
 
 @dataclass
@@ -169,9 +171,12 @@ def _store(conn: Connection, result: CommentSyncResult, ig_user_id: str, usernam
              c.published_at, bool(own) and (c.username or "").casefold() == own,
              c.parent_id is None and is_question(c.text), now, now)
             for read in reads for c in read.comments]
+    # A comment read again unchanged is not rewritten (issue 27: a full read rewrote every comment of the post
+    # for last_seen_at alone, about half the server's WAL in a steady hour); last_seen_at moves when it changed.
     result.comments_written = bulk_upsert(
         conn, "media_comments", _COMMENT_COLUMNS, rows, key_columns=("comment_id",),
-        update_columns=[c for c in _COMMENT_COLUMNS if c not in ("comment_id", "first_seen_at")])
+        update_columns=[c for c in _COMMENT_COLUMNS if c not in ("comment_id", "first_seen_at")],
+        only_if_changed=_CONTENT_COLUMNS)
     state = []
     for read, request in zip(reads, requests):
         if read.failed:

@@ -81,7 +81,7 @@ SOCIAL_TABLES: list[Table] = [
         Column('is_own', 'boolean', 'written by the account itself (its replies)'),
         Column('is_question', 'boolean', 'a top-level comment whose text holds `?` (also `？`, `؟`), decided when read: it outlives the blanking of the text'),
         Column('first_seen_at', 'timestamptz', 'first read'),
-        Column('last_seen_at', 'timestamptz', 'last read (a full re-read deletes the comments it no longer finds)'),
+        Column('last_seen_at', 'timestamptz', 'last read that found it new or changed: a comment read again unchanged is not rewritten (`media_comment_reads.full_read_at` is when its post was last read in full; a full re-read deletes the comments it no longer finds)'),
         Column('text_blanked_at', 'timestamptz', 'when retention blanked text and username; NULL while kept'),
     ]),
     Table('media_comment_reads', 'one row per post whose comments were read', description='What the comment reads of each post learnt: the count read last, the last full read, a refusal', columns=[
