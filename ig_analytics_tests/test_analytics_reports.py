@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks.direct_writes import refresh_best_posting_times, refresh_media_engagement
-from ig_analytics.analytics.reports import build_report, write_reports
+from ig_analytics.analytics.reports import NOTICE_FIELDS, build_report, write_reports
 from ig_analytics.analytics.trending import refresh_trending_posts
 from ig_analytics_tests.analytics_data import (
     add_account,
@@ -220,6 +220,21 @@ def test_write_reports_html_and_rows(engine, tmp_path):
     )
     counts = _png_color_counts(shot, min_y=2 * 40)  # below the title and legend (scale factor 2)
     assert counts.get(bytes((0x25, 0x63, 0xEB)), 0) >= 10, "the followers line and its day markers are not drawn"
+
+
+def test_a_run_of_many_accounts_keeps_only_each_reports_notice_fields(engine, tmp_path):
+    """Issue 27: the 03:00 run of 10,000 accounts held every report until the end (2.2 GB). The scheduled run now
+    keeps what the notices read (and the markdown); the stored report and the HTML are the whole report."""
+    with engine.begin() as conn:
+        _seed(conn)
+        refresh_media_engagement(conn, now=NOW)
+        full = write_reports(conn, period_end=END, days=7, kind="weekly", reports_dir=tmp_path, now=NOW)
+        slim = write_reports(conn, period_end=END, days=7, kind="weekly", reports_dir=tmp_path, now=NOW,
+                             keep_reports=False)
+        stored = conn.execute(sa.text("SELECT report FROM instagram.performance_reports")).scalar_one()
+    assert slim[0].report == {k: full[0].report[k] for k in NOTICE_FIELDS}
+    assert slim[0].markdown == full[0].markdown and slim[0].html_path == full[0].html_path
+    assert stored == json.loads(json.dumps(full[0].report)) and "top_posts" in stored
 
 
 def _svg(html: str, title: str) -> str:

@@ -364,6 +364,8 @@ def _safe_name(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", value)[:100] or "account"
 
 
+# What alerts.notify reads of a report besides its markdown: the fields a run of many accounts keeps.
+NOTICE_FIELDS = ("ig_user_id", "username", "kind", "period", "account_metrics")
 REPORT_COLUMNS = ("ig_user_id", "period_start", "period_end", "kind", "generated_at", "report", "html_path")
 
 
@@ -377,11 +379,14 @@ def write_reports(
     ig_user_ids: Iterable[str] | None = None,
     now: datetime | None = None,
     synthetic_permalinks: bool = False,
+    keep_reports: bool = True,
 ) -> list[ReportResult]:
     """Build the report of ``period_end - days + 1 .. period_end`` for each account (the given ones, else
     every account that is not disabled), upsert instagram.performance_reports and write
     ``reports_dir/<ig_user_id>/<kind>_<start>_<end>.html``. ``synthetic_permalinks``: the data comes from the
-    sandbox, whose permalinks lead nowhere (the page says so beside each link)."""
+    sandbox, whose permalinks lead nowhere (the page says so beside each link). Each batch of accounts is
+    written before the next is built; ``keep_reports=False`` returns each report's notice fields only
+    (:data:`NOTICE_FIELDS`), so a run of 10,000 accounts does not hold every report (issue 27: 2.2 GB)."""
     if kind not in REPORT_KINDS:
         raise ValueError(f"kind must be one of {REPORT_KINDS}, not {kind!r}")
     if days < 1:
@@ -393,10 +398,10 @@ def write_reports(
     accounts = [r[0] for r in conn.execute(
         sa.text(f"SELECT ig_user_id FROM instagram.accounts WHERE {where} ORDER BY ig_user_id"), {"users": users}
     )]
-    results, rows = [], []
+    results = []
     for chunk_start in range(0, len(accounts), REPORT_BATCH):
         chunk = accounts[chunk_start:chunk_start + REPORT_BATCH]
-        reports = build_reports(conn, chunk, period_start, period_end)
+        reports, rows = build_reports(conn, chunk, period_start, period_end), []
         for ig_user_id in chunk:
             report = reports[ig_user_id]
             report["kind"] = kind
@@ -408,6 +413,8 @@ def write_reports(
             tmp.write_text(render_html(report), encoding="utf-8")
             tmp.replace(path)
             rows.append((ig_user_id, period_start, period_end, kind, generated_at, report, str(path)))
-            results.append(ReportResult(ig_user_id, report, path, report_markdown(report)))
-    db.bulk_upsert(conn, "performance_reports", REPORT_COLUMNS, rows, ["ig_user_id", "kind", "period_start", "period_end"])
+            kept = report if keep_reports else {k: report[k] for k in NOTICE_FIELDS if k in report}
+            results.append(ReportResult(ig_user_id, kept, path, report_markdown(report)))
+        db.bulk_upsert(conn, "performance_reports", REPORT_COLUMNS, rows,
+                       ["ig_user_id", "kind", "period_start", "period_end"])
     return results

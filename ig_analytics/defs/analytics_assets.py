@@ -240,25 +240,42 @@ def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: i
         with engine.begin() as conn:
             results = reports.write_reports(
                 conn, period_end=period_end, days=days, kind=kind, reports_dir=settings.reports_dir,
-                synthetic_permalinks=reports.permalinks_synthetic(settings.graph_api_url),
+                synthetic_permalinks=reports.permalinks_synthetic(settings.graph_api_url), keep_reports=False,
             )
         reports_written += len(results)
     if results:
         from ig_analytics.alerts.notify import notify_report_events
 
         notify_report_events(database.notifier(), results)
-    summary = "\n\n---\n\n".join(r.markdown for r in results) or "No active account with data in this period."
+    summary = _summary(results, SUMMARY_CHARS) or "No active account with data in this period."
     metadata = {
         "reports": dg.MetadataValue.int(reports_written),
         "periods": dg.MetadataValue.int(len(period_ends)),
         "period_end": period_ends[-1].isoformat() if period_ends else "",
-        "summary": dg.MetadataValue.md(summary[:60_000]),
+        "summary": dg.MetadataValue.md(summary[:SUMMARY_CHARS]),
         "duration_seconds": seconds_since(started),
     }
-    for r in results:  # the newest period's files, clickable in the UI
-        if r.html_path is not None:
-            metadata[f"report_{r.ig_user_id}"] = dg.MetadataValue.url(Path(r.html_path).resolve().as_uri())
+    linked = [r for r in results if r.html_path is not None]
+    for r in linked[:REPORT_LINKS]:  # the newest period's files, clickable in the UI
+        metadata[f"report_{r.ig_user_id}"] = dg.MetadataValue.url(Path(r.html_path).resolve().as_uri())
+    if len(linked) > REPORT_LINKS:  # an event of 10,000 links would burden the event log and the UI
+        metadata["more_reports_in"] = dg.MetadataValue.path(str(settings.reports_dir))
     return dg.MaterializeResult(metadata=metadata)
+
+
+SUMMARY_CHARS = 60_000  # of the reports' markdown shown in the UI
+REPORT_LINKS = 100  # report files linked from the materialization; the rest are in the reports folder
+
+
+def _summary(results, limit: int) -> str:
+    """The first reports' markdown, up to about ``limit`` characters (not a join of every account's)."""
+    parts, size = [], 0
+    for r in results:
+        if size >= limit:
+            break
+        parts.append(r.markdown)
+        size += len(r.markdown) + 7
+    return "\n\n---\n\n".join(parts)
 
 
 REPORT_INPUTS = ["account_insights_daily", "media_engagement", "account_engagement_daily", "trending_posts",
