@@ -16,11 +16,13 @@ from ig_analytics.defs.retention import retention_job, retention_schedule
 from ig_analytics.defs.sensors import alert_sensors
 from ig_analytics.defs.token_jobs import token_maintenance_job, token_maintenance_schedule
 from ig_analytics.logging_setup import configure_logging
+from ig_analytics.malloc_arenas import limit_malloc_arenas
 from ig_analytics.defs.run_output import python_logging_console
 
 
 def build_definitions() -> dg.Definitions:
     configure_logging()  # JSON with IG_ANALYTICS_LOG_FORMAT=json; tokens redacted on every handler
+    limit_malloc_arenas()  # before any step's threads: a run worker's heap stays smaller (malloc_arenas.py)
     # One database resource, bound by its key: the assets and the IO manager's own reads and writes use the same
     # one, so a database_url set on `database` in a run's config reaches them all (a nested instance would not).
     database = AnalyticsDatabase.configure_at_launch()

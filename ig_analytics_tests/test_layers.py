@@ -9,8 +9,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ig_analytics"
 
-# Cross-cutting modules at the package top: configuration, logging, secrets. They import only each other.
-BASE = {"settings", "install_marker", "constants", "redaction", "terminal_text", "logging_setup", "stopping", "clock"}
+# Cross-cutting modules at the package top: configuration, logging, secrets, the process's malloc arenas. They
+# import only each other.
+BASE = {"settings", "install_marker", "constants", "redaction", "terminal_text", "logging_setup", "stopping", "clock",
+        "malloc_arenas"}
 
 ALLOWED: dict[str, set[str]] = {
     **{name: BASE for name in BASE},
