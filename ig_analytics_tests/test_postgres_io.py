@@ -327,6 +327,18 @@ def _edges_frame(day_kind: str) -> pd.DataFrame:
     })
 
 
+def _write_edges(engine, frame: pd.DataFrame, mode: str) -> list[tuple]:
+    """Materialize ``frame`` as instagram.test_edges in ``mode`` and read the rows back in id order."""
+    @dg.asset(name="test_edges", io_manager_key="postgres_io", metadata={**EDGES, **write_metadata(mode)})
+    def edges():
+        return frame
+
+    _run([edges])
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            'SELECT label, count, share, flag, "at", day, extra FROM instagram.test_edges ORDER BY id'))]
+
+
 @pytest.mark.parametrize("mode", ["replace", "upsert"])
 @pytest.mark.parametrize("day_kind", ["date", "datetime64", "datetime64 Paris"])
 def test_every_kind_of_value_round_trips_exactly(engine, ig_home, mode, day_kind):
@@ -334,14 +346,7 @@ def test_every_kind_of_value_round_trips_exactly(engine, ig_home, mode, day_kind
     backslashes survive; a Paris timestamp is stored as its instant; -0.0 keeps its sign; jsonb as given."""
     frame = _edges_frame(day_kind)  # jsonb: dicts and lists (a str is written as given by upsert)
 
-    @dg.asset(name="test_edges", io_manager_key="postgres_io", metadata={**EDGES, **write_metadata(mode)})
-    def edges():
-        return frame
-
-    _run([edges])
-    with engine.connect() as conn:
-        got = [tuple(r) for r in conn.execute(sa.text(
-            'SELECT label, count, share, flag, "at", day, extra FROM instagram.test_edges ORDER BY id'))]
+    got = _write_edges(engine, frame, mode)
     assert got == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
     assert [math.copysign(1, got[i][2]) for i in (3, 6)] == [-1, 1]  # -0.0 == 0.0: signs checked apart
 
@@ -386,15 +391,7 @@ def test_copy_chunks_encode_one_chunk_at_a_time_and_a_replace_of_several_chunks_
     assert encoded and max(encoded) <= 3
     monkeypatch.setattr(frames, "CHUNK_ROWS", 2)
 
-    @dg.asset(name="test_edges", io_manager_key="postgres_io", metadata={**EDGES, **write_metadata("replace")})
-    def edges():
-        return frame
-
-    _run([edges])
-    with engine.connect() as conn:
-        got = [tuple(r) for r in conn.execute(sa.text(
-            'SELECT label, count, share, flag, "at", day, extra FROM instagram.test_edges ORDER BY id'))]
-    assert got == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
+    assert _write_edges(engine, frame, "replace") == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
 
 
 def test_a_partition_the_definition_does_not_have_yet_is_a_sentence_not_a_check_error(engine, ig_home):
