@@ -237,6 +237,16 @@ def test_a_run_of_many_accounts_keeps_only_each_reports_notice_fields(engine, tm
     assert stored == json.loads(json.dumps(full[0].report)) and "top_posts" in stored
 
 
+def test_the_ui_summary_of_a_large_run_is_the_first_reports_not_a_join_of_all():
+    from ig_analytics.analytics.reports import ReportResult
+    from ig_analytics.defs.analytics_assets import _summary
+
+    results = [ReportResult(str(i), {}, None, f"**@a{i}** " + "x" * 990) for i in range(10_000)]
+    summary = _summary(results, 60_000)
+    assert summary.startswith("**@a0** ") and "**@a59** " in summary and "**@a61** " not in summary
+    assert _summary([], 60_000) == ""
+
+
 def _svg(html: str, title: str) -> str:
     start = html.index(f'aria-label="{title}"')
     return html[html.rindex("<svg", 0, start):html.index("</svg>", start) + 6]

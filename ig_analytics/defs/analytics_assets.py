@@ -229,6 +229,10 @@ def best_posting_times(context: dg.AssetExecutionContext, analytics_inputs: Anal
     return dg.Output(scope.rows(rows), metadata={**scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
+SUMMARY_CHARS = 60_000  # of the reports' markdown shown in the UI
+REPORT_LINKS = 100  # report files linked from the materialization; the rest are in the reports folder
+
+
 def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: int, kind: str):
     """Reports of every period of the run (a backfill range is one run); only the newest period notifies, so a
     backfill does not flood the webhook with old reports."""
@@ -261,10 +265,6 @@ def _write_reports(database: AnalyticsDatabase, period_ends: list[date], days: i
     if len(linked) > REPORT_LINKS:  # an event of 10,000 links would burden the event log and the UI
         metadata["more_reports_in"] = dg.MetadataValue.path(str(settings.reports_dir))
     return dg.MaterializeResult(metadata=metadata)
-
-
-SUMMARY_CHARS = 60_000  # of the reports' markdown shown in the UI
-REPORT_LINKS = 100  # report files linked from the materialization; the rest are in the reports folder
 
 
 def _summary(results, limit: int) -> str:
