@@ -158,7 +158,8 @@ class EmbeddedPostgres:
             # pg_ctl starts the server through a shell line with the paths in double quotes, and PostgreSQL splits
             # the socket folders at commas: a home holding a space, quote, '$' or ',' broke both. The paths are
             # relative instead (pg_ctl runs in self.root; the server resolves -k from its data folder).
-            opts = f"-h 127.0.0.1 -p {port} -k {os.path.relpath(self.run_dir, self.data_dir)}"
+            opts = (f"-h 127.0.0.1 -p {port} -k {os.path.relpath(self.run_dir, self.data_dir)} "
+                    + " ".join(f"-c {name}={value}" for name, value in server_settings().items()))
             log_size = self.log_file.stat().st_size
             result = self._run(["pg_ctl", "-D", os.path.relpath(self.data_dir, self.root), "-l",
                                 os.path.relpath(self.log_file, self.root), "-o", opts, "-w",
@@ -239,11 +240,11 @@ class EmbeddedPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
         auth.write_hba(self.data_dir)
-        # Small, predictable footprint; many connections because Dagster opens one per process.
+        # Many connections because Dagster opens one per process; memory and checkpoints: server_settings().
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# ig-analytics embedded defaults\n"
-                "max_connections = 200\nshared_buffers = 128MB\nfsync = on\n"
+                "max_connections = 200\nfsync = on\n"
                 "timezone = 'UTC'\nlog_timezone = 'UTC'\nlisten_addresses = '127.0.0.1'\n"
                 "password_encryption = 'scram-sha-256'\n"
             )
@@ -383,6 +384,32 @@ class EmbeddedPostgres:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def machine_memory_bytes() -> int:
+    """The memory this process may use: the machine's, or its container's (cgroup v2 ``memory.max``) if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def server_settings(memory_bytes: int | None = None) -> dict[str, str]:
+    """What the embedded server is started with (on its command line: an existing cluster gets it at its next
+    start), sized for the hourly tick's writes (issue 27, BENCHMARKS.md 3d):
+
+    - ``shared_buffers``: an eighth of the memory, 128 MB to 1 GB. PostgreSQL's 128 MB default held less than the
+      indexes an hour of 10,000 accounts touches, so their pages went back and forth through the OS cache. An
+      eighth, not pgtune's quarter: the run workers, the daemon and the webserver share the machine.
+    - ``checkpoint_timeout`` 15 min and ``max_wal_size`` 2 GB: with the 5-minute default every hourly tick met a
+      checkpoint, after which the first change of each page writes the whole page into the WAL again. Crash
+      recovery replays at most 15 minutes of writes.
+    """
+    memory = machine_memory_bytes() if memory_bytes is None else memory_bytes
+    buffers_mb = max(128, min(1024, memory // 8 // 2**20))
+    return {"shared_buffers": f"{buffers_mb}MB", "checkpoint_timeout": "15min", "max_wal_size": "2GB"}
 
 
 def _first_int(path: Path) -> int | None:
