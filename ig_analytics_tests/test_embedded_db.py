@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ig_analytics.local.embedded_db import EmbeddedPostgres
+from ig_analytics.local.embedded_db import EmbeddedPostgres, server_settings
 from ig_analytics.local.procs import postgres_pids, postmaster_pids
 
 pytestmark = pytest.mark.slow
@@ -83,6 +83,13 @@ def test_start_twice_is_one_server_and_stop_leaves_nothing(home):
         assert cur.fetchone()[0] >= 10  # the schema was migrated on start
         cur.execute("SHOW listen_addresses")
         assert cur.fetchone()[0] == "127.0.0.1"
+        # started with server_settings() on its command line (a cluster made before them gets them too)
+        cur.execute("SELECT name, setting, unit FROM pg_settings WHERE name IN "
+                    "('shared_buffers', 'checkpoint_timeout', 'max_wal_size')")
+        settings = {name: (setting, unit) for name, setting, unit in cur.fetchall()}
+        want_mb = int(server_settings()["shared_buffers"].removesuffix("MB"))
+        assert settings["shared_buffers"] == (str(want_mb * 2**20 // 8192), "8kB")
+        assert settings["checkpoint_timeout"] == ("900", "s") and settings["max_wal_size"] == ("2048", "MB")
 
     ok(home, "db", "status")
     stop = cli(home, "db", "stop")
