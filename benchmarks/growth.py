@@ -389,6 +389,20 @@ def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs
     return out
 
 
+def comment_index_scans(engine) -> None:
+    """How often the simulation's queries (the product's: sync, analytics, reports, retention) used each index of
+    media_comments (pg_stat_user_indexes.idx_scan): an index none uses is bytes for nothing."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+        rows = conn.execute(sa.text(
+            "SELECT indexrelname, idx_scan, pg_relation_size(indexrelid) FROM pg_stat_user_indexes"
+            " WHERE schemaname = 'instagram' AND relname = 'media_comments' ORDER BY 1")).all()
+    for name, scans, size in rows:
+        c.result(f"growth.index_scans.{name}", scans, "scans", f"{size:,} B at the end")
+
+
 def compacted_comments(engine) -> dict[str, float]:
     """What ``compact_comment_rows`` leaves of the simulation's comments, every post compacted at the end (as if
     past the horizon; run last, it changes the tables): the share of rows kept (open questions), the packed bytes
@@ -768,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             pictures, packed = pictures_now(engine), packed_sizes(engine)
             packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
             failed = failed_sync_rows(engine)
+            comment_index_scans(engine)
             compacted = compacted_comments(engine)  # last: it compacts every post's comments
             size, rows = sizes[days]["growth.uncompacted"]
             snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
