@@ -30,7 +30,8 @@ tables whose horizons are 30 days or less (or that have none); for the others (`
 at the end plus the rows a year keeps (the product's own compaction run on a year of keys) x packed bytes per row;
 ``sync_runs`` its size at the end (its successful rows reach their 30 days by then) plus its failed rows of the
 last 30 days for each 30 days until its 180-day horizon; ``media_comments`` its rows of the last 90 days whole and
-the older ones with their text blanked (as retention leaves them). See ``year_overrides``.
+the rows of older posts as ``compact_comment_rows`` leaves them (the open questions, blanked, and
+``comment_day_counts``; measured by compacting every post at the end). See ``year_overrides``.
 
 Even so a tick costs about 0.6 s per 10 accounts here, so 200 accounts x 60 days would take hours: the default
 simulates 10 accounts (the sandbox draws each account's posting rate, 0.4-2.0 posts a day) and every figure is
@@ -356,9 +357,12 @@ COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports"
 # sync_runs: the end's size (successful rows are kept 30 days: steady by then) + the failed or unfinished rows of
 # the last 30 days for each 30 days until sync_runs_keep_days, x packed bytes per row (the growth of days 30-60 was
 # free space of the pruned rows, not rows: extending it to 180 days overstated it). media_comments: its rows grow
-# linearly (the rows of days 30-60 a day), but retention blanks the text and username of those older than TEXT_DAYS:
-# the free space at the end + the rows of the last TEXT_DAYS days x packed bytes per row + the older rows x the
-# packed bytes of the same rows blanked (BLANKED). tagged_media stays linear: an upper bound.
+# linearly (the rows of days 30-60 a day); retention blanks the text and username of those older than TEXT_DAYS and
+# replaces the rows of posts older than comment_rows_compact_after_days by counts (comment_day_counts), keeping the
+# open questions: the free space at the end + the rows of the horizon's days x packed bytes per row (blanked past
+# TEXT_DAYS) + the older rows x what compact_comment_rows leaves of one row (``compacted_comments``: the share kept
+# x the packed bytes of a kept row, blanked, + comment_day_counts' packed bytes per row compacted). The comments'
+# ages are counted from their post's publication (the horizon's), a few days early. tagged_media stays linear.
 BLANKED = {"instagram.media_comments": {"text": "NULL", "username": "NULL", "text_blanked_at": "now()"}}
 
 
@@ -385,9 +389,59 @@ def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs
     return out
 
 
+def comment_index_scans(engine) -> None:
+    """How often the simulation's queries (the product's: sync, analytics, reports, retention) used each index of
+    media_comments (pg_stat_user_indexes.idx_scan): an index none uses is bytes for nothing."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+        rows = conn.execute(sa.text(
+            "SELECT indexrelname, idx_scan, pg_relation_size(indexrelid) FROM pg_stat_user_indexes"
+            " WHERE schemaname = 'instagram' AND relname = 'media_comments' ORDER BY 1")).all()
+    for name, scans, size in rows:
+        c.result(f"growth.index_scans.{name}", scans, "scans", f"{size:,} B at the end")
+
+
+def compacted_comments(engine) -> dict[str, float]:
+    """What ``compact_comment_rows`` leaves of the simulation's comments, every post compacted at the end (as if
+    past the horizon; run last, it changes the tables): the share of rows kept (open questions), the packed bytes
+    of a kept row blanked (as it is by then), and comment_day_counts' packed bytes per comment row compacted."""
+    import sqlalchemy as sa
+
+    from ig_analytics import clock
+    from ig_analytics.defs.retention import compact_comment_rows
+
+    count = "SELECT count(*) FROM instagram.media_comments"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(count)).scalar()
+    compact_comment_rows(engine, datetime(9999, 1, 1, tzinfo=timezone.utc), clock.now())
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text(count)).scalar()
+    packed = packed_sizes(engine, ("instagram.media_comments", "instagram.comment_day_counts"), BLANKED)
+    return {"kept_share": kept / before, "kept_bytes": packed["instagram.media_comments"] / max(kept, 1),
+            "counts_bytes": packed["instagram.comment_day_counts"] / before}
+
+
+def _comments_year(rows: int, per_day: float, days: int, n: int, full: float, blank: float, free: float,
+                   compacted: dict[str, float]) -> tuple[float, str]:
+    from ig_analytics.defs.retention import COMMENT_ROWS_MIN_DAYS, RetentionConfig
+
+    horizon = max(RetentionConfig().comment_rows_compact_after_days, COMMENT_ROWS_MIN_DAYS)
+    year_rows = rows + per_day * (365 - days)
+    whole = min(year_rows, per_day * min(horizon, TEXT_DAYS))
+    blanked = min(year_rows - whole, per_day * max(0, horizon - TEXT_DAYS))
+    old = year_rows - whole - blanked
+    per_old = compacted["kept_share"] * compacted["kept_bytes"] + compacted["counts_bytes"]
+    return ((free * n + whole * full + blanked * blank + old * per_old) / n,
+            f"{free:,.0f} B free + {whole / n:,.0f} rows x {full:,.0f} B + {blanked / n:,.0f} blanked x {blank:,.0f} B"
+            f" + {old / n:,.0f} rows of posts older than {horizon} days, compacted: {compacted['kept_share']:.1%} kept"
+            f" x {compacted['kept_bytes']:,.0f} B + comment_day_counts {compacted['counts_bytes']:,.0f} B a row")
+
+
 def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
                    snapshot_rows_year: float, kept: dict[str, int], packed_blanked: dict[str, int],
-                   failed_per_30d: int) -> dict[str, tuple[float, str]]:
+                   failed_per_30d: int, compacted: dict[str, float]) -> dict[str, tuple[float, str]]:
     """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
     from ig_analytics.defs.retention import RetentionConfig
 
@@ -409,12 +463,8 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
     for name in BLANKED:
         rows = last[name][1]
         per_day = (rows - sizes[30][name][1]) / 30 if 30 in sizes and days > 30 else rows / days
-        year_rows = rows + per_day * (365 - days)
-        recent = min(year_rows, per_day * TEXT_DAYS)
         full, blank, free = packed[name] / rows, packed_blanked[name] / rows, (grown[name] - packed[name]) / n
-        out[name] = ((free * n + recent * full + (year_rows - recent) * blank) / n,
-                     f"{free:,.0f} B free + {recent / n:,.0f} rows of {TEXT_DAYS} days x {full:,.0f} B + "
-                     f"{(year_rows - recent) / n:,.0f} older rows, text blanked, x {blank:,.0f} B")
+        out[name] = _comments_year(rows, per_day, days, n, full, blank, free, compacted)
     keep = RetentionConfig().sync_runs_keep_days
     name = "instagram.sync_runs"
     per_row, kept_rows = packed[name] / max(last[name][1], 1), failed_per_30d * max(0, min(365, keep) - days) / 30
@@ -732,11 +782,13 @@ def main(argv: list[str] | None = None) -> int:
             pictures, packed = pictures_now(engine), packed_sizes(engine)
             packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
             failed = failed_sync_rows(engine)
+            comment_index_scans(engine)
+            compacted = compacted_comments(engine)  # last: it compacts every post's comments
             size, rows = sizes[days]["growth.uncompacted"]
             snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
             kept = kept_of_a_year(c.fresh_schema(url))
             report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept,
-                                                          packed_blanked, failed))
+                                                          packed_blanked, failed, compacted))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0

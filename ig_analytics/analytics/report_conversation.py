@@ -22,21 +22,29 @@ HASHTAG_LIMIT = 10
 HASHTAG_PERIOD_DAYS = 30
 
 _BOUNDS = "c.published_at >= CAST(:start AS date) AND c.published_at < CAST(:end AS date) + 1"
+# The comments of old posts are counts per post and UTC day (comment_day_counts, retention's compact_comment_rows)
+# beside the rows it keeps (open questions): every figure adds both, so a period reads the same after compaction.
+_DAY_BOUNDS = "d.ig_user_id = :id AND d.day BETWEEN CAST(:start AS date) AND CAST(:end AS date)"
 _SUMMARY = f"""
 WITH tops AS (
     SELECT c.ig_user_id, c.published_at,
            (SELECT min(r.published_at) FROM instagram.media_comments r
             WHERE r.parent_id = c.comment_id AND r.is_own) AS first_at
     FROM instagram.media_comments c
-    WHERE c.ig_user_id = :id AND c.parent_id IS NULL AND NOT c.is_own AND {_BOUNDS})
-SELECT count(*) AS comments, count(first_at) AS answered,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_at - published_at) / 60)
-           FILTER (WHERE first_at IS NOT NULL) AS median_first_response_minutes,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_at - published_at) / 60)
-           FILTER (WHERE first_at IS NOT NULL) AS p90_first_response_minutes,
+    WHERE c.ig_user_id = :id AND c.parent_id IS NULL AND NOT c.is_own AND {_BOUNDS}),
+days AS (SELECT top_level, replies, response_minutes FROM instagram.comment_day_counts d WHERE {_DAY_BOUNDS}),
+minutes AS (
+    SELECT CAST(extract(epoch FROM first_at - published_at) / 60 AS double precision) AS m FROM tops
+    WHERE first_at IS NOT NULL
+    UNION ALL SELECT unnest(response_minutes) FROM days)
+SELECT (SELECT count(*) FROM tops) + (SELECT COALESCE(sum(top_level), 0) FROM days) AS comments,
+       (SELECT count(first_at) FROM tops)
+           + (SELECT COALESCE(sum(cardinality(response_minutes)), 0) FROM days) AS answered,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY m) FROM minutes) AS median_first_response_minutes,
+       (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY m) FROM minutes) AS p90_first_response_minutes,
        (SELECT count(*) FROM instagram.media_comments c
-        WHERE c.ig_user_id = :id AND c.parent_id IS NOT NULL AND {_BOUNDS}) AS replies
-FROM tops"""
+        WHERE c.ig_user_id = :id AND c.parent_id IS NOT NULL AND {_BOUNDS})
+           + (SELECT COALESCE(sum(replies), 0) FROM days) AS replies"""
 _UNANSWERED = f"""
 SELECT c.comment_id, c.media_id, m.permalink, c.text, c.published_at
 FROM instagram.media_comments c JOIN instagram.media m ON m.media_id = c.media_id
@@ -44,10 +52,12 @@ WHERE c.ig_user_id = :id AND c.parent_id IS NULL AND NOT c.is_own AND c.is_quest
   AND NOT EXISTS (SELECT 1 FROM instagram.media_comments r WHERE r.parent_id = c.comment_id AND r.is_own)
 ORDER BY c.published_at DESC, c.comment_id LIMIT :limit"""
 _TOP_POSTS = f"""
-SELECT c.media_id, m.permalink, left(m.caption, 80) AS caption, count(*) AS comments_and_replies
-FROM instagram.media_comments c JOIN instagram.media m ON m.media_id = c.media_id
-WHERE c.ig_user_id = :id AND {_BOUNDS}
-GROUP BY c.media_id, m.permalink, m.caption ORDER BY count(*) DESC, c.media_id LIMIT :limit"""
+SELECT p.media_id, m.permalink, left(m.caption, 80) AS caption, CAST(sum(p.n) AS bigint) AS comments_and_replies
+FROM (SELECT c.media_id, count(*) AS n FROM instagram.media_comments c WHERE c.ig_user_id = :id AND {_BOUNDS}
+      GROUP BY c.media_id
+      UNION ALL SELECT d.media_id, d.comments_and_replies FROM instagram.comment_day_counts d WHERE {_DAY_BOUNDS}) p
+JOIN instagram.media m ON m.media_id = p.media_id
+GROUP BY p.media_id, m.permalink, m.caption ORDER BY sum(p.n) DESC, p.media_id LIMIT :limit"""
 _TAGGED = """
 SELECT media_id, username, media_product_type, published_at, permalink, left(caption, 100) AS caption, like_count,
        comments_count, count(*) OVER () AS total

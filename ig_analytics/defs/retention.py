@@ -35,6 +35,11 @@
   stay, so counts and response times do not change. Personal data of people who are not our users. So are the
   caption and username of other accounts' posts that tag an account (``instagram.tagged_media``, and the
   report's "Posts that tagged you"): blanked by the same setting, counted from the post's publication.
+- The comment rows of posts published before ``comment_rows_compact_after_days`` (90; never fewer than
+  ``COMMENT_ROWS_MIN_DAYS``, what the conversation assets and the comment reads still read) become counts per
+  post and UTC day (``instagram.comment_day_counts``: comments and replies, top-level comments of others, replies,
+  the account's first-response minutes), what the report's conversation section reads of them; the open questions
+  (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
 """
@@ -47,7 +52,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ig_analytics import clock
+from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
 from ig_analytics.analytics.trending import curve_span
+from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
@@ -70,6 +77,7 @@ class RetentionConfig(dg.Config):
     sync_runs_success_keep_days: int = 30
     sync_runs_keep_days: int = 180
     notifications_keep_days: int = 180
+    comment_rows_compact_after_days: int = 90  # (issue 27: the rows were kept forever)
 
 
 @dataclass
@@ -86,6 +94,7 @@ class RetentionCounts:
     notifications_deleted: int = 0
     comments_blanked: int = 0
     tagged_posts_blanked: int = 0
+    comment_posts_compacted: int = 0
     tables_vacuumed: int = 0
 
 
@@ -250,6 +259,52 @@ def _blank_tagged_text(conn, before: datetime) -> int:
     return blanked
 
 
+# A post's comments are read while it is MEDIA_WINDOW_DAYS old; conversation_daily reads the comments written in
+# its WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS, conversation_posts the posts of its WINDOW_DAYS: the rows of posts
+# older than the sum are read by the reports alone.
+COMMENT_ROWS_MIN_DAYS = MEDIA_WINDOW_DAYS + WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS
+
+
+def comment_rows_cutoff(now: datetime, config: RetentionConfig) -> datetime:
+    return day_cutoff(now, max(config.comment_rows_compact_after_days, COMMENT_ROWS_MIN_DAYS))
+
+
+_COMPACTED_ROWS = """
+CREATE TEMP TABLE _comment_rows ON COMMIT DROP AS
+SELECT c.comment_id, c.media_id, c.ig_user_id, c.published_at, c.parent_id IS NOT NULL AS is_reply,
+       c.parent_id IS NULL AND NOT c.is_own AS is_top, f.first_at,
+       c.parent_id IS NULL AND NOT c.is_own AND c.is_question AND f.first_at IS NULL AS open_question
+FROM instagram.media_comments c JOIN instagram.media m ON m.media_id = c.media_id
+LEFT JOIN LATERAL (SELECT min(r.published_at) AS first_at FROM instagram.media_comments r
+                   WHERE r.parent_id = c.comment_id AND r.is_own) f ON c.parent_id IS NULL
+WHERE m.published_at < :before AND NOT EXISTS (SELECT 1 FROM instagram.media_comment_reads x
+      WHERE x.media_id = c.media_id AND x.rows_compacted_at IS NOT NULL)"""
+# The minutes as the report computes them from rows (percentile_cont reads a double precision): the same floats.
+_COMPACTED_COUNTS = """
+INSERT INTO instagram.comment_day_counts
+SELECT ig_user_id, CAST(published_at AT TIME ZONE 'UTC' AS date), media_id, count(*), count(*) FILTER (WHERE is_top),
+       count(*) FILTER (WHERE is_reply), array_agg(CAST(extract(epoch FROM first_at - published_at) / 60
+       AS double precision) ORDER BY published_at, comment_id) FILTER (WHERE is_top AND first_at IS NOT NULL)
+FROM _comment_rows WHERE NOT open_question GROUP BY 1, 2, 3"""
+_COMPACTED_POSTS = """
+INSERT INTO instagram.media_comment_reads (media_id, ig_user_id, read_at, rows_compacted_at)
+SELECT DISTINCT media_id, ig_user_id, CAST(:now AS timestamptz), CAST(:now AS timestamptz) FROM _comment_rows
+ON CONFLICT (media_id) DO UPDATE SET rows_compacted_at = EXCLUDED.rows_compacted_at"""
+
+
+def compact_comment_rows(engine: Engine, before: datetime, now: datetime) -> int:
+    """Replace the comment rows of the posts published before ``before`` by their counts per post and UTC day
+    (``comment_day_counts``), except the open questions (unanswered top-level questions of others: a report
+    lists them); mark the posts compacted (``media_comment_reads.rows_compacted_at``: not read again). Returns
+    the posts compacted. The report's conversation section reads rows and counts: the same numbers after."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(_COMPACTED_ROWS), {"before": before})
+        conn.execute(sa.text(_COMPACTED_COUNTS))
+        conn.execute(sa.text("DELETE FROM instagram.media_comments c USING _comment_rows r"
+                             " WHERE c.comment_id = r.comment_id AND NOT r.open_question"))
+        return conn.execute(sa.text(_COMPACTED_POSTS), {"now": now}).rowcount
+
+
 def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datetime) -> int:
     """One snapshot per post and day beyond ``snapshot_compact_after_days``, per ISO week beyond
     ``snapshot_weekly_after_days``; trending's curves spared (``compact_snapshots``)."""
@@ -266,6 +321,7 @@ _TABLES_OF_COUNT = {
     "notifications_deleted": ("notifications",),
     "comments_blanked": ("media_comments", "performance_reports"),
     "tagged_posts_blanked": ("tagged_media", "performance_reports"),
+    "comment_posts_compacted": ("media_comments", "comment_day_counts", "media_comment_reads"),
 }
 
 
@@ -302,6 +358,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
+    counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
     return counts
 

@@ -7,7 +7,9 @@ Which posts are read (the hourly media sync has just stored every recent post's 
   comments found fall short of the count's growth (replies to older comments), the post is read again in full;
 - at the daily refresh (``full=True``: 02:10 UTC and every ``ig-analytics sync``) every post with comments of the
   window is read in full, and refused posts are asked again: a comment deleted on Instagram leaves the table then.
-A full read that reached the last page deletes the stored comments it did not find.
+A full read that reached the last page deletes the stored comments it did not find. A post whose rows retention
+compacted into counts (``media_comment_reads.rows_compacted_at``, defs/retention.py) is never read again: its
+comments would be stored beside their counts (counted twice) or, in full, delete its open questions.
 
 An account whose token may not read comments is told once (``comment_access``, a warning on the change) and then
 asked again once a day; its other syncs are unaffected. No comment text or commenter name is logged.
@@ -64,7 +66,7 @@ def _posts(conn: Connection, ig_user_id: str, since: datetime) -> list[_Post]:
         "  WHERE c.media_id = m.media_id AND c.parent_id IS NULL)"
         " FROM instagram.media m LEFT JOIN instagram.media_comment_reads r ON r.media_id = m.media_id"
         " WHERE m.ig_user_id = :id AND m.published_at >= :since AND m.media_product_type IS DISTINCT FROM 'STORY'"
-        " ORDER BY m.published_at DESC"), {"id": ig_user_id, "since": since}).all()
+        " AND r.rows_compacted_at IS NULL ORDER BY m.published_at DESC"), {"id": ig_user_id, "since": since}).all()
     return [_Post(*row) for row in rows]
 
 

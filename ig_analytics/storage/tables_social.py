@@ -91,6 +91,16 @@ SOCIAL_TABLES: list[Table] = [
         Column('read_at', 'timestamptz', 'last read'),
         Column('full_read_at', 'timestamptz', 'last read of every page (deleted comments are removed then)'),
         Column('refused_reason', 'text', 'why the post refuses its comments (deleted post, restricted); NULL = readable'),
+        Column('rows_compacted_at', 'timestamptz', "when retention replaced the post's comment rows by `comment_day_counts` (`comment_rows_compact_after_days`); such a post is not read again. NULL = rows kept"),
+    ]),
+    Table('comment_day_counts', 'one row per post and UTC day whose comments retention compacted', description="The comments of posts older than `comment_rows_compact_after_days` (retention) as counts: what the report's conversation section reads of them; counts and response minutes only, no text or usernames", columns=[
+        Column('ig_user_id', 'text', 'the account owning the post', key=True),
+        Column('day', 'date', 'the UTC day the comments were written', key=True),
+        Column('media_id', 'text', 'the post (`instagram.media.media_id`)', key=True),
+        Column('comments_and_replies', 'integer', "comment rows removed that day, replies and the account's own included"),
+        Column('top_level', 'integer', 'of which top-level comments of others'),
+        Column('replies', 'integer', "of which replies (the account's included)"),
+        Column('response_minutes', 'float8[]', "per answered top-level comment of others written that day: minutes to the account's first reply (answered = its length); NULL when none. The open questions (unanswered top-level questions of others) are not counted here: they stay rows of `media_comments`"),
     ]),
     Table('comment_access', 'one row per account whose comment permission is known', description="Whether each account's token may read comments (an account without the permission is told, not failed)", columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
