@@ -73,7 +73,7 @@ def media_hashtags(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("hashtag_performance", write_metadata("replace", "period_end")),
+    **table_asset("hashtag_performance", write_metadata("replace", "period_end", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         f"Which of the account's hashtags work: per account, trailing period ({' and '.join(map(str, hashtags.PERIOD_DAYS))} "
@@ -196,7 +196,7 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_daily", write_metadata("replace", "date")),
+    **table_asset("conversation_daily", write_metadata("replace", "date", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "Per account and UTC day: comments and replies written, top-level comments answered by the account and "
@@ -220,7 +220,7 @@ def conversation_daily(context: dg.AssetExecutionContext, database: AnalyticsDat
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_posts", write_metadata("replace", "published_at")),
+    **table_asset("conversation_posts", write_metadata("replace", "published_at", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "Per post with comments: comments, replies, answered and unanswered top-level comments, open questions and "
