@@ -281,20 +281,26 @@ CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_perfor
 
 
 def _checks() -> dg.AssetChecksDefinition:
+    """Each run judges the rows of its own accounts (a shard run: its shard's, ``Scope.run_accounts``), so the
+    checks of a tick read each account's rows once whatever the shard count; a run of every account judges all."""
     def comments(conn, s):
-        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days)
+        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days, s.run_accounts(conn))
 
     return check_group("conversation_checks", None, [
         CheckDef("media_comments", "media_comments_valid", comments,
                  "ERROR: no negative likes or future comments, replies one level deep, no text or username kept past "
-                 "IG_ANALYTICS_COMMENT_TEXT_DAYS."),
+                 "IG_ANALYTICS_COMMENT_TEXT_DAYS (a shard run: its accounts' comments)."),
         CheckDef("conversation_daily", "conversation_daily_valid",
-                 lambda conn, s: rules.conversation_daily_validity(conn, s.now),
-                 "ERROR, blocking: consistent counts, median <= p90, no future day.", blocking=True),
-        CheckDef("tagged_media", "tagged_media_valid", lambda conn, s: rules.tagged_media_validity(conn, s.now),
-                 "ERROR: no negative counts, no future posts."),
-        CheckDef("hashtag_performance", "hashtags_valid", lambda conn, s: rules.hashtags_validity(conn),
-                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median."),
+                 lambda conn, s: rules.conversation_daily_validity(conn, s.now, s.run_accounts(conn)),
+                 "ERROR, blocking: consistent counts, median <= p90, no future day (a shard run: its accounts' rows).",
+                 blocking=True),
+        CheckDef("tagged_media", "tagged_media_valid",
+                 lambda conn, s: rules.tagged_media_validity(conn, s.now, s.run_accounts(conn)),
+                 "ERROR: no negative counts, no future posts (a shard run: its accounts' rows)."),
+        CheckDef("hashtag_performance", "hashtags_valid",
+                 lambda conn, s: rules.hashtags_validity(conn, s.run_accounts(conn)),
+                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median (a shard run: "
+                 "its accounts' rows)."),
     ])
 
 
