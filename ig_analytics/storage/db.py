@@ -431,7 +431,10 @@ def replace_rows(
     the rows go into the session's staging table, the owned rows whose key it lacks are deleted, and a row is
     inserted, or updated when one of ``table_columns`` (a column absent from ``columns``: its default) other than
     the key and ``keep_when_unchanged`` differs, a NULL replacing a value too. Same transaction as the caller.
-    Returns (rows inserted or updated, rows deleted)."""
+    An empty slice (a first hour, a new evaluation) takes a plain COPY. Returns (rows inserted or updated, deleted)."""
+    if not conn.execute(sa.text(f"SELECT EXISTS (SELECT FROM {SCHEMA}.{table} WHERE {where[0]})"), where[1]).scalar():
+        with conn.connection.dbapi_connection.cursor() as cur:
+            return _run_chunks(rows, lambda text, _large: _copy(cur, _copy_sql(f"{SCHEMA}.{table}", columns), text)), 0
     staging = f"_stage_{table}"
     compared = [c for c in table_columns if c not in key_columns and c not in keep_when_unchanged]
     insert_sql = _upsert_sql(table, table_columns, key_columns, None if compared else [], compared, (), staging)
