@@ -70,3 +70,52 @@ def test_a_shard_run_does_not_report_another_shards_violation_and_a_run_of_every
     assert other == everyone
     assert everyone == {"media_comments_valid": (False, 2), "conversation_daily_valid": (False, 1),
                         "tagged_media_valid": (False, 1), "hashtags_valid": (False, 1)}
+
+
+def test_every_scoped_rule_of_the_big_tables_reads_an_index(engine, ig_home):
+    """A shard's quarter of media_comments or tagged_media was still a whole scan (``= ANY(:accounts)`` alone does
+    not make the planner use an index for a quarter of the rows). On 40,000 comments and tagged posts of 4 accounts
+    (analysed), the rules that scanned those tables read migration 0019's indexes, and no plan holds a Seq Scan."""
+    from ig_analytics.quality import conversation as rules
+    from ig_analytics.quality import result
+
+    accounts = ["acct-1", "acct-2", "acct-3", "acct-4"]
+    with engine.begin() as conn:
+        for account in accounts:
+            add_account(conn, account)
+        conn.execute(sa.text(
+            "INSERT INTO instagram.media_comments (comment_id, media_id, ig_user_id, parent_id, like_count, published_at,"
+            " is_own, is_question, first_seen_at, last_seen_at) SELECT 'c' || i, 'm' || (i / 50),"
+            " (:accounts)[1 + i % 4], CASE WHEN i % 3 = 0 THEN 'c' || (i - 1) END, i % 7, :t, false, false, :t, :t"
+            " FROM generate_series(1, 40000) i"), {"accounts": accounts, "t": ts(2026, 1, 9)})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.tagged_media (ig_user_id, media_id, like_count, comments_count, published_at,"
+            " first_seen_at, last_seen_at) SELECT (:accounts)[1 + i % 4], 't' || i, i % 9, i % 5,"
+            " :t - i * interval '1 minute', :t, :t FROM generate_series(1, 40000) i"), {"accounts": accounts,
+                                                                                      "t": ts(2026, 1, 9)})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE instagram.media_comments"))
+        conn.execute(sa.text("VACUUM ANALYZE instagram.tagged_media"))
+    seen = []
+    real = result.evaluate_rules
+
+    def explain(conn, checked, params, **kw):
+        for rule in checked:
+            plan = "\n".join(r[0] for r in conn.execute(sa.text(f"EXPLAIN SELECT count(*) FROM {rule.from_where}"),
+                                                        params))
+            seen.append((rule.name, plan))
+        return real(conn, checked, params, **kw)
+
+    rules.evaluate_rules = explain
+    try:
+        with engine.connect() as conn:
+            rules.media_comments_validity(conn, NOW, 90, [MINE])
+            rules.tagged_media_validity(conn, NOW, [MINE])
+    finally:
+        rules.evaluate_rules = real
+    plans = dict(seen)
+    assert len(plans) == 6 and not [name for name, plan in seen if "Seq Scan" in plan], seen
+    assert "media_comments_negative_likes" in plans["negative_likes"]
+    assert "media_comments_replies" in plans["reply_to_a_reply"]
+    assert "tagged_media_negative_counts" in plans["negative_counts"]
+    assert "tagged_media_published" in plans["future_post"]
