@@ -241,3 +241,23 @@ def test_a_comment_read_again_unchanged_is_not_rewritten(engine, sandbox):
     assert len(before) > 1000 and set(after) == set(before) and len(wrong) == 3
     assert {c for c in after if after[c] != marked[c]} == set(wrong) and mended == 0
     assert stored(engine) == expected(world)
+
+
+def test_the_newest_comment_is_looked_up_only_for_a_post_whose_count_moved(engine, sandbox):
+    """Issue 27: the incremental read's start (the newest stored top-level comment) was read for every post of the
+    window every hour, though only a post whose count moved is read; it is looked up for those only now."""
+    from ig_analytics.ingestion.comments import _posts
+
+    run_hour(sandbox)
+    account = sandbox.accounts[0].ig_user_id
+    since = SANDBOX_NOW - timedelta(days=MEDIA_WINDOW_DAYS)
+    with engine.begin() as conn:
+        posts = _posts(conn, account, since)
+        newest = dict(conn.execute(sa.text("SELECT media_id, max(published_at) FROM instagram.media_comments"
+                                           " WHERE parent_id IS NULL AND ig_user_id = :a GROUP BY 1"), {"a": account}).all())
+        moved = next(p.media_id for p in posts if p.media_id in newest and p.read and not p.refused)
+        conn.execute(sa.text("UPDATE instagram.media SET comments_count = comments_count + 1 WHERE media_id = :m"),
+                     {"m": moved})
+        after = _posts(conn, account, since)
+    assert len(newest) > 1 and all(p.newest_top is None for p in posts)
+    assert {p.media_id: p.newest_top for p in after if p.newest_top is not None} == {moved: newest[moved]}

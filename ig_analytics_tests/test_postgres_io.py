@@ -15,6 +15,7 @@ from ig_analytics.defs import postgres_io
 from ig_analytics.defs.catalog import table_asset
 from ig_analytics.defs.postgres_io import PostgresTableIOManager, Rows, user_table, write_metadata
 from ig_analytics.defs.resources import AnalyticsDatabase
+from ig_analytics.storage import db
 from ig_analytics.storage.tables import Column
 from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, ts
 
@@ -109,7 +110,7 @@ def test_replace_deletes_the_slices_missing_rows_only_and_creates_the_users_tabl
                                                 "score": [3.0], "share": [0.75]})  # a float of whole numbers is fine
     result = _run([asset], "2026-01-02-10:00")
     meta = result.asset_materializations_for_node("test_hourly_scores")[0].metadata
-    assert meta["rows_deleted_before_write"].value == 2 and meta["rows_written"].value == 1
+    assert meta["rows_deleted"].value == 1 and meta["rows_written"].value == 1
     # b left the 10:00 slice; the 11:00 slice is untouched
     assert _stored(engine) == {("a", ts(2026, 1, 2, 10)): (3, 0.75), ("a", ts(2026, 1, 2, 11)): (9, None)}
 
@@ -130,7 +131,7 @@ def test_a_subset_replaces_only_its_values_rows_and_refuses_a_row_outside_it(eng
         which["frame"] = name
         result = _run([asset], "2026-01-02-10:00")
     meta = result.asset_materializations_for_node("test_hourly_scores")[0].metadata
-    assert meta["rows_deleted_before_write"].value == 2 and meta["subset"].value == "ig_user_id: 2 value(s)"
+    assert meta["rows_deleted"].value == 1 and meta["subset"].value == "ig_user_id: 2 value(s)"
     # b (in the subset, gone from the output) left; c (outside the subset) kept
     assert _stored(engine) == {("a", hour): (7, 0.7), ("c", hour): (3, 0.3)}
     which["frame"] = "stray"
@@ -147,17 +148,113 @@ def test_a_failure_mid_write_leaves_the_slice_as_it_was(engine, ig_home, monkeyp
     asset = _scores_asset(lambda start: outputs.pop(0))
     _run([asset], "2026-01-02-10:00")
     before = _stored(engine)
-    real = postgres_io.copy_frame
+    real = db.replace_rows
 
     def crash_after_writing(*args, **kwargs):
         real(*args, **kwargs)  # the delete and the new rows are in the transaction ...
         raise RuntimeError("connection lost mid-write")  # ... when it fails
 
-    monkeypatch.setattr(postgres_io, "copy_frame", crash_after_writing)
+    monkeypatch.setattr(db, "replace_rows", crash_after_writing)
     with pytest.raises(Exception) as caught:
         _run([asset], "2026-01-02-10:00")
     assert "connection lost mid-write" in _cause(caught.value)
     assert _stored(engine) == before == {("a", ts(2026, 1, 2, 10)): (1, 0.5), ("b", ts(2026, 1, 2, 10)): (2, 0.25)}
+
+
+# ---- replace writes only the difference (issue 27): compared by each row version's xmin --------------------
+
+H10, H11 = ts(2026, 1, 2, 10), ts(2026, 1, 2, 11)
+
+
+def _scores(rows: dict) -> pd.DataFrame:
+    """{account: (score, share)} of the 10:00 hour as a frame."""
+    return pd.DataFrame({"ig_user_id": list(rows), "hour_start": [H10] * len(rows),
+                         "score": pd.array([v[0] for v in rows.values()], dtype="Int64"),
+                         "share": [float("nan") if v[1] is None else v[1] for v in rows.values()]})
+
+
+def _xmins(engine, table="test_hourly_scores", key="ig_user_id, hour_start") -> dict:
+    """Each row's key -> the transaction that wrote its current version (a rewrite, even of equal values, changes it)."""
+    with engine.connect() as conn:
+        return {tuple(r[:-1]): r[-1] for r in conn.execute(sa.text(f"SELECT {key}, xmin::text FROM instagram.{table}"))}
+
+
+def _replaced_twice(engine, second):
+    """10:00 with a, b, c, d and 11:00 with a; then 10:00 again as ``second`` (a frame or Rows). Returns the xmins
+    before the second write and its metadata."""
+    first = _scores({"a": (1, 0.1), "b": (2, 0.2), "c": (3, 0.3), "d": (4, 0.4)})
+    outputs = {H10: [first, second], H11: [pd.DataFrame({"ig_user_id": ["a"], "hour_start": [H11], "score": [9],
+                                                         "share": [0.9]})]}
+    asset = _scores_asset(lambda start: outputs[start].pop(0))
+    _run([asset], "2026-01-02-10:00")
+    _run([asset], "2026-01-02-11:00")
+    before = _xmins(engine)
+    result = _run([asset], "2026-01-02-10:00")
+    return before, result.asset_materializations_for_node("test_hourly_scores")[0].metadata
+
+
+def test_an_identical_replace_rewrites_no_row(engine, ig_home):
+    before, meta = _replaced_twice(engine, _scores({"a": (1, 0.1), "b": (2, 0.2), "c": (3, 0.3), "d": (4, 0.4)}))
+    assert _xmins(engine) == before
+    assert (meta["rows_written"].value, meta["rows_deleted"].value, meta["rows_in_output"].value) == (0, 0, 4)
+
+
+def test_a_replace_updates_a_changed_row_and_writes_a_null_over_a_value(engine, ig_home):
+    """The new rows are the truth: b's share becomes NULL (no merge rule keeps the old value); a, c, d unchanged."""
+    before, meta = _replaced_twice(engine, _scores({"a": (1, 0.1), "b": (5, None), "c": (3, 0.3), "d": (4, 0.4)}))
+    after = _xmins(engine)
+    assert after[("b", H10)] != before[("b", H10)]
+    assert {k: v for k, v in after.items() if k != ("b", H10)} == {k: v for k, v in before.items() if k != ("b", H10)}
+    assert _stored(engine)[("b", H10)] == (5, None)
+    assert (meta["rows_written"].value, meta["rows_deleted"].value) == (1, 0)
+
+
+def test_a_replace_deletes_a_vanished_key_and_leaves_rows_outside_its_slice_and_subset(engine, ig_home):
+    """Subset a, b, c of 10:00: c is gone from the output (deleted); d (outside the subset) and 11:00 (outside the
+    slice) are not touched, nor are the unchanged a and b."""
+    before, meta = _replaced_twice(engine, Rows(_scores({"a": (1, 0.1), "b": (2, 0.2)}),
+                                                subset={"ig_user_id": ["a", "b", "c"]}))
+    del before[("c", H10)]
+    assert _xmins(engine) == before
+    assert _stored(engine) == {("a", H10): (1, 0.1), ("b", H10): (2, 0.2), ("d", H10): (4, 0.4), ("a", H11): (9, 0.9)}
+    assert (meta["rows_written"].value, meta["rows_deleted"].value) == (0, 1)
+
+
+def test_computed_at_alone_does_not_rewrite_a_derived_row(engine, ig_home):
+    """Every replace asset of a table with computed_at declares it keep_when_unchanged: computed_at then says
+    when the row's values last changed (a new time with the same values rewrites nothing)."""
+    from ig_analytics.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    replaced = {key.to_user_string(): graph.get(key).metadata for key in graph.get_all_asset_keys()
+                if graph.get(key).metadata.get(postgres_io.MODE) == "replace"}
+    with_computed_at = {name for name, meta in replaced.items()
+                        if "computed_at" in postgres_io._table(meta, name).types}
+    assert len(with_computed_at) == 6
+    assert {n for n in with_computed_at if "computed_at" in replaced[n][postgres_io.KEEP_WHEN_UNCHANGED]} == \
+        with_computed_at
+    with engine.begin() as conn:
+        add_account(conn, "A")
+    times = [ts(2026, 1, 2, 10), ts(2026, 1, 2, 11), ts(2026, 1, 2, 12)]
+    posts = [3, 3, 4]
+
+    @dg.asset(name="best_posting_times", io_manager_key="postgres_io", metadata=replaced["best_posting_times"])
+    def best():
+        return pd.DataFrame({"ig_user_id": ["A", "A"], "weekday": [1, 2], "hour": [9, 9], "posts": [posts.pop(0), 5],
+                             "computed_at": [times.pop(0)] * 2})
+
+    def stored():
+        with engine.connect() as conn:
+            return {r[0]: tuple(r[1:]) for r in conn.execute(sa.text(
+                "SELECT weekday, posts, computed_at, xmin::text FROM instagram.best_posting_times"))}
+
+    _run([best])
+    first = stored()
+    _run([best])  # the same values computed at 11:00: nothing rewritten, computed_at stays 10:00
+    assert stored() == first and first[1][:2] == (3, ts(2026, 1, 2, 10))
+    _run([best])  # weekday 1's posts changed: it alone is rewritten, with its computed_at
+    after = stored()
+    assert after[1][:2] == (4, ts(2026, 1, 2, 12)) and after[1][2] != first[1][2] and after[2] == first[2]
 
 
 @pytest.mark.parametrize("frame, message", [
@@ -352,8 +449,6 @@ def test_every_kind_of_value_round_trips_exactly(engine, ig_home, mode, day_kind
 
 
 def test_an_upsert_of_several_chunks_writes_every_row(engine, ig_home):
-    from ig_analytics.storage import db
-
     n = db.CHUNK_ROWS * 2 + 17
     frame = pd.DataFrame({"ig_user_id": [f"u{i:06d}" for i in range(n)], "hour_start": [ts(2026, 1, 2, 10)] * n,
                           "score": pd.array([i if i % 3 else None for i in range(n)], dtype="Int64"),
@@ -389,7 +484,7 @@ def test_copy_chunks_encode_one_chunk_at_a_time_and_a_replace_of_several_chunks_
     chunks = frames.copy_chunks(frame, chunk_rows=3)
     next(chunks)
     assert encoded and max(encoded) <= 3
-    monkeypatch.setattr(frames, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(db, "CHUNK_ROWS", 2)
 
     assert _write_edges(engine, frame, "replace") == list(zip(LABELS, COUNTS, SHARES, FLAGS, UTC_TIMES, DATES, EXTRAS))
 

@@ -113,7 +113,9 @@ def test_replace_rows_round_trips_the_same_cells(engine, monkeypatch):
     monkeypatch.setattr(db, "CHUNK_ROWS", 2)
     with engine.begin() as c:
         _probe_table(c)
-        assert db.replace_rows(c, "copy_probe", _PROBE_COLUMNS, _PROBE_VALUES, "true", {}) == len(_PROBE_VALUES)
+        replace = (c, "copy_probe", _PROBE_COLUMNS, _PROBE_VALUES, _PROBE_COLUMNS, ["k"], ("true", {}))
+        assert db.replace_rows(*replace) == (len(_PROBE_VALUES), 0)
+        assert db.replace_rows(*replace) == (0, 0)  # every cell compares equal to itself as stored: nothing rewritten
         back = c.execute(sa.text("select txt, x from instagram.copy_probe order by k")).all()
     assert [tuple(r) for r in back] == [(row[1], _expected(row[3])) for row in _PROBE_VALUES]
 

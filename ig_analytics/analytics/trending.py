@@ -148,10 +148,8 @@ def refresh_trending_posts(
     scored = _score_scope(conn, values, as_of, params)
     listed = rank_candidates(scored, params)
     rows = _trending_rows(listed, as_of, params)
-    db.replace_rows(
-        conn, "trending_posts", TRENDING_COLUMNS, rows, "as_of = :as_of AND ig_user_id = ANY(:scope)",
-        {"as_of": as_of, "scope": scope},
-    )
+    db.replace_rows(conn, "trending_posts", TRENDING_COLUMNS, rows, TRENDING_COLUMNS, ("ig_user_id", "as_of", "rank"),
+                    ("as_of = :as_of AND ig_user_id = ANY(:scope)", {"as_of": as_of, "scope": scope}))
     evaluations = _evaluations(scope, scored, listed, as_of, params, computed_at)
     db.bulk_upsert(
         conn, "trending_evaluations", EVALUATION_COLUMNS, frame_rows(evaluations, EVALUATION_COLUMNS),

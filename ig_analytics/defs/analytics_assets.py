@@ -188,7 +188,7 @@ def trending_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("account_engagement_daily", write_metadata("replace", "date")),
+    **table_asset("account_engagement_daily", write_metadata("replace", "date", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         f"Per account and day of publication (in the account's timezone): posts, their engagement and reach, and "
@@ -213,7 +213,7 @@ def account_engagement_daily(context: dg.AssetExecutionContext, analytics_inputs
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("best_posting_times", write_metadata("replace")),
+    **table_asset("best_posting_times", write_metadata("replace", keep_when_unchanged=("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "When to post: each account's average engagement rate by weekday and hour of publication (in the "

@@ -8,9 +8,11 @@ from datetime import date, datetime, timedelta
 from typing import Callable, Iterator, Sequence
 
 import dagster as dg
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics import clock
+from ig_analytics.accounts.shards import shard_accounts, shard_from_tags
 from ig_analytics.defs.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ig_analytics.defs.ingestion_assets import requested_accounts
 from ig_analytics.quality.result import CheckResult
@@ -18,12 +20,23 @@ from ig_analytics.quality.result import CheckResult
 
 @dataclass(frozen=True)
 class Scope:
-    """What a check evaluation covers: the partition window (None when unpartitioned), now, the accounts."""
+    """What a check evaluation covers: the partition window (None when unpartitioned), now, the accounts the run
+    was asked for (empty: every active account), the run's shard (None: not a shard run)."""
 
     start: datetime | None
     end: datetime | None
     now: datetime
     accounts: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+
+    def run_accounts(self, conn: Connection) -> list[str] | None:
+        """The accounts whose rows the run wrote: those it was asked for, else its shard's among every registered
+        account (the analytics' scope, defs/account_scope.py); None for a run of every account."""
+        if self.accounts:
+            return list(self.accounts)
+        if self.shard is None:
+            return None
+        return shard_accounts(conn.execute(sa.text("SELECT ig_user_id FROM instagram.accounts")).scalars(), self.shard)
 
     @property
     def first_day(self) -> date:
@@ -39,17 +52,17 @@ Evaluate = Callable[[Connection, Scope], CheckResult]
 
 def scope_for(context: dg.AssetCheckExecutionContext, partitions_def) -> Scope:
     now = clock.now()
-    accounts = requested_accounts(context.run.run_config)
+    accounts, shard = requested_accounts(context.run.run_config), shard_from_tags(context.run.tags)
     if partitions_def is None:
-        return Scope(None, None, now, accounts)
+        return Scope(None, None, now, accounts, shard)
     key_range = context.partition_key_range
     return Scope(partitions_def.time_window_for_partition_key(key_range.start).start,
-                 partitions_def.time_window_for_partition_key(key_range.end).end, now, accounts)
+                 partitions_def.time_window_for_partition_key(key_range.end).end, now, accounts, shard)
 
 
 def partition_scope(scope: Scope, partitions_def, partition_key: str) -> Scope:
     window = partitions_def.time_window_for_partition_key(partition_key)
-    return Scope(window.start, window.end, scope.now, scope.accounts)
+    return Scope(window.start, window.end, scope.now, scope.accounts, scope.shard)
 
 
 def latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str]):

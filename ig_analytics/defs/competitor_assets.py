@@ -116,7 +116,7 @@ def _check_result(name: str, result: CheckResult) -> dg.AssetCheckResult:
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("competitor_benchmarks", write_metadata("replace", "week_start")),
+    **table_asset("competitor_benchmarks", write_metadata("replace", "week_start", ("computed_at",))),
     freshness_policy=COMPETITORS,
     description=(
         f"Each account against its active competitors, per week (Monday, UTC): followers, follower growth, posts "

@@ -73,7 +73,7 @@ def media_hashtags(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("hashtag_performance", write_metadata("replace", "period_end")),
+    **table_asset("hashtag_performance", write_metadata("replace", "period_end", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         f"Which of the account's hashtags work: per account, trailing period ({' and '.join(map(str, hashtags.PERIOD_DAYS))} "
@@ -196,7 +196,7 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_daily", write_metadata("replace", "date")),
+    **table_asset("conversation_daily", write_metadata("replace", "date", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "Per account and UTC day: comments and replies written, top-level comments answered by the account and "
@@ -220,7 +220,7 @@ def conversation_daily(context: dg.AssetExecutionContext, database: AnalyticsDat
     group_name="analytics",
     kinds={"postgres", "pandas"},
     io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_posts", write_metadata("replace", "published_at")),
+    **table_asset("conversation_posts", write_metadata("replace", "published_at", ("computed_at",))),
     freshness_policy=HOURLY,
     description=(
         "Per post with comments: comments, replies, answered and unanswered top-level comments, open questions and "
@@ -281,20 +281,26 @@ CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_perfor
 
 
 def _checks() -> dg.AssetChecksDefinition:
+    """Each run judges the rows of its own accounts (a shard run: its shard's, ``Scope.run_accounts``), so the
+    checks of a tick read each account's rows once whatever the shard count; a run of every account judges all."""
     def comments(conn, s):
-        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days)
+        return rules.media_comments_validity(conn, s.now, Settings.from_env().comment_text_days, s.run_accounts(conn))
 
     return check_group("conversation_checks", None, [
         CheckDef("media_comments", "media_comments_valid", comments,
                  "ERROR: no negative likes or future comments, replies one level deep, no text or username kept past "
-                 "IG_ANALYTICS_COMMENT_TEXT_DAYS."),
+                 "IG_ANALYTICS_COMMENT_TEXT_DAYS (a shard run: its accounts' comments)."),
         CheckDef("conversation_daily", "conversation_daily_valid",
-                 lambda conn, s: rules.conversation_daily_validity(conn, s.now),
-                 "ERROR, blocking: consistent counts, median <= p90, no future day.", blocking=True),
-        CheckDef("tagged_media", "tagged_media_valid", lambda conn, s: rules.tagged_media_validity(conn, s.now),
-                 "ERROR: no negative counts, no future posts."),
-        CheckDef("hashtag_performance", "hashtags_valid", lambda conn, s: rules.hashtags_validity(conn),
-                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median."),
+                 lambda conn, s: rules.conversation_daily_validity(conn, s.now, s.run_accounts(conn)),
+                 "ERROR, blocking: consistent counts, median <= p90, no future day (a shard run: its accounts' rows).",
+                 blocking=True),
+        CheckDef("tagged_media", "tagged_media_valid",
+                 lambda conn, s: rules.tagged_media_validity(conn, s.now, s.run_accounts(conn)),
+                 "ERROR: no negative counts, no future posts (a shard run: its accounts' rows)."),
+        CheckDef("hashtag_performance", "hashtags_valid",
+                 lambda conn, s: rules.hashtags_validity(conn, s.run_accounts(conn)),
+                 "ERROR: normalised tags, at least 3 posts per tag, lift = tag median / account median (a shard run: "
+                 "its accounts' rows)."),
     ])
 
 

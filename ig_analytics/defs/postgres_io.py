@@ -29,7 +29,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from ig_analytics.storage.frames import copy_chunks, copy_frame, read_frame
+from ig_analytics.storage.frames import copy_chunks, read_frame
 from ig_analytics.defs.dagster_internals import CheckError
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import db
@@ -301,25 +301,21 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
         frame, dates = _copy_ready(table, frame)
         columns = list(frame.columns)
         deleted = 0
+        keep = set(_plain(metadata.get(KEEP_WHEN_UNCHANGED)) or ())
+        # encoded column by column (dicts and lists as JSON, as bulk_upsert does), one chunk at a time
+        json_columns = [c for c in columns if table.types[c] == "jsonb"] if mode == "replace" else []
+        chunks = db.CopyChunks(copy_chunks(frame, json_columns, dates, chunk_rows=db.CHUNK_ROWS))
         with self.database.engine().begin() as conn:  # one transaction per written slice
             if not table.product:
                 _create_user_table(conn, table)
-            if mode == "replace":
-                where, params = _slice_where(table, slice_column, window, rows.subset)
-                deleted = conn.execute(
-                    sa.text(f'DELETE FROM {db.SCHEMA}."{table.name}" WHERE {where}'), params).rowcount
-            if mode == "replace":  # the slice is empty now: a plain COPY
-                json_columns = [c for c in columns if table.types[c] == "jsonb"]
-                written = copy_frame(conn, table.name, frame, json_columns, dates)
-            else:  # encoded column by column (dicts and lists as JSON, as bulk_upsert does), chunk by chunk
-                chunks = db.CopyChunks(copy_chunks(frame, date_columns=dates, chunk_rows=db.CHUNK_ROWS))
-                if table.name in MERGE_RULES:
-                    written = db.bulk_upsert(conn, table.name, columns, chunks)
-                else:
-                    keep = set(_plain(metadata.get(KEEP_WHEN_UNCHANGED)) or ())
-                    changes = [c for c in columns if c not in table.key and c not in keep] if keep else []
-                    written = db.bulk_upsert(conn, table.name, columns, chunks, list(table.key),
-                                             only_if_changed=changes)
+            if mode == "replace":  # only the difference: unchanged rows are not rewritten
+                written, deleted = db.replace_rows(conn, table.name, columns, chunks, list(table.types), table.key,
+                                                   _slice_where(table, slice_column, window, rows.subset), keep)
+            elif table.name in MERGE_RULES:
+                written = db.bulk_upsert(conn, table.name, columns, chunks)
+            else:
+                changes = [c for c in columns if c not in table.key and c not in keep] if keep else []
+                written = db.bulk_upsert(conn, table.name, columns, chunks, list(table.key), only_if_changed=changes)
         out = {
             "rows_written": dg.MetadataValue.int(written),
             "table": dg.MetadataValue.text(f"{db.SCHEMA}.{table.name}"),
@@ -327,7 +323,8 @@ class PostgresTableIOManager(dg.ConfigurableIOManager):
             "write_seconds": dg.MetadataValue.float(float(round(time.monotonic() - started, 3))),
         }
         if mode == "replace":
-            out["rows_deleted_before_write"] = dg.MetadataValue.int(int(deleted))
+            out["rows_deleted"] = dg.MetadataValue.int(int(deleted))
+            out["rows_in_output"] = dg.MetadataValue.int(len(frame))
         if window is not None:
             out["slice"] = dg.MetadataValue.text(f"{slice_column} in [{window.start.isoformat()}, "
                                                  f"{window.end.isoformat()})")

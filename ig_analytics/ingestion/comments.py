@@ -60,10 +60,14 @@ class _Post:
 
 
 def _posts(conn: Connection, ig_user_id: str, since: datetime) -> list[_Post]:
+    """The account's posts of the window with what decides their read. ``newest_top`` (an incremental read's
+    start) is looked up only for a read, readable post whose count moved, the only one :func:`plan_reads` starts
+    from it: the lookup reads every stored comment of the post, and it ran for every post every hour (issue 27)."""
     rows = conn.execute(sa.text(
         "SELECT m.media_id, m.comments_count, r.comments_count, r.media_id IS NOT NULL, r.refused_reason IS NOT NULL,"
-        " (SELECT max(c.published_at) FROM instagram.media_comments c"
-        "  WHERE c.media_id = m.media_id AND c.parent_id IS NULL)"
+        " CASE WHEN r.media_id IS NOT NULL AND r.refused_reason IS NULL"
+        "  AND m.comments_count IS DISTINCT FROM r.comments_count THEN (SELECT max(c.published_at)"
+        "  FROM instagram.media_comments c WHERE c.media_id = m.media_id AND c.parent_id IS NULL) END"
         " FROM instagram.media m LEFT JOIN instagram.media_comment_reads r ON r.media_id = m.media_id"
         " WHERE m.ig_user_id = :id AND m.published_at >= :since AND m.media_product_type IS DISTINCT FROM 'STORY'"
         " AND r.rows_compacted_at IS NULL ORDER BY m.published_at DESC"), {"id": ig_user_id, "since": since}).all()

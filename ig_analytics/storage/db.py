@@ -420,13 +420,30 @@ def replace_rows(
     conn: Connection,
     table: str,
     columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    where_sql: str,
-    params: dict[str, Any],
-) -> int:
-    """Delete the rows a computation owns (``where_sql``), then COPY the new ones: the idempotent
-    delete-then-insert of a derived table's partition. Same transaction as the caller."""
-    conn.execute(sa.text(f"DELETE FROM {SCHEMA}.{table} WHERE {where_sql}"), params)
-    copy_sql = _copy_sql(f"{SCHEMA}.{table}", columns)
+    rows: Iterable[Sequence[Any]] | CopyChunks,
+    table_columns: Sequence[str],
+    key_columns: Sequence[str],
+    where: tuple[str, dict[str, Any]],
+    keep_when_unchanged: Sequence[str] = (),
+) -> tuple[int, int]:
+    """Make the rows a computation owns (``where``: SQL on unqualified columns, its parameters) be ``rows``, writing
+    only the difference (issue 27: a delete and a COPY of the whole slice every hour rewrote mostly unchanged rows):
+    the rows go into the session's staging table, the owned rows whose key it lacks are deleted, and a row is
+    inserted, or updated when one of ``table_columns`` (a column absent from ``columns``: its default) other than
+    the key and ``keep_when_unchanged`` differs, a NULL replacing a value too. Same transaction as the caller.
+    An empty slice (a first hour, a new evaluation) takes a plain COPY. Returns (rows inserted or updated, deleted)."""
+    if not conn.execute(sa.text(f"SELECT EXISTS (SELECT FROM {SCHEMA}.{table} WHERE {where[0]})"), where[1]).scalar():
+        with conn.connection.dbapi_connection.cursor() as cur:
+            return _run_chunks(rows, lambda text, _large: _copy(cur, _copy_sql(f"{SCHEMA}.{table}", columns), text)), 0
+    staging = f"_stage_{table}"
+    compared = [c for c in table_columns if c not in key_columns and c not in keep_when_unchanged]
+    insert_sql = _upsert_sql(table, table_columns, key_columns, None if compared else [], compared, (), staging)
+    match = " AND ".join(f'staged."{c}" = target."{c}"' for c in key_columns)
+    copy_sql = _copy_sql(staging, columns)
     with conn.connection.dbapi_connection.cursor() as cur:
-        return _run_chunks(rows, lambda text, _large: _copy(cur, copy_sql, text))
+        _empty_staging(cur, staging, table)
+        _run_chunks(rows, lambda text, _large: _copy(cur, copy_sql, text))
+        deleted = conn.execute(sa.text(f"DELETE FROM {SCHEMA}.{table} AS target WHERE {where[0]} AND NOT EXISTS "
+                                       f"(SELECT 1 FROM {staging} AS staged WHERE {match})"), where[1]).rowcount
+        cur.execute(insert_sql)
+        return cur.rowcount, deleted

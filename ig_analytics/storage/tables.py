@@ -149,7 +149,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('engagement', 'bigint', "summed engagement of the day's posts whose engagement and reach are both known (reach > 0)"),
         Column('reach', 'bigint', 'summed reach of the same posts (post reach, not unique accounts)'),
         Column('engagement_rate_reach', 'double precision', 'sum(engagement) / sum(reach) × 100 over the same posts: equals engagement / reach × 100 of the row'),
-        Column('computed_at', 'timestamptz', 'when the row was computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
     ]),
     Table('trending_posts', 'one row per account, evaluation and rank', description="The posts trending at each hourly evaluation, ranked against the account's own baseline", columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
@@ -170,7 +170,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('posts', 'bigint', 'posts in the slot (lookback window, docs/analytics.md)'),
         Column('avg_engagement_rate_reach', 'double precision', "mean of the posts' engagement_rate_reach"),
         Column('shrunk_engagement_rate_reach', 'double precision', "shrunk toward the account's mean for thin slots"),
-        Column('computed_at', 'timestamptz', 'when the row was computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
         Column('reliable', 'boolean', 'slot has at least the minimum number of posts'),
         Column('account_avg_engagement_rate_reach', 'double precision', "the account's mean (the shrinkage target)"),
     ]),

@@ -66,7 +66,7 @@ SOCIAL_TABLES: list[Table] = [
         Column('rank_avg_interactions', 'integer', '1 = the highest avg_interactions_per_post'),
         Column('rank_engagement_per_follower', 'integer', '1 = the highest engagement_per_follower (NULL values are not ranked)'),
         Column('subjects', 'integer', 'how many subjects were ranked that week (the account and its competitors with data)'),
-        Column('computed_at', 'timestamptz', 'when the row was computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
     ]),
     Table('media_comments', "one row per comment or reply on one of the account's posts", description="Comments and replies on the accounts' own posts; text and usernames blanked after IG_ANALYTICS_COMMENT_TEXT_DAYS", columns=[
         Column('comment_id', 'text', 'the comment id', key=True),
@@ -121,7 +121,7 @@ SOCIAL_TABLES: list[Table] = [
         Column('answered_that_day', 'bigint', 'top-level comments whose first response by the account was written that day'),
         Column('median_first_response_minutes', 'double precision', 'median minutes from comment to the account\'s first reply, over the comments first answered that day'),
         Column('p90_first_response_minutes', 'double precision', '90th percentile of the same (linear interpolation)'),
-        Column('computed_at', 'timestamptz', 'when computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
     ]),
     Table('conversation_posts', 'one row per post with comments', description='Per post: comments, replies, answered and open comments, median first-response time of the account', columns=[
         Column('media_id', 'text', 'the post', key=True),
@@ -133,7 +133,7 @@ SOCIAL_TABLES: list[Table] = [
         Column('top_level_unanswered', 'bigint', 'top-level comments without a reply of the account'),
         Column('unanswered_questions', 'bigint', 'unanswered top-level comments containing `?`'),
         Column('median_first_response_minutes', 'double precision', "median minutes to the account's first reply"),
-        Column('computed_at', 'timestamptz', 'when computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
     ]),
     Table('tagged_media', 'one row per account and post of another account that tags it', description='Public posts of other accounts that tag the account, with their counts when last read', columns=[
         Column('ig_user_id', 'text', 'the account tagged', key=True),
@@ -170,6 +170,6 @@ SOCIAL_TABLES: list[Table] = [
         Column('median_reach', 'double precision', 'median reach of those posts'),
         Column('lift_vs_account_median', 'double precision', "median_engagement_rate_reach / the account's median over all its posts of the period (1.0 = as usual); NULL when that is 0 or unknown"),
         Column('account_median_engagement_rate_reach', 'double precision', "the account's median over all its posts of the period (%)"),
-        Column('computed_at', 'timestamptz', 'when computed'),
+        Column('computed_at', 'timestamptz', "when the row's values last changed (recomputed every run; a row whose values are unchanged is not rewritten)"),
     ]),
 ]
