@@ -75,7 +75,7 @@ def test_a_shard_run_does_not_report_another_shards_violation_and_a_run_of_every
 def test_every_scoped_rule_of_the_big_tables_reads_an_index(engine, ig_home):
     """A shard's quarter of media_comments or tagged_media was still a whole scan (``= ANY(:accounts)`` alone does
     not make the planner use an index for a quarter of the rows). On 40,000 comments and tagged posts of 4 accounts
-    (analysed), the rules that scanned those tables read migration 0019's indexes, and no plan holds a Seq Scan."""
+    (analysed), the rules that scanned those tables read migration 0021's indexes, and no plan holds a Seq Scan."""
     from ig_analytics.quality import conversation as rules
     from ig_analytics.quality import result
 

@@ -4,7 +4,7 @@ offending rows are listed by id and numbers only: never a comment's text or a co
 ``accounts``: the accounts whose rows are judged (a shard run's own, issue 27: each of N shard runs scanning the
 whole tables made the checks N times the work of a tick, ``media_comments`` being ~1 GB at 10,000 accounts);
 None judges every account's rows. Each rule is answered from an index (keys leading with ``ig_user_id``, and
-migration 0019's), never by a scan of a whole big table."""
+migration 0021's), never by a scan of a whole big table."""
 
 from __future__ import annotations
 
