@@ -364,7 +364,8 @@ BLANKED = {"instagram.media_comments": {"text": "NULL", "username": "NULL", "tex
 
 def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs",),
                  replace: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
-    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty;
+    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space; the audience
+    tables' indexes rebuilt after the copy, as retention leaves them), less empty;
     ``replace``: {table: {column: SQL}} copies those columns as that SQL instead (the rows retention blanks)."""
     import sqlalchemy as sa
 
@@ -379,6 +380,8 @@ def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs
             swap = (replace or {}).get(name, {})
             select = ", ".join(swap.get(col, f'"{col}"') for col in columns)
             conn.execute(sa.text(f"INSERT INTO growth.packed SELECT {select} FROM {name}"))
+            if name in AUDIENCE:  # retention rebuilds their indexes (rebuild_audience_indexes): packed, not as inserted
+                conn.execute(sa.text("REINDEX TABLE growth.packed"))
             conn.execute(sa.text("VACUUM growth.packed"))
             out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
             conn.execute(sa.text("DROP TABLE growth.packed"))
