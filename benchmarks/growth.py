@@ -496,9 +496,12 @@ def kept_of_a_year(engine) -> dict[str, int]:
             " unnest(ARRAY['rolling_7d', 'weekly']) k WHERE k = 'rolling_7d' OR extract(isodow FROM d) = 7"),
             {"days": days})
         conn.execute(sa.text(
-            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-            " computed_at) SELECT 'Y', t, 0, 0, 0, '{}'::jsonb, t FROM generate_series(CAST(:start AS timestamptz),"
-            " CAST(:end AS timestamptz) - interval '1 hour', interval '1 hour') t"), {"start": start, "end": end})
+            "INSERT INTO instagram.trending_parameter_sets (params, first_used_at) VALUES ('{}', now())"))
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+            " computed_at) SELECT 'Y', t, 0, 0, 0, (SELECT min(params_id) FROM instagram.trending_parameter_sets), t"
+            " FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - interval '1 hour',"
+            " interval '1 hour') t"), {"start": start, "end": end})
     apply_retention(NoRuns(), engine, RetentionConfig(), end)
     with engine.connect() as conn:
         return {"pictures": conn.execute(sa.text(

@@ -23,6 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, trending
+from ig_analytics.analytics.trending import parameter_set_id
+from ig_analytics.analytics.trending_scores import TrendingParams
 from benchmarks import direct_writes
 from ig_analytics.defs.retention import RetentionConfig, apply_retention, day_cutoff
 from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, add_snapshots
@@ -149,9 +151,9 @@ def _add_evaluations(engine, hours: list) -> None:
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         conn.execute(sa.text(
-            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
-            {"a": ACCOUNT, "hours": hours})
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+            " computed_at) SELECT :a, t, 3, 2, 1, :p, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours, "p": parameter_set_id(conn, TrendingParams(), NOW)})
 
 
 def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
@@ -344,9 +346,9 @@ def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
         for i, as_of in enumerate(hours):
             listed = [ids[(i // 9 + j) % len(ids)] for j in range(1 + i % 3)]
             conn.execute(sa.text(
-                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-                " computed_at) VALUES (:a, :t, 9, 5, :n, '{}'::jsonb, :t)"),
-                {"a": ACCOUNT, "t": as_of, "n": len(listed)})
+                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+                " computed_at) VALUES (:a, :t, 9, 5, :n, :p, :t)"),
+                {"a": ACCOUNT, "t": as_of, "n": len(listed), "p": parameter_set_id(conn, TrendingParams(), NOW)})
             for rank, media_id in enumerate(listed, start=1 + (i % 5 == 0)):
                 conn.execute(sa.text(
                     "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"
