@@ -16,8 +16,9 @@ ALTER TABLE instagram.trending_evaluations
     ADD COLUMN IF NOT EXISTS params_id integer REFERENCES instagram.trending_parameter_sets;
 UPDATE instagram.trending_evaluations e SET params_id = s.params_id
 FROM instagram.trending_parameter_sets s WHERE s.params = e.params;
--- The old row versions keep the JSON bytes until retention deletes them (hourly rows after 7 days, the rest by 35)
--- and VACUUM reuses their space.
+-- Dropping the column does not rewrite the rows: each keeps its JSON bytes until retention deletes it (the hourly
+-- rows after 7 days, the daily ones after 35); the weekly rows kept for good keep theirs (~500 B each, 52 a year per
+-- account) unless an operator runs VACUUM FULL instagram.trending_evaluations (an exclusive lock while it copies).
 ALTER TABLE instagram.trending_evaluations ALTER COLUMN params_id SET NOT NULL, DROP COLUMN params;
 
 CREATE OR REPLACE VIEW instagram.trending_evaluations_with_params AS
