@@ -368,7 +368,8 @@ BLANKED = {"instagram.media_comments": {"text": "NULL", "username": "NULL", "tex
 
 def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs",),
                  replace: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
-    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space), less empty;
+    """Bytes of each table's rows copied into a fresh table with the same indexes (no free space; the audience
+    tables' indexes rebuilt after the copy, as retention leaves them), less empty;
     ``replace``: {table: {column: SQL}} copies those columns as that SQL instead (the rows retention blanks)."""
     import sqlalchemy as sa
 
@@ -383,6 +384,8 @@ def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs
             swap = (replace or {}).get(name, {})
             select = ", ".join(swap.get(col, f'"{col}"') for col in columns)
             conn.execute(sa.text(f"INSERT INTO growth.packed SELECT {select} FROM {name}"))
+            if name in AUDIENCE:  # retention rebuilds their indexes (rebuild_audience_indexes): packed, not as inserted
+                conn.execute(sa.text("REINDEX TABLE growth.packed"))
             conn.execute(sa.text("VACUUM growth.packed"))
             out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
             conn.execute(sa.text("DROP TABLE growth.packed"))
@@ -543,9 +546,12 @@ def kept_of_a_year(engine) -> dict[str, int]:
             " unnest(ARRAY['rolling_7d', 'weekly']) k WHERE k = 'rolling_7d' OR extract(isodow FROM d) = 7"),
             {"days": days})
         conn.execute(sa.text(
-            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-            " computed_at) SELECT 'Y', t, 0, 0, 0, '{}'::jsonb, t FROM generate_series(CAST(:start AS timestamptz),"
-            " CAST(:end AS timestamptz) - interval '1 hour', interval '1 hour') t"), {"start": start, "end": end})
+            "INSERT INTO instagram.trending_parameter_sets (params, first_used_at) VALUES ('{}', now())"))
+        conn.execute(sa.text(
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+            " computed_at) SELECT 'Y', t, 0, 0, 0, (SELECT min(params_id) FROM instagram.trending_parameter_sets), t"
+            " FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - interval '1 hour',"
+            " interval '1 hour') t"), {"start": start, "end": end})
     apply_retention(NoRuns(), engine, RetentionConfig(), end)
     with engine.connect() as conn:
         return {"pictures": conn.execute(sa.text(

@@ -1,3 +1,4 @@
+import json
 import math
 from datetime import timedelta
 
@@ -310,3 +311,49 @@ def test_fresh_install_lists_by_the_cross_sectional_method_then_same_age_takes_o
         method = conn.execute(sa.text(
             "SELECT method FROM instagram.trending_posts WHERE as_of = :a AND media_id = 'viral'"), {"a": as_of}).scalar()
     assert method == "same_age_growth"
+
+
+def test_each_evaluation_names_its_parameter_set_stored_once(engine):
+    """Issue 27: the hourly evaluation rows held the same ~500 B of parameters each; now one row per distinct set,
+    and the view shows each evaluation with the parameters it ran with."""
+    other = TrendingParams(min_z=3.5)
+    with engine.begin() as conn:
+        _build(conn, until=T0 + timedelta(hours=8))
+        for h, params in ((3, TrendingParams()), (4, TrendingParams()), (5, other), (6, TrendingParams())):
+            as_of = T0 + timedelta(hours=h)
+            refresh_trending_posts(conn, as_of=as_of, now=as_of, params=params)
+        sets = conn.execute(sa.text("SELECT params FROM instagram.trending_parameter_sets ORDER BY params_id")).scalars()
+        shown = conn.execute(sa.text("SELECT DISTINCT as_of, params FROM instagram.trending_evaluations_with_params"
+                                     " ORDER BY as_of")).all()
+    assert list(sets) == [TrendingParams().as_dict(), other.as_dict()]
+    assert [p for _, p in shown] == [TrendingParams().as_dict()] * 2 + [other.as_dict(), TrendingParams().as_dict()]
+
+
+def test_the_parameter_migration_keeps_what_each_existing_evaluation_ran_with(pg_url, monkeypatch):
+    """0020 on a database with evaluations that hold their parameters: one set per distinct JSON, every row names
+    its own, and the view shows the same parameters as the old column did."""
+    from ig_analytics.storage import db
+
+    eng = db.get_engine(pg_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS instagram CASCADE"))
+    every = db._migration_files()
+    monkeypatch.setattr(db, "_migration_files", lambda: [m for m in every if m[0] < 20])
+    db.migrate(eng)
+    old = {(h, '{"min_z": 3.0, "method": "auto"}' if h % 3 else '{"method": "auto", "min_z": 4.0}') for h in range(9)}
+    with eng.begin() as conn:
+        add_account(conn, "T")
+        for h, params in old:
+            conn.execute(sa.text(
+                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
+                " computed_at) VALUES ('T', :t, 1, 1, 0, CAST(:p AS jsonb), :t)"),
+                {"t": T0 + timedelta(hours=h), "p": params})
+    monkeypatch.setattr(db, "_migration_files", lambda: every)
+    assert "0020_trending_parameter_sets.sql" in db.migrate(eng)
+    with eng.connect() as conn:
+        shown = conn.execute(sa.text("SELECT as_of, params FROM instagram.trending_evaluations_with_params")).all()
+        sets = conn.execute(sa.text("SELECT count(*) FROM instagram.trending_parameter_sets")).scalar()
+        columns = conn.execute(sa.text("SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                                       " 'instagram' AND table_name = 'trending_evaluations'")).scalars().all()
+    assert sorted((t, p) for t, p in shown) == sorted((T0 + timedelta(hours=h), json.loads(p)) for h, p in old)
+    assert sets == 2 and "params" not in columns and "params_id" in columns

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.reports import ReportResult
-from ig_analytics.analytics.trending import new_trending_entries
+from ig_analytics.analytics.trending import new_trending_entries, parameter_set_id
+from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.alerts.notify import (
     Notifier,
     ReportAlertParams,
@@ -183,9 +184,10 @@ def test_new_trending_notifications(engine):
     with engine.begin() as conn:
         add_account(conn, "T", username="brand")
         add_media(conn, [{"media_id": m, "ig_user_id": "T", "published_at": ts(2026, 3, 1)} for m in ("a", "b")])
+        p = parameter_set_id(conn, TrendingParams(), as_of1)
         db.bulk_upsert(conn, "trending_evaluations",
-                       ["ig_user_id", "as_of", "candidates", "scored", "listed", "params", "computed_at"],
-                       [("T", as_of1, 2, 2, 1, {}, as_of1), ("T", as_of2, 2, 2, 2, {}, as_of2)], ["ig_user_id", "as_of"])
+                       ["ig_user_id", "as_of", "candidates", "scored", "listed", "params_id", "computed_at"],
+                       [("T", as_of1, 2, 2, 1, p, as_of1), ("T", as_of2, 2, 2, 2, p, as_of2)], ["ig_user_id", "as_of"])
         db.bulk_upsert(conn, "trending_posts", ["ig_user_id", "as_of", "rank", "media_id", "score", "details"],
                        [("T", as_of1, 1, "a", 5.0, {"gain": 10, "z": 5, "baseline_n": 6}),
                         ("T", as_of2, 1, "b", 9.0, {"gain": 99, "z": 12, "baseline_n": 6}),

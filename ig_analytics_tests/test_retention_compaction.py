@@ -23,6 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics import best_times, engagement, trending
+from ig_analytics.analytics.trending import parameter_set_id
+from ig_analytics.analytics.trending_scores import TrendingParams
 from benchmarks import direct_writes
 from ig_analytics.defs.retention import RetentionConfig, apply_retention, day_cutoff
 from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, add_snapshots
@@ -149,9 +151,9 @@ def _add_evaluations(engine, hours: list) -> None:
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         conn.execute(sa.text(
-            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-            " computed_at) SELECT :a, t, 3, 2, 1, '{}'::jsonb, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
-            {"a": ACCOUNT, "hours": hours})
+            "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+            " computed_at) SELECT :a, t, 3, 2, 1, :p, t FROM unnest(CAST(:hours AS timestamptz[])) t"),
+            {"a": ACCOUNT, "hours": hours, "p": parameter_set_id(conn, TrendingParams(), NOW)})
 
 
 def test_trending_evaluations_keep_a_week_hourly_then_the_last_of_each_day(engine):
@@ -250,6 +252,87 @@ def test_audience_pictures_keep_7_days_then_the_newest_of_each_week_then_of_each
     assert after == before
 
 
+def _index_bytes(conn, table: str) -> int:
+    return conn.execute(sa.text(f"SELECT pg_indexes_size('instagram.{table}')")).scalar()
+
+
+def _packed_index_bytes(conn, table: str) -> int:
+    """The same rows' primary-key index built in one go (a fresh copy, the index created after the rows)."""
+    columns = conn.execute(sa.text(
+        "SELECT string_agg(a.attname, ', ' ORDER BY k.n) FROM pg_index i"
+        " CROSS JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary"), {"t": f"instagram.{table}"}).scalar()
+    conn.execute(sa.text(f"CREATE TEMP TABLE packed AS SELECT * FROM instagram.{table}"))
+    conn.execute(sa.text(f"CREATE UNIQUE INDEX packed_key ON packed ({columns})"))
+    size = conn.execute(sa.text("SELECT pg_relation_size('packed_key')")).scalar()
+    conn.execute(sa.text("DROP TABLE packed"))
+    return size
+
+
+def test_audience_compaction_rebuilds_the_half_empty_indexes_and_the_reader_still_uses_them(engine):
+    """Each account's new day goes into the middle of the audience indexes (their keys start with the account):
+    pages split half-full, and the compaction's deletes leave holes only that account's rows fill. After retention
+    compacted the pictures, the indexes are no larger than the same rows' index built in one go, and the report's
+    query for one account still reads the primary-key index (issue 27)."""
+    from ig_analytics.analytics import audience
+
+    accounts = [str(2001 + i) for i in range(3)]
+    days = [NOW.date() - timedelta(days=d) for d in range(30, 0, -1)]
+    with engine.begin() as conn:
+        for account in accounts:
+            add_account(conn, account, followers_total=5000)
+        for day in days:  # the daily sync's order: day by day, account by account, one picture after the other
+            for account in accounts:
+                for metric in ("follower_demographics", "engaged_audience_demographics"):
+                    for breakdown in ("age", "gender", "country", "city"):
+                        values = {"a": account, "d": day, "m": metric, "b": breakdown, "t": NOW}
+                        conn.execute(sa.text(
+                            "INSERT INTO instagram.audience_demographics_status (ig_user_id, date, metric, breakdown,"
+                            " status, followers_total, api_version, fetched_at)"
+                            " VALUES (:a, :d, :m, :b, 'ok', 5000, 'v25.0', :t)"), values)
+                        conn.execute(sa.text(
+                            "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key,"
+                            " value, api_version, fetched_at) SELECT :a, :d, :m, :b, 'Some city ' || k, k,"
+                            " 'v25.0', :t FROM generate_series(1, 45) k"), values)
+    with engine.connect() as conn:
+        grown = _index_bytes(conn, "audience_demographics")
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    with engine.begin() as conn:
+        live, packed = _index_bytes(conn, "audience_demographics"), _packed_index_bytes(conn, "audience_demographics")
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: the planner would scan them all
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + audience._VALUES),
+                                      {"users": [accounts[0]], "start": days[0], "end": days[-1]}).scalars())
+    assert live <= packed * 1.1 < grown, (live, packed, grown)
+    assert counts.audience_days_deleted > 0 and counts.indexes_rebuilt >= 3
+    assert "audience_demographics_pkey" in plan, plan
+
+
+def test_audience_index_rebuild_drops_what_an_interrupted_rebuild_left(engine):
+    """A REINDEX CONCURRENTLY that failed half-way leaves an invalid ``*_ccnew`` index that every insert still
+    maintains; the next rebuild drops it (here the leftover is made by a concurrent build that fails)."""
+    from ig_analytics.defs.retention import rebuild_audience_indexes
+
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for key in ("F", "M"):
+            conn.execute(sa.text(
+                "INSERT INTO instagram.audience_demographics (ig_user_id, date, metric, breakdown, key, value,"
+                " api_version, fetched_at) VALUES (:a, :d, 'follower_demographics', 'gender', :k, 1, 'v25.0', :t)"),
+                {"a": ACCOUNT, "d": NOW.date(), "k": key, "t": NOW})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with pytest.raises(sa.exc.IntegrityError):  # two rows of one account: the unique build fails, invalid
+            conn.execute(sa.text("CREATE UNIQUE INDEX CONCURRENTLY audience_demographics_pkey_ccnew"
+                                 " ON instagram.audience_demographics (ig_user_id)"))
+    invalid = ("SELECT count(*) FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid"
+               " WHERE x.relname = 'audience_demographics_pkey_ccnew' AND NOT i.indisvalid")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(invalid)).scalar() == 1
+    assert rebuild_audience_indexes(engine) == 3  # the three primary keys, and nothing else
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(invalid)).scalar() == 0
+
+
 def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
     """A past period's report lists the posts of the newest evaluation before a midnight (reports.py "trends"); the
     ``posts`` view reads each post's first time and best rank: both the same before and after; the last 7 days
@@ -263,9 +346,9 @@ def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
         for i, as_of in enumerate(hours):
             listed = [ids[(i // 9 + j) % len(ids)] for j in range(1 + i % 3)]
             conn.execute(sa.text(
-                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params,"
-                " computed_at) VALUES (:a, :t, 9, 5, :n, '{}'::jsonb, :t)"),
-                {"a": ACCOUNT, "t": as_of, "n": len(listed)})
+                "INSERT INTO instagram.trending_evaluations (ig_user_id, as_of, candidates, scored, listed, params_id,"
+                " computed_at) VALUES (:a, :t, 9, 5, :n, :p, :t)"),
+                {"a": ACCOUNT, "t": as_of, "n": len(listed), "p": parameter_set_id(conn, TrendingParams(), NOW)})
             for rank, media_id in enumerate(listed, start=1 + (i % 5 == 0)):
                 conn.execute(sa.text(
                     "INSERT INTO instagram.trending_posts (ig_user_id, as_of, rank, media_id, score)"

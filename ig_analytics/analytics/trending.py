@@ -80,7 +80,7 @@ ACCOUNTS_PER_CHUNK = 200
 
 TRENDING_COLUMNS = ("ig_user_id", "as_of", "rank", "media_id", "score", "weighted_score", "details", "method",
                     "engagement_rate", "reach")
-EVALUATION_COLUMNS = ("ig_user_id", "as_of", "candidates", "scored", "listed", "params", "computed_at")
+EVALUATION_COLUMNS = ("ig_user_id", "as_of", "candidates", "scored", "listed", "params_id", "computed_at")
 
 _DETAIL_COLUMNS = ("age_hours", "eval_age_hours", "gain", "baseline_n", "baseline_median", "baseline_mad", "z", "decay",
                    "engagement", "reach", "expected_engagement")
@@ -150,7 +150,7 @@ def refresh_trending_posts(
     rows = _trending_rows(listed, as_of, params)
     db.replace_rows(conn, "trending_posts", TRENDING_COLUMNS, rows, TRENDING_COLUMNS, ("ig_user_id", "as_of", "rank"),
                     ("as_of = :as_of AND ig_user_id = ANY(:scope)", {"as_of": as_of, "scope": scope}))
-    evaluations = _evaluations(scope, scored, listed, as_of, params, computed_at)
+    evaluations = _evaluations(scope, scored, listed, as_of, parameter_set_id(conn, params, computed_at), computed_at)
     db.bulk_upsert(
         conn, "trending_evaluations", EVALUATION_COLUMNS, frame_rows(evaluations, EVALUATION_COLUMNS),
         ["ig_user_id", "as_of"],
@@ -192,8 +192,19 @@ def _trending_rows(listed: pd.DataFrame, as_of: datetime, params: TrendingParams
     return frame_rows(listed, TRENDING_COLUMNS)
 
 
+def parameter_set_id(conn: Connection, params: TrendingParams, first_used_at: datetime) -> int:
+    """The id of these parameters in ``instagram.trending_parameter_sets`` (added the first time they are used): an
+    evaluation row names its set instead of holding the same ~500 B of JSON every hour (issue 27)."""
+    value = {"p": json.dumps(params.as_dict(), sort_keys=True)}
+    conn.execute(sa.text("INSERT INTO instagram.trending_parameter_sets (params, first_used_at)"
+                         " VALUES (CAST(:p AS jsonb), :at) ON CONFLICT (params) DO NOTHING"),
+                 {**value, "at": first_used_at})
+    return conn.execute(sa.text("SELECT params_id FROM instagram.trending_parameter_sets"
+                                " WHERE params = CAST(:p AS jsonb)"), value).scalar_one()
+
+
 def _evaluations(scope: list[str], scored: pd.DataFrame, listed: pd.DataFrame, as_of: datetime,
-                 params: TrendingParams, computed_at: datetime) -> pd.DataFrame:
+                 params_id: int, computed_at: datetime) -> pd.DataFrame:
     """One row per account in scope: how many candidates it had, how many were scored and listed."""
     evaluations = pd.DataFrame({"ig_user_id": scope})
     if not scored.empty:
@@ -208,7 +219,7 @@ def _evaluations(scope: list[str], scored: pd.DataFrame, listed: pd.DataFrame, a
     for column in ("candidates", "scored", "listed"):
         evaluations[column] = evaluations[column].fillna(0).astype(int)
     evaluations["as_of"] = as_of
-    evaluations["params"] = json.dumps(params.as_dict())
+    evaluations["params_id"] = params_id
     evaluations["computed_at"] = computed_at
     return evaluations
 

@@ -42,6 +42,10 @@
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
+- When audience pictures were deleted, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
+  ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
+  new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
+  that only that account's rows can fill: the indexes held about twice their packed size (issue 27).
 """
 
 from dataclasses import dataclass
@@ -96,6 +100,7 @@ class RetentionCounts:
     tagged_posts_blanked: int = 0
     comment_posts_compacted: int = 0
     tables_vacuumed: int = 0
+    indexes_rebuilt: int = 0
 
 
 def delete_old_runs(instance: dg.DagsterInstance, created_before: datetime, limit: int,
@@ -214,6 +219,25 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
             conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
                                  " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
         return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+
+
+def rebuild_audience_indexes(engine: Engine) -> int:
+    """``REINDEX TABLE CONCURRENTLY`` of the audience tables (packed at the default fillfactor); returns the indexes
+    rebuilt. Not in a transaction (PostgreSQL refuses it there); it waits for the transactions using a table, takes
+    no lock against reads and writes, and builds each index anew from the table: 15 s for 5.3 million rows (0.7 GB
+    of heap, 1,000 accounts' year of pictures) on the 2-core machine. An interrupted rebuild leaves an invalid
+    ``*_ccnew`` (or ``*_ccold``) index that every write would still maintain: dropped first."""
+    where = ("FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid"
+             " WHERE t.relnamespace = 'instagram'::regnamespace AND t.relname = ANY(:tables)")
+    tables = {"tables": list(_AUDIENCE_TABLES)}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        leftovers = conn.execute(sa.text(f"SELECT x.relname {where} AND NOT i.indisvalid"
+                                         " AND x.relname ~ '_cc(new|old)[0-9]*$'"), tables).scalars().all()
+        for index in leftovers:
+            conn.execute(sa.text(f'DROP INDEX CONCURRENTLY IF EXISTS instagram."{index}"'))
+        for table in _AUDIENCE_TABLES:
+            conn.execute(sa.text(f"REINDEX TABLE CONCURRENTLY instagram.{table}"))
+        return conn.execute(sa.text(f"SELECT count(*) {where}"), tables).scalar()
 
 
 def prune_notifications(engine: Engine, before: datetime) -> int:
@@ -360,13 +384,16 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
+    if counts.audience_days_deleted:
+        counts.indexes_rebuilt = rebuild_audience_indexes(engine)
     return counts
 
 
 @dg.op(out=dg.Out(dg.Nothing),
        description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and posts, "
                    "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
-                   "blanks old comment text, then VACUUMs the tables it changed.")
+                   "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience "
+                   "tables' indexes when it compacted them.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)

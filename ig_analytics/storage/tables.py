@@ -265,14 +265,19 @@ def _like(table: str, **described: str) -> list[Column]:
 
 # Bookkeeping tables and the views over the tables above.
 TABLES.update({t.name: t for t in [
-    Table('trending_evaluations', 'one row per account and hourly evaluation', description='What each trending evaluation looked at: candidates, how many could be scored and how many were listed, with the parameters used', columns=[
+    Table('trending_evaluations', 'one row per account and hourly evaluation', description='What each trending evaluation looked at: candidates, how many could be scored and how many were listed, with the set of parameters used (`trending_evaluations_with_params` shows them)', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('as_of', 'timestamptz', 'the evaluated hour (as `trending_posts.as_of`)', key=True),
         Column('candidates', 'integer', 'posts younger than the maximum age, with snapshots'),
         Column('scored', 'integer', 'candidates with enough baseline evidence to be scored'),
         Column('listed', 'integer', 'rows written to `trending_posts`'),
-        Column('params', 'jsonb', 'the trending parameters of this evaluation (docs/analytics.md, "Trending")'),
         Column('computed_at', 'timestamptz', 'when the evaluation ran'),
+        Column('params_id', 'integer', 'the trending parameters of this evaluation (`trending_parameter_sets.params_id`; until issue 27 a `params` JSON on every row)'),
+    ]),
+    Table('trending_parameter_sets', 'one row per distinct set of trending parameters', description='The parameters trending evaluations ran with, stored once per distinct set (docs/analytics.md, "Trending")', columns=[
+        Column('params_id', 'integer', 'the set (`trending_evaluations.params_id`)', key=True),
+        Column('params', 'jsonb', 'the parameters (`TrendingParams`: method, ages, windows, thresholds)'),
+        Column('first_used_at', 'timestamptz', 'when an evaluation first ran with them'),
     ]),
     Table('api_budget', 'one row per budget scope', description="The Meta app's call budget as last reported (X-App-Usage), shared by every run of the deployment for pacing", columns=[
         Column('scope', 'text', '`app`: the X-App-Usage figure of the whole Meta app', key=True),
@@ -349,6 +354,12 @@ TABLES.update({t.name: t for t in [
     Table('audience_pictures', 'one row per account, day, metric, breakdown and key', kind='view', description='Every demographics breakdown in one shape: age, gender, country and city from `audience_demographics`, and the crossed age x gender cells as breakdown `age,gender` with key `<age>|<gender>`', columns=_like(
         'audience_demographics', breakdown='`age`, `gender`, `country`, `city`, or `age,gender` (the crossed cells of `audience_age_gender`)',
         key="the breakdown's value, e.g. `25-34`, `F`, `US`, `Paris, Ile-de-France`; `<age>|<gender>` for `age,gender`")),
+]})
+TABLES.update({t.name: t for t in [
+    Table('trending_evaluations_with_params', 'one row per account and hourly evaluation', kind='view', description='`trending_evaluations` with the parameters of each evaluation, as the table held them until issue 27', columns=[
+        *[c for c in _like('trending_evaluations') if c.name not in ('params_id', 'computed_at')],
+        Column('params', 'jsonb', 'the trending parameters of this evaluation (`trending_parameter_sets.params`)'),
+        *[c for c in _like('trending_evaluations') if c.name in ('computed_at', 'params_id')]]),
 ]})
 
 
