@@ -9,7 +9,8 @@ transaction), what the story's Prisma loop does. Both include building the rows'
 
 Then where the time goes, each measured alone: generating the tuples (benchmark side), encoding them (ours, and
 the CSV writer this replaced), and the server's work on pre-encoded chunks, COPYed straight into the table (new
-rows) or merged through the temporary table (updates).
+rows) or merged through the temporary table (updates). Last, what a pooled connection's checkout costs with
+and without ``pool_pre_ping``.
 
     .venv/bin/python -m benchmarks.db_writes [--quick] [--repeats 5]
     (full: 100,000 rows ours, 5,000 per row; quick: 10,000 / 1,000, one repeat)
@@ -166,6 +167,24 @@ def server_only(engine, chunks: list[str], direct: bool) -> float:
     return time.perf_counter() - t
 
 
+def checkout_cost(url: str, pre_ping: bool, n: int) -> tuple[float, float]:
+    """Client CPU and wall per ``engine.connect()`` of a pooled connection, with or without SQLAlchemy's
+    ``pool_pre_ping`` (a ``SELECT 1`` per checkout: storage/db.py keeps it on)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, pool_pre_ping=pre_ping, pool_size=2)
+    try:
+        with engine.connect():
+            pass
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            with engine.connect():
+                pass
+        return (time.process_time() - cpu) / n, (time.perf_counter() - wall) / n
+    finally:
+        engine.dispose()
+
+
 def spread(values: list[float]) -> str:
     return f"best {min(values):.3f} s, median {statistics.median(values):.3f} s over {len(values)}"
 
@@ -243,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'ALTER TABLE instagram.media_insights_snapshots ADD CONSTRAINT "{fk[0]}" {fk[1]}'))
 
+        n_checkouts = 1_000 if quick else 5_000
+        pinged, plain = zip(*[(checkout_cost(url, True, n_checkouts), checkout_cost(url, False, n_checkouts))
+                              for _ in range(2)])
         ins, upd, row = statistics.median(inserts), statistics.median(updates), statistics.median(rows)
         row_rps = n_row / row
         c.result("writes.columns", len(_SNAPSHOT_COLUMNS), "columns",
@@ -276,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         c.result("writes.split.sequential_seconds", gen_s + min(enc) + direct_s, "s",
                  f"tuples + encoding + server one after the other ({n_ours / (gen_s + min(enc) + direct_s):,.0f} "
                  "rows/s): ours overlaps the encoding with the server's work on the previous chunk")
+        for label, costs in (("pre_ping", pinged), ("no_ping", plain)):
+            cpu_us, wall_us = (min(x[i] for x in costs) * 1e6 for i in (0, 1))
+            c.result(f"writes.checkout.{label}.cpu_us", cpu_us, "us",
+                     f"client CPU per engine.connect() of a pooled connection, best of 2 x {n_checkouts:,}; "
+                     f"wall {wall_us:.1f} us")
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark holds the whole batch (tuples, chunks) for the split")
     c.done(NAME)
     return 0
