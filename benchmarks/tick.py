@@ -68,6 +68,7 @@ def step_kinds() -> dict[str, str]:
         node = graph.get(key)
         kinds[key.to_user_string()] = "capture" if node.pools else "derived"
     kinds["media_and_snapshots"] = "capture"
+    kinds["conversation"] = "derived"  # conversation_daily and conversation_posts, one step
     return kinds
 
 

@@ -28,12 +28,16 @@ def test_the_sliced_computation_equals_the_unsliced_one(engine, world):  # noqa:
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     ids = [a.ig_user_id for a in world.accounts]
     with engine.connect() as conn:
+        # both tables from one read of each slice (tables_in_slices), against each table's own whole read
+        days, posts = conversation.tables_in_slices(conn, ids, first, now, size=SLICE)
         whole = conversation.read_comments(conn, conversation._midnight(first - timedelta(days=7)))
-        _same(conversation.daily_in_slices(conn, ids, first, now, size=SLICE),
-              conversation.daily_rows(whole, first, now), ["ig_user_id", "date"])
+        _same(days, conversation.daily_rows(whole, first, now), ["ig_user_id", "date"])
         whole = conversation.read_comments(conn, conversation._midnight(first), by_post=True)
-        _same(conversation.posts_in_slices(conn, ids, first, now, size=SLICE), conversation.post_rows(whole, now),
-              ["media_id"])
+        _same(posts, conversation.post_rows(whole, now), ["media_id"])
+        # a table asked alone is the same table
+        assert conversation.tables_in_slices(conn, ids, first, now, posts=False, size=SLICE)[1] is None
+        _same(conversation.tables_in_slices(conn, ids, first, now, daily=False, size=SLICE)[1],
+              conversation.post_rows(whole, now), ["media_id"])
         _same(hashtags.tags_in_slices(conn, ids, EPOCH, size=SLICE),
               hashtags.hashtag_rows(hashtags.read_posts(conn, EPOCH)), ["media_id", "hashtag"])
         # hashtag_performance reads media_hashtags: the stored rows of every account

@@ -113,7 +113,7 @@ def _seed(engine) -> None:
 
 
 def _materialize():
-    result = dg.materialize([conversation_assets.conversation_daily, conversation_assets.conversation_posts],
+    result = dg.materialize([conversation_assets.conversation_tables],
                             resources={"database": AnalyticsDatabase(),
                                        **analytics_assets.analytics_resources(AnalyticsDatabase())})
     assert result.success

@@ -21,7 +21,7 @@ HOUR = hour_key(SANDBOX_NOW)
 ANALYTICS = [analytics_assets.media_engagement, analytics_assets.trending_posts,
              analytics_assets.account_engagement_daily, analytics_assets.best_posting_times,
              conversation_assets.media_hashtags, conversation_assets.hashtag_performance,
-             conversation_assets.conversation_daily, conversation_assets.conversation_posts]
+             conversation_assets.conversation_tables]
 DERIVED = ["media_engagement", "trending_posts", "trending_evaluations", "account_engagement_daily",
            "best_posting_times", "media_hashtags", "hashtag_performance", "conversation_daily", "conversation_posts"]
 

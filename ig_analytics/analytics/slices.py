@@ -15,14 +15,23 @@ import pandas as pd
 SLICE_ACCOUNTS = 200
 
 
-def in_slices(ig_user_ids: Sequence[str], compute: Callable[[list[str]], pd.DataFrame],
-              size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
-    """``compute(accounts)`` for each slice of ``size`` accounts, concatenated (``compute([])`` when there are
-    none). ``compute`` must give each account's rows from that account's inputs only."""
+def account_slices(ig_user_ids: Sequence[str], size: int = SLICE_ACCOUNTS) -> list[list[str]]:
+    """The accounts, sorted, in slices of ``size`` (one empty slice when there are none)."""
     ids = sorted(set(ig_user_ids))
-    frames = [compute(ids[i:i + size]) for i in range(0, len(ids), size)] or [compute([])]
+    return [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
+
+
+def concat_slices(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The slices' rows put together (the first frame, typed, when every slice is empty)."""
     full = [f for f in frames if len(f)]
     if len(full) <= 1:
         return full[0].reset_index(drop=True) if full else frames[0]
     # a column missing its values in one slice (None) is object there: back to the other slices' type
     return pd.concat(full, ignore_index=True).infer_objects()
+
+
+def in_slices(ig_user_ids: Sequence[str], compute: Callable[[list[str]], pd.DataFrame],
+              size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
+    """``compute(accounts)`` for each slice of ``size`` accounts, concatenated (``compute([])`` when there are
+    none). ``compute`` must give each account's rows from that account's inputs only."""
+    return concat_slices([compute(part) for part in account_slices(ig_user_ids, size)])

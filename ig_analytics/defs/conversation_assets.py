@@ -191,52 +191,48 @@ def media_comments(context: dg.AssetExecutionContext, database: AnalyticsDatabas
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "full_read": full})
 
 
-@dg.asset(
-    deps=["media_comments"],
-    group_name="analytics",
-    kinds={"postgres", "pandas"},
-    io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_daily", write_metadata("replace", "date", ("computed_at",))),
-    freshness_policy=HOURLY,
-    description=(
-        "Per account and UTC day: comments and replies written, top-level comments answered by the account and "
-        "not, open questions, and the median and 90th-percentile minutes to the account's first reply. The last "
-        f"{conversation.WINDOW_DAYS} days are recomputed every hour (replies keep arriving)."
-    ),
+@dg.multi_asset(
+    name="conversation",
+    specs=[
+        dg.AssetSpec(
+            "conversation_daily", deps=["media_comments"], group_name="analytics", kinds={"postgres", "pandas"},
+            **table_asset("conversation_daily", write_metadata("replace", "date", ("computed_at",))),
+            freshness_policy=HOURLY,
+            description=(
+                "Per account and UTC day: comments and replies written, top-level comments answered by the account "
+                "and not, open questions, and the median and 90th-percentile minutes to the account's first reply. "
+                f"The last {conversation.WINDOW_DAYS} days are recomputed every hour (replies keep arriving)."
+            ),
+        ).with_io_manager_key(IO_MANAGER_KEY),
+        dg.AssetSpec(
+            "conversation_posts", deps=["media_comments"], group_name="analytics", kinds={"postgres", "pandas"},
+            **table_asset("conversation_posts", write_metadata("replace", "published_at", ("computed_at",))),
+            freshness_policy=HOURLY,
+            description=(
+                "Per post with comments: comments, replies, answered and unanswered top-level comments, open "
+                f"questions and the median minutes to the account's first reply. Posts of the last "
+                f"{conversation.WINDOW_DAYS} days are recomputed every hour."
+            ),
+        ).with_io_manager_key(IO_MANAGER_KEY),
+    ],
+    can_subset=True,
 )
-def conversation_daily(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
+def conversation_tables(context: dg.AssetExecutionContext, database: AnalyticsDatabase):
+    """Both conversation tables from one read of each slice of accounts' comments (``tables_in_slices``)."""
     started = time.monotonic()
     now = clock.now()
     first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
     scope = _scope(context, database)
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
     with database.engine().connect() as conn:  # a slice of accounts at a time: the run's memory stays bounded
-        rows = conversation.daily_in_slices(conn, _ids(scope, database), first, now)
-    return dg.Output(scope.rows(rows, day_window(first, now.date())),
-                     metadata={"days": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
-
-
-@dg.asset(
-    deps=["media_comments"],
-    group_name="analytics",
-    kinds={"postgres", "pandas"},
-    io_manager_key=IO_MANAGER_KEY,
-    **table_asset("conversation_posts", write_metadata("replace", "published_at", ("computed_at",))),
-    freshness_policy=HOURLY,
-    description=(
-        "Per post with comments: comments, replies, answered and unanswered top-level comments, open questions and "
-        f"the median minutes to the account's first reply. Posts of the last {conversation.WINDOW_DAYS} days are "
-        "recomputed every hour."
-    ),
-)
-def conversation_posts(context: dg.AssetExecutionContext, database: AnalyticsDatabase) -> dg.Output:
-    started = time.monotonic()
-    now = clock.now()
-    first = now.date() - timedelta(days=conversation.WINDOW_DAYS)
-    scope = _scope(context, database)
-    with database.engine().connect() as conn:  # a slice of accounts at a time: the run's memory stays bounded
-        rows = conversation.posts_in_slices(conn, _ids(scope, database), first, now)
-    return dg.Output(scope.rows(rows, day_window(first, now.date())),
-                     metadata={"posts": len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
+        days, posts = conversation.tables_in_slices(conn, _ids(scope, database), first, now,
+                                                    daily="conversation_daily" in selected,
+                                                    posts="conversation_posts" in selected)
+    window = day_window(first, now.date())
+    for name, rows, count in (("conversation_daily", days, "days"), ("conversation_posts", posts, "posts")):
+        if rows is not None:
+            yield dg.Output(scope.rows(rows, window), output_name=name,
+                            metadata={count: len(rows), **scope.metadata(), "duration_seconds": seconds_since(started)})
 
 
 @dg.asset(
@@ -273,8 +269,7 @@ def tagged_media(context: dg.AssetExecutionContext, database: AnalyticsDatabase,
     return dg.MaterializeResult(metadata={**_outcomes(rows, started), "accounts_due": len(due)})
 
 
-conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_daily, conversation_posts,
-                       tagged_media]
+conversation_assets = [media_hashtags, hashtag_performance, media_comments, conversation_tables, tagged_media]
 # what the hourly media job adds (defs/jobs.py)
 CONVERSATION_HOURLY = dg.AssetSelection.assets("media_hashtags", "hashtag_performance", "media_comments",
                                                "conversation_daily", "conversation_posts", "tagged_media")

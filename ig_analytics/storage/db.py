@@ -65,8 +65,7 @@ def redact_url(url: str) -> str:
 def _cached_engine(url: str) -> Engine:
     return sa.create_engine(
         url,
-        # A SELECT 1 per checkout, ~10 us of client CPU more (benchmarks/db_writes.py, writes.checkout): kept, so a
-        # connection the server dropped (restart, idle timeout) is replaced instead of failing an account's write.
+        # ~10 us of client CPU a checkout (benchmarks/db_writes.py): a connection the server dropped is replaced
         pool_pre_ping=True,
         # Room for the capture's 8 account threads (MediaSyncConfig.max_concurrent_accounts) and the step's own
         # thread: with 5, connections over the pool were closed on return and opened again (282 new sessions in
