@@ -74,6 +74,12 @@ LEFT JOIN instagram.media_engagement e ON e.media_id = m.media_id
 LEFT JOIN instagram.media_insights_latest l ON l.media_id = m.media_id
 WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(since)s {user_filter}
 """
+# media_hashtags needs the captions alone: the rates' joins (media_insights_latest looks up each post's newest
+# snapshot) cost ~17 buffer reads a post, for every post of every account every hour (issue 27).
+_CAPTIONS_SQL = """
+SELECT m.media_id, m.ig_user_id, m.published_at, m.caption FROM instagram.media m
+WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(since)s {user_filter}
+"""
 _TAGS_SQL = """
 SELECT media_id, hashtag, ig_user_id FROM instagram.media_hashtags WHERE published_at >= %(since)s {user_filter}
 ORDER BY media_id, hashtag
@@ -91,6 +97,14 @@ def read_posts(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | N
     caption, rate by reach and reach."""
     where, params = _user_filter(ig_user_ids, "m.ig_user_id")
     return read_frame(conn, _POSTS_SQL.format(user_filter=where), {"since": since, **params},
+                      text_columns=("media_id", "ig_user_id", "caption"))
+
+
+def read_captions(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The posts (no stories) published since ``since`` (of the given accounts; None: every account), with
+    their captions only (what ``hashtag_rows`` reads)."""
+    where, params = _user_filter(ig_user_ids, "m.ig_user_id")
+    return read_frame(conn, _CAPTIONS_SQL.format(user_filter=where), {"since": since, **params},
                       text_columns=("media_id", "ig_user_id", "caption"))
 
 
@@ -140,7 +154,7 @@ def performance_rows(posts: pd.DataFrame, tags: pd.DataFrame, today: date, compu
 def tags_in_slices(conn: Connection, ig_user_ids: Sequence[str], since: datetime,
                    size: int = SLICE_ACCOUNTS) -> pd.DataFrame:
     """``media_hashtags`` of the given accounts' posts published since ``since``, ``size`` accounts at a time."""
-    return in_slices(ig_user_ids, lambda part: hashtag_rows(read_posts(conn, since, part)), size)
+    return in_slices(ig_user_ids, lambda part: hashtag_rows(read_captions(conn, since, part)), size)
 
 
 def performance_in_slices(conn: Connection, ig_user_ids: Sequence[str], since: datetime, today: date,
