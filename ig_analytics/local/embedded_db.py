@@ -400,9 +400,10 @@ def server_settings(memory_bytes: int | None = None) -> dict[str, str]:
     """What the embedded server is started with (on its command line: an existing cluster gets it at its next
     start), sized for the hourly tick's writes (issue 27, BENCHMARKS.md 3d):
 
-    - ``shared_buffers``: an eighth of the memory, 128 MB to 1 GB. PostgreSQL's 128 MB default held less than the
-      indexes an hour of 10,000 accounts touches, so their pages went back and forth through the OS cache. An
-      eighth, not pgtune's quarter: the run workers, the daemon and the webserver share the machine.
+    - ``shared_buffers``: an eighth of the memory, 128 MB to 1 GB. PostgreSQL's 128 MB default is a sliver of a
+      10,000-account database (``media_comments`` alone ~1 GB), whose pages then go back and forth through the OS
+      cache. An eighth, not the usual quarter: the run workers, the daemon and the webserver share the machine.
+      At 2,500 accounts it changed the server's CPU by under 1 % (BENCHMARKS.md 3d); at 10,000 not separated.
     - ``checkpoint_timeout`` 15 min and ``max_wal_size`` 2 GB: with the 5-minute default every hourly tick met a
       checkpoint, after which the first change of each page writes the whole page into the WAL again. Crash
       recovery replays at most 15 minutes of writes.
