@@ -27,7 +27,8 @@ APP_SECRET = "record-replay-app-secret"
 # Bookkeeping: when a row was written or a run happened (the replay runs minutes later, maybe in the next hour:
 # the hour a capture is labelled with, `as_of`, `partition_key`), the ids of runs, where a report was written.
 BOOKKEEPING = re.compile(r"(^|_)(synced|captured|started|finished|fetched|computed|generated|updated|created|"
-                         r"checked|recorded|sent|observed|first_seen|last_seen|status_changed|changed|read|full_read)_at$|"
+                         r"checked|recorded|sent|observed|first_seen|first_used|last_seen|status_changed|changed|read|"
+                         r"full_read|rows_compacted)_at$|"
                          r"run_id$|^html_path$|"
                          r"^token_|^as_of$|^partition_key$")
 # A trending score is measured at the post's age when captured, i.e. on the replay's wall clock: the same values
