@@ -22,7 +22,7 @@ runs; the analytics CPU seconds per tick (the sum of the derived steps' process 
 CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events);
 accounts counted in ``instagram.sync_runs``; the load average (``/proc/loadavg``) at the start and the end.
 
-    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--steady-hours 2] [--one-shard] [--daily]
+    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--daily] [--posts 100]
     .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
     .venv/bin/python -m benchmarks.tick --quick     (6 accounts x 20 posts, 2 shards, --one-shard --daily)
 """
@@ -190,15 +190,12 @@ def hour_key(offset_s: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=offset_s)).strftime(HOUR_FORMAT)
 
 
-def hourly(bench: Bench, shards: int, one_shard: bool, steady_hours: int = 1) -> float:
-    """The first hour and the next ``steady_hours`` with ``shards`` runs (the second is labelled ``steady_2``: it
-    no longer pays autovacuum's first pass over the first hour's rows), then (``one_shard``) the hour after with
-    one run. Product and sandbox clocks start 3 h back and move 1 h per tick. Returns the clock offset left (s)."""
-    offset = -(2 + steady_hours) * 3600.0
+def hourly(bench: Bench, shards: int, one_shard: bool) -> float:
+    """The first hour and the next with ``shards`` runs, then (``one_shard``) the hour after with one run.
+    Product and sandbox clocks start 3 h back and move 1 h per tick. Returns the clock offset left (s)."""
+    offset = -3 * 3600.0
     advance_sandbox_clock(bench.sandbox.base_url, offset)
-    ticks = [("first_hour", shards), ("steady", shards)]
-    ticks += [(f"steady_{i}", shards) for i in range(2, steady_hours + 1)]
-    ticks += [("steady", 1)] if one_shard and shards > 1 else []
+    ticks = [("first_hour", shards), ("steady", shards)] + ([("steady", 1)] if one_shard and shards > 1 else [])
     for i, (kind, count) in enumerate(ticks):
         if i:
             offset += 3600
@@ -259,8 +256,7 @@ def create_pool(env: dict) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, cwd=str(c.REPO_ROOT), check=True, capture_output=True)
 
 
-def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str,
-            steady_hours: int = 1) -> None:
+def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str) -> None:
     from sqlalchemy.engine import make_url as sa_url
 
     from ig_analytics.local.embedded_db import DAGSTER_DB
@@ -277,7 +273,7 @@ def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool |
         env = child_env(url, dagster_url, sandbox.base_url, home, pool_limit=shards)
         bench = Bench(n, engine, db.get_engine(dagster_url), env, home, sandbox, sa_url(url).port, step_kinds())
         create_pool(env)
-        offset = hourly(bench, shards, one_shard, steady_hours) if with_daily != "only" else 0.0
+        offset = hourly(bench, shards, one_shard) if with_daily != "only" else 0.0
         if with_daily:
             daily(bench, shards, offset)
         c.result(f"tick.N{n}.sandbox_rss", c.process_rss_mb(sandbox.pid)[1], "MB", "peak of the sandbox child")
@@ -290,8 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=None)
     parser.add_argument("--posts", type=int, default=None)
     parser.add_argument("--one-shard", action="store_true", help="then the next hour with one run (side by side)")
-    parser.add_argument("--steady-hours", type=int, default=1, help="steady hours with the shards (2: the second "
-                        "without autovacuum's first pass over the first hour's rows)")
     parser.add_argument("--daily", action="store_true", help="then the daily 02:00-03:00 tick")
     parser.add_argument("--daily-only", action="store_true",
                         help="the daily tick on an empty database (its 02:10 refresh reads every post anyway)")
@@ -304,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     with c.temp_postgres() as (server, url):
         daily_mode = "only" if args.daily_only else (args.daily or quick)
-        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url, max(1, args.steady_hours))
+        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url)
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's own process (not the run workers)")
     c.done(NAME)
     return 0
