@@ -125,6 +125,33 @@ def test_a_shard_run_keeps_the_other_shards_rows(engine, world):
     assert pd.Timestamp(later) not in set(best["computed_at"].map(pd.Timestamp))
 
 
+def test_a_run_asked_for_one_account_computes_that_accounts_rows_only(engine, world):
+    """``ig-analytics sync --account X``: the analytics of its media run compute X's rows (as its capture synced X
+    only), not every registered account's; the checks judge the same account (``check_ranges.Scope``)."""
+    _capture(engine)
+    _analytics(SANDBOX_NOW)
+    reference = _derived(engine)
+    with engine.begin() as conn:
+        for table in DERIVED:
+            conn.execute(sa.text(f"DELETE FROM instagram.{table}"))
+    asked = world.accounts[3].ig_user_id
+    assets = [ingestion_assets.ACCOUNTS, ingestion_assets.media_and_snapshots, conversation_assets.media_comments]
+    config = {"ops": {"media_and_snapshots": {"config": {"refresh_all": True, "ig_user_ids": [asked]}}}}
+    with clock.frozen(SANDBOX_NOW):
+        result = dg.materialize(assets + ANALYTICS, selection=assets[1:] + ANALYTICS, resources=RESOURCES,
+                                partition_key=HOUR, run_config=config)
+    assert result.success
+    meta = result.asset_materializations_for_node("best_posting_times")[0].metadata
+    assert (meta["account_scope"].value, meta["accounts_in_scope"].value) == ("accounts requested", 1)
+    derived = _derived(engine)
+    for table in DERIVED:
+        expected = reference[table][reference[table]["ig_user_id"] == asked].reset_index(drop=True)
+        assert set(derived[table]["ig_user_id"]) <= {asked}, table  # the old code: every account's rows
+        pd.testing.assert_frame_equal(derived[table], expected, obj=table, check_exact=False, rtol=1e-9,
+                                      check_dtype=False)  # the reference's NULLs of other accounts make floats
+    assert len(derived["best_posting_times"]) and len(derived["trending_evaluations"]) == 1
+
+
 def test_the_verdict_names_ended_shards_as_errors_and_running_ones_as_warnings():
     missing = {1: {"17841400000000002": "failed: HTTP 500"}, 2: {"17841400000000003": "no sync of this partition"}}
     passed, severity, text = shard_checks.verdict(missing, 3, {2}, 12)

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ig_analytics import clock
-from ig_analytics.accounts.shards import shard_accounts, shard_from_tags
+from ig_analytics.accounts.shards import shard_from_tags
+from ig_analytics.defs.account_scope import resolve
 from ig_analytics.defs.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ig_analytics.defs.ingestion_assets import requested_accounts
 from ig_analytics.quality.result import CheckResult
@@ -30,13 +31,10 @@ class Scope:
     shard: tuple[int, int] | None = None
 
     def run_accounts(self, conn: Connection) -> list[str] | None:
-        """The accounts whose rows the run wrote: those it was asked for, else its shard's among every registered
-        account (the analytics' scope, defs/account_scope.py); None for a run of every account."""
-        if self.accounts:
-            return list(self.accounts)
-        if self.shard is None:
-            return None
-        return shard_accounts(conn.execute(sa.text("SELECT ig_user_id FROM instagram.accounts")).scalars(), self.shard)
+        """The accounts whose rows the run wrote, as the analytics scope them (defs/account_scope.py): those it was
+        asked for, else its shard's among every registered account; None for a run of every account."""
+        ids = lambda: conn.execute(sa.text("SELECT ig_user_id FROM instagram.accounts")).scalars()  # noqa: E731
+        return resolve(self.shard, self.accounts, ids).ids
 
     @property
     def first_day(self) -> date:
