@@ -20,5 +20,13 @@ def test_checkpoints_are_spaced_for_an_hourly_tick_of_writes():
     assert settings["checkpoint_timeout"] == "15min" and settings["max_wal_size"] == "2GB"
 
 
-def test_the_machine_memory_is_read():
-    assert machine_memory_bytes() > 64 * 2**20
+def test_the_machine_memory_is_read_and_a_lower_container_limit_wins(tmp_path):
+    machine = machine_memory_bytes(tmp_path / "no-cgroup")
+    assert machine > 64 * 2**20
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{512 * 2**20}\n")
+    assert machine_memory_bytes(limit) == min(machine, 512 * 2**20)
+    limit.write_text("max\n")  # cgroup v2: no limit
+    assert machine_memory_bytes(limit) == machine
+    limit.write_text(f"{machine * 4}\n")  # a limit above the machine's memory
+    assert machine_memory_bytes(limit) == machine

@@ -386,11 +386,15 @@ class EmbeddedPostgres:
             return "(no log)"
 
 
-def machine_memory_bytes() -> int:
-    """The memory this process may use: the machine's, or its container's (cgroup v2 ``memory.max``) if lower."""
+CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+
+
+def machine_memory_bytes(cgroup_limit: Path = CGROUP_MEMORY_MAX) -> int:
+    """The memory this process may use: the machine's, or its container's (cgroup v2 ``memory.max``: a number of
+    bytes, or ``max`` for no limit) if lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        limit = cgroup_limit.read_text().strip()
     except OSError:
         return total
     return min(total, int(limit)) if limit.isdigit() else total
