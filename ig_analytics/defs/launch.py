@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -77,11 +78,15 @@ def pool_connections(instance: dg.DagsterInstance | None) -> None:
     server a process, the password exchange and cold caches (~4 ms of CPU): 2,600 connections in an hour of
     1,000 accounts with 4 shards (issue 27, BENCHMARKS.md 3d). Called by :func:`prepare_instance` and when a run
     sets up its database resource (a run launched by the daemon or the UI)."""
-    from sqlalchemy.pool import NullPool
+    from dagster_postgres import PostgresEventLogStorage
 
-    engine = getattr(getattr(instance, "event_log_storage", None), "_engine", None)
-    if instance is not None and engine is not None and isinstance(engine.pool, NullPool):
-        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    if instance is None or instance in _POOLED or not isinstance(instance.event_log_storage, PostgresEventLogStorage):
+        return  # done already (a second call would leave the first pool open), or not PostgreSQL (tests' in-memory)
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    _POOLED.add(instance)
+
+
+_POOLED: "weakref.WeakSet[dg.DagsterInstance]" = weakref.WeakSet()
 
 
 def _memoize(storage: Any, name: str, key: Callable[..., Any]) -> None:
