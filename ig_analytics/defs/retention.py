@@ -6,10 +6,11 @@
 - ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days`` (7): one snapshot per post and
   UTC day is kept, the last of the day; the hourly detail of old days goes (stories' hours, a post's first 48 h).
   Older than ``snapshot_weekly_after_days`` (35): one per post and ISO week, the last (a post is captured for 30
-  days; what reads it later is its newest snapshot, always kept). Except what trending reads
-  (analytics/trending.py): a post's snapshots of its first ``curve_span`` (8.25 days) stay while it is in
-  trending's baseline (published within ``baseline_days``, 90), since trending compares a young post's curve with
-  the earlier posts' curves at the same age; they are compacted once it leaves it.
+  days; what reads it later is its newest snapshot, always kept). What trending reads of the deleted rows (a
+  post's first ``curve_span``, 8.25 days, while it is in trending's baseline: published within ``baseline_days``,
+  90; it compares a young post's curve with the earlier posts' curves at the same age) moves to the post's row of
+  ``instagram.media_curves`` (packed arrays, ~20 B a point instead of ~300 B a row), deleted once the post leaves
+  the baseline (``drop_curves``).
   ``account_insights_daily`` is history and is never touched.
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
@@ -57,9 +58,8 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics import clock
 from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
-from ig_analytics.analytics.trending import curve_span
+from ig_analytics.analytics.trending_curves import compact_snapshots, drop_curves
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
-from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
@@ -89,6 +89,7 @@ class RetentionCounts:
     runs_deleted: int = 0
     runs_remaining: int = 0
     snapshots_deleted: int = 0
+    curves_deleted: int = 0
     trending_evaluations_deleted: int = 0
     trending_posts_deleted: int = 0
     audience_days_deleted: int = 0
@@ -122,28 +123,6 @@ def day_cutoff(now: datetime, days: int) -> datetime:
     """Midnight UTC ``days`` days before ``now``: whole days are compacted or pruned, never half of one."""
     day = (now.astimezone(timezone.utc) - timedelta(days=days)).date()
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-
-def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = None,
-                      params: TrendingParams = TrendingParams(), period: str = "day") -> int:
-    """Keep the last snapshot of each post and UTC ``period`` (day, or ISO week) among those captured before
-    ``before``, but none that trending reads at ``now`` (a non-story post published within
-    ``params.baseline_days``, read within its ``curve_span``): they stay whole until the post leaves the baseline.
-    ``now`` None: nothing is spared."""
-    spare_from = now - timedelta(days=params.baseline_days) if now is not None else None
-    with engine.begin() as conn:
-        result = conn.execute(sa.text(
-            "WITH ranked AS ("
-            " SELECT s.media_id, s.captured_at, row_number() OVER (PARTITION BY s.media_id,"
-            "  date_trunc(CAST(:period AS text), s.captured_at AT TIME ZONE 'UTC') ORDER BY s.captured_at DESC) AS rn"
-            " FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before"
-            " AND NOT EXISTS (SELECT 1 FROM instagram.media m WHERE m.media_id = s.media_id"
-            "  AND CAST(:spare_from AS timestamptz) IS NOT NULL AND m.published_at > :spare_from"
-            "  AND m.media_product_type IS DISTINCT FROM 'STORY' AND s.fetched_at <= m.published_at + :span))"
-            " DELETE FROM instagram.media_insights_snapshots s USING ranked r"
-            " WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"),
-            {"before": before, "spare_from": spare_from, "span": curve_span(params), "period": period})
-        return result.rowcount
 
 
 # A weekly report (Monday to Sunday) reads the newest evaluation before the Tuesday after it (reports.py "trends",
@@ -331,14 +310,16 @@ def compact_comment_rows(engine: Engine, before: datetime, now: datetime) -> int
 
 def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datetime) -> int:
     """One snapshot per post and day beyond ``snapshot_compact_after_days``, per ISO week beyond
-    ``snapshot_weekly_after_days``; trending's curves spared (``compact_snapshots``)."""
+    ``snapshot_weekly_after_days``; what trending reads of the deleted rows moves to ``media_curves``
+    (``compact_snapshots``)."""
     daily = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
     return daily + compact_snapshots(engine, day_cutoff(now, config.snapshot_weekly_after_days), now, period="week")
 
 
 # What each count of RetentionCounts deleted from or rewrote (an UPDATE leaves the old row version behind too).
 _TABLES_OF_COUNT = {
-    "snapshots_deleted": ("media_insights_snapshots",),
+    "snapshots_deleted": ("media_insights_snapshots", "media_curves"),
+    "curves_deleted": ("media_curves",),
     "trending_evaluations_deleted": ("trending_evaluations",), "trending_posts_deleted": ("trending_posts",),
     "audience_days_deleted": _AUDIENCE_TABLES, "hashtag_rows_deleted": ("hashtag_performance",),
     "reports_deleted": ("performance_reports",), "sync_runs_deleted": ("sync_runs",),
@@ -367,6 +348,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
     counts.snapshots_deleted = compact_snapshot_history(engine, config, now)
+    counts.curves_deleted = drop_curves(engine, now)
     trending_cutoff = day_cutoff(now, config.trending_compact_after_days)
     counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
         compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
