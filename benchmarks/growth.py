@@ -629,7 +629,7 @@ def curve_points(engine) -> int:
     import sqlalchemy as sa
 
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT COALESCE(sum(cardinality(captured_at)), 0) FROM instagram.media_curves"
+        return conn.execute(sa.text("SELECT COALESCE(sum(cardinality(captured_after_ms)), 0) FROM instagram.media_curves"
                                     )).scalar()
 
 
