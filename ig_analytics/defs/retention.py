@@ -372,7 +372,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and posts, "
+       description="Deletes old Dagster runs, compacts old media snapshots (trending's curves packed into "
+                   "media_curves), trending evaluations and posts, "
                    "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
                    "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience "
                    "tables' indexes when it compacted them.")
