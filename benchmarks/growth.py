@@ -50,6 +50,7 @@ a year keeps x the simulation's packed bytes per point.
 
     .venv/bin/python -m benchmarks.growth [--quick] [--accounts 10] [--days 60] [--posts 100] [--dagster-accounts 200]
     .venv/bin/python -m benchmarks.growth --snapshot-year-only BYTES_PER_ROW [--curve-point-bytes B] [--accounts 10]
+    .venv/bin/python -m benchmarks.growth --snapshot-free-space DAYS [--accounts 4]  (the table day by day, no API)
     (quick: 3 accounts, 2 days, Dagster runs of 2 accounts)
 """
 
@@ -389,7 +390,7 @@ def packed_sizes(engine, tables=COUNTED + (CURVES,) + tuple(BLANKED) + ("instagr
             swap = (replace or {}).get(name, {})
             select = ", ".join(swap.get(col, f'"{col}"') for col in columns)
             conn.execute(sa.text(f"INSERT INTO growth.packed SELECT {select} FROM {name}"))
-            if name in AUDIENCE:  # retention rebuilds their indexes (rebuild_audience_indexes): packed, not as inserted
+            if name in AUDIENCE + COUNTED[:1]:  # retention rebuilds their indexes (rebuild_indexes): packed
                 conn.execute(sa.text("REINDEX TABLE growth.packed"))
             conn.execute(sa.text("VACUUM growth.packed"))
             out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
@@ -681,6 +682,79 @@ def snapshot_year(engine, n: int, posts: int, bytes_per_row: float, bytes_per_po
     return kept
 
 
+# Session 9's rule, for the comparison: trending's early snapshots spared whole while the post is in the baseline.
+_SPARED_UNTIL_90D = """WITH ranked AS (SELECT s.media_id, s.captured_at, row_number() OVER (PARTITION BY s.media_id,
+  date_trunc(CAST(:period AS text), s.captured_at AT TIME ZONE 'UTC') ORDER BY s.captured_at DESC) AS rn
+ FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before AND NOT EXISTS (SELECT 1 FROM instagram.media m
+  WHERE m.media_id = s.media_id AND m.published_at > :spare_from AND m.media_product_type IS DISTINCT FROM 'STORY'
+  AND s.fetched_at <= m.published_at + :span))
+DELETE FROM instagram.media_insights_snapshots s USING ranked r
+WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"""
+
+
+def snapshot_free_space(url: str, n: int, posts: int, days: int) -> None:
+    """The snapshot table day by day under each rule (keys-only rows of ``captures_of_a_year``, retention and
+    VACUUM daily): its size, the same rows packed, and the difference (free space, mostly index pages whose deleted
+    keys are never replaced: new keys go to the end), at day 60 and ``days``; with media_curves where it exists."""
+    import sqlalchemy as sa
+
+    from ig_analytics.analytics.trending_curves import curve_span
+    from ig_analytics.defs.retention import (RetentionConfig, compact_snapshot_history, day_cutoff, drop_curves,
+                                             rebuild_indexes)
+    from ig_analytics.storage import db
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    media, snaps = captures_of_a_year(n, posts, start, days)
+    by_day: dict[int, list] = {}
+    for row in snaps:
+        by_day.setdefault((row[1] - start).days, []).append(row)
+
+    def spared(engine, now):
+        with engine.begin() as conn:
+            for after, period in ((7, "day"), (35, "week")):
+                conn.execute(sa.text(_SPARED_UNTIL_90D), {"before": day_cutoff(now, after), "period": period,
+                                                          "spare_from": now - timedelta(days=90), "span": curve_span()})
+
+    def packed(engine, now, rebuild):
+        compact_snapshot_history(engine, RetentionConfig(), now)
+        drop_curves(engine, now)
+        if rebuild:
+            rebuild_indexes(engine, ("media_insights_snapshots",))
+
+    rules = {"spared_90d": spared, "curves_packed": lambda e, now: packed(e, now, False),
+             "curves_packed_reindexed": lambda e, now: packed(e, now, True)}
+    for label, retain in rules.items():
+        engine = c.fresh_schema(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS growth"))  # packed_sizes' copies
+            db.bulk_upsert(conn, "accounts", ["ig_user_id", "username", "timezone", "status"],
+                           [(i, f"u{i}", "UTC", "active") for i in sorted({m[1] for m in media})], ["ig_user_id"])
+            db.bulk_upsert(conn, "media", ["media_id", "ig_user_id", "media_type", "media_product_type", "published_at",
+                                           "first_seen_at", "updated_at"], [(*m, start, start) for m in media], ["media_id"])
+        for day in range(days):
+            with engine.begin() as conn:
+                db.bulk_upsert(conn, "media_insights_snapshots", ["media_id", "captured_at", "fetched_at", "ig_user_id",
+                                                                  "api_version"], by_day.get(day, []),
+                               ["media_id", "captured_at"])
+            retain(engine, start + timedelta(days=day + 1, hours=4, minutes=30))
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in ("media_insights_snapshots", "media_curves"):
+                    conn.execute(sa.text(f"VACUUM instagram.{table}"))
+            if day + 1 not in (60, days):
+                continue
+            sizes = {name: size for name, (size, _rows) in table_sizes(engine, ("instagram",)).items()}
+            tables = ("instagram.media_insights_snapshots", "instagram.media_curves")
+            tight = packed_sizes(engine, tables)
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
+            total = sum(sizes[t] for t in tables)
+            c.result(f"growth.snapshot_free_space.{label}.day{day + 1}", total / n / 1000, "kB",
+                     f"snapshots + media_curves per account: {rows / n:,.0f} snapshot rows, packed "
+                     f"{sum(tight.values()) / n / 1000:,.0f} kB, free {(total - sum(tight.values())) / n / 1000:,.0f} kB"
+                     f" (media_insights_snapshots alone {sizes['instagram.media_insights_snapshots'] / n / 1000:,.0f}"
+                     " kB)")
+
+
 def run_child(job: str, partition_key: str) -> int:
     """A run worker (as benchmarks.hourly_job's): the code location, then the run of ``job`` for the partition."""
     import dagster as dg
@@ -781,9 +855,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-accounts", type=int, default=None, help="accounts of the real Dagster runs (0: none)")
     parser.add_argument("--snapshot-year-only", type=float, default=None, metavar="BYTES_PER_ROW",
                         help="only the year of snapshot rows (no API), at this many bytes per row")
+    parser.add_argument("--snapshot-free-space", type=int, default=None, metavar="DAYS",
+                        help="only the snapshot table's size and free space day by day under each rule (no API)")
     parser.add_argument("--curve-point-bytes", type=float, default=None, metavar="B",
                         help="with --snapshot-year-only: bytes per media_curves point (a full run measures it)")
     args = parser.parse_args(rest)
+    if args.snapshot_free_space:
+        with c.temp_postgres() as (_server, url):
+            snapshot_free_space(url, args.accounts or 4, args.posts, args.snapshot_free_space)
+        c.done(NAME)
+        return 0
     if args.snapshot_year_only:
         with c.temp_postgres() as (_server, url):
             snapshot_year(c.fresh_schema(url), args.accounts or 10, args.posts, args.snapshot_year_only,

@@ -319,6 +319,20 @@ def _packed_index_bytes(conn, table: str) -> int:
     return size
 
 
+def test_snapshot_compaction_rebuilds_the_indexes_it_left_with_holes(history):
+    """The compaction keeps one snapshot of a post's day (or week) and new keys go to the end (captured_at grows):
+    without a rebuild the deleted keys' space in the index pages was never reused, and the indexes grew with every
+    snapshot ever captured. After retention they are no larger than the same rows' index built in one go."""
+    pkey = "SELECT pg_relation_size('instagram.media_insights_snapshots_pkey')"
+    with history.connect() as conn:
+        grown = conn.execute(sa.text(pkey)).scalar()
+    counts = apply_retention(_NoRuns(), history, RetentionConfig(), NOW)
+    with history.begin() as conn:
+        live, packed = conn.execute(sa.text(pkey)).scalar(), _packed_index_bytes(conn, "media_insights_snapshots")
+    assert live <= packed * 1.1 < grown, (live, packed, grown)
+    assert counts.snapshots_deleted > 0 and counts.indexes_rebuilt == 2  # the primary key, the account's index
+
+
 def test_audience_compaction_rebuilds_the_half_empty_indexes_and_the_reader_still_uses_them(engine):
     """Each account's new day goes into the middle of the audience indexes (their keys start with the account):
     pages split half-full, and the compaction's deletes leave holes only that account's rows fill. After retention

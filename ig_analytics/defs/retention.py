@@ -46,7 +46,10 @@
 - When audience pictures were deleted, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
-  that only that account's rows can fill: the indexes held about twice their packed size (issue 27).
+  that only that account's rows can fill: the indexes held about twice their packed size (issue 27). So are the
+  snapshots' when snapshots were deleted: the compaction keeps one key of a day's or a week's and new keys go
+  elsewhere (captured_at grows), so the holes were never filled and the indexes grew with every row ever captured
+  (1.25 MB an account at day 150 for 0.17 MB rebuilt, keys-only rows: docs/deploy.md "Data growth").
 """
 
 from dataclasses import dataclass
@@ -201,22 +204,26 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
 
 
 def rebuild_audience_indexes(engine: Engine) -> int:
-    """``REINDEX TABLE CONCURRENTLY`` of the audience tables (packed at the default fillfactor); returns the indexes
+    return rebuild_indexes(engine, _AUDIENCE_TABLES)
+
+
+def rebuild_indexes(engine: Engine, tables: tuple[str, ...]) -> int:
+    """``REINDEX TABLE CONCURRENTLY`` of ``tables`` (packed at the default fillfactor); returns their indexes
     rebuilt. Not in a transaction (PostgreSQL refuses it there); it waits for the transactions using a table, takes
     no lock against reads and writes, and builds each index anew from the table: 15 s for 5.3 million rows (0.7 GB
     of heap, 1,000 accounts' year of pictures) on the 2-core machine. An interrupted rebuild leaves an invalid
     ``*_ccnew`` (or ``*_ccold``) index that every write would still maintain: dropped first."""
     where = ("FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid"
              " WHERE t.relnamespace = 'instagram'::regnamespace AND t.relname = ANY(:tables)")
-    tables = {"tables": list(_AUDIENCE_TABLES)}
+    names = {"tables": list(tables)}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         leftovers = conn.execute(sa.text(f"SELECT x.relname {where} AND NOT i.indisvalid"
-                                         " AND x.relname ~ '_cc(new|old)[0-9]*$'"), tables).scalars().all()
+                                         " AND x.relname ~ '_cc(new|old)[0-9]*$'"), names).scalars().all()
         for index in leftovers:
             conn.execute(sa.text(f'DROP INDEX CONCURRENTLY IF EXISTS instagram."{index}"'))
-        for table in _AUDIENCE_TABLES:
+        for table in tables:
             conn.execute(sa.text(f"REINDEX TABLE CONCURRENTLY instagram.{table}"))
-        return conn.execute(sa.text(f"SELECT count(*) {where}"), tables).scalar()
+        return conn.execute(sa.text(f"SELECT count(*) {where}"), names).scalar()
 
 
 def prune_notifications(engine: Engine, before: datetime) -> int:
@@ -366,8 +373,10 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    if counts.audience_days_deleted:
-        counts.indexes_rebuilt = rebuild_audience_indexes(engine)
+    rebuilt = (_AUDIENCE_TABLES if counts.audience_days_deleted else ()) + (
+        ("media_insights_snapshots",) if counts.snapshots_deleted else ())
+    if rebuilt:
+        counts.indexes_rebuilt = rebuild_indexes(engine, rebuilt)
     return counts
 
 
@@ -375,8 +384,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
        description="Deletes old Dagster runs, compacts old media snapshots (trending's curves packed into "
                    "media_curves), trending evaluations and posts, "
                    "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
-                   "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience "
-                   "tables' indexes when it compacted them.")
+                   "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience and "
+                   "snapshot tables' indexes when it compacted them.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)
