@@ -51,6 +51,7 @@ a year keeps x the simulation's packed bytes per point.
     .venv/bin/python -m benchmarks.growth [--quick] [--accounts 10] [--days 60] [--posts 100] [--dagster-accounts 200]
     .venv/bin/python -m benchmarks.growth --snapshot-year-only BYTES_PER_ROW [--curve-point-bytes B] [--accounts 10]
     .venv/bin/python -m benchmarks.growth --snapshot-free-space DAYS [--accounts 4]  (the table day by day, no API)
+    .venv/bin/python -m benchmarks.growth --snapshot-reindex ACCOUNTS  (seconds of the snapshot indexes' rebuild)
     (quick: 3 accounts, 2 days, Dagster runs of 2 accounts)
 """
 
@@ -755,6 +756,38 @@ def snapshot_free_space(url: str, n: int, posts: int, days: int) -> None:
                      " kB)")
 
 
+def snapshot_reindex_seconds(url: str, accounts: int) -> None:
+    """Seconds of retention's rebuild of the snapshot indexes (``rebuild_indexes``) on a year of ``accounts``
+    accounts' snapshots: 450 posts each x 10 rows of the snapshot's width (~300 B with its indexes)."""
+    import sqlalchemy as sa
+
+    from ig_analytics.defs.retention import rebuild_indexes
+
+    engine = c.fresh_schema(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO instagram.accounts (ig_user_id, username, timezone, status) SELECT"
+                             " '178' || lpad(i::text, 14, '0'), 'u' || i, 'UTC', 'active' FROM generate_series(1, :n) i"),
+                     {"n": accounts})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.media (media_id, ig_user_id, media_type, media_product_type, published_at,"
+            " first_seen_at, updated_at) SELECT '179' || lpad((a * 1000 + j)::text, 14, '0'), '178' || lpad(a::text,"
+            " 14, '0'), 'IMAGE', 'FEED', now() - j * interval '20 hours', now(), now()"
+            " FROM generate_series(1, :n) a, generate_series(1, 450) j"), {"n": accounts})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.media_insights_snapshots (media_id, captured_at, fetched_at, ig_user_id, reach,"
+            " views, likes, comments, saved, shares, total_interactions, api_version) SELECT media_id, published_at"
+            " + h * interval '1 day', published_at + h * interval '1 day', ig_user_id, 1000 + h, 2000 + h, 100 + h,"
+            " 10, 5, 3, 118 + h, 'v25.0' FROM instagram.media, generate_series(1, 10) h"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE instagram.media_insights_snapshots"))
+        rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
+        size = conn.execute(sa.text("SELECT pg_total_relation_size('instagram.media_insights_snapshots')")).scalar()
+    t = time.perf_counter()
+    rebuild_indexes(engine, ("media_insights_snapshots",))
+    c.result("growth.snapshot_reindex.seconds", time.perf_counter() - t, "s",
+             f"{rows:,} rows, {size / MB:,.0f} MB with indexes ({accounts} accounts' year)")
+
+
 def run_child(job: str, partition_key: str) -> int:
     """A run worker (as benchmarks.hourly_job's): the code location, then the run of ``job`` for the partition."""
     import dagster as dg
@@ -857,9 +890,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the year of snapshot rows (no API), at this many bytes per row")
     parser.add_argument("--snapshot-free-space", type=int, default=None, metavar="DAYS",
                         help="only the snapshot table's size and free space day by day under each rule (no API)")
+    parser.add_argument("--snapshot-reindex", type=int, default=None, metavar="ACCOUNTS",
+                        help="only the seconds of the snapshot indexes' rebuild on a year of this many accounts")
     parser.add_argument("--curve-point-bytes", type=float, default=None, metavar="B",
                         help="with --snapshot-year-only: bytes per media_curves point (a full run measures it)")
     args = parser.parse_args(rest)
+    if args.snapshot_reindex:
+        with c.temp_postgres() as (_server, url):
+            snapshot_reindex_seconds(url, args.snapshot_reindex)
+        c.done(NAME)
+        return 0
     if args.snapshot_free_space:
         with c.temp_postgres() as (_server, url):
             snapshot_free_space(url, args.accounts or 4, args.posts, args.snapshot_free_space)
