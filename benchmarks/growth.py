@@ -44,10 +44,14 @@ Dagster's database added per run, times the runs the retention job keeps (``run_
 
 A year of snapshots: the capture slots of 365 days from the sandbox's publication times and the product's
 ``due_for_capture`` (no API), stored and compacted by ``compact_snapshots`` under each horizon (none, the old 90
-days, the new default, 7 days without sparing trending's curves); rows x the simulation's bytes per row.
+days, daily after 7 days, the default: daily after 7 and weekly after 35 days); rows x the simulation's bytes per
+row. The compaction moves what trending reads of the deleted rows into ``media_curves`` (session 10): its points
+a year keeps x the simulation's packed bytes per point.
 
     .venv/bin/python -m benchmarks.growth [--quick] [--accounts 10] [--days 60] [--posts 100] [--dagster-accounts 200]
-    .venv/bin/python -m benchmarks.growth --snapshot-year-only BYTES_PER_ROW [--accounts 10]
+    .venv/bin/python -m benchmarks.growth --snapshot-year-only BYTES_PER_ROW [--curve-point-bytes B] [--accounts 10]
+    .venv/bin/python -m benchmarks.growth --snapshot-free-space DAYS [--accounts 4]  (the table day by day, no API)
+    .venv/bin/python -m benchmarks.growth --snapshot-reindex ACCOUNTS  (seconds of the snapshot indexes' rebuild)
     (quick: 3 accounts, 2 days, Dagster runs of 2 accounts)
 """
 
@@ -346,11 +350,14 @@ AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
             "instagram.audience_demographics_status")
 TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
 COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING
+CURVES = "instagram.media_curves"
 # Linear from the last 30 days is the steady state only for a table whose retention has reached it by the window's
 # start (its horizons 30 days or less, or none). The tables of COUNTED have longer ones, so their year is computed:
 # the free space they hold at the end (live size - the same rows packed into a fresh copy: deleted rows' pages are
 # reused, not returned, so it stays about constant) + rows a year of one account keeps x packed bytes per row.
-#   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year);
+#   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year); media_curves
+#   (bounded: the posts of trending's 90-day baseline) the points that compaction moved there x packed bytes per
+#   point of the simulation's curves (the year's snapshots are keys only: their arrays would be NULLs);
 #   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
 #   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
@@ -366,7 +373,7 @@ COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports"
 BLANKED = {"instagram.media_comments": {"text": "NULL", "username": "NULL", "text_blanked_at": "now()"}}
 
 
-def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs",),
+def packed_sizes(engine, tables=COUNTED + (CURVES,) + tuple(BLANKED) + ("instagram.sync_runs",),
                  replace: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
     """Bytes of each table's rows copied into a fresh table with the same indexes (no free space; the audience
     tables' indexes rebuilt after the copy, as retention leaves them), less empty;
@@ -384,7 +391,7 @@ def packed_sizes(engine, tables=COUNTED + tuple(BLANKED) + ("instagram.sync_runs
             swap = (replace or {}).get(name, {})
             select = ", ".join(swap.get(col, f'"{col}"') for col in columns)
             conn.execute(sa.text(f"INSERT INTO growth.packed SELECT {select} FROM {name}"))
-            if name in AUDIENCE:  # retention rebuilds their indexes (rebuild_audience_indexes): packed, not as inserted
+            if name in AUDIENCE + COUNTED[:1]:  # retention rebuilds their indexes (rebuild_indexes): packed
                 conn.execute(sa.text("REINDEX TABLE growth.packed"))
             conn.execute(sa.text("VACUUM growth.packed"))
             out[name] = conn.execute(sa.text("SELECT pg_total_relation_size('growth.packed')")).scalar() - empty
@@ -443,15 +450,15 @@ def _comments_year(rows: int, per_day: float, days: int, n: int, full: float, bl
 
 
 def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
-                   snapshot_rows_year: float, kept: dict[str, int], packed_blanked: dict[str, int],
-                   failed_per_30d: int, compacted: dict[str, float]) -> dict[str, tuple[float, str]]:
+                   snapshot_year_rows: dict[str, float], kept: dict[str, int], packed_blanked: dict[str, int],
+                   failed_per_30d: int, compacted: dict[str, float], curve_points: int) -> dict[str, tuple[float, str]]:
     """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
     from ig_analytics.defs.retention import RetentionConfig
 
     empty, last = sizes[0], sizes[days]
     grown = {name: size - empty.get(name, (0, 0))[0] for name, (size, _rows) in last.items()}
     rows_year = {name: last[name][1] / pictures_at_end * kept["pictures"] for name in AUDIENCE}
-    rows_year["instagram.media_insights_snapshots"] = snapshot_rows_year
+    rows_year["instagram.media_insights_snapshots"] = snapshot_year_rows["snapshots"]
     rows_year["instagram.performance_reports"] = kept["reports"]
     evaluations = last["instagram.trending_evaluations"][1]
     rows_year.update({name: last[name][1] / evaluations * kept["evaluations"] for name in TRENDING})
@@ -463,6 +470,10 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
         out[name] = (free + per_row * rows_year[name],
                      f"{free:,.0f} B free + {rows_year[name]:,.0f} {unit.get(name, 'rows')} a year x {per_row:,.0f} B"
                      + (f" ({kept['pictures']} pictures)" if name in AUDIENCE else ""))
+    per_point, free = packed[CURVES] / max(curve_points, 1), (grown[CURVES] - packed[CURVES]) / n
+    out[CURVES] = (free + per_point * snapshot_year_rows["curve_points"],
+                   f"{free:,.0f} B free + {snapshot_year_rows['curve_points']:,.0f} points a year keeps"
+                   f" ({snapshot_year_rows['curve_rows']:,.0f} posts) x {per_point:,.1f} B")
     for name in BLANKED:
         rows = last[name][1]
         per_day = (rows - sizes[30][name][1]) / 30 if 30 in sizes and days > 30 else rows / days
@@ -615,10 +626,21 @@ def captures_of_a_year(n: int, posts: int, start: datetime, days: int = 365) -> 
     return media, snaps
 
 
-def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> float:
+def curve_points(engine) -> int:
+    """Points held in media_curves."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT COALESCE(sum(cardinality(captured_after_ms)), 0) FROM instagram.media_curves"
+                                    )).scalar()
+
+
+def snapshot_year(engine, n: int, posts: int, bytes_per_row: float, bytes_per_point: float | None = None
+                  ) -> dict[str, float]:
     """Snapshot rows of one account-year under each compaction, by the product's ``compact_snapshots`` on the
-    rows ``captures_of_a_year`` gives, at the year's end; bytes = rows x the simulation's bytes per row. Returns
-    the rows per account-year of the product's defaults (``compact_snapshot_history``)."""
+    rows ``captures_of_a_year`` gives, at the year's end; bytes = rows x the simulation's bytes per row (+ the
+    points moved to media_curves x ``bytes_per_point``). Returns per account-year under the product's defaults
+    (``compact_snapshot_history``): snapshot rows, curve rows (posts) and curve points."""
     import sqlalchemy as sa
 
     from ig_analytics.defs.retention import RetentionConfig, compact_snapshot_history, compact_snapshots, day_cutoff
@@ -631,7 +653,7 @@ def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> float:
     variants = [("none", None), ("old_90d", lambda: compact_snapshots(engine, day_cutoff(end, 90))),
                 ("daily_after_7d", lambda: compact_snapshots(engine, day_cutoff(end, 7), end)),
                 ("new_default", lambda: compact_snapshot_history(engine, RetentionConfig(), end))]
-    rows_per_account = 0.0
+    kept = {}
     for label, compact in variants:
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE instagram.accounts, instagram.media, instagram.media_insights_snapshots"
@@ -648,12 +670,122 @@ def snapshot_year(engine, n: int, posts: int, bytes_per_row: float) -> float:
             compact()
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
-        rows_per_account = rows / n
-        c.result(f"growth.snapshot_year.{label}.bytes_per_account", rows_per_account * bytes_per_row / MB, "MB",
-                 f"{rows / n:,.0f} rows per account after 365 days x {bytes_per_row:.0f} B per row")
+            curves = conn.execute(sa.text("SELECT count(*) FROM instagram.media_curves")).scalar()
+        points = curve_points(engine)
+        kept = {"snapshots": rows / n, "curve_rows": curves / n, "curve_points": points / n}
+        curve_bytes = points / n * (bytes_per_point or 0)
+        c.result(f"growth.snapshot_year.{label}.bytes_per_account", (rows / n * bytes_per_row + curve_bytes) / MB,
+                 "MB", f"{rows / n:,.0f} rows per account after 365 days x {bytes_per_row:.0f} B per row"
+                 + (f" + media_curves: {curves / n:,.0f} posts, {points / n:,.0f} points x {bytes_per_point:.1f} B"
+                    if points and bytes_per_point else f" (+ {points / n:,.0f} points in media_curves)" if points else ""))
     c.result("growth.snapshot_year.seconds", time.perf_counter() - t, "s",
              f"{n} accounts, {len(snaps):,} captures in 365 days")
-    return rows_per_account
+    return kept
+
+
+# Session 9's rule, for the comparison: trending's early snapshots spared whole while the post is in the baseline.
+_SPARED_UNTIL_90D = """WITH ranked AS (SELECT s.media_id, s.captured_at, row_number() OVER (PARTITION BY s.media_id,
+  date_trunc(CAST(:period AS text), s.captured_at AT TIME ZONE 'UTC') ORDER BY s.captured_at DESC) AS rn
+ FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before AND NOT EXISTS (SELECT 1 FROM instagram.media m
+  WHERE m.media_id = s.media_id AND m.published_at > :spare_from AND m.media_product_type IS DISTINCT FROM 'STORY'
+  AND s.fetched_at <= m.published_at + :span))
+DELETE FROM instagram.media_insights_snapshots s USING ranked r
+WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"""
+
+
+def snapshot_free_space(url: str, n: int, posts: int, days: int) -> None:
+    """The snapshot table day by day under each rule (keys-only rows of ``captures_of_a_year``, retention and
+    VACUUM daily): its size, the same rows packed, and the difference (free space, mostly index pages whose deleted
+    keys are never replaced: new keys go to the end), at day 60 and ``days``; with media_curves where it exists."""
+    import sqlalchemy as sa
+
+    from ig_analytics.analytics.trending_curves import curve_span
+    from ig_analytics.defs.retention import (RetentionConfig, compact_snapshot_history, day_cutoff, drop_curves,
+                                             rebuild_indexes)
+    from ig_analytics.storage import db
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    media, snaps = captures_of_a_year(n, posts, start, days)
+    by_day: dict[int, list] = {}
+    for row in snaps:
+        by_day.setdefault((row[1] - start).days, []).append(row)
+
+    def spared(engine, now):
+        with engine.begin() as conn:
+            for after, period in ((7, "day"), (35, "week")):
+                conn.execute(sa.text(_SPARED_UNTIL_90D), {"before": day_cutoff(now, after), "period": period,
+                                                          "spare_from": now - timedelta(days=90), "span": curve_span()})
+
+    def packed(engine, now, rebuild):
+        compact_snapshot_history(engine, RetentionConfig(), now)
+        drop_curves(engine, now)
+        if rebuild:
+            rebuild_indexes(engine, ("media_insights_snapshots",))
+
+    rules = {"spared_90d": spared, "curves_packed": lambda e, now: packed(e, now, False),
+             "curves_packed_reindexed": lambda e, now: packed(e, now, True)}
+    for label, retain in rules.items():
+        engine = c.fresh_schema(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS growth"))  # packed_sizes' copies
+            db.bulk_upsert(conn, "accounts", ["ig_user_id", "username", "timezone", "status"],
+                           [(i, f"u{i}", "UTC", "active") for i in sorted({m[1] for m in media})], ["ig_user_id"])
+            db.bulk_upsert(conn, "media", ["media_id", "ig_user_id", "media_type", "media_product_type", "published_at",
+                                           "first_seen_at", "updated_at"], [(*m, start, start) for m in media], ["media_id"])
+        for day in range(days):
+            with engine.begin() as conn:
+                db.bulk_upsert(conn, "media_insights_snapshots", ["media_id", "captured_at", "fetched_at", "ig_user_id",
+                                                                  "api_version"], by_day.get(day, []),
+                               ["media_id", "captured_at"])
+            retain(engine, start + timedelta(days=day + 1, hours=4, minutes=30))
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in ("media_insights_snapshots", "media_curves"):
+                    conn.execute(sa.text(f"VACUUM instagram.{table}"))
+            if day + 1 not in (60, days):
+                continue
+            sizes = {name: size for name, (size, _rows) in table_sizes(engine, ("instagram",)).items()}
+            tables = ("instagram.media_insights_snapshots", "instagram.media_curves")
+            tight = packed_sizes(engine, tables)
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
+            total = sum(sizes[t] for t in tables)
+            c.result(f"growth.snapshot_free_space.{label}.day{day + 1}", total / n / 1000, "kB",
+                     f"snapshots + media_curves per account: {rows / n:,.0f} snapshot rows, packed "
+                     f"{sum(tight.values()) / n / 1000:,.0f} kB, free {(total - sum(tight.values())) / n / 1000:,.0f} kB"
+                     f" (media_insights_snapshots alone {sizes['instagram.media_insights_snapshots'] / n / 1000:,.0f}"
+                     " kB)")
+
+
+def snapshot_reindex_seconds(url: str, accounts: int) -> None:
+    """Seconds of retention's rebuild of the snapshot indexes (``rebuild_indexes``) on a year of ``accounts``
+    accounts' snapshots: 450 posts each x 10 rows of the snapshot's width (~300 B with its indexes)."""
+    import sqlalchemy as sa
+
+    from ig_analytics.defs.retention import rebuild_indexes
+
+    engine = c.fresh_schema(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO instagram.accounts (ig_user_id, username, timezone, status) SELECT"
+                             " '178' || lpad(i::text, 14, '0'), 'u' || i, 'UTC', 'active' FROM generate_series(1, :n) i"),
+                     {"n": accounts})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.media (media_id, ig_user_id, media_type, media_product_type, published_at,"
+            " first_seen_at, updated_at) SELECT '179' || lpad((a * 1000 + j)::text, 14, '0'), '178' || lpad(a::text,"
+            " 14, '0'), 'IMAGE', 'FEED', now() - j * interval '20 hours', now(), now()"
+            " FROM generate_series(1, :n) a, generate_series(1, 450) j"), {"n": accounts})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.media_insights_snapshots (media_id, captured_at, fetched_at, ig_user_id, reach,"
+            " views, likes, comments, saved, shares, total_interactions, api_version) SELECT media_id, published_at"
+            " + h * interval '1 day', published_at + h * interval '1 day', ig_user_id, 1000 + h, 2000 + h, 100 + h,"
+            " 10, 5, 3, 118 + h, 'v25.0' FROM instagram.media, generate_series(1, 10) h"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE instagram.media_insights_snapshots"))
+        rows = conn.execute(sa.text("SELECT count(*) FROM instagram.media_insights_snapshots")).scalar()
+        size = conn.execute(sa.text("SELECT pg_total_relation_size('instagram.media_insights_snapshots')")).scalar()
+    t = time.perf_counter()
+    rebuild_indexes(engine, ("media_insights_snapshots",))
+    c.result("growth.snapshot_reindex.seconds", time.perf_counter() - t, "s",
+             f"{rows:,} rows, {size / MB:,.0f} MB with indexes ({accounts} accounts' year)")
 
 
 def run_child(job: str, partition_key: str) -> int:
@@ -756,10 +888,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-accounts", type=int, default=None, help="accounts of the real Dagster runs (0: none)")
     parser.add_argument("--snapshot-year-only", type=float, default=None, metavar="BYTES_PER_ROW",
                         help="only the year of snapshot rows (no API), at this many bytes per row")
+    parser.add_argument("--snapshot-free-space", type=int, default=None, metavar="DAYS",
+                        help="only the snapshot table's size and free space day by day under each rule (no API)")
+    parser.add_argument("--snapshot-reindex", type=int, default=None, metavar="ACCOUNTS",
+                        help="only the seconds of the snapshot indexes' rebuild on a year of this many accounts")
+    parser.add_argument("--curve-point-bytes", type=float, default=None, metavar="B",
+                        help="with --snapshot-year-only: bytes per media_curves point (a full run measures it)")
     args = parser.parse_args(rest)
+    if args.snapshot_reindex:
+        with c.temp_postgres() as (_server, url):
+            snapshot_reindex_seconds(url, args.snapshot_reindex)
+        c.done(NAME)
+        return 0
+    if args.snapshot_free_space:
+        with c.temp_postgres() as (_server, url):
+            snapshot_free_space(url, args.accounts or 4, args.posts, args.snapshot_free_space)
+        c.done(NAME)
+        return 0
     if args.snapshot_year_only:
         with c.temp_postgres() as (_server, url):
-            snapshot_year(c.fresh_schema(url), args.accounts or 10, args.posts, args.snapshot_year_only)
+            snapshot_year(c.fresh_schema(url), args.accounts or 10, args.posts, args.snapshot_year_only,
+                          args.curve_point_bytes)
         c.done(NAME)
         return 0
     n, days = args.accounts or (3 if quick else 10), args.days or (2 if quick else 60)
@@ -787,14 +936,15 @@ def main(argv: list[str] | None = None) -> int:
             sample(engine, n, days)
             pictures, packed = pictures_now(engine), packed_sizes(engine)
             packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
-            failed = failed_sync_rows(engine)
+            failed, points = failed_sync_rows(engine), curve_points(engine)
             comment_index_scans(engine)
             compacted = compacted_comments(engine)  # last: it compacts every post's comments
             size, rows = sizes[days]["growth.uncompacted"]
-            snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows)
+            snapshot_rows = snapshot_year(c.fresh_schema(url), n, args.posts, size / rows,
+                                          packed[CURVES] / max(points, 1))
             kept = kept_of_a_year(c.fresh_schema(url))
             report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept,
-                                                          packed_blanked, failed, compacted))
+                                                          packed_blanked, failed, compacted, points))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0

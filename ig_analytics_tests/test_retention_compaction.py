@@ -1,8 +1,9 @@
 """The retention job's compactions at their defaults (issue 27), each checked against what reads the history.
 
 Snapshots (7 days, was 90): beyond the horizon one snapshot per post and UTC day, the last of the day, and beyond
-35 days one per post and ISO week; within 7 days every hourly snapshot; and what the analytics read is kept, so
-trending, media engagement and best posting times computed after the compaction equal those computed before it.
+35 days one per post and ISO week; within 7 days every hourly snapshot; and what the analytics read is kept (what
+trending reads of the deleted rows moved to media_curves), so trending (at the current hour and backfilled past
+hours), media engagement and best posting times computed after the compaction equal those computed before it.
 Trending evaluations (7 days): the last of each day, what a past period's report reads; trending_posts keep those
 evaluations' rows and each post's first and best-ranked rows (the ``posts`` view). Audience pictures (7 days, was
 35): the newest of each ISO week, what every weekly report's audience section reads, and beyond 90 days the newest
@@ -41,7 +42,8 @@ NOW = hour_floor(now_utc()) + timedelta(minutes=5)  # a retention run's clock, l
 def _values(media_id: str, age_hours: float, scale: float) -> dict:
     likes = round(scale * (1 - math.exp(-age_hours / 20)))
     return {"likes": likes, "comments": likes // 10, "saved": likes // 20, "shares": likes // 30,
-            "reach": likes * 12 + 50, "views": likes * 20 + 80, "total_interactions": likes + likes // 10}
+            "reach": likes * 12 + 50, "views": likes * 20 + 80,  # every third post: the engagement from its parts
+            "total_interactions": likes + likes // 10 if int(media_id[1:]) % 3 else None}
 
 
 def _captures(published: datetime, lifetime: timedelta) -> list[datetime]:
@@ -66,8 +68,9 @@ def history(engine):
                       "media_product_type": kind})
         scale = 900 if media_id == "P001" else 150 + (int(media_id[1:]) * 37) % 120
         life = timedelta(hours=24) if kind == "STORY" else timedelta(days=400)
-        for slot in _captures(published, life):
-            fetched = slot + timedelta(minutes=5)
+        for n, slot in enumerate(_captures(published, life)):
+            # microseconds (packed to the millisecond): some fetches half a second from a whole one, either side
+            fetched = slot + timedelta(minutes=5, microseconds=(499_700, 500_300, 123_456, 0)[n % 4])
             snaps.append({"media_id": media_id, "ig_user_id": ACCOUNT, "captured_at": slot, "fetched_at": fetched,
                           **_values(media_id, (fetched - published) / timedelta(hours=1), scale)})
     with engine.begin() as conn:
@@ -116,12 +119,8 @@ def test_default_compaction_keeps_a_week_hourly_then_a_day_then_a_week_each_and_
     recent = lambda f: f[f["captured_at"] >= horizon].sort_values(["media_id", "captured_at"], ignore_index=True)
     pd.testing.assert_frame_equal(recent(after_rows), recent(before_rows))  # the last 7 days: every hour kept
     # beyond the horizon: one per post and UTC day, the last of that day, beyond 35 days one per post and ISO
-    # week, except trending's curves (below)
-    old = before_rows[before_rows["captured_at"] < horizon].copy()
-    span = pd.Timedelta(trending.curve_span())
-    read_by_trending = (old["kind"] != "STORY") & (old["published_at"] > pd.Timestamp(NOW) - pd.Timedelta(days=90)) \
-        & (old["captured_at"] + pd.Timedelta(minutes=5) <= old["published_at"] + span)
-    compactable = old[~read_by_trending]
+    # week, trending's curves too (they move to media_curves: below)
+    compactable = before_rows[before_rows["captured_at"] < horizon].copy()
     day = compactable["captured_at"].dt.date
     monday = (compactable["captured_at"] - pd.to_timedelta(compactable["captured_at"].dt.weekday, unit="D")).dt.date
     period = day.where(compactable["captured_at"] >= pd.Timestamp(day_cutoff(NOW, WEEKLY_DAYS)), monday)
@@ -130,10 +129,60 @@ def test_default_compaction_keeps_a_week_hourly_then_a_day_then_a_week_each_and_
     kept_compactable = kept.merge(compactable[["media_id", "captured_at"]])
     assert sorted(map(tuple, kept_compactable[["media_id", "captured_at"]].values.tolist())) == \
         sorted(map(tuple, expected[["media_id", "captured_at"]].values.tolist()))
-    assert len(kept.merge(old[read_by_trending][["media_id", "captured_at"]])) == read_by_trending.sum()
+    # what trending reads of the deleted rows is in media_curves, nothing else, each point in one place
+    span = pd.Timedelta(trending.curve_span())
+    gone = before_rows.merge(after_rows[["media_id", "captured_at"]], how="left", indicator=True)
+    gone = gone[gone["_merge"] == "left_only"]
+    read_by_trending = (gone["kind"] != "STORY") & (gone["published_at"] > pd.Timestamp(NOW) - pd.Timedelta(days=90)) \
+        & (gone["captured_at"] + pd.Timedelta(minutes=5) <= gone["published_at"] + span)
+    assert read_by_trending.sum() > 1000 and (~read_by_trending).sum() > 0
+    assert sorted(map(tuple, _curve_points(history)[["media_id", "captured_at"]].values.tolist())) == \
+        sorted(map(tuple, gone[read_by_trending][["media_id", "captured_at"]].values.tolist()))
     assert (compactable.groupby(["media_id", compactable["captured_at"].dt.date]).size() > 1).any()  # it did work
     assert (expected.groupby(["media_id", monday]).size() > 1).any() and (period == monday).any()
     assert compactable["kind"].eq("STORY").any() and (compactable["kind"] != "STORY").any()
+
+
+def _curve_points(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text("SELECT * FROM instagram.media_curve_points"), conn)
+
+
+# Every scored candidate listed (a low min_z), so the rows hold each one's gain, baseline and score.
+_LIST_ALL = TrendingParams(min_z=-1e9, top_n=100)
+_CROSS_ALL = TrendingParams(method="cross_sectional", min_z_cross=-1e9, top_n=100)
+
+
+def _trending(engine, as_of: datetime, params: TrendingParams = _LIST_ALL) -> dict[str, pd.DataFrame]:
+    """Trending's rows at ``as_of`` (every column but computed_at): what the evaluation wrote."""
+    with engine.begin() as conn:
+        trending.refresh_trending_posts(conn, as_of=as_of, now=NOW, params=params)
+        return {name: pd.read_sql(sa.text(f"SELECT * FROM instagram.{name} WHERE as_of = :a ORDER BY 1, 2, 3"),
+                                  conn, params={"a": as_of}).drop(columns=["computed_at"], errors="ignore")
+                for name in ("trending_posts", "trending_evaluations")}
+
+
+def test_trending_reads_the_packed_curves_the_same_now_and_at_a_backfilled_hour(history):
+    """Retention moves the early snapshots of the baseline posts into media_curves: trending's every row, scores
+    and ranks, at the current hour and at a past hour evaluated again (a backfill), are the same after it; with
+    the packed curves gone they are not (the curves are read from media_curves)."""
+    same_age = [(hour_floor(NOW - timedelta(days=d)), _LIST_ALL) for d in (0, 10, 40)]
+    # the cross-sectional method reads each post's newest point at the hour (35 days back: the weekly compaction
+    # of the snapshots after a post's curve changes it, as it did before the curves were packed)
+    cross = [(hour_floor(NOW - timedelta(days=d)), _CROSS_ALL) for d in (0, 10)]
+    before = {key: _trending(history, *key) for key in same_age + cross}
+    for (hour, params), rows in before.items():
+        assert len(rows["trending_posts"]) >= 8, hour  # candidates scored against a baseline, listed
+        assert rows["trending_posts"]["method"].eq(params.method if params.method != "auto" else "same_age_growth").all()
+    apply_retention(_NoRuns(), history, RetentionConfig(), NOW)
+    assert len(_curve_points(history)) > 1000
+    for key, rows in before.items():
+        for name, frame in _trending(history, *key).items():
+            pd.testing.assert_frame_equal(frame, rows[name], obj=f"{name} at {key[0]:%m-%d %H}h, {key[1].method}")
+    with history.begin() as conn:
+        conn.execute(sa.text("DELETE FROM instagram.media_curves"))
+    for key in same_age + cross[1:]:
+        assert not _trending(history, *key)["trending_posts"].equals(before[key]["trending_posts"]), key
 
 
 class _NoRuns:
@@ -268,6 +317,20 @@ def _packed_index_bytes(conn, table: str) -> int:
     size = conn.execute(sa.text("SELECT pg_relation_size('packed_key')")).scalar()
     conn.execute(sa.text("DROP TABLE packed"))
     return size
+
+
+def test_snapshot_compaction_rebuilds_the_indexes_it_left_with_holes(history):
+    """The compaction keeps one snapshot of a post's day (or week) and new keys go to the end (captured_at grows):
+    without a rebuild the deleted keys' space in the index pages was never reused, and the indexes grew with every
+    snapshot ever captured. After retention they are no larger than the same rows' index built in one go."""
+    pkey = "SELECT pg_relation_size('instagram.media_insights_snapshots_pkey')"
+    with history.connect() as conn:
+        grown = conn.execute(sa.text(pkey)).scalar()
+    counts = apply_retention(_NoRuns(), history, RetentionConfig(), NOW)
+    with history.begin() as conn:
+        live, packed = conn.execute(sa.text(pkey)).scalar(), _packed_index_bytes(conn, "media_insights_snapshots")
+    assert live <= packed * 1.1 < grown, (live, packed, grown)
+    assert counts.snapshots_deleted > 0 and counts.indexes_rebuilt == 2  # the primary key, the account's index
 
 
 def test_audience_compaction_rebuilds_the_half_empty_indexes_and_the_reader_still_uses_them(engine):

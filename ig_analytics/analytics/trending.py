@@ -6,7 +6,8 @@ Outline of one evaluation at ``as_of``:
 1. E_p(t): a post's engagement t hours after publication, linearly interpolated between its snapshots (by
    ``fetched_at``, the moment the values were read), with the anchor E_p(0) = 0. Only snapshots of capture slots
    at or before ``as_of``, read at most ``fetch_grace_hours`` after it, are used: the run of slot ``as_of`` sees
-   that slot, and a backfilled evaluation sees what was known then. No extrapolation; no interpolation
+   that slot, and a backfilled evaluation sees what was known then. The snapshots retention deleted of a post's
+   first days are read from their packed copy (``instagram.media_curves``, trending_curves.py) the same way. No extrapolation; no interpolation
    across a gap wider than ``max_gap_hours``.
 2. A candidate (post younger than ``max_age``) is evaluated at its freshest observation: a = age of its newest
    snapshot, gain = E(a) - E(max(a - window, 0)). A candidate whose newest snapshot is older than
@@ -35,6 +36,7 @@ from sqlalchemy.engine import Connection
 from ig_analytics.analytics._common import as_utc, engagement_sql, id_list, utc_now
 from ig_analytics.storage.frames import frame_rows, read_frame
 from ig_analytics.analytics.trending_cross import apply_cross_sectional
+from ig_analytics.analytics.trending_curves import CURVE_COLUMNS, POINTS_SQL, curve_span
 from ig_analytics.analytics.trending_scores import TrendingParams, rank_candidates, score_candidates
 from ig_analytics.storage import db
 
@@ -54,26 +56,32 @@ WHERE m.published_at > %(base_from)s AND m.published_at <= %(as_of)s
 ANALYZE _trend_posts;
 """
 
-# The newest snapshot of every post of the window (the cross-sectional method's input).
+# The newest point of every post of the window (the cross-sectional method's input): its newest snapshot, or a
+# packed point (trending_curves.py) when that is newer (a backfilled past hour: the snapshots of then compacted).
 _NEWEST_SQL = f"""
 SELECT p.idx, p.ig_user_id, round(EXTRACT(epoch FROM s.fetched_at - p.published_at))::int AS age_s,
        {engagement_sql('s')} AS eng, s.reach
 FROM _trend_posts p
 JOIN LATERAL (
-    SELECT * FROM instagram.media_insights_snapshots s
-    WHERE s.media_id = p.media_id AND s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
-    ORDER BY s.captured_at DESC LIMIT 1
+    SELECT * FROM (
+        (SELECT {", ".join(f"s.{col}" for col in CURVE_COLUMNS)} FROM instagram.media_insights_snapshots s
+         WHERE s.media_id = p.media_id AND s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
+         ORDER BY s.captured_at DESC LIMIT 1)
+        UNION ALL
+        SELECT {", ".join(f"c.{col}" for col in CURVE_COLUMNS)} FROM instagram.media_curve_points c
+        WHERE c.media_id = p.media_id AND c.captured_at <= %(as_of)s AND c.fetched_at <= %(fetched_until)s
+    ) n ORDER BY captured_at DESC LIMIT 1
 ) s ON true
 """
 
+# Every point of each post's curve (snapshots and packed points) that an evaluation at as_of may read.
 _SNAPS_SQL = f"""
-SELECT p.idx, round(EXTRACT(epoch FROM s.fetched_at - p.published_at))::int AS age_s,
+SELECT s.idx, round(EXTRACT(epoch FROM s.fetched_at - s.published_at))::int AS age_s,
        {engagement_sql('s')} AS eng,
-       CASE WHEN p.published_at > %(cand_from)s THEN s.reach END AS reach  -- only candidates need it
-FROM _trend_posts p
-JOIN instagram.media_insights_snapshots s ON s.media_id = p.media_id
+       CASE WHEN s.published_at > %(cand_from)s THEN s.reach END AS reach  -- only candidates need it
+FROM {POINTS_SQL}
 WHERE s.captured_at <= %(as_of)s AND s.fetched_at <= %(fetched_until)s
-  AND s.fetched_at > p.published_at AND s.fetched_at <= p.published_at + %(max_span)s
+  AND s.fetched_at > s.published_at AND s.fetched_at <= s.published_at + %(max_span)s
 """
 
 ACCOUNTS_PER_CHUNK = 200
@@ -96,14 +104,6 @@ def _details(row: dict, published_at, window_hours: float) -> dict:
     out["published_at"] = published_at.isoformat()
     out["window_hours"] = window_hours
     return out
-
-
-def curve_span(params: TrendingParams = TrendingParams()) -> timedelta:
-    """How long after publication a post's snapshots are read for its curve: the candidates' ages, plus the widest
-    gap interpolated across, the window and the fetch grace. The snapshots of a post published within
-    ``params.baseline_days`` and read within this span are what trending reads (retention keeps them)."""
-    max_age_h = params.max_age.total_seconds() / 3600.0
-    return timedelta(hours=max_age_h + params.max_gap_hours + params.window_hours + params.fetch_grace_hours)
 
 
 def refresh_trending_posts(

@@ -6,10 +6,11 @@
 - ``instagram.media_insights_snapshots`` older than ``snapshot_compact_after_days`` (7): one snapshot per post and
   UTC day is kept, the last of the day; the hourly detail of old days goes (stories' hours, a post's first 48 h).
   Older than ``snapshot_weekly_after_days`` (35): one per post and ISO week, the last (a post is captured for 30
-  days; what reads it later is its newest snapshot, always kept). Except what trending reads
-  (analytics/trending.py): a post's snapshots of its first ``curve_span`` (8.25 days) stay while it is in
-  trending's baseline (published within ``baseline_days``, 90), since trending compares a young post's curve with
-  the earlier posts' curves at the same age; they are compacted once it leaves it.
+  days; what reads it later is its newest snapshot, always kept). What trending reads of the deleted rows (a
+  post's first ``curve_span``, 8.25 days, while it is in trending's baseline: published within ``baseline_days``,
+  90; it compares a young post's curve with the earlier posts' curves at the same age) moves to the post's row of
+  ``instagram.media_curves`` (packed arrays, ~42 B a point instead of ~300 B a row), deleted once the post leaves
+  the baseline (``drop_curves``).
   ``account_insights_daily`` is history and is never touched.
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
@@ -45,7 +46,10 @@
 - When audience pictures were deleted, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
-  that only that account's rows can fill: the indexes held about twice their packed size (issue 27).
+  that only that account's rows can fill: the indexes held about twice their packed size (issue 27). So are the
+  snapshots' when snapshots were deleted: the compaction keeps one key of a day's or a week's and new keys go
+  elsewhere (captured_at grows), so the holes were never filled and the indexes grew with every row ever captured
+  (keys-only rows, day 150: the table 1.48 MB an account, 0.40 MB with the rebuild; docs/deploy.md "Data growth").
 """
 
 from dataclasses import dataclass
@@ -57,9 +61,8 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics import clock
 from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
-from ig_analytics.analytics.trending import curve_span
+from ig_analytics.analytics.trending_curves import compact_snapshots, drop_curves
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
-from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
@@ -89,6 +92,7 @@ class RetentionCounts:
     runs_deleted: int = 0
     runs_remaining: int = 0
     snapshots_deleted: int = 0
+    curves_deleted: int = 0
     trending_evaluations_deleted: int = 0
     trending_posts_deleted: int = 0
     audience_days_deleted: int = 0
@@ -122,28 +126,6 @@ def day_cutoff(now: datetime, days: int) -> datetime:
     """Midnight UTC ``days`` days before ``now``: whole days are compacted or pruned, never half of one."""
     day = (now.astimezone(timezone.utc) - timedelta(days=days)).date()
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-
-def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = None,
-                      params: TrendingParams = TrendingParams(), period: str = "day") -> int:
-    """Keep the last snapshot of each post and UTC ``period`` (day, or ISO week) among those captured before
-    ``before``, but none that trending reads at ``now`` (a non-story post published within
-    ``params.baseline_days``, read within its ``curve_span``): they stay whole until the post leaves the baseline.
-    ``now`` None: nothing is spared."""
-    spare_from = now - timedelta(days=params.baseline_days) if now is not None else None
-    with engine.begin() as conn:
-        result = conn.execute(sa.text(
-            "WITH ranked AS ("
-            " SELECT s.media_id, s.captured_at, row_number() OVER (PARTITION BY s.media_id,"
-            "  date_trunc(CAST(:period AS text), s.captured_at AT TIME ZONE 'UTC') ORDER BY s.captured_at DESC) AS rn"
-            " FROM instagram.media_insights_snapshots s WHERE s.captured_at < :before"
-            " AND NOT EXISTS (SELECT 1 FROM instagram.media m WHERE m.media_id = s.media_id"
-            "  AND CAST(:spare_from AS timestamptz) IS NOT NULL AND m.published_at > :spare_from"
-            "  AND m.media_product_type IS DISTINCT FROM 'STORY' AND s.fetched_at <= m.published_at + :span))"
-            " DELETE FROM instagram.media_insights_snapshots s USING ranked r"
-            " WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1"),
-            {"before": before, "spare_from": spare_from, "span": curve_span(params), "period": period})
-        return result.rowcount
 
 
 # A weekly report (Monday to Sunday) reads the newest evaluation before the Tuesday after it (reports.py "trends",
@@ -222,22 +204,26 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
 
 
 def rebuild_audience_indexes(engine: Engine) -> int:
-    """``REINDEX TABLE CONCURRENTLY`` of the audience tables (packed at the default fillfactor); returns the indexes
+    return rebuild_indexes(engine, _AUDIENCE_TABLES)
+
+
+def rebuild_indexes(engine: Engine, tables: tuple[str, ...]) -> int:
+    """``REINDEX TABLE CONCURRENTLY`` of ``tables`` (packed at the default fillfactor); returns their indexes
     rebuilt. Not in a transaction (PostgreSQL refuses it there); it waits for the transactions using a table, takes
     no lock against reads and writes, and builds each index anew from the table: 15 s for 5.3 million rows (0.7 GB
-    of heap, 1,000 accounts' year of pictures) on the 2-core machine. An interrupted rebuild leaves an invalid
+    of heap, 1,000 accounts' year of pictures), 7.7 s for 4.5 million snapshot rows, on the 2-core machine. An interrupted rebuild leaves an invalid
     ``*_ccnew`` (or ``*_ccold``) index that every write would still maintain: dropped first."""
     where = ("FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid"
              " WHERE t.relnamespace = 'instagram'::regnamespace AND t.relname = ANY(:tables)")
-    tables = {"tables": list(_AUDIENCE_TABLES)}
+    names = {"tables": list(tables)}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         leftovers = conn.execute(sa.text(f"SELECT x.relname {where} AND NOT i.indisvalid"
-                                         " AND x.relname ~ '_cc(new|old)[0-9]*$'"), tables).scalars().all()
+                                         " AND x.relname ~ '_cc(new|old)[0-9]*$'"), names).scalars().all()
         for index in leftovers:
             conn.execute(sa.text(f'DROP INDEX CONCURRENTLY IF EXISTS instagram."{index}"'))
-        for table in _AUDIENCE_TABLES:
+        for table in tables:
             conn.execute(sa.text(f"REINDEX TABLE CONCURRENTLY instagram.{table}"))
-        return conn.execute(sa.text(f"SELECT count(*) {where}"), tables).scalar()
+        return conn.execute(sa.text(f"SELECT count(*) {where}"), names).scalar()
 
 
 def prune_notifications(engine: Engine, before: datetime) -> int:
@@ -331,14 +317,16 @@ def compact_comment_rows(engine: Engine, before: datetime, now: datetime) -> int
 
 def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datetime) -> int:
     """One snapshot per post and day beyond ``snapshot_compact_after_days``, per ISO week beyond
-    ``snapshot_weekly_after_days``; trending's curves spared (``compact_snapshots``)."""
+    ``snapshot_weekly_after_days``; what trending reads of the deleted rows moves to ``media_curves``
+    (``compact_snapshots``)."""
     daily = compact_snapshots(engine, day_cutoff(now, config.snapshot_compact_after_days), now)
     return daily + compact_snapshots(engine, day_cutoff(now, config.snapshot_weekly_after_days), now, period="week")
 
 
 # What each count of RetentionCounts deleted from or rewrote (an UPDATE leaves the old row version behind too).
 _TABLES_OF_COUNT = {
-    "snapshots_deleted": ("media_insights_snapshots",),
+    "snapshots_deleted": ("media_insights_snapshots", "media_curves"),
+    "curves_deleted": ("media_curves",),
     "trending_evaluations_deleted": ("trending_evaluations",), "trending_posts_deleted": ("trending_posts",),
     "audience_days_deleted": _AUDIENCE_TABLES, "hashtag_rows_deleted": ("hashtag_performance",),
     "reports_deleted": ("performance_reports",), "sync_runs_deleted": ("sync_runs",),
@@ -367,6 +355,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         instance, now - timedelta(days=config.run_max_age_days), config.max_runs_per_tick,
         frozenset({current_run_id}) if current_run_id else frozenset())
     counts.snapshots_deleted = compact_snapshot_history(engine, config, now)
+    counts.curves_deleted = drop_curves(engine, now)
     trending_cutoff = day_cutoff(now, config.trending_compact_after_days)
     counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
         compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
@@ -384,16 +373,19 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    if counts.audience_days_deleted:
-        counts.indexes_rebuilt = rebuild_audience_indexes(engine)
+    rebuilt = (_AUDIENCE_TABLES if counts.audience_days_deleted else ()) + (
+        ("media_insights_snapshots",) if counts.snapshots_deleted else ())
+    if rebuilt:
+        counts.indexes_rebuilt = rebuild_indexes(engine, rebuilt)
     return counts
 
 
 @dg.op(out=dg.Out(dg.Nothing),
-       description="Deletes old Dagster runs, compacts old media snapshots, trending evaluations and posts, "
+       description="Deletes old Dagster runs, compacts old media snapshots (trending's curves packed into "
+                   "media_curves), trending evaluations and posts, "
                    "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
-                   "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience "
-                   "tables' indexes when it compacted them.")
+                   "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience and "
+                   "snapshot tables' indexes when it compacted them.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):
     counts = apply_retention(context.instance, database.engine(), config, clock.now(),
                              context.run_id, database.settings().comment_text_days)
