@@ -63,6 +63,7 @@ from ig_analytics.analytics.trending_scores import TrendingParams
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
+from ig_analytics.storage.audience_packing import pack_audience
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -92,6 +93,7 @@ class RetentionCounts:
     trending_evaluations_deleted: int = 0
     trending_posts_deleted: int = 0
     audience_days_deleted: int = 0
+    audience_days_packed: int = 0
     hashtag_rows_deleted: int = 0
     reports_deleted: int = 0
     sync_runs_deleted: int = 0
@@ -202,7 +204,8 @@ def prune_rolling_reports(engine: Engine, before: date) -> int:
                                     " AND period_end < :before"), {"before": before}).rowcount
 
 
-_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status")
+_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status",
+                    "audience_pictures_packed")
 
 
 def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
@@ -219,6 +222,13 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
             conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
                                  " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
         return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+
+
+def pack_old_audience(engine: Engine, before: date) -> int:
+    """Pack the audience pictures of the days before ``before`` (those the compaction kept) into one row per
+    account and day (``storage/audience_packing``); returns the account-days packed."""
+    with engine.begin() as conn:
+        return pack_audience(conn, before)
 
 
 def rebuild_audience_indexes(engine: Engine) -> int:
@@ -340,7 +350,8 @@ def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datet
 _TABLES_OF_COUNT = {
     "snapshots_deleted": ("media_insights_snapshots",),
     "trending_evaluations_deleted": ("trending_evaluations",), "trending_posts_deleted": ("trending_posts",),
-    "audience_days_deleted": _AUDIENCE_TABLES, "hashtag_rows_deleted": ("hashtag_performance",),
+    "audience_days_deleted": _AUDIENCE_TABLES, "audience_days_packed": _AUDIENCE_TABLES,
+    "hashtag_rows_deleted": ("hashtag_performance",),
     "reports_deleted": ("performance_reports",), "sync_runs_deleted": ("sync_runs",),
     "notifications_deleted": ("notifications",),
     "comments_blanked": ("media_comments", "performance_reports"),
@@ -371,9 +382,10 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
         compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
     counts.trending_posts_deleted = compact_trending_posts(engine, trending_cutoff)
-    counts.audience_days_deleted = compact_audience(
-        engine, day_cutoff(now, config.audience_compact_after_days).date()) + compact_audience(
+    audience_cutoff = day_cutoff(now, config.audience_compact_after_days).date()
+    counts.audience_days_deleted = compact_audience(engine, audience_cutoff) + compact_audience(
         engine, day_cutoff(now, config.audience_monthly_after_days).date(), "month")
+    counts.audience_days_packed = pack_old_audience(engine, audience_cutoff)
     counts.hashtag_rows_deleted = compact_hashtag_performance(
         engine, day_cutoff(now, config.hashtag_compact_after_days).date())
     counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())
@@ -384,7 +396,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    if counts.audience_days_deleted:
+    if counts.audience_days_deleted or counts.audience_days_packed:
         counts.indexes_rebuilt = rebuild_audience_indexes(engine)
     return counts
 
