@@ -20,7 +20,9 @@
 - The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
   picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (7): the newest picture of
   each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
-  its period); older than ``audience_monthly_after_days`` (90) the newest of each month.
+  its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures older
+  than ``audience_compact_after_days`` are then packed, one row per account and day (``pack_old_audience``,
+  storage/audience_packing.py); ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
   ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
@@ -42,7 +44,7 @@
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
-- When audience pictures were deleted, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
+- When audience pictures were deleted or packed, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
   that only that account's rows can fill: the indexes held about twice their packed size (issue 27).

@@ -211,7 +211,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('metric', 'text[]', "each row's metric, ordered by metric, breakdown and key"),
         Column('breakdown', 'text[]', "each row's breakdown (`age,gender` for the crossed cells)"),
         Column('key', 'text[]', "each row's key (`<age>|<gender>` for the crossed cells)"),
-        Column('value', 'bigint[]', "each row's value"),
+        Column('value', 'int8[]', "each row's value (bigint)"),
         Column('timeframe', 'text[]', "each row's timeframe (NULL elements where none was asked)"),
         Column('api_version', 'text[]', "each row's API version"),
         Column('fetched_at', 'timestamptz[]', "each row's fetch time"),
