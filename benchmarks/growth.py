@@ -344,7 +344,7 @@ def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dic
 
 AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
             "instagram.audience_demographics_status", "instagram.audience_pictures_packed")
-# The row tables hold the pictures of the last audience_compact_after_days days (a fixed window: their year is
+# The row tables hold the pictures of the last audience_pack_after_days days (a fixed window: their year is
 # their size at the end); retention packs the older pictures it keeps, one packed row each (session 10).
 AUDIENCE_ROWS = ("instagram.audience_demographics", "instagram.audience_age_gender")
 TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
@@ -355,7 +355,7 @@ COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports"
 # reused, not returned, so it stays about constant) + rows a year of one account keeps x packed bytes per row.
 #   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year);
 #   audience status rows and packed pictures, performance_reports and trending evaluations: a year of keys (one
-#   picture a day, those older than 7 days packed, the audience row tables their size at the end; a rolling
+#   picture a day, those older than a day packed, the audience row tables their size at the end; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
 #   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
 # sync_runs: the end's size (successful rows are kept 30 days: steady by then) + the failed or unfinished rows of
@@ -466,7 +466,7 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
     out = {}
     for name in AUDIENCE_ROWS:
         out[name] = (grown[name] / n, f"the end's size: {pictures_at_end['rows'] / n:,.1f} pictures of the last"
-                                      f" {RetentionConfig().audience_compact_after_days} days as rows")
+                                      f" {RetentionConfig().audience_pack_after_days} day(s) as rows")
     for name in (t for t in COUNTED if t not in AUDIENCE_ROWS):
         per_row, free = packed[name] / max(last[name][1], 1), (grown[name] - packed[name]) / n
         out[name] = (free + per_row * rows_year[name],

@@ -1,4 +1,4 @@
-"""The packed audience history (issue 27): retention moves the pictures older than ``audience_compact_after_days``
+"""The packed audience history (issue 27): retention moves the pictures older than ``audience_pack_after_days``
 into one row per account and day (``audience_pictures_packed``); every reader gives the same answer before and
 after: the report's audience section of every past period (one day, a rolling week, a calendar week), the
 demographics check of every day, the terminal lines of the CLI, and the analysts' view ``audience_pictures`` row
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ig_analytics.analytics.audience import audience_lines, audience_sections
 from ig_analytics.defs.audience_assets import demographics_validity
-from ig_analytics.defs.retention import compact_audience, day_cutoff, pack_old_audience
+from ig_analytics.defs.retention import RetentionConfig, compact_audience, day_cutoff, pack_old_audience
 from ig_analytics.graph_api import GraphApiClient
 from ig_analytics.ingestion.demographics import sync_audience_demographics
 from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
@@ -85,8 +85,9 @@ def _rows(engine) -> dict:
 
 def test_every_audience_reader_answers_the_same_after_packing(pictures):
     engine = pictures
-    cutoff = day_cutoff(NOW, 7).date()
-    compact_audience(engine, cutoff)  # what retention keeps (the newest of each week) before it packs
+    config = RetentionConfig()
+    compact_audience(engine, day_cutoff(NOW, config.audience_compact_after_days).date())  # what retention keeps
+    cutoff = day_cutoff(NOW, config.audience_pack_after_days).date()
     before, rows = _readers(engine), _rows(engine)
     kept_old = sorted({(r.ig_user_id, r.date) for r in rows["audience_demographics"] if r.date < cutoff})
     assert before[("report", DAYS[0], DAYS[0])]  # sanity: the history has pictures and the readers see them

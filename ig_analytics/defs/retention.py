@@ -20,9 +20,10 @@
 - The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
   picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (7): the newest picture of
   each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
-  its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures older
-  than ``audience_compact_after_days`` are then packed, one row per account and day (``pack_old_audience``,
-  storage/audience_packing.py); ``audience_pictures``, what everything reads, shows both forms.
+  its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures of the
+  days before ``audience_pack_after_days`` (1: all but the newest day, the one the daily sync may still write) are
+  then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
+  ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
   ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
@@ -79,6 +80,7 @@ class RetentionConfig(dg.Config):
     trending_weekly_after_days: int = 35
     audience_compact_after_days: int = 7  # (35 until the 5 MB account-year of issue 27)
     audience_monthly_after_days: int = 90
+    audience_pack_after_days: int = 1  # older kept pictures: one packed row per account and day (issue 27)
     hashtag_compact_after_days: int = 7
     rolling_reports_keep_days: int = 35
     sync_runs_success_keep_days: int = 30
@@ -384,10 +386,10 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.trending_evaluations_deleted = compact_trending_evaluations(engine, trending_cutoff) + \
         compact_trending_evaluations(engine, day_cutoff(now, config.trending_weekly_after_days), "report_week")
     counts.trending_posts_deleted = compact_trending_posts(engine, trending_cutoff)
-    audience_cutoff = day_cutoff(now, config.audience_compact_after_days).date()
-    counts.audience_days_deleted = compact_audience(engine, audience_cutoff) + compact_audience(
+    counts.audience_days_deleted = compact_audience(
+        engine, day_cutoff(now, config.audience_compact_after_days).date()) + compact_audience(
         engine, day_cutoff(now, config.audience_monthly_after_days).date(), "month")
-    counts.audience_days_packed = pack_old_audience(engine, audience_cutoff)
+    counts.audience_days_packed = pack_old_audience(engine, day_cutoff(now, config.audience_pack_after_days).date())
     counts.hashtag_rows_deleted = compact_hashtag_performance(
         engine, day_cutoff(now, config.hashtag_compact_after_days).date())
     counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())

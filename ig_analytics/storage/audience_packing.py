@@ -1,6 +1,6 @@
 """The audience pictures' two forms (issue 27). A day's picture is written as rows (``audience_demographics``,
-``audience_age_gender``); once older than retention's ``audience_compact_after_days`` it is moved into one row per
-account and day of ``audience_pictures_packed`` (parallel arrays in ``audience_pictures``' shape, compressed by
+``audience_age_gender``); once older than retention's ``audience_pack_after_days`` (1 day: the daily sync writes
+only the newest day) it is moved into one row per account and day of ``audience_pictures_packed`` (parallel arrays in ``audience_pictures``' shape, compressed by
 TOAST: ~2 kB instead of ~160 rows x ~255 B). The view ``audience_pictures`` shows both forms alike, so what reads
 it (the report's audience section, the demographics check, the analysts) gets the same rows either way.
 

@@ -1,10 +1,10 @@
 -- Issue 27 (session 10): the audience history packed. A picture is ~160 rows of ~255 B in audience_demographics and
 -- audience_age_gender (heap ~150 B a row, primary-key index ~95 B: the five-column key is repeated in every row), and
--- retention keeps ~30 a year per account. The pictures older than retention's audience_compact_after_days (7) are
--- moved (storage/audience_packing.py) into one row per account and day here: one array element per row of the
+-- retention keeps ~30 a year per account. The pictures of the days before retention's audience_pack_after_days (1:
+-- all but the newest day, the one the daily sync may still write) are moved (storage/audience_packing.py) into one row per account and day here: one array element per row of the
 -- picture, in the shape of the view audience_pictures (breakdown 'age,gender', key '<age>|<gender>' for the crossed
 -- cells), parallel arrays ordered by metric, breakdown and key, which TOAST compresses (~2 kB a picture).
--- audience_demographics keeps its columns and key (the public contract) and holds the recent pictures; the view
+-- audience_demographics keeps its columns and key (the public contract) and holds the newest pictures; the view
 -- audience_pictures, what the report, the check and the analysts read, shows every picture, packed or not.
 CREATE TABLE IF NOT EXISTS instagram.audience_pictures_packed (
     ig_user_id  text          NOT NULL REFERENCES instagram.accounts ON DELETE CASCADE,
