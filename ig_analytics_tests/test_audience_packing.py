@@ -7,11 +7,13 @@ Real pictures: 28 days of the sandbox over HTTP into a real PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from ig_analytics.analytics import audience
 from ig_analytics.analytics.audience import audience_lines, audience_sections
 from ig_analytics.defs.audience_assets import demographics_validity
 from ig_analytics.defs.retention import RetentionConfig, compact_audience, day_cutoff, pack_old_audience
@@ -104,6 +106,12 @@ def test_every_audience_reader_answers_the_same_after_packing(pictures):
     assert after.keys() == before.keys()
     for reader, answer in before.items():
         assert after[reader] == answer, reader
+
+    with engine.begin() as conn:  # the report reads an account's packed picture by its key, not the whole table
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: the planner would scan them all
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + audience._VALUES), {
+            "users": [ACCOUNTS[0].ig_user_id], "start": DAYS[0], "end": DAYS[6]}).scalars())
+    assert re.search(r"audience_pictures_packed_pkey.*\n\s*Index Cond: \(\(ig_user_id = ", plan), plan
 
     with engine.begin() as conn:  # unpacked again: the very rows of both tables
         for ig_user_id, day in kept_old:
