@@ -347,7 +347,10 @@ def simulate(engine, base_url: str, creds, client, days: int, home: Path) -> dic
 
 
 AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
-            "instagram.audience_demographics_status")
+            "instagram.audience_demographics_status", "instagram.audience_pictures_packed")
+# The row tables hold the pictures of the last audience_pack_after_days days (a fixed window: their year is
+# their size at the end); retention packs the older pictures it keeps, one packed row each (session 10).
+AUDIENCE_ROWS = ("instagram.audience_demographics", "instagram.audience_age_gender")
 TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
 COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING
 CURVES = "instagram.media_curves"
@@ -358,7 +361,8 @@ CURVES = "instagram.media_curves"
 #   snapshots: the capture slots of a year compacted by compact_snapshot_history (snapshot_year); media_curves
 #   (bounded: the posts of trending's 90-day baseline) the points that compaction moved there x packed bytes per
 #   point of the simulation's curves (the year's snapshots are keys only: their arrays would be NULLs);
-#   audience pictures, performance_reports and trending evaluations: a year of keys (one picture a day; a rolling
+#   audience status rows and packed pictures, performance_reports and trending evaluations: a year of keys (one
+#   picture a day, those older than a day packed, the audience row tables their size at the end; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
 #   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
 # sync_runs: the end's size (successful rows are kept 30 days: steady by then) + the failed or unfinished rows of
@@ -449,7 +453,7 @@ def _comments_year(rows: int, per_day: float, days: int, n: int, full: float, bl
             f" x {compacted['kept_bytes']:,.0f} B + comment_day_counts {compacted['counts_bytes']:,.0f} B a row")
 
 
-def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: int,
+def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: dict[str, int],
                    snapshot_year_rows: dict[str, float], kept: dict[str, int], packed_blanked: dict[str, int],
                    failed_per_30d: int, compacted: dict[str, float], curve_points: int) -> dict[str, tuple[float, str]]:
     """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
@@ -457,16 +461,21 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
 
     empty, last = sizes[0], sizes[days]
     grown = {name: size - empty.get(name, (0, 0))[0] for name, (size, _rows) in last.items()}
-    rows_year = {name: last[name][1] / pictures_at_end * kept["pictures"] for name in AUDIENCE}
+    rows_year = {"instagram.audience_demographics_status":
+                 last["instagram.audience_demographics_status"][1] / pictures_at_end["all"] * kept["pictures"],
+                 "instagram.audience_pictures_packed": kept["pictures"] - pictures_at_end["rows"] / n}
     rows_year["instagram.media_insights_snapshots"] = snapshot_year_rows["snapshots"]
     rows_year["instagram.performance_reports"] = kept["reports"]
     evaluations = last["instagram.trending_evaluations"][1]
     rows_year.update({name: last[name][1] / evaluations * kept["evaluations"] for name in TRENDING})
     unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports",
-            "instagram.trending_evaluations": "evaluations"}
+            "instagram.trending_evaluations": "evaluations", "instagram.audience_pictures_packed": "packed pictures"}
     out = {}
-    for name in COUNTED:
-        per_row, free = packed[name] / last[name][1], (grown[name] - packed[name]) / n
+    for name in AUDIENCE_ROWS:
+        out[name] = (grown[name] / n, f"the end's size: {pictures_at_end['rows'] / n:,.1f} pictures of the last"
+                                      f" {RetentionConfig().audience_pack_after_days} day(s) as rows")
+    for name in (t for t in COUNTED if t not in AUDIENCE_ROWS):
+        per_row, free = packed[name] / max(last[name][1], 1), (grown[name] - packed[name]) / n
         out[name] = (free + per_row * rows_year[name],
                      f"{free:,.0f} B free + {rows_year[name]:,.0f} {unit.get(name, 'rows')} a year x {per_row:,.0f} B"
                      + (f" ({kept['pictures']} pictures)" if name in AUDIENCE else ""))
@@ -571,13 +580,14 @@ def kept_of_a_year(engine) -> dict[str, int]:
                 "evaluations": conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations")).scalar()}
 
 
-def pictures_now(engine) -> int:
-    """Audience pictures (account-days) held now."""
+def pictures_now(engine) -> dict[str, int]:
+    """Audience pictures (account-days) held now: all of them, and those still in the row tables (not packed)."""
     import sqlalchemy as sa
 
+    count = "SELECT count(*) FROM (SELECT DISTINCT ig_user_id, date FROM instagram.{}) d"
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM (SELECT DISTINCT ig_user_id, date"
-                                    " FROM instagram.audience_demographics_status) d")).scalar()
+        return {"all": conn.execute(sa.text(count.format("audience_demographics_status"))).scalar(),
+                "rows": conn.execute(sa.text(count.format("audience_demographics"))).scalar()}
 
 
 def sample(engine, n: int, days: int) -> None:

@@ -289,7 +289,9 @@ def test_audience_pictures_keep_7_days_then_the_newest_of_each_week_then_of_each
     after = weekly_sections()
     with engine.connect() as conn:
         kept = {t: conn.execute(sa.text(f"SELECT DISTINCT date FROM instagram.{t} ORDER BY 1")).scalars().all()
-                for t in ("audience_demographics", "audience_age_gender", "audience_demographics_status")}
+                for t in ("audience_pictures", "audience_demographics_status")}  # the view: rows and packed
+        as_rows = {t: conn.execute(sa.text(f"SELECT min(date) FROM instagram.{t}")).scalar()
+                   for t in ("audience_demographics", "audience_age_gender")}
     old = [d for d in days if d < week_cut]
     weekly = {d for d in days if d >= week_cut} | {max(d for d in old if _monday(d) == m) for m in map(_monday, old)}
     oldest = [d for d in weekly if d < month_cut]
@@ -298,6 +300,9 @@ def test_audience_pictures_keep_7_days_then_the_newest_of_each_week_then_of_each
     assert all(dates == expected for dates in kept.values()), kept
     assert len([d for d in expected if d < month_cut]) < len([d for d in weekly if d < month_cut])  # months
     assert counts.audience_days_deleted == len(days) - len(expected) > 0
+    pack_cut = day_cutoff(NOW, 1).date()  # all but the newest day packed (test_audience_packing.py)
+    assert all(d >= pack_cut for d in as_rows.values()), as_rows
+    assert counts.audience_days_packed == len([d for d in expected if d < pack_cut])
     assert after == before
 
 
@@ -391,7 +396,7 @@ def test_audience_index_rebuild_drops_what_an_interrupted_rebuild_left(engine):
                " WHERE x.relname = 'audience_demographics_pkey_ccnew' AND NOT i.indisvalid")
     with engine.connect() as conn:
         assert conn.execute(sa.text(invalid)).scalar() == 1
-    assert rebuild_audience_indexes(engine) == 3  # the three primary keys, and nothing else
+    assert rebuild_audience_indexes(engine) == 4  # the four primary keys (three tables and the packed one) only
     with engine.connect() as conn:
         assert conn.execute(sa.text(invalid)).scalar() == 0
 

@@ -52,7 +52,10 @@ WITH latest AS (
     GROUP BY ig_user_id
 )
 SELECT d.ig_user_id, d.breakdown, d.key, d.value
-FROM latest l JOIN instagram.audience_pictures d USING (ig_user_id, date)  -- the contract breakdowns and the crossed cells
+FROM latest l CROSS JOIN LATERAL (  -- the contract breakdowns, the crossed cells and the packed pictures
+    SELECT * FROM instagram.audience_pictures a WHERE a.ig_user_id = l.ig_user_id AND a.date = l.date
+    OFFSET 0  -- kept a subquery: its account and day reach the packed table's key (a join would scan it whole)
+) d
 WHERE d.metric = '{METRIC}'
 ORDER BY d.ig_user_id, d.breakdown, d.value DESC, d.key
 """

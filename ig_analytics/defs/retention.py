@@ -21,7 +21,10 @@
 - The audience pictures (``audience_demographics``, ``audience_age_gender``, ``audience_demographics_status``, one
   picture per account and day, ~160 rows) older than ``audience_compact_after_days`` (7): the newest picture of
   each account and ISO week is kept (a weekly report reads exactly that one; a report reads the newest picture of
-  its period); older than ``audience_monthly_after_days`` (90) the newest of each month.
+  its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures of the
+  days before ``audience_pack_after_days`` (1: all but the newest day, the one the daily sync may still write) are
+  then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
+  ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
   ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
@@ -43,7 +46,7 @@
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
-- When audience pictures were deleted, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
+- When audience pictures were deleted or packed, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
   that only that account's rows can fill: the indexes held about twice their packed size (issue 27). So are the
@@ -66,6 +69,7 @@ from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
+from ig_analytics.storage.audience_packing import pack_audience
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -79,6 +83,7 @@ class RetentionConfig(dg.Config):
     trending_weekly_after_days: int = 35
     audience_compact_after_days: int = 7  # (35 until the 5 MB account-year of issue 27)
     audience_monthly_after_days: int = 90
+    audience_pack_after_days: int = 1  # older kept pictures: one packed row per account and day (issue 27)
     hashtag_compact_after_days: int = 7
     rolling_reports_keep_days: int = 35
     sync_runs_success_keep_days: int = 30
@@ -96,6 +101,7 @@ class RetentionCounts:
     trending_evaluations_deleted: int = 0
     trending_posts_deleted: int = 0
     audience_days_deleted: int = 0
+    audience_days_packed: int = 0
     hashtag_rows_deleted: int = 0
     reports_deleted: int = 0
     sync_runs_deleted: int = 0
@@ -184,7 +190,8 @@ def prune_rolling_reports(engine: Engine, before: date) -> int:
                                     " AND period_end < :before"), {"before": before}).rowcount
 
 
-_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status")
+_AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_demographics_status",
+                    "audience_pictures_packed")
 
 
 def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
@@ -201,6 +208,13 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
             conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
                                  " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
         return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+
+
+def pack_old_audience(engine: Engine, before: date) -> int:
+    """Pack the audience pictures of the days before ``before`` (those the compaction kept) into one row per
+    account and day (``storage/audience_packing``); returns the account-days packed."""
+    with engine.begin() as conn:
+        return pack_audience(conn, before)
 
 
 def rebuild_audience_indexes(engine: Engine) -> int:
@@ -328,7 +342,8 @@ _TABLES_OF_COUNT = {
     "snapshots_deleted": ("media_insights_snapshots", "media_curves"),
     "curves_deleted": ("media_curves",),
     "trending_evaluations_deleted": ("trending_evaluations",), "trending_posts_deleted": ("trending_posts",),
-    "audience_days_deleted": _AUDIENCE_TABLES, "hashtag_rows_deleted": ("hashtag_performance",),
+    "audience_days_deleted": _AUDIENCE_TABLES, "audience_days_packed": _AUDIENCE_TABLES,
+    "hashtag_rows_deleted": ("hashtag_performance",),
     "reports_deleted": ("performance_reports",), "sync_runs_deleted": ("sync_runs",),
     "notifications_deleted": ("notifications",),
     "comments_blanked": ("media_comments", "performance_reports"),
@@ -363,6 +378,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.audience_days_deleted = compact_audience(
         engine, day_cutoff(now, config.audience_compact_after_days).date()) + compact_audience(
         engine, day_cutoff(now, config.audience_monthly_after_days).date(), "month")
+    counts.audience_days_packed = pack_old_audience(engine, day_cutoff(now, config.audience_pack_after_days).date())
     counts.hashtag_rows_deleted = compact_hashtag_performance(
         engine, day_cutoff(now, config.hashtag_compact_after_days).date())
     counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())
@@ -373,7 +389,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    rebuilt = (_AUDIENCE_TABLES if counts.audience_days_deleted else ()) + (
+    rebuilt = (_AUDIENCE_TABLES if counts.audience_days_deleted or counts.audience_days_packed else ()) + (
         ("media_insights_snapshots",) if counts.snapshots_deleted else ())
     if rebuilt:
         counts.indexes_rebuilt = rebuild_indexes(engine, rebuilt)

@@ -4,6 +4,7 @@ account and day; re-running a day replaces its snapshot; the crossed age x gende
 not_available / rejected per metric and breakdown, with the follower total at fetch time).
 
 A picture the API did not give this time (not available, rejected) never erases one measured earlier that day.
+Retention packs old pictures (``storage/audience_packing``); a day written again is unpacked first.
 Where the API version offers it, the followers online per hour of the last 29 days go to
 ``instagram.online_followers`` (a later fetch of an hour replaces its value).
 """
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics.graph_api.demographics import AGE_GENDER, fetch_demographics, fetch_online_followers
 from ig_analytics.redaction import redact
+from ig_analytics.storage.audience_packing import unpack_audience_day
 
 _STATUS_UPSERT = """
 INSERT INTO instagram.audience_demographics_status AS s (ig_user_id, date, metric, breakdown, status, reason,
@@ -67,6 +69,7 @@ def sync_audience_demographics(engine: Engine, api, ig_user_id: str, day: date, 
     results = fetch_demographics(api, followers)  # the count words an empty answer's reason
     written = 0
     with engine.begin() as conn:
+        unpack_audience_day(conn, ig_user_id, day)  # an old day re-synced: its rows are replaced or kept as rows
         for r in results:
             key = {"id": ig_user_id, "day": day, "metric": r.metric, "breakdown": r.breakdown}
             replaced = conn.execute(sa.text(_STATUS_UPSERT), {

@@ -195,7 +195,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('report', 'jsonb', "the story's PerformanceReport in snake_case: period, account_metrics (follower_growth with new_followers and unfollows), content_metrics (total_posts without stories, total_stories, stories), engagement, trends (with method, engagement_rate, reach), best_posting_times, audience (newest demographics snapshot of the period), followers_online; every field: docs/analytics.md, section 5"),
         Column('html_path', 'text', 'the self-contained HTML file under `IG_ANALYTICS_HOME/reports/`'),
     ]),
-    Table('audience_demographics', 'one row per account, day, metric, breakdown and key', description='Follower and engaged-audience demographics by age, gender, country and city, one daily picture', columns=[
+    Table('audience_demographics', 'one row per account, day, metric, breakdown and key', description='Follower and engaged-audience demographics by age, gender, country and city, one daily picture; only the newest day (retention\'s `audience_pack_after_days`, 1): older ones are packed (`audience_pictures_packed`), and the view `audience_pictures` shows them all', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'the UTC day whose end the picture shows (taken at 02:20 UTC the next day)', key=True),
         Column('metric', 'text', '`follower_demographics` or `engaged_audience_demographics`', key=True),
@@ -206,7 +206,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when the picture was read'),
     ]),
-    Table('audience_age_gender', 'one row per account, day, metric, age range and gender (the crossed picture, one `breakdown=age,gender` call; the view `audience_pictures` shows it with the other breakdowns as breakdown `age,gender`, key `<age>|<gender>`)', description='Follower and engaged-audience demographics by age crossed with gender, one daily picture', columns=[
+    Table('audience_age_gender', 'one row per account, day, metric, age range and gender (the crossed picture, one `breakdown=age,gender` call; the view `audience_pictures` shows it with the other breakdowns as breakdown `age,gender`, key `<age>|<gender>`)', description='Follower and engaged-audience demographics by age crossed with gender, one daily picture; only the newest day, as in `audience_demographics`', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('date', 'date', 'as in audience_demographics', key=True),
         Column('metric', 'text', 'as in audience_demographics', key=True),
@@ -216,6 +216,17 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('timeframe', 'text', 'as in audience_demographics'),
         Column('api_version', 'text', 'Graph API version that produced the row'),
         Column('fetched_at', 'timestamptz', 'when the picture was read'),
+    ]),
+    Table('audience_pictures_packed', 'one row per account and day (a whole picture, older than retention\'s `audience_pack_after_days`)', description='The older audience pictures packed: the rows of `audience_demographics` and `audience_age_gender` of one account and day as parallel arrays (element i of every array is one row, in `audience_pictures` shape), compressed; read them through the view `audience_pictures`', columns=[
+        Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
+        Column('date', 'date', 'as in audience_demographics', key=True),
+        Column('metric', 'text[]', "each row's metric, ordered by metric, breakdown and key"),
+        Column('breakdown', 'text[]', "each row's breakdown (`age,gender` for the crossed cells)"),
+        Column('key', 'text[]', "each row's key (`<age>|<gender>` for the crossed cells)"),
+        Column('value', 'int8[]', "each row's value (bigint)"),
+        Column('timeframe', 'text[]', "each row's timeframe (NULL elements where none was asked)"),
+        Column('api_version', 'text[]', "each row's API version"),
+        Column('fetched_at', 'timestamptz[]', "each row's fetch time"),
     ]),
     Table('audience_demographics_status', 'one row per account, day, metric and breakdown', description='Why a demographics picture is missing or empty for an account and day', columns=[
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
@@ -374,7 +385,7 @@ TABLES.update({t.name: t for t in [
         Column('total_interactions', 'bigint', 'its total interactions'),
     ]),
     Table('media_insights_latest', 'one row per post', kind='view', description="The newest snapshot of each post's lifetime metrics", columns=_like('media_insights_snapshots')),
-    Table('audience_pictures', 'one row per account, day, metric, breakdown and key', kind='view', description='Every demographics breakdown in one shape: age, gender, country and city from `audience_demographics`, and the crossed age x gender cells as breakdown `age,gender` with key `<age>|<gender>`', columns=_like(
+    Table('audience_pictures', 'one row per account, day, metric, breakdown and key', kind='view', description='Every kept demographics picture in one shape: age, gender, country and city from `audience_demographics`, the crossed age x gender cells as breakdown `age,gender` with key `<age>|<gender>`, and the older pictures unpacked from `audience_pictures_packed`; the history analysts read (the tables hold only the newest day)', columns=_like(
         'audience_demographics', breakdown='`age`, `gender`, `country`, `city`, or `age,gender` (the crossed cells of `audience_age_gender`)',
         key="the breakdown's value, e.g. `25-34`, `F`, `US`, `Paris, Ile-de-France`; `<age>|<gender>` for `age,gender`")),
 ]})

@@ -1,0 +1,141 @@
+"""The packed audience history (issue 27): retention moves the pictures older than ``audience_pack_after_days``
+into one row per account and day (``audience_pictures_packed``); every reader gives the same answer before and
+after: the report's audience section of every past period (one day, a rolling week, a calendar week), the
+demographics check of every day, the terminal lines of the CLI, and the analysts' view ``audience_pictures`` row
+for row. Unpacking gives back the row tables exactly, and a re-sync of a packed day leaves one form of it.
+Real pictures: 28 days of the sandbox over HTTP into a real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from ig_analytics.analytics import audience
+from ig_analytics.analytics.audience import audience_lines, audience_sections
+from ig_analytics.defs.audience_assets import demographics_validity
+from ig_analytics.defs.retention import RetentionConfig, compact_audience, day_cutoff, pack_old_audience
+from ig_analytics.graph_api import GraphApiClient
+from ig_analytics.ingestion.demographics import sync_audience_demographics
+from ig_analytics.sandbox import AccountSpec, SandboxServer, SandboxWorld
+from ig_analytics.storage.audience_packing import unpack_audience_day
+
+pytestmark = pytest.mark.slow
+
+ACCOUNTS = [AccountSpec("17841400000000002", "gym", followers=24_300, timezone="America/New_York", posts=5),
+            AccountSpec("17841400000000003", "streetwear", followers=312_000, timezone="Asia/Tokyo", posts=5),
+            AccountSpec("17841400000000004", "tiny_studio", followers=40, posts=3)]
+FIRST = date(2026, 8, 1)
+DAYS = [FIRST + timedelta(days=i) for i in range(28)]
+NOW = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=4, minutes=30)
+_ALL = "SELECT * FROM instagram.{} ORDER BY 1, 2, 3, 4, 5"
+
+
+def _taken_at(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=2, minutes=20)
+
+
+@pytest.fixture()
+def pictures(engine):
+    """28 daily pictures of three sandbox accounts (one under 100 followers), synced as the daily asset does; one
+    old picture's city rows re-read later with another version (a picture's rows need not share a fetch), and a
+    key with the separators the packing must keep (``|``, a comma, quotes)."""
+    from ig_analytics_tests.ingestion_harness import register
+
+    world = SandboxWorld(ACCOUNTS, seed=5, now=_taken_at(FIRST))
+    with SandboxServer(world) as server:
+        register(engine, world)
+        client = GraphApiClient(base_url=server.base_url, version="v24.0", now=world.clock.now, backoff_base_s=0.01)
+        for day in DAYS:
+            world.clock.set(_taken_at(day))
+            for acct in world.accounts:
+                sync_audience_demographics(engine, client.account(acct.ig_user_id, acct.token), acct.ig_user_id,
+                                           day, client.version, world.clock.now())
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "UPDATE instagram.audience_demographics SET api_version = 'v25.0', fetched_at = fetched_at + interval '3 h'"
+            " WHERE date = :d AND breakdown = 'city' AND metric = 'follower_demographics'"), {"d": DAYS[3]})
+        conn.execute(sa.text(
+            "UPDATE instagram.audience_demographics SET key = 'Zürich | \"ZH\", CH'"
+            " WHERE (ig_user_id, date, metric, breakdown, key) IN (SELECT ig_user_id, date, metric, breakdown, key"
+            "  FROM instagram.audience_demographics WHERE date = :d AND breakdown = 'city' ORDER BY key LIMIT 1)"),
+            {"d": DAYS[3]})
+    return engine
+
+
+def _readers(engine) -> dict:
+    """What every audience reader answers, for every day and period of the history."""
+    ids = [a.ig_user_id for a in ACCOUNTS]
+    with engine.connect() as conn:
+        periods = [(d, d) for d in DAYS] + [(d - timedelta(days=6), d) for d in DAYS] + [
+            (d, d + timedelta(days=6)) for d in DAYS if d.weekday() == 0] + [(DAYS[0], DAYS[-1])]
+        out = {("report", s, e): audience_sections(conn, ids, s, e) for s, e in periods}
+        for day in DAYS:
+            check = demographics_validity(conn, day)
+            out[("check", day)] = (check.passed, {k: v.value for k, v in check.metadata.items()})
+        out["cli"] = audience_lines(conn)
+        out["analysts"] = conn.execute(sa.text(_ALL.format("audience_pictures"))).all()
+    return out
+
+
+def _rows(engine) -> dict:
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(_ALL.format(t))).all() for t in ("audience_demographics", "audience_age_gender")}
+
+
+def test_every_audience_reader_answers_the_same_after_packing(pictures):
+    engine = pictures
+    config = RetentionConfig()
+    compact_audience(engine, day_cutoff(NOW, config.audience_compact_after_days).date())  # what retention keeps
+    cutoff = day_cutoff(NOW, config.audience_pack_after_days).date()
+    before, rows = _readers(engine), _rows(engine)
+    kept_old = sorted({(r.ig_user_id, r.date) for r in rows["audience_demographics"] if r.date < cutoff})
+    assert before[("report", DAYS[0], DAYS[0])]  # sanity: the history has pictures and the readers see them
+    assert sum(r.breakdown == "age,gender" for r in before["analysts"]) > 0
+
+    assert pack_old_audience(engine, cutoff) == len(kept_old) > 0
+    with engine.connect() as conn:
+        packed = conn.execute(sa.text("SELECT ig_user_id, date FROM instagram.audience_pictures_packed"
+                                      " ORDER BY 1, 2")).all()
+        row_days = conn.execute(sa.text("SELECT min(date) FROM (SELECT date FROM instagram.audience_demographics"
+                                        " UNION ALL SELECT date FROM instagram.audience_age_gender) d")).scalar()
+    assert [tuple(p) for p in packed] == kept_old and row_days >= cutoff
+    after = _readers(engine)
+    assert after.keys() == before.keys()
+    for reader, answer in before.items():
+        assert after[reader] == answer, reader
+
+    with engine.begin() as conn:  # the report reads an account's packed picture by its key, not the whole table
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: the planner would scan them all
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + audience._VALUES), {
+            "users": [ACCOUNTS[0].ig_user_id], "start": DAYS[0], "end": DAYS[6]}).scalars())
+    assert re.search(r"audience_pictures_packed_pkey.*\n\s*Index Cond: \(\(ig_user_id = ", plan), plan
+
+    with engine.begin() as conn:  # unpacked again: the very rows of both tables
+        for ig_user_id, day in kept_old:
+            unpack_audience_day(conn, ig_user_id, day)
+    assert _rows(engine) == rows
+
+
+def test_a_resync_of_a_packed_day_leaves_it_in_one_form(pictures):
+    """A partition re-synced after its picture was packed (max_snapshot_lag_days off): the day is unpacked first,
+    then replaced as a recent day is, so the view shows each of its keys once."""
+    engine = pictures
+    assert pack_old_audience(engine, DAYS[-1]) > 0
+    day = DAYS[5]
+    world = SandboxWorld(ACCOUNTS, seed=5, now=_taken_at(DAYS[-1]))
+    acct = world.accounts[0]
+    with SandboxServer(world) as server:
+        client = GraphApiClient(base_url=server.base_url, version="v24.0", now=world.clock.now, backoff_base_s=0.01)
+        sync_audience_demographics(engine, client.account(acct.ig_user_id, acct.token), acct.ig_user_id, day,
+                                   client.version, world.clock.now())
+    with engine.connect() as conn:
+        packed = conn.execute(sa.text("SELECT count(*) FROM instagram.audience_pictures_packed"
+                                      " WHERE ig_user_id = :a AND date = :d"), {"a": acct.ig_user_id, "d": day}).scalar()
+        keys = conn.execute(sa.text(
+            "SELECT count(*), count(DISTINCT (metric, breakdown, key)), count(DISTINCT fetched_at)"
+            " FROM instagram.audience_pictures WHERE ig_user_id = :a AND date = :d"),
+            {"a": acct.ig_user_id, "d": day}).one()
+    assert packed == 0 and keys[0] == keys[1] > 0 and keys[2] == 1, keys
