@@ -120,3 +120,56 @@ def prune(engine: Engine, before: datetime, success_before: datetime | None = No
             "  SELECT 1 FROM newest n WHERE n.ig_user_id = s.ig_user_id AND n.sync_type = s.sync_type"
             "  AND n.started_at = s.started_at))"),
             {"before": before, "success_before": success_before}).rowcount
+
+
+# An hourly media partition's key ("2026-12-07-13:00"): the key of one hour, not a range.
+_HOUR_KEY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}:00$"
+_MERGE_HOURLY = f"""
+WITH candidates AS (
+    SELECT s.*, left(s.partition_key, 10) AS day, CAST(substr(s.partition_key, 12, 2) AS int) AS hour
+    FROM instagram.sync_runs s
+    WHERE s.sync_type = 'media' AND s.status = 'success' AND s.error IS NULL AND s.started_at < :before
+      AND s.partition_key ~ :hour_key AND NOT EXISTS (
+          SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof(s.details) = 'object' THEN s.details ELSE '{{}}' END) d
+          WHERE jsonb_typeof(d.value) <> 'number')
+), islands AS (  -- consecutive hours of one account and UTC day (several syncs of one hour share it)
+    SELECT c.*, c.hour - dense_rank() OVER (PARTITION BY c.ig_user_id, c.day ORDER BY c.hour) AS island
+    FROM candidates c
+), merged AS (
+    SELECT ig_user_id, day, island FROM islands GROUP BY 1, 2, 3 HAVING count(*) > 1
+), gone AS (
+    DELETE FROM instagram.sync_runs s USING islands i JOIN merged m USING (ig_user_id, day, island)
+    WHERE s.dagster_run_id = i.dagster_run_id AND s.ig_user_id = i.ig_user_id AND s.sync_type = 'media'
+    RETURNING s.*, i.day, i.island
+), written AS (
+INSERT INTO instagram.sync_runs ({", ".join(COLUMNS)})
+SELECT (array_agg(g.dagster_run_id ORDER BY g.started_at DESC, g.dagster_run_id))[1], g.ig_user_id, 'media',
+       CASE WHEN min(g.partition_key) = max(g.partition_key) THEN min(g.partition_key)
+            ELSE min(g.partition_key) || '...' || max(g.partition_key) END,
+       max(g.started_at), max(g.finished_at), 'success', sum(g.api_calls), sum(g.rows_written),
+       sum(g.throttle_wait_seconds), sum(g.items_skipped), NULL, NULL, NULL, NULL,
+       jsonb_build_object('merged_syncs', count(*)) || COALESCE((
+           SELECT jsonb_object_agg(t.key, t.total) FROM (
+               SELECT d.key, sum(CAST(d.value AS text)::numeric) AS total FROM gone x,
+                      jsonb_each(CASE WHEN jsonb_typeof(x.details) = 'object' THEN x.details ELSE '{{}}' END) d
+               WHERE x.ig_user_id = g.ig_user_id AND x.day = g.day AND x.island = g.island GROUP BY d.key) t),
+           '{{}}')
+FROM gone g GROUP BY g.ig_user_id, g.day, g.island
+RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM written)
+"""
+
+
+def merge_hourly_successes(engine: Engine, before: datetime) -> tuple[int, int]:
+    """Merge the successful hourly media syncs started before ``before`` (retention's ``sync_runs_detail_days``):
+    an account's syncs of consecutive hours of one UTC day become one row whose ``partition_key`` is the range
+    ``first...last`` (what :func:`partition_outcomes` reads as covering each of those hours: the
+    ``every_shard_captured`` check of a re-executed shard gives the same answer), started and finished when the
+    last of them did (no earlier than any hour it covers), the run id of the newest, the counts summed (``details``:
+    the numeric ones summed and ``merged_syncs``). Left as they are: partial, failed and unfinished syncs, those
+    with an error or with lists in ``details`` (skipped items), ranges, other sync types (one a day).
+    Returns (rows merged, rows written for them)."""
+    with engine.begin() as conn:
+        merged, written = conn.execute(sa.text(_MERGE_HOURLY), {"before": before, "hour_key": _HOUR_KEY}).one()
+        return int(merged), int(written)
