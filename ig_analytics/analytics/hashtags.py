@@ -112,7 +112,8 @@ def read_tags(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | No
     """``media_hashtags`` rows (media_id, hashtag, ig_user_id) of the posts published since ``since`` (of the
     given accounts; None: every account)."""
     where, params = _user_filter(ig_user_ids, "h.ig_user_id")
-    return read_frame(conn, _TAGS_SQL.format(user_filter=where), {"since": since, **params},
+    posts, _ = _user_filter(ig_user_ids, "m.ig_user_id")  # the posts' too: their index on (account, date) applies
+    return read_frame(conn, _TAGS_SQL.format(user_filter=f"{where} {posts}"), {"since": since, **params},
                       text_columns=("media_id", "hashtag", "ig_user_id"))
 
 
