@@ -517,7 +517,8 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
     hours = [hour_floor(NOW) - timedelta(days=days, hours=-h) for h in range(days * 24)]
     cut = day_cutoff(NOW, 7)
     totals = ("SELECT ig_user_id, sync_type, CAST(started_at - interval '5 minutes' AS date),"
-              " sum(api_calls), sum(rows_written), sum(throttle_wait_seconds) FROM instagram.sync_runs GROUP BY 1, 2, 3"
+              " sum(api_calls), sum(rows_written), sum(throttle_wait_seconds), sum(CAST(details ->> 'snapshots' AS int))"
+              " FROM instagram.sync_runs GROUP BY 1, 2, 3"
               " ORDER BY 1, 2, 3")
 
     def reads() -> dict:

@@ -141,21 +141,27 @@ WITH candidates AS (
     DELETE FROM instagram.sync_runs s USING islands i JOIN merged m USING (ig_user_id, day, island)
     WHERE s.dagster_run_id = i.dagster_run_id AND s.ig_user_id = i.ig_user_id AND s.sync_type = 'media'
     RETURNING s.*, i.day, i.island
+), sums AS (  -- the numbers of details, summed per merged row
+    SELECT t.ig_user_id, t.day, t.island, jsonb_object_agg(t.key, t.total) AS counts FROM (
+        SELECT g.ig_user_id, g.day, g.island, d.key, sum(CAST(d.value AS text)::numeric) AS total FROM gone g,
+               jsonb_each(CASE WHEN jsonb_typeof(g.details) = 'object' THEN g.details ELSE '{{}}' END) d
+        GROUP BY 1, 2, 3, 4) t
+    GROUP BY 1, 2, 3
 ), written AS (
-INSERT INTO instagram.sync_runs ({", ".join(COLUMNS)})
-SELECT (array_agg(g.dagster_run_id ORDER BY g.started_at DESC, g.dagster_run_id))[1], g.ig_user_id, 'media',
-       CASE WHEN min(g.partition_key) = max(g.partition_key) THEN min(g.partition_key)
-            ELSE min(g.partition_key) || '...' || max(g.partition_key) END,
-       max(g.started_at), max(g.finished_at), 'success', sum(g.api_calls), sum(g.rows_written),
-       sum(g.throttle_wait_seconds), sum(g.items_skipped), NULL, NULL, NULL, NULL,
-       jsonb_build_object('merged_syncs', count(*)) || COALESCE((
-           SELECT jsonb_object_agg(t.key, t.total) FROM (
-               SELECT d.key, sum(CAST(d.value AS text)::numeric) AS total FROM gone x,
-                      jsonb_each(CASE WHEN jsonb_typeof(x.details) = 'object' THEN x.details ELSE '{{}}' END) d
-               WHERE x.ig_user_id = g.ig_user_id AND x.day = g.day AND x.island = g.island GROUP BY d.key) t),
-           '{{}}')
-FROM gone g GROUP BY g.ig_user_id, g.day, g.island
-RETURNING 1
+    INSERT INTO instagram.sync_runs ({", ".join(COLUMNS)})
+    SELECT a.dagster_run_id, a.ig_user_id, 'media', a.partition_key, a.started_at, a.finished_at, 'success',
+           a.api_calls, a.rows_written, a.throttle_wait_seconds, a.items_skipped, NULL, NULL, NULL, NULL,
+           jsonb_build_object('merged_syncs', a.syncs) || COALESCE(x.counts, '{{}}')
+    FROM (SELECT g.ig_user_id, g.day, g.island, count(*) AS syncs,
+                 (array_agg(g.dagster_run_id ORDER BY g.started_at DESC, g.dagster_run_id))[1] AS dagster_run_id,
+                 CASE WHEN min(g.partition_key) = max(g.partition_key) THEN min(g.partition_key)
+                      ELSE min(g.partition_key) || '...' || max(g.partition_key) END AS partition_key,
+                 max(g.started_at) AS started_at, max(g.finished_at) AS finished_at, sum(g.api_calls) AS api_calls,
+                 sum(g.rows_written) AS rows_written, sum(g.throttle_wait_seconds) AS throttle_wait_seconds,
+                 sum(g.items_skipped) AS items_skipped
+          FROM gone g GROUP BY g.ig_user_id, g.day, g.island) a
+    LEFT JOIN sums x USING (ig_user_id, day, island)
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM written)
 """
