@@ -486,6 +486,9 @@ def _hourly_syncs(conn, accounts: list[str], days: int) -> None:
     odd = {(accounts[0], 40): {"st": "failed", "e": "HTTP 500", "w": 0},
            (accounts[0], 41): {"st": "partial", "d": '{"media": 3, "snapshots": 1, "due": 2, "not_captured": 1}'},
            (accounts[1], 43): {"d": '{"media": 3, "skipped": [{"media_id": "m1", "reason": "no insights"}]}'},
+           (accounts[1], 44): {"d": '{"media": 3, "skipped": [{"media_id": "m1", "reason": "no insights"},'
+                                    ' {"media_id": "m2", "reason": "no insights"}], "dropped_metrics": ["views"]}'},
+           (accounts[0], 20): {"d": '{"media": 3, "note": "a text: not merged"}'},
            (accounts[0], 30): {"st": "running", "f": None}}
     missing = {(accounts[1], 50), (accounts[1], 75)}
     rows = [{**r, **odd.get((r["u"], int(r["r"].split("-")[1])), {})} for r in rows
@@ -551,10 +554,16 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
             " WHERE started_at < :c AND sync_type = 'media' AND status = 'success' ORDER BY 1, 2"), {"c": cut}).all()
         kept_whole = conn.execute(sa.text(
             "SELECT ig_user_id, status FROM instagram.sync_runs WHERE started_at < :c AND sync_type = 'media'"
-            " AND (status <> 'success' OR details ? 'skipped') ORDER BY 1, 2"), {"c": cut}).all()
+            " AND (status <> 'success' OR details ? 'note') ORDER BY 1, 2"), {"c": cut}).all()
+        skipped = conn.execute(sa.text(
+            "SELECT details -> 'skipped', details -> 'dropped_metrics' FROM instagram.sync_runs"
+            " WHERE details ? 'skipped'")).all()
     # each account's old days: one row per run of consecutive successful hours (a failure, a partial sync, an
-    # unfinished one, a missing hour or skipped items end a run), 25 syncs a whole day (the 02:10 refresh)
-    assert kept_whole == [("1001", "failed"), ("1001", "partial"), ("1001", "running"), ("1002", "success")]
+    # unfinished one, a missing hour or a text in details end a run), 25 syncs a whole day (the 02:10 refresh);
+    # the items skipped in two of its hours, once each
+    assert kept_whole == [("1001", "failed"), ("1001", "partial"), ("1001", "running"), ("1001", "success")]
+    assert skipped == [([{"media_id": "m1", "reason": "no insights"}, {"media_id": "m2", "reason": "no insights"}],
+                        ["views"])]
     assert len(merged) < 4 * (days - 7) + 12 and sum(n or 1 for *_, n in merged) + 3 == old_hourly
     assert ("1002", merged[-1][1], 25) in merged and all("..." in key for _, key, n in merged if n)
     assert counts.sync_runs_merged == sum(n or 0 for *_, n in merged) > 0

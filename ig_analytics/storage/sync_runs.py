@@ -131,7 +131,7 @@ WITH candidates AS (
     WHERE s.sync_type = 'media' AND s.status = 'success' AND s.error IS NULL AND s.started_at < :before
       AND s.partition_key ~ :hour_key AND NOT EXISTS (
           SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof(s.details) = 'object' THEN s.details ELSE '{{}}' END) d
-          WHERE jsonb_typeof(d.value) <> 'number')
+          WHERE jsonb_typeof(d.value) NOT IN ('number', 'array'))
 ), islands AS (  -- consecutive hours of one account and UTC day (several syncs of one hour share it)
     SELECT c.*, c.hour - dense_rank() OVER (PARTITION BY c.ig_user_id, c.day ORDER BY c.hour) AS island
     FROM candidates c
@@ -141,11 +141,16 @@ WITH candidates AS (
     DELETE FROM instagram.sync_runs s USING islands i JOIN merged m USING (ig_user_id, day, island)
     WHERE s.dagster_run_id = i.dagster_run_id AND s.ig_user_id = i.ig_user_id AND s.sync_type = 'media'
     RETURNING s.*, i.day, i.island
-), sums AS (  -- the numbers of details, summed per merged row
-    SELECT t.ig_user_id, t.day, t.island, jsonb_object_agg(t.key, t.total) AS counts FROM (
-        SELECT g.ig_user_id, g.day, g.island, d.key, sum(CAST(d.value AS text)::numeric) AS total FROM gone g,
-               jsonb_each(CASE WHEN jsonb_typeof(g.details) = 'object' THEN g.details ELSE '{{}}' END) d
-        GROUP BY 1, 2, 3, 4) t
+), items AS (  -- each merged row's details: their keys' values
+    SELECT g.ig_user_id, g.day, g.island, d.key, d.value
+    FROM gone g, jsonb_each(CASE WHEN jsonb_typeof(g.details) = 'object' THEN g.details ELSE '{{}}' END) d
+), sums AS (  -- a key's numbers summed, its lists' distinct items united (the items skipped hour after hour)
+    SELECT t.ig_user_id, t.day, t.island, jsonb_object_agg(t.key, t.value) AS counts FROM (
+        SELECT ig_user_id, day, island, key, to_jsonb(sum(CAST(value AS text)::numeric)) AS value FROM items
+        WHERE jsonb_typeof(value) = 'number' GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT i.ig_user_id, i.day, i.island, i.key, jsonb_agg(DISTINCT e.value) FROM items i,
+               jsonb_array_elements(i.value) e WHERE jsonb_typeof(i.value) = 'array' GROUP BY 1, 2, 3, 4) t
     GROUP BY 1, 2, 3
 ), written AS (
     INSERT INTO instagram.sync_runs ({", ".join(COLUMNS)})
@@ -173,8 +178,9 @@ def merge_hourly_successes(engine: Engine, before: datetime) -> tuple[int, int]:
     ``first...last`` (what :func:`partition_outcomes` reads as covering each of those hours: the
     ``every_shard_captured`` check of a re-executed shard gives the same answer), started and finished when the
     last of them did (no earlier than any hour it covers), the run id of the newest, the counts summed (``details``:
-    the numeric ones summed and ``merged_syncs``). Left as they are: partial, failed and unfinished syncs, those
-    with an error or with lists in ``details`` (skipped items), ranges, other sync types (one a day).
+    a key's numbers summed, its lists' distinct items united (the items skipped, the dropped metrics), and
+    ``merged_syncs``). Left as they are: partial, failed and unfinished syncs, those with an error, ranges, other
+    sync types (one a day).
     Returns (rows merged, rows written for them)."""
     with engine.begin() as conn:
         merged, written = conn.execute(sa.text(_MERGE_HOURLY), {"before": before, "hour_key": _HOUR_KEY}).one()
