@@ -28,8 +28,10 @@ A year of one account, from the steady state each table reaches under the retent
 days 30-60, which overstates every table whose compaction starts after day 30): linear from the last 30 days for
 tables whose horizons are 30 days or less (or that have none); for the others (``COUNTED``) the free space they hold
 at the end plus the rows a year keeps (the product's own compaction run on a year of keys) x packed bytes per row;
-``sync_runs`` its size at the end (its successful rows reach their 30 days by then) plus its failed rows of the
-last 30 days for each 30 days until its 180-day horizon; ``media_comments`` its rows of the last 90 days whole and
+``hashtag_performance`` among them (its weekly periods are kept: a year follows its retention, not a line);
+bounded tables (``BOUNDED``: replaced, one row per account or per account x slot, e.g. ``best_posting_times``)
+their size at the end; ``sync_runs`` its size at the end (its successful rows reach their 30 days by then) plus its
+failed rows of the last 30 days for each 30 days until its 180-day horizon; ``media_comments`` its rows of the last 90 days whole and
 the rows of older posts as ``compact_comment_rows`` leaves them (the open questions, blanked, and
 ``comment_day_counts``; measured by compacting every post at the end). See ``year_overrides``.
 
@@ -127,7 +129,9 @@ class Sim:
         def work(api, account, result) -> None:
             synced = sync_media(self.engine, api, account.ig_user_id, slot, min(slot + timedelta(hours=1), now),
                                 self.client.version, clock.now(), policy, refresh_all=refresh_all)
-            result.rows_written = synced.rows_written
+            result.rows_written, result.items_skipped = synced.rows_written, synced.skipped
+            result.details.update(media=synced.media_rows, snapshots=synced.snapshot_rows, due=synced.due,
+                                  not_captured=synced.not_captured)  # the sync_runs row the asset writes
             result.finish("partial" if synced.not_captured else "success")
 
         self.accounts("media", slot.strftime("%Y-%m-%d-%H:00"), work)
@@ -223,13 +227,16 @@ class Sim:
 
 def daily_analytics(engine, now: datetime) -> None:
     """account_engagement_daily, best_posting_times, media_hashtags, hashtag_performance, conversation_daily and
-    conversation_posts as their assets compute them, each written as its IO manager slice (delete + copy)."""
+    conversation_posts as their assets compute them, each written as its IO manager slice (delete + copy; the
+    whole-table ``media_hashtags`` as ``db.replace_rows``, the IO manager's: a delete and copy of every row each
+    day held about a second copy of the table as free space, which the product never writes)."""
     import sqlalchemy as sa
 
     from benchmarks import direct_writes
     from ig_analytics.analytics import conversation, hashtags
     from ig_analytics.defs.analytics_assets import ENGAGEMENT_WINDOW_DAYS
-    from ig_analytics.storage.frames import copy_frame
+    from ig_analytics.storage import db
+    from ig_analytics.storage.frames import copy_frame, frame_rows
 
     today = now.date() + timedelta(days=1)
     first_conv = now.date() - timedelta(days=conversation.WINDOW_DAYS)
@@ -240,8 +247,9 @@ def daily_analytics(engine, now: datetime) -> None:
         direct_writes.refresh_best_posting_times(conn, now=now)
         posts = hashtags.read_posts(conn, datetime(2000, 1, 1, tzinfo=timezone.utc))
         tags = hashtags.hashtag_rows(posts)
-        conn.execute(sa.text("DELETE FROM instagram.media_hashtags"))
-        copy_frame(conn, "media_hashtags", tags)
+        columns = list(hashtags.HASHTAG_COLUMNS)  # the IO manager's replace: only the difference is written
+        db.replace_rows(conn, "media_hashtags", columns, frame_rows(tags, columns), columns, ["media_id", "hashtag"],
+                        ("true", {}))
         last_day = now.date() - timedelta(days=1)
         recent = hashtags.read_posts(conn, now - timedelta(days=max(hashtags.PERIOD_DAYS) + 2))
         perf = hashtags.performance_rows(recent, tags[["media_id", "hashtag", "ig_user_id"]], last_day, now)
@@ -352,8 +360,14 @@ AUDIENCE = ("instagram.audience_demographics", "instagram.audience_age_gender",
 # their size at the end); retention packs the older pictures it keeps, one packed row each (session 10).
 AUDIENCE_ROWS = ("instagram.audience_demographics", "instagram.audience_age_gender")
 TRENDING = ("instagram.trending_evaluations", "instagram.trending_posts")
-COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING
 CURVES = "instagram.media_curves"
+HASHTAGS = "instagram.hashtag_performance"
+COUNTED = ("instagram.media_insights_snapshots", "instagram.performance_reports") + AUDIENCE + TRENDING + (HASHTAGS,)
+# Replaced, not accumulated: at most one row per account (or account x weekday x hour: best_posting_times, whose
+# 90-day lookback is full by day 60, the simulation starting with the posts of 30 days), or per parameter set or
+# app. A year of them is their size at the end; a line through days 30-60 extended their free space's wobble.
+BOUNDED = ("instagram.best_posting_times", "instagram.accounts", "instagram.tag_reads", "instagram.comment_access",
+           "instagram.api_budget", "instagram.trending_parameter_sets")
 # Linear from the last 30 days is the steady state only for a table whose retention has reached it by the window's
 # start (its horizons 30 days or less, or none). The tables of COUNTED have longer ones, so their year is computed:
 # the free space they hold at the end (live size - the same rows packed into a fresh copy: deleted rows' pages are
@@ -364,7 +378,11 @@ CURVES = "instagram.media_curves"
 #   audience status rows and packed pictures, performance_reports and trending evaluations: a year of keys (one
 #   picture a day, those older than a day packed, the audience row tables their size at the end; a rolling
 #   report a day and a weekly one a week; an evaluation an hour) through apply_retention at the year's end
-#   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps.
+#   (kept_of_a_year); trending_posts: its rows per evaluation at the end x the evaluations a year keeps;
+#   hashtag_performance: its rows per period (account, length, end) of the last 7 days at the end (the 90-day
+#   periods fill up until day 90 of posts, so the older periods' rows undercount) x the periods a year keeps of a
+#   daily 30- and 90-day period (kept_of_a_year: 7 days, then the newest of each ISO week). A line through days
+#   30-60 counted the 7 days' rows growing with the tags of the 90-day periods, and the free space.
 # sync_runs: the end's size (successful rows are kept 30 days: steady by then) + the failed or unfinished rows of
 # the last 30 days for each 30 days until sync_runs_keep_days, x packed bytes per row (the growth of days 30-60 was
 # free space of the pruned rows, not rows: extending it to 180 days overstated it). media_comments: its rows grow
@@ -455,8 +473,10 @@ def _comments_year(rows: int, per_day: float, days: int, n: int, full: float, bl
 
 def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, int], pictures_at_end: dict[str, int],
                    snapshot_year_rows: dict[str, float], kept: dict[str, int], packed_blanked: dict[str, int],
-                   failed_per_30d: int, compacted: dict[str, float], curve_points: int) -> dict[str, tuple[float, str]]:
-    """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window."""
+                   failed_per_30d: int, compacted: dict[str, float], curve_points: int,
+                   hashtag_rows_per_period: float) -> dict[str, tuple[float, str]]:
+    """{table: (bytes per account-year, how)} for the tables whose retention horizon exceeds the window, and the
+    bounded ones (``BOUNDED``: their size at the end)."""
     from ig_analytics.defs.retention import RetentionConfig
 
     empty, last = sizes[0], sizes[days]
@@ -468,8 +488,10 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
     rows_year["instagram.performance_reports"] = kept["reports"]
     evaluations = last["instagram.trending_evaluations"][1]
     rows_year.update({name: last[name][1] / evaluations * kept["evaluations"] for name in TRENDING})
+    rows_year[HASHTAGS] = hashtag_rows_per_period * kept["hashtag_periods"]
     unit = {"instagram.media_insights_snapshots": "snapshot rows", "instagram.performance_reports": "reports",
-            "instagram.trending_evaluations": "evaluations", "instagram.audience_pictures_packed": "packed pictures"}
+            "instagram.trending_evaluations": "evaluations", "instagram.audience_pictures_packed": "packed pictures",
+            HASHTAGS: f"rows ({kept['hashtag_periods']} periods x {hashtag_rows_per_period:.1f} rows)"}
     out = {}
     for name in AUDIENCE_ROWS:
         out[name] = (grown[name] / n, f"the end's size: {pictures_at_end['rows'] / n:,.1f} pictures of the last"
@@ -494,7 +516,22 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
     out[name] = ((grown[name] + kept_rows * per_row) / n,
                  f"the end's size + {kept_rows / n:,.0f} more failed or unfinished rows until {keep} days"
                  f" (sync_runs_keep_days) x {per_row:,.0f} B")
+    for name in BOUNDED:
+        if name in last:
+            out[name] = (grown[name] / n, "bounded (replaced; one row per account or slot): its size at the end")
     return out
+
+
+def hashtag_rows_per_period(engine, days: int = 7) -> float:
+    """hashtag_performance rows per period (account, length, end) among the periods ending in the last ``days``
+    days (kept whole by retention): what each period a year keeps holds once the 90-day periods are full."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows, periods = conn.execute(sa.text(
+            "SELECT count(*), count(DISTINCT (ig_user_id, period_start, period_end)) FROM instagram.hashtag_performance"
+            " WHERE period_end > (SELECT max(period_end) FROM instagram.hashtag_performance) - :d"), {"d": days}).one()
+    return rows / max(periods, 1)
 
 
 def failed_sync_rows(engine, days: int = 30) -> int:
@@ -545,7 +582,7 @@ def report_sizes(sizes: dict[int, dict], n: int, days: int, overrides: dict[str,
 def kept_of_a_year(engine) -> dict[str, int]:
     """What the product's retention (``apply_retention``, defaults, at the year's end) keeps of a year of one
     account's daily audience pictures (status rows stand for them) and reports (a rolling one a day, a weekly one
-    each Sunday) and hourly trending evaluations."""
+    each Sunday), hourly trending evaluations and daily hashtag periods (30 and 90 days, one row each)."""
     import sqlalchemy as sa
 
     from ig_analytics.defs.retention import RetentionConfig, apply_retention
@@ -572,12 +609,17 @@ def kept_of_a_year(engine) -> dict[str, int]:
             " computed_at) SELECT 'Y', t, 0, 0, 0, (SELECT min(params_id) FROM instagram.trending_parameter_sets), t"
             " FROM generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - interval '1 hour',"
             " interval '1 hour') t"), {"start": start, "end": end})
+        conn.execute(sa.text(
+            "INSERT INTO instagram.hashtag_performance (ig_user_id, period_start, period_end, hashtag, posts,"
+            " computed_at) SELECT 'Y', d - span + 1, d, 'tag', 3, now() FROM unnest(CAST(:days AS date[])) d,"
+            " unnest(ARRAY[30, 90]) span"), {"days": days})
     apply_retention(NoRuns(), engine, RetentionConfig(), end)
     with engine.connect() as conn:
         return {"pictures": conn.execute(sa.text(
                     "SELECT count(*) FROM instagram.audience_demographics_status")).scalar(),
                 "reports": conn.execute(sa.text("SELECT count(*) FROM instagram.performance_reports")).scalar(),
-                "evaluations": conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations")).scalar()}
+                "evaluations": conn.execute(sa.text("SELECT count(*) FROM instagram.trending_evaluations")).scalar(),
+                "hashtag_periods": conn.execute(sa.text("SELECT count(*) FROM instagram.hashtag_performance")).scalar()}
 
 
 def pictures_now(engine) -> dict[str, int]:
@@ -947,6 +989,7 @@ def main(argv: list[str] | None = None) -> int:
             pictures, packed = pictures_now(engine), packed_sizes(engine)
             packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
             failed, points = failed_sync_rows(engine), curve_points(engine)
+            tags_per_period = hashtag_rows_per_period(engine)
             comment_index_scans(engine)
             compacted = compacted_comments(engine)  # last: it compacts every post's comments
             size, rows = sizes[days]["growth.uncompacted"]
@@ -954,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
                                           packed[CURVES] / max(points, 1))
             kept = kept_of_a_year(c.fresh_schema(url))
             report_sizes(sizes, n, days, year_overrides(sizes, days, n, packed, pictures, snapshot_rows, kept,
-                                                          packed_blanked, failed, compacted, points))
+                                                          packed_blanked, failed, compacted, points,
+                                                          tags_per_period))
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's process")
     c.done(NAME)
     return 0

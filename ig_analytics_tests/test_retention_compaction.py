@@ -8,7 +8,8 @@ Trending evaluations (7 days): the last of each day, what a past period's report
 evaluations' rows and each post's first and best-ranked rows (the ``posts`` view). Audience pictures (7 days, was
 35): the newest of each ISO week, what every weekly report's audience section reads, and beyond 90 days the newest
 of each month. Hashtag performance (7 days): the newest period of each ISO week (a weekly report's). Rolling
-reports: 35 days (weekly ones stay). Successful sync_runs: 30 days, the newest per account and type stays.
+reports: 35 days (weekly ones stay). Successful sync_runs: 30 days, the newest per account and type stays;
+beyond 7 days the hourly media successes of consecutive hours of a day are one row.
 
 The history is the capture policy's shape (constants.py): each post hourly for its first 48 h, then daily at
 02:00 until 30 days old; a post every 12 h for 100 days, a story a day for 20 days (hourly for its 24 h), the
@@ -534,3 +535,103 @@ def test_retention_vacuums_the_tables_it_deleted_from_and_only_those(engine):
         vacuumed = conn.execute(sa.text("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'instagram'"
                                         " AND last_vacuum IS NOT NULL")).scalars().all()
     assert counts.reports_deleted == 40 and vacuumed == ["performance_reports"] and counts.tables_vacuumed == 1
+
+
+def _hourly_syncs(conn, accounts: list[str], days: int) -> None:
+    """Hourly media syncs (the tick's, at hh:05; the 02:10 refresh a second sync of the 02:00 hour) of ``days``
+    days before NOW, with what the product writes, and the exceptions a merge must leave as they are: a failure,
+    a partial sync, a missing hour, a success with skipped items (a list in details), a daily account sync."""
+    first = hour_floor(NOW) - timedelta(days=days)
+    rows = []
+    for h in range(days * 24):
+        slot = first + timedelta(hours=h)
+        for account in accounts:
+            starts = [slot + timedelta(minutes=5)] + ([slot + timedelta(minutes=10)] if slot.hour == 2 else [])
+            for i, start in enumerate(starts):
+                rows.append({"r": f"run-{h}-{i}", "u": account, "t": "media", "k": slot.strftime("%Y-%m-%d-%H:%M"),
+                             "s": start, "f": start + timedelta(minutes=1), "st": "success", "c": 2 + h % 3,
+                             "w": 5 + h % 7, "e": None, "d": '{"media": 3, "snapshots": 2, "due": 2, "not_captured": 0}'})
+    odd = {(accounts[0], 40): {"st": "failed", "e": "HTTP 500", "w": 0},
+           (accounts[0], 41): {"st": "partial", "d": '{"media": 3, "snapshots": 1, "due": 2, "not_captured": 1}'},
+           (accounts[1], 43): {"d": '{"media": 3, "skipped": [{"media_id": "m1", "reason": "no insights"}]}'},
+           (accounts[1], 44): {"d": '{"media": 3, "skipped": [{"media_id": "m1", "reason": "no insights"},'
+                                    ' {"media_id": "m2", "reason": "no insights"}], "dropped_metrics": ["views"]}'},
+           (accounts[0], 20): {"d": '{"media": 3, "note": "a text: not merged"}'},
+           (accounts[0], 30): {"st": "running", "f": None}}
+    missing = {(accounts[1], 50), (accounts[1], 75)}
+    rows = [{**r, **odd.get((r["u"], int(r["r"].split("-")[1])), {})} for r in rows
+            if (r["u"], int(r["r"].split("-")[1])) not in missing]
+    rows += [{"r": f"daily-{d}", "u": a, "t": "account", "k": f"{d0 - timedelta(days=2)}...{d0}",
+              "s": NOW - timedelta(days=d, hours=2), "f": NOW - timedelta(days=d, hours=2), "st": "success", "c": 3,
+              "w": 3, "e": None, "d": "{}"}
+             for d in range(1, days) for a in accounts for d0 in [(NOW - timedelta(days=d + 1)).date()]]
+    conn.execute(sa.text(
+        "INSERT INTO instagram.sync_runs (dagster_run_id, ig_user_id, sync_type, partition_key, started_at, finished_at,"
+        " status, api_calls, rows_written, throttle_wait_seconds, items_skipped, error, details)"
+        " VALUES (:r, :u, :t, :k, :s, :f, :st, :c, :w, 0.5, 0, :e, CAST(:d AS jsonb))"), rows)
+
+
+def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_same(engine):
+    """Beyond 7 days an account's successful hourly media syncs of consecutive hours of a day become one row
+    (``sync_runs_detail_days``). The shard check (``every_shard_captured``) of every hour, re-evaluated as when a
+    failed shard's run is re-executed, names the same accounts and reasons; ``ig-analytics status``'s newest
+    successes and failures, the checks' recent runs and each account-day's API calls and rows written are the
+    same; the last 7 days stay row for row."""
+    from ig_analytics.defs.shard_checks import missing_by_shard
+    from ig_analytics.storage import sync_runs
+
+    accounts, days = ["1001", "1002"], 12
+    with engine.begin() as conn:
+        for account in accounts:
+            add_account(conn, account)
+        _hourly_syncs(conn, accounts, days)
+    hours = [hour_floor(NOW) - timedelta(days=days, hours=-h) for h in range(days * 24)]
+    cut = day_cutoff(NOW, 7)
+    totals = ("SELECT ig_user_id, sync_type, CAST(started_at - interval '5 minutes' AS date),"
+              " sum(api_calls), sum(rows_written), sum(throttle_wait_seconds), sum(CAST(details ->> 'snapshots' AS int))"
+              " FROM instagram.sync_runs GROUP BY 1, 2, 3"
+              " ORDER BY 1, 2, 3")
+
+    def reads() -> dict:
+        with engine.connect() as conn:
+            checks = {}
+            for start in hours:
+                outcomes = sync_runs.partition_outcomes(conn, "media", start.strftime("%Y-%m-%d-%H:%M"), accounts,
+                                                        start)
+                checks[start] = (missing_by_shard(accounts, outcomes, 2), sorted(o.status for o in outcomes.values()))
+            return {"checks": checks, "status": sync_runs.last_successes(conn),
+                    "failures": sync_runs.recent_failures(conn, NOW - timedelta(days=30)),
+                    "recent": sync_runs.account_runs(conn, "media", accounts, NOW - timedelta(days=6)),
+                    "account": sync_runs.account_runs(conn, "account", accounts),
+                    "totals": conn.execute(sa.text(totals)).all()}
+
+    with engine.connect() as conn:
+        recent = conn.execute(sa.text("SELECT * FROM instagram.sync_runs WHERE started_at >= :c ORDER BY 1, 2, 3"),
+                              {"c": cut}).all()
+        old_hourly = conn.execute(sa.text("SELECT count(*) FROM instagram.sync_runs WHERE started_at < :c"
+                                          " AND sync_type = 'media'"), {"c": cut}).scalar()
+    before = reads()
+    assert any(m for m, _ in before["checks"].values()) and any(not m for m, _ in before["checks"].values())
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    assert reads() == before
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT * FROM instagram.sync_runs WHERE started_at >= :c ORDER BY 1, 2, 3"),
+                            {"c": cut}).all() == recent
+        merged = conn.execute(sa.text(
+            "SELECT ig_user_id, partition_key, CAST(details ->> 'merged_syncs' AS int) FROM instagram.sync_runs"
+            " WHERE started_at < :c AND sync_type = 'media' AND status = 'success' ORDER BY 1, 2"), {"c": cut}).all()
+        kept_whole = conn.execute(sa.text(
+            "SELECT ig_user_id, status FROM instagram.sync_runs WHERE started_at < :c AND sync_type = 'media'"
+            " AND (status <> 'success' OR details ? 'note') ORDER BY 1, 2"), {"c": cut}).all()
+        skipped = conn.execute(sa.text(
+            "SELECT details -> 'skipped', details -> 'dropped_metrics' FROM instagram.sync_runs"
+            " WHERE details ? 'skipped'")).all()
+    # each account's old days: one row per run of consecutive successful hours (a failure, a partial sync, an
+    # unfinished one, a missing hour or a text in details end a run), 25 syncs a whole day (the 02:10 refresh);
+    # the items skipped in two of its hours, once each
+    assert kept_whole == [("1001", "failed"), ("1001", "partial"), ("1001", "running"), ("1001", "success")]
+    assert skipped == [([{"media_id": "m1", "reason": "no insights"}, {"media_id": "m2", "reason": "no insights"}],
+                        ["views"])]
+    assert len(merged) < 4 * (days - 7) + 12 and sum(n or 1 for *_, n in merged) + 3 == old_hourly
+    assert ("1002", merged[-1][1], 25) in merged and all("..." in key for _, key, n in merged if n)
+    assert counts.sync_runs_merged == sum(n or 0 for *_, n in merged) > 0

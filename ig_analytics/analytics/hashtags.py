@@ -24,7 +24,7 @@ from ig_analytics.storage.frames import read_frame
 
 MIN_POSTS = 3
 PERIOD_DAYS = (30, 90)  # the trailing periods computed every hour, each ending yesterday (UTC)
-HASHTAG_COLUMNS = ("media_id", "hashtag", "ig_user_id", "published_at")
+HASHTAG_COLUMNS = ("media_id", "hashtag", "ig_user_id")
 PERFORMANCE_COLUMNS = (
     "ig_user_id", "period_start", "period_end", "hashtag", "posts", "median_engagement_rate_reach", "median_reach",
     "lift_vs_account_median", "account_median_engagement_rate_reach", "computed_at",
@@ -59,12 +59,10 @@ def parse_hashtags(caption: str | None) -> list[str]:
 
 
 def hashtag_rows(posts: pd.DataFrame) -> pd.DataFrame:
-    """``media_hashtags`` rows of ``posts`` (media_id, ig_user_id, published_at, caption): one per post and tag."""
-    rows = [(m, tag, u, p) for m, u, p, c in posts[["media_id", "ig_user_id", "published_at", "caption"]].itertuples(
-        index=False) for tag in parse_hashtags(c)]
-    frame = pd.DataFrame(rows, columns=list(HASHTAG_COLUMNS))
-    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
-    return frame
+    """``media_hashtags`` rows of ``posts`` (media_id, ig_user_id, caption): one per post and tag."""
+    rows = [(m, tag, u) for m, u, c in posts[["media_id", "ig_user_id", "caption"]].itertuples(index=False)
+            for tag in parse_hashtags(c)]
+    return pd.DataFrame(rows, columns=list(HASHTAG_COLUMNS))
 
 
 _POSTS_SQL = """
@@ -77,12 +75,14 @@ WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(sinc
 # media_hashtags needs the captions alone: the rates' joins (media_insights_latest looks up each post's newest
 # snapshot) cost ~17 buffer reads a post, for every post of every account every hour (issue 27).
 _CAPTIONS_SQL = """
-SELECT m.media_id, m.ig_user_id, m.published_at, m.caption FROM instagram.media m
+SELECT m.media_id, m.ig_user_id, m.caption FROM instagram.media m
 WHERE m.media_product_type IS DISTINCT FROM 'STORY' AND m.published_at >= %(since)s {user_filter}
 """
+# the posts' publication is instagram.media's (media_hashtags holds no copy of it)
 _TAGS_SQL = """
-SELECT media_id, hashtag, ig_user_id FROM instagram.media_hashtags WHERE published_at >= %(since)s {user_filter}
-ORDER BY media_id, hashtag
+SELECT h.media_id, h.hashtag, h.ig_user_id FROM instagram.media_hashtags h JOIN instagram.media m USING (media_id)
+WHERE m.published_at >= %(since)s {user_filter}
+ORDER BY h.media_id, h.hashtag
 """
 
 
@@ -111,8 +111,9 @@ def read_captions(conn: Connection, since: datetime, ig_user_ids: Sequence[str] 
 def read_tags(conn: Connection, since: datetime, ig_user_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """``media_hashtags`` rows (media_id, hashtag, ig_user_id) of the posts published since ``since`` (of the
     given accounts; None: every account)."""
-    where, params = _user_filter(ig_user_ids, "ig_user_id")
-    return read_frame(conn, _TAGS_SQL.format(user_filter=where), {"since": since, **params},
+    where, params = _user_filter(ig_user_ids, "h.ig_user_id")
+    posts, _ = _user_filter(ig_user_ids, "m.ig_user_id")  # the posts' too: their index on (account, date) applies
+    return read_frame(conn, _TAGS_SQL.format(user_filter=f"{where} {posts}"), {"since": since, **params},
                       text_columns=("media_id", "hashtag", "ig_user_id"))
 
 

@@ -31,7 +31,9 @@
 - ``instagram.sync_runs``: successful (and partial: a success with some items incomplete) syncs older than
   ``sync_runs_success_keep_days`` (30, like Dagster's runs) except each account's and sync type's newest; failed
   and unfinished ones (they explain the gaps the checks report) and everything older than ``sync_runs_keep_days``
-  (180). ``instagram.notifications`` older than
+  (180). Older than ``sync_runs_detail_days`` (7), an account's successful hourly media syncs of consecutive hours
+  of a UTC day become one row covering those hours (``sync_runs.merge_hourly_successes``: what the shard check of
+  a re-executed run reads stays the same; the counts are summed). ``instagram.notifications`` older than
   ``notifications_keep_days`` (a notification still being delivered stays). A pruned notification's dedupe key is
   forgotten, which is why the default is long.
 - ``instagram.media_comments``: the text and the commenter's username of comments older than
@@ -88,6 +90,7 @@ class RetentionConfig(dg.Config):
     rolling_reports_keep_days: int = 35
     sync_runs_success_keep_days: int = 30
     sync_runs_keep_days: int = 180
+    sync_runs_detail_days: int = 7  # (issue 27: every hourly success was kept 30 days)
     notifications_keep_days: int = 180
     comment_rows_compact_after_days: int = 90  # (issue 27: the rows were kept forever)
 
@@ -105,6 +108,7 @@ class RetentionCounts:
     hashtag_rows_deleted: int = 0
     reports_deleted: int = 0
     sync_runs_deleted: int = 0
+    sync_runs_merged: int = 0
     notifications_deleted: int = 0
     comments_blanked: int = 0
     tagged_posts_blanked: int = 0
@@ -345,6 +349,7 @@ _TABLES_OF_COUNT = {
     "audience_days_deleted": _AUDIENCE_TABLES, "audience_days_packed": _AUDIENCE_TABLES,
     "hashtag_rows_deleted": ("hashtag_performance",),
     "reports_deleted": ("performance_reports",), "sync_runs_deleted": ("sync_runs",),
+    "sync_runs_merged": ("sync_runs",),
     "notifications_deleted": ("notifications",),
     "comments_blanked": ("media_comments", "performance_reports"),
     "tagged_posts_blanked": ("tagged_media", "performance_reports"),
@@ -384,6 +389,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days),
                                                day_cutoff(now, config.sync_runs_success_keep_days))
+    counts.sync_runs_merged = sync_runs.merge_hourly_successes(engine, day_cutoff(now, config.sync_runs_detail_days))[0]
     counts.notifications_deleted = prune_notifications(engine, day_cutoff(now, config.notifications_keep_days))
     counts.comments_blanked = blank_comment_text(engine, now - timedelta(days=comment_text_days), now)
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
@@ -399,7 +405,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
 @dg.op(out=dg.Out(dg.Nothing),
        description="Deletes old Dagster runs, compacts old media snapshots (trending's curves packed into "
                    "media_curves), trending evaluations and posts, "
-                   "audience pictures and hashtag periods, prunes rolling reports, sync_runs and notifications, "
+                   "audience pictures and hashtag periods, prunes rolling reports, sync_runs (merging old hourly "
+                   "successes) and notifications, "
                    "blanks old comment text, then VACUUMs the tables it changed and rebuilds the audience and "
                    "snapshot tables' indexes when it compacted them.")
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, database: AnalyticsDatabase):

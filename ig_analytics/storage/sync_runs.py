@@ -120,3 +120,68 @@ def prune(engine: Engine, before: datetime, success_before: datetime | None = No
             "  SELECT 1 FROM newest n WHERE n.ig_user_id = s.ig_user_id AND n.sync_type = s.sync_type"
             "  AND n.started_at = s.started_at))"),
             {"before": before, "success_before": success_before}).rowcount
+
+
+# An hourly media partition's key ("2026-12-07-13:00"): the key of one hour, not a range.
+_HOUR_KEY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}:00$"
+_MERGE_HOURLY = f"""
+WITH candidates AS (
+    SELECT s.*, left(s.partition_key, 10) AS day, CAST(substr(s.partition_key, 12, 2) AS int) AS hour
+    FROM instagram.sync_runs s
+    WHERE s.sync_type = 'media' AND s.status = 'success' AND s.error IS NULL AND s.started_at < :before
+      AND s.partition_key ~ :hour_key AND NOT EXISTS (
+          SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof(s.details) = 'object' THEN s.details ELSE '{{}}' END) d
+          WHERE jsonb_typeof(d.value) NOT IN ('number', 'array'))
+), islands AS (  -- consecutive hours of one account and UTC day (several syncs of one hour share it)
+    SELECT c.*, c.hour - dense_rank() OVER (PARTITION BY c.ig_user_id, c.day ORDER BY c.hour) AS island
+    FROM candidates c
+), merged AS (
+    SELECT ig_user_id, day, island FROM islands GROUP BY 1, 2, 3 HAVING count(*) > 1
+), gone AS (
+    DELETE FROM instagram.sync_runs s USING islands i JOIN merged m USING (ig_user_id, day, island)
+    WHERE s.dagster_run_id = i.dagster_run_id AND s.ig_user_id = i.ig_user_id AND s.sync_type = 'media'
+    RETURNING s.*, i.day, i.island
+), items AS (  -- each merged row's details: their keys' values
+    SELECT g.ig_user_id, g.day, g.island, d.key, d.value
+    FROM gone g, jsonb_each(CASE WHEN jsonb_typeof(g.details) = 'object' THEN g.details ELSE '{{}}' END) d
+), sums AS (  -- a key's numbers summed, its lists' distinct items united (the items skipped hour after hour)
+    SELECT t.ig_user_id, t.day, t.island, jsonb_object_agg(t.key, t.value) AS counts FROM (
+        SELECT ig_user_id, day, island, key, to_jsonb(sum(CAST(value AS text)::numeric)) AS value FROM items
+        WHERE jsonb_typeof(value) = 'number' GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT i.ig_user_id, i.day, i.island, i.key, jsonb_agg(DISTINCT e.value) FROM items i,
+               jsonb_array_elements(i.value) e WHERE jsonb_typeof(i.value) = 'array' GROUP BY 1, 2, 3, 4) t
+    GROUP BY 1, 2, 3
+), written AS (
+    INSERT INTO instagram.sync_runs ({", ".join(COLUMNS)})
+    SELECT a.dagster_run_id, a.ig_user_id, 'media', a.partition_key, a.started_at, a.finished_at, 'success',
+           a.api_calls, a.rows_written, a.throttle_wait_seconds, a.items_skipped, NULL, NULL, NULL, NULL,
+           jsonb_build_object('merged_syncs', a.syncs) || COALESCE(x.counts, '{{}}')
+    FROM (SELECT g.ig_user_id, g.day, g.island, count(*) AS syncs,
+                 (array_agg(g.dagster_run_id ORDER BY g.started_at DESC, g.dagster_run_id))[1] AS dagster_run_id,
+                 CASE WHEN min(g.partition_key) = max(g.partition_key) THEN min(g.partition_key)
+                      ELSE min(g.partition_key) || '...' || max(g.partition_key) END AS partition_key,
+                 max(g.started_at) AS started_at, max(g.finished_at) AS finished_at, sum(g.api_calls) AS api_calls,
+                 sum(g.rows_written) AS rows_written, sum(g.throttle_wait_seconds) AS throttle_wait_seconds,
+                 sum(g.items_skipped) AS items_skipped
+          FROM gone g GROUP BY g.ig_user_id, g.day, g.island) a
+    LEFT JOIN sums x USING (ig_user_id, day, island)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM written)
+"""
+
+
+def merge_hourly_successes(engine: Engine, before: datetime) -> tuple[int, int]:
+    """Merge the successful hourly media syncs started before ``before`` (retention's ``sync_runs_detail_days``):
+    an account's syncs of consecutive hours of one UTC day become one row whose ``partition_key`` is the range
+    ``first...last`` (what :func:`partition_outcomes` reads as covering each of those hours: the
+    ``every_shard_captured`` check of a re-executed shard gives the same answer), started and finished when the
+    last of them did (no earlier than any hour it covers), the run id of the newest, the counts summed (``details``:
+    a key's numbers summed, its lists' distinct items united (the items skipped, the dropped metrics), and
+    ``merged_syncs``). Left as they are: partial, failed and unfinished syncs, those with an error, ranges, other
+    sync types (one a day).
+    Returns (rows merged, rows written for them)."""
+    with engine.begin() as conn:
+        merged, written = conn.execute(sa.text(_MERGE_HOURLY), {"before": before, "hour_key": _HOUR_KEY}).one()
+        return int(merged), int(written)

@@ -251,7 +251,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('dagster_run_id', 'text', 'the Dagster run', key=True),
         Column('ig_user_id', 'text', 'the account (`instagram.accounts.ig_user_id`)', key=True),
         Column('sync_type', 'text', '`account`, `media`, `demographics` or `followers` (the day-end follower reads); a step retry updates its row', key=True),
-        Column('partition_key', 'text', 'a partition key, or `first...last` for a range run'),
+        Column('partition_key', 'text', 'a partition key, or `first...last` for a range run (and for the successful hourly media syncs of consecutive hours of a day that retention merges into one row after 7 days)'),
         Column('started_at', 'timestamptz', "when the account's sync started"),
         Column('finished_at', 'timestamptz', 'when it ended (NULL while running)'),
         Column('status', 'text', '`running`, `success`, `partial` (data written, some due items not captured), `failed`. A `sync` whose process died leaves `running`: the next `ig-analytics sync` closes those rows (`failed`, error `abandoned: ...`)'),
@@ -263,7 +263,7 @@ TABLES: dict[str, Table] = {t.name: t for t in [
         Column('error_code', 'integer', 'the Graph API error code'),
         Column('error_subcode', 'integer', 'the Graph API error subcode'),
         Column('fbtrace_id', 'text', "Meta's trace id of the failed call (for a bug report)"),
-        Column('details', 'jsonb', 'skipped items, dropped metrics, per-type counts'),
+        Column('details', 'jsonb', 'skipped items, dropped metrics, per-type counts (a merged row: the counts summed and `merged_syncs`)'),
     ]),
     Table('notifications', 'one row per event', description='Alerts and report notices, and whether the webhook accepted them', columns=[
         Column('dedupe_key', 'text', 'the event (e.g. `needs_reauth:<id>:<time>`, `run_failed:<run_id>`, `token_expiring:<id>:<expiry>`, `token_expired:<id>:<expiry>`): a second send is refused', key=True),

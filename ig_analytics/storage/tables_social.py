@@ -158,7 +158,6 @@ SOCIAL_TABLES: list[Table] = [
         Column('media_id', 'text', 'the post', key=True),
         Column('hashtag', 'text', 'the tag: NFC, case-folded, without `#` (`#Straße` -> `strasse`)', key=True),
         Column('ig_user_id', 'text', 'the account'),
-        Column('published_at', 'timestamptz', "the post's publication"),
     ]),
     Table('hashtag_performance', 'one row per account, period and hashtag used on at least 3 posts of it', description="Per account, trailing period and hashtag (3+ posts): median rate by reach and reach against the account's median", columns=[
         Column('ig_user_id', 'text', 'the account', key=True),
