@@ -341,6 +341,17 @@ def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datet
     return daily + compact_snapshots(engine, day_cutoff(now, config.snapshot_weekly_after_days), now, period="week")
 
 
+# The tables whose indexes are rebuilt after that count deleted (or packed, merged) rows of them: their keys grow
+# with time (or start with the account), so the deleted keys' space in the index pages is not reused and the indexes
+# grew with every row ever written (snapshots, issue 27 session 10; trending and the others the same, measured by
+# benchmarks.growth as free space).
+_REINDEXED_AFTER = {
+    "snapshots_deleted": ("media_insights_snapshots",), "audience_days_deleted": _AUDIENCE_TABLES,
+    "audience_days_packed": _AUDIENCE_TABLES, "trending_evaluations_deleted": ("trending_evaluations",),
+    "trending_posts_deleted": ("trending_posts",), "hashtag_rows_deleted": ("hashtag_performance",),
+    "sync_runs_deleted": ("sync_runs",), "sync_runs_merged": ("sync_runs",),
+}
+
 # What each count of RetentionCounts deleted from or rewrote (an UPDATE leaves the old row version behind too).
 _TABLES_OF_COUNT = {
     "snapshots_deleted": ("media_insights_snapshots", "media_curves"),
@@ -395,8 +406,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    rebuilt = (_AUDIENCE_TABLES if counts.audience_days_deleted or counts.audience_days_packed else ()) + (
-        ("media_insights_snapshots",) if counts.snapshots_deleted else ())
+    rebuilt = tuple(dict.fromkeys(t for count, names in _REINDEXED_AFTER.items() if getattr(counts, count)
+                                  for t in names))
     if rebuilt:
         counts.indexes_rebuilt = rebuild_indexes(engine, rebuilt)
     return counts
