@@ -380,7 +380,7 @@ def test_audience_compaction_rebuilds_the_half_empty_indexes_and_the_reader_stil
 def test_audience_index_rebuild_drops_what_an_interrupted_rebuild_left(engine):
     """A REINDEX CONCURRENTLY that failed half-way leaves an invalid ``*_ccnew`` index that every insert still
     maintains; the next rebuild drops it (here the leftover is made by a concurrent build that fails)."""
-    from ig_analytics.defs.retention import rebuild_audience_indexes
+    from ig_analytics.defs.retention import _AUDIENCE_TABLES, rebuild_indexes
 
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
@@ -397,7 +397,7 @@ def test_audience_index_rebuild_drops_what_an_interrupted_rebuild_left(engine):
                " WHERE x.relname = 'audience_demographics_pkey_ccnew' AND NOT i.indisvalid")
     with engine.connect() as conn:
         assert conn.execute(sa.text(invalid)).scalar() == 1
-    assert rebuild_audience_indexes(engine) == 4  # the four primary keys (three tables and the packed one) only
+    assert rebuild_indexes(engine, _AUDIENCE_TABLES) == 4  # the four primary keys (three tables and the packed one) only
     with engine.connect() as conn:
         assert conn.execute(sa.text(invalid)).scalar() == 0
 
@@ -537,11 +537,16 @@ def test_retention_vacuums_the_tables_it_deleted_from_and_only_those(engine):
     assert counts.reports_deleted == 40 and vacuumed == ["performance_reports"] and counts.tables_vacuumed == 1
 
 
+# The merge test's clock: a fixed hour of the day (its data's days, missing hours and odd statuses fall on the same
+# hours whenever the suite runs), yesterday's so that nothing is in the future.
+MERGE_NOW = hour_floor(NOW).replace(hour=19) - timedelta(days=1)
+
+
 def _hourly_syncs(conn, accounts: list[str], days: int) -> None:
     """Hourly media syncs (the tick's, at hh:05; the 02:10 refresh a second sync of the 02:00 hour) of ``days``
-    days before NOW, with what the product writes, and the exceptions a merge must leave as they are: a failure,
+    days before MERGE_NOW, with what the product writes, and the exceptions a merge must leave as they are: a failure,
     a partial sync, a missing hour, a success with skipped items (a list in details), a daily account sync."""
-    first = hour_floor(NOW) - timedelta(days=days)
+    first = hour_floor(MERGE_NOW) - timedelta(days=days)
     rows = []
     for h in range(days * 24):
         slot = first + timedelta(hours=h)
@@ -559,14 +564,14 @@ def _hourly_syncs(conn, accounts: list[str], days: int) -> None:
            (accounts[0], 20): {"d": '{"media": 3, "note": "a text: not merged"}'},
            (accounts[0], 30): {"st": "running", "f": None}}
     missing = {(accounts[1], 50), (accounts[1], 75)}
-    # the odd values go to the hour's first sync only: the 02:00 hour's second one (the refresh) stays a success,
-    # whatever hour of the day the test runs at (NOW follows the wall clock)
+    # the odd values go to the hour's first sync only: the 02:00 hour's second one (the refresh) stays a success
     rows = [{**r, **(odd.get((r["u"], int(r["r"].split("-")[1])), {}) if r["r"].endswith("-0") else {})}
             for r in rows if (r["u"], int(r["r"].split("-")[1])) not in missing]
     rows += [{"r": f"daily-{d}", "u": a, "t": "account", "k": f"{d0 - timedelta(days=2)}...{d0}",
-              "s": NOW - timedelta(days=d, hours=2), "f": NOW - timedelta(days=d, hours=2), "st": "success", "c": 3,
+              "s": MERGE_NOW - timedelta(days=d, hours=2), "f": MERGE_NOW - timedelta(days=d, hours=2),
+              "st": "success", "c": 3,
               "w": 3, "e": None, "d": "{}"}
-             for d in range(1, days) for a in accounts for d0 in [(NOW - timedelta(days=d + 1)).date()]]
+             for d in range(1, days) for a in accounts for d0 in [(MERGE_NOW - timedelta(days=d + 1)).date()]]
     conn.execute(sa.text(
         "INSERT INTO instagram.sync_runs (dagster_run_id, ig_user_id, sync_type, partition_key, started_at, finished_at,"
         " status, api_calls, rows_written, throttle_wait_seconds, items_skipped, error, details)"
@@ -587,8 +592,8 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
         for account in accounts:
             add_account(conn, account)
         _hourly_syncs(conn, accounts, days)
-    hours = [hour_floor(NOW) - timedelta(days=days, hours=-h) for h in range(days * 24)]
-    cut = day_cutoff(NOW, 7)
+    hours = [hour_floor(MERGE_NOW) - timedelta(days=days, hours=-h) for h in range(days * 24)]
+    cut = day_cutoff(MERGE_NOW, 7)
     totals = ("SELECT ig_user_id, sync_type, CAST(started_at - interval '5 minutes' AS date),"
               " sum(api_calls), sum(rows_written), sum(throttle_wait_seconds), sum(CAST(details ->> 'snapshots' AS int))"
               " FROM instagram.sync_runs GROUP BY 1, 2, 3"
@@ -602,8 +607,8 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
                                                         start)
                 checks[start] = (missing_by_shard(accounts, outcomes, 2), sorted(o.status for o in outcomes.values()))
             return {"checks": checks, "status": sync_runs.last_successes(conn),
-                    "failures": sync_runs.recent_failures(conn, NOW - timedelta(days=30)),
-                    "recent": sync_runs.account_runs(conn, "media", accounts, NOW - timedelta(days=6)),
+                    "failures": sync_runs.recent_failures(conn, MERGE_NOW - timedelta(days=30)),
+                    "recent": sync_runs.account_runs(conn, "media", accounts, MERGE_NOW - timedelta(days=6)),
                     "account": sync_runs.account_runs(conn, "account", accounts),
                     "totals": conn.execute(sa.text(totals)).all()}
 
@@ -614,7 +619,7 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
                                           " AND sync_type = 'media'"), {"c": cut}).scalar()
     before = reads()
     assert any(m for m, _ in before["checks"].values()) and any(not m for m, _ in before["checks"].values())
-    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
+    counts = apply_retention(_NoRuns(), engine, RetentionConfig(), MERGE_NOW)
     assert reads() == before
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT * FROM instagram.sync_runs WHERE started_at >= :c ORDER BY 1, 2, 3"),

@@ -48,10 +48,10 @@
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
-- When audience pictures were deleted or packed, the audience tables' indexes are rebuilt (``rebuild_audience_indexes``,
+- The indexes of every table it compacted are rebuilt (``rebuild_indexes``, ``_REINDEXED_AFTER``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
-  that only that account's rows can fill: the indexes held about twice their packed size (issue 27). So are the
+  that only that account's rows can fill: the audience indexes held about twice their packed size (issue 27). So did the
   snapshots' when snapshots were deleted: the compaction keeps one key of a day's or a week's and new keys go
   elsewhere (captured_at grows), so the holes were never filled and the indexes grew with every row ever captured
   (keys-only rows, day 150: the table 1.48 MB an account, 0.40 MB with the rebuild; docs/deploy.md "Data growth").
@@ -219,10 +219,6 @@ def pack_old_audience(engine: Engine, before: date) -> int:
     account and day (``storage/audience_packing``); returns the account-days packed."""
     with engine.begin() as conn:
         return pack_audience(conn, before)
-
-
-def rebuild_audience_indexes(engine: Engine) -> int:
-    return rebuild_indexes(engine, _AUDIENCE_TABLES)
 
 
 def rebuild_indexes(engine: Engine, tables: tuple[str, ...]) -> int:
