@@ -10,10 +10,13 @@ shard). Every step of the job runs: the capture, comments and tagged posts, the 
 Hours, each on the same database, the product's clock (``ig_analytics.clock``, set in each run worker) and the
 sandbox's moved together so every hour is a real, started partition: the first hour (empty database: every post
 of 30 days due, every post's comments read) with S shards, the next hour (steady) with S shards, then with
-``--one-shard`` the hour after with one run (the side-by-side of the analytics CPU). With ``--daily``, then the
-daily tick as scheduled (defs/jobs.py, defs/audience_assets.py): 02:00 ``account_insights_job`` per shard (the
-3-day range), 02:10 ``media_sync_job`` per shard with ``refresh_all`` (every post of 30 days), 02:20
-``audience_demographics_job`` (one run), 03:00 ``reports_job`` (one run), one after another.
+``--one-shard`` the hour after with one run (the side-by-side of the analytics CPU); with ``--same-hour`` the last
+hour again six times, S runs at once, one run, S runs one after another, in the order ABCCBA (``same_hour``: the
+side-by-side on the same data, PostgreSQL's CPU of the derived steps included where a run is alone). With
+``--daily``, then the daily tick as scheduled (defs/jobs.py, defs/audience_assets.py): 02:00
+``account_insights_job`` per shard (the 3-day range), 02:10 ``media_sync_job`` per shard with ``refresh_all``
+(every post of 30 days), 02:20 ``audience_demographics_job`` (one run), 03:00 ``reports_job`` (one run), one after
+another.
 
 Printed per tick: wall time from the start to the last run worker's end; each run's peak RSS (``ru_maxrss``);
 each step's duration (``STEP_START`` to ``STEP_SUCCESS`` in ``event_logs``) and process CPU (read in the run
@@ -22,7 +25,7 @@ runs; the analytics CPU seconds per tick (the sum of the derived steps' process 
 CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events);
 accounts counted in ``instagram.sync_runs``; the load average (``/proc/loadavg``) at the start and the end.
 
-    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--daily] [--posts 100]
+    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--same-hour] [--daily]
     .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
     .venv/bin/python -m benchmarks.tick --quick     (6 accounts x 20 posts, 2 shards, --one-shard --daily)
 """
@@ -140,15 +143,22 @@ def accounts_done(engine, sync_type: str, partition_key: str) -> dict:
     return counts
 
 
-def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, str] | None) -> dict[str, float]:
-    """Run the specs as one tick and print its figures; returns the CPU per step kind."""
+def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, str] | None,
+             one_after_another: bool = False) -> dict[str, float]:
+    """Run the specs as one tick (at once, or ``one_after_another``) and print its figures; returns the CPU per
+    step kind."""
     load0, pg0, sbx0 = load(), c.postgres_cpu(bench.pg_port), c.process_cpu_seconds(bench.sandbox.pid)
-    if len(specs) > 1:  # PostgreSQL's CPU per step is printed for a tick of one run only (each read scans /proc)
+    if len(specs) > 1 and not one_after_another:  # PostgreSQL's CPU per step: a run alone only (it reads /proc)
         specs = [{**spec, "step_pg_cpu": False} for spec in specs]
-    wall, reports = launch(bench, specs)
+    if one_after_another:  # the same runs without their contention for the 2 cores (wall: their sum)
+        parts = [launch(bench, [spec]) for spec in specs]
+        wall, reports = sum(w for w, _ in parts), [r for _, rs in parts for r in rs]
+    else:
+        wall, reports = launch(bench, specs)
     load1, pg_cpu = load(), c.postgres_cpu(bench.pg_port) - pg0
     sbx_cpu = c.process_cpu_seconds(bench.sandbox.pid) - sbx0
-    c.result(f"{label}.seconds", wall, "s", f"{len(specs)} run(s) at once, start to the last end (runs "
+    how = "one after another, the sum of their walls" if one_after_another else "at once, start to the last end"
+    c.result(f"{label}.seconds", wall, "s", f"{len(specs)} run(s) {how} (runs "
              + ", ".join(f"{r['wall_s']:.1f}" for r in reports) + f" s); load {load0} -> {load1}")
     if counted:
         done = accounts_done(bench.engine, *counted)
@@ -173,10 +183,11 @@ def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, st
         kind = "checks" if step not in bench.kinds else bench.kinds[step]
         by_kind[kind] += cpu_by[step]
         by_kind[kind + "_wall"] += wall_by[step]
+        by_kind[kind + "_pg"] += pg_by[step]
         c.result(f"{label}.step.{step}", wall_by[step], "s",
                  f"{kind}; summed over {len(reports)} run(s); process CPU {cpu_by[step]:.2f} s; RSS up to "
                  f"{rss_by[step]:.0f} MB" + (f"; PostgreSQL {pg_by[step]:.2f} CPU s meanwhile (the only run)"
-                                             if len(reports) == 1 else ""))
+                                             if len(reports) == 1 or one_after_another else ""))
     c.result(f"{label}.analytics_cpu", by_kind["derived"], "CPU s", "derived steps' process CPU, summed over the "
              f"runs (their wall {by_kind['derived_wall']:.1f} s); checks {by_kind['checks']:.2f} CPU s "
              f"(wall {by_kind['checks_wall']:.1f} s); capture steps {by_kind['capture']:.1f} CPU s")
@@ -213,6 +224,36 @@ def hourly(bench: Bench, shards: int, one_shard: bool) -> float:
                  f"steady hour's derived-steps CPU: {shards} shards {many:.2f} s / 1 shard {one:.2f} s "
                  "(issue 27's target: equal within noise)")
     return offset
+
+
+SAME_HOUR_ORDER = ("at_once", "one_run", "one_after_another", "one_after_another", "one_run", "at_once")
+
+
+def same_hour(bench: Bench, shards: int, offset: float) -> None:
+    """The analytics CPU of one hour, the same data each time: the last hour's partition again, six times, in the
+    order ABCCBA (``SAME_HOUR_ORDER``: S runs at once, one run, S runs one after another) so a drift of the machine's
+    load or of the data (each run captures the hour again) weighs on each the same. The S runs one after another
+    do what the S runs at once do without their contention for the cores: if they cost what one run costs, the
+    excess of S at once is contention, not work that grows with S."""
+    key = hour_key(offset)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for i, mode in enumerate(SAME_HOUR_ORDER):
+        count = 1 if mode == "one_run" else shards
+        label = f"tick.N{bench.n}.same_hour.{i + 1}.{mode}"
+        print(f"--- {label}: media_sync_job {key} again, {count} run(s), load {load()}", flush=True)
+        specs = shard_specs(count, partition_key=key, clock_offset_s=offset)
+        kinds = run_tick(bench, label, specs, ("media", key), one_after_another=mode == "one_after_another")
+        cpu[mode].append(kinds.get("derived", 0.0))
+        if mode != "at_once":  # PostgreSQL's CPU during the derived steps: measurable for a run alone only
+            cpu[mode + "_pg"].append(kinds.get("derived_pg", 0.0))
+    mean = {mode: sum(v) / len(v) for mode, v in cpu.items()}
+    spread = {mode: (max(v) - min(v)) / mean[mode] * 100 if mean[mode] else 0.0 for mode, v in cpu.items()}
+    for mode, base, what in (("at_once", "one_run", "run workers'"), ("one_after_another", "one_run", "run workers'"),
+                             ("one_after_another_pg", "one_run_pg", "PostgreSQL's")):
+        c.result(f"tick.N{bench.n}.same_hour.analytics_cpu_ratio.{mode}", c.ratio(mean[mode], mean[base]), "x",
+                 f"derived steps, {what} CPU: {shards} runs {mode.removesuffix('_pg').replace('_', ' ')} "
+                 f"{mean[mode]:.2f} s / one run {mean[base]:.2f} s, the mean of two each; each pair differs by "
+                 f"{spread[mode]:.0f} % and {spread[base]:.0f} % (the noise)")
 
 
 def daily(bench: Bench, shards: int, offset: float) -> None:
@@ -256,7 +297,8 @@ def create_pool(env: dict) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, cwd=str(c.REPO_ROOT), check=True, capture_output=True)
 
 
-def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str) -> None:
+def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str,
+            same: bool = False) -> None:
     from sqlalchemy.engine import make_url as sa_url
 
     from ig_analytics.local.embedded_db import DAGSTER_DB
@@ -274,6 +316,8 @@ def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool |
         bench = Bench(n, engine, db.get_engine(dagster_url), env, home, sandbox, sa_url(url).port, step_kinds())
         create_pool(env)
         offset = hourly(bench, shards, one_shard) if with_daily != "only" else 0.0
+        if same:
+            same_hour(bench, shards, offset)
         if with_daily:
             daily(bench, shards, offset)
         c.result(f"tick.N{n}.sandbox_rss", c.process_rss_mb(sandbox.pid)[1], "MB", "peak of the sandbox child")
@@ -286,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=None)
     parser.add_argument("--posts", type=int, default=None)
     parser.add_argument("--one-shard", action="store_true", help="then the next hour with one run (side by side)")
+    parser.add_argument("--same-hour", action="store_true",
+                        help="then the last hour again, 6 times: S runs at once, one run, S one after another (ABCCBA)")
     parser.add_argument("--daily", action="store_true", help="then the daily 02:00-03:00 tick")
     parser.add_argument("--daily-only", action="store_true",
                         help="the daily tick on an empty database (its 02:10 refresh reads every post anyway)")
@@ -298,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     with c.temp_postgres() as (server, url):
         daily_mode = "only" if args.daily_only else (args.daily or quick)
-        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url)
+        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url, args.same_hour)
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's own process (not the run workers)")
     c.done(NAME)
     return 0
