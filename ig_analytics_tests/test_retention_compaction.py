@@ -445,12 +445,13 @@ def test_trending_posts_keep_the_rows_reports_and_the_posts_view_read(engine):
     assert counts.trending_posts_deleted > 0 and left < 2 * 14 * 3  # a day's last evaluation and a few firsts
 
 
-def test_hashtag_performance_keeps_7_days_then_the_newest_period_of_each_week(engine):
+def test_hashtag_performance_keeps_7_days_then_the_newest_period_of_each_week_90_day_ones_of_each_month(engine):
     """A weekly report's hashtag section (report_conversation, the newest period ending by its Sunday) is the same
-    before and after for every week; the last 7 days' periods stay."""
+    before and after for every week; the last 7 days' periods stay; the 90-day periods (no report reads them)
+    ending more than 35 days ago keep the newest of each month."""
     from ig_analytics.analytics.report_conversation import conversation_sections
 
-    ends = [NOW.date() - timedelta(days=d) for d in range(1, 60)]
+    ends = [NOW.date() - timedelta(days=d) for d in range(1, 100)]
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
         for i, end in enumerate(ends):
@@ -470,17 +471,27 @@ def test_hashtag_performance_keeps_7_days_then_the_newest_period_of_each_week(en
     before = weekly()
     counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
     assert weekly() == before and all(b.get("hashtags") for b in before[1:])
-    cut = day_cutoff(NOW, 7).date()
-    with engine.connect() as conn:
-        kept = conn.execute(sa.text("SELECT DISTINCT period_end FROM instagram.hashtag_performance ORDER BY 1"
-                                    )).scalars().all()
-    old = [e for e in ends if e < cut]
-    assert kept == sorted({e for e in ends if e >= cut} | {max(e for e in old if _monday(e) == m)
-                                                          for m in map(_monday, old)})
-    assert counts.hashtag_rows_deleted == 2 * 2 * (len(ends) - len(kept)) > 0
+    cut, monthly_cut = day_cutoff(NOW, 7).date(), day_cutoff(NOW, 35).date()
+
+    def kept(span: int) -> list:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT DISTINCT period_end FROM instagram.hashtag_performance WHERE"
+                                        " period_end - period_start = :s ORDER BY 1"), {"s": span - 1}).scalars().all()
+
+    def newest_of(days: list, period) -> set:
+        return {max(e for e in days if period(e) == p) for p in map(period, days)}
+
+    recent, old = [e for e in ends if e >= cut], [e for e in ends if e < cut]
+    assert kept(30) == sorted(set(recent) | newest_of(old, _monday))
+    weekly = [e for e in old if e >= monthly_cut]
+    monthly = [e for e in old if e < monthly_cut]
+    by_month = newest_of(monthly, lambda e: (e.year, e.month))
+    assert kept(90) == sorted(set(recent) | newest_of(weekly, _monday) | by_month)
+    assert len(kept(90)) < len(kept(30))
+    assert counts.hashtag_rows_deleted == 2 * (2 * len(ends) - len(kept(30)) - len(kept(90))) > 0
 
 
-def test_rolling_reports_kept_35_days_weekly_reports_stay(engine):
+def test_rolling_reports_kept_14_days_weekly_reports_stay(engine):
     ends = [NOW.date() - timedelta(days=d) for d in range(1, 80)]
     with engine.begin() as conn:
         add_account(conn, ACCOUNT)
@@ -493,7 +504,7 @@ def test_rolling_reports_kept_35_days_weekly_reports_stay(engine):
     counts = apply_retention(_NoRuns(), engine, RetentionConfig(), NOW)
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT kind, period_end FROM instagram.performance_reports ORDER BY 1, 2")).all()
-    cut = day_cutoff(NOW, 35).date()
+    cut = day_cutoff(NOW, 14).date()
     assert kept == sorted([("rolling_7d", e) for e in ends if e >= cut] + [("weekly", e) for e in ends
                                                                            if e.weekday() == 6])
     assert counts.reports_deleted == len([e for e in ends if e < cut]) > 0

@@ -14,7 +14,7 @@
   ``account_insights_daily`` is history and is never touched.
 - ``instagram.trending_evaluations`` older than ``trending_compact_after_days`` (7): the last evaluation per
   account and UTC day is kept (what a report of a past period reads: the newest before a midnight); the hourly
-  ones go. Older than ``trending_weekly_after_days`` (35, when the rolling reports are gone): the last of each
+  ones go. Older than ``trending_weekly_after_days`` (35): the last of each
   week from Tuesday to Monday (what a weekly report reads: the newest before the Tuesday after its Sunday).
   Their ``trending_posts`` rows go with them, except each post's first and best-ranked rows (the ``posts``
   view's first_trended_at and best_trending_rank).
@@ -26,8 +26,9 @@
   then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
   ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
-  of each account, length and ISO week (a weekly report's). ``instagram.performance_reports`` of kind
-  ``rolling_7d`` older than ``rolling_reports_keep_days`` (35); the weekly reports stay.
+  of each account, length and ISO week (a weekly report's); the 90-day ones before ``hashtag_monthly_after_days``
+  (35) of each month. ``instagram.performance_reports`` of kind ``rolling_7d`` older than
+  ``rolling_reports_keep_days`` (14: the rolling report is the daily view; the weekly reports stay).
 - ``instagram.sync_runs``: successful (and partial: a success with some items incomplete) syncs older than
   ``sync_runs_success_keep_days`` (30, like Dagster's runs) except each account's and sync type's newest; failed
   and unfinished ones (they explain the gaps the checks report) and everything older than ``sync_runs_keep_days``
@@ -41,8 +42,8 @@
   stay, so counts and response times do not change. Personal data of people who are not our users. So are the
   caption and username of other accounts' posts that tag an account (``instagram.tagged_media``, and the
   report's "Posts that tagged you"): blanked by the same setting, counted from the post's publication.
-- The comment rows of posts published before ``comment_rows_compact_after_days`` (90; never fewer than
-  ``COMMENT_ROWS_MIN_DAYS``, what the conversation assets and the comment reads still read) become counts per
+- The comment rows of posts published before ``comment_rows_compact_after_days`` (72, ``COMMENT_ROWS_MIN_DAYS``,
+  the fewest: what the conversation assets and the comment reads still read) become counts per
   post and UTC day (``instagram.comment_day_counts``: comments and replies, top-level comments of others, replies,
   the account's first-response minutes), what the report's conversation section reads of them; the open questions
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
@@ -66,12 +67,19 @@ from sqlalchemy.engine import Engine
 
 from ig_analytics import clock
 from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
+from ig_analytics.analytics.report_conversation import HASHTAG_PERIOD_DAYS as REPORT_HASHTAG_DAYS
 from ig_analytics.analytics.trending_curves import compact_snapshots, drop_curves
 from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
 from ig_analytics.storage.audience_packing import pack_audience
+
+# A post's comments are read while it is MEDIA_WINDOW_DAYS old; conversation_daily reads the comments written in
+# its WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS, conversation_posts the posts of its WINDOW_DAYS: the rows of posts
+# older than the sum are read by the reports alone.
+COMMENT_ROWS_MIN_DAYS = MEDIA_WINDOW_DAYS + WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS
+
 
 _FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -87,12 +95,13 @@ class RetentionConfig(dg.Config):
     audience_monthly_after_days: int = 90
     audience_pack_after_days: int = 1  # older kept pictures: one packed row per account and day (issue 27)
     hashtag_compact_after_days: int = 7
-    rolling_reports_keep_days: int = 35
+    hashtag_monthly_after_days: int = 35  # the 90-day periods (no report reads them): the newest of each month
+    rolling_reports_keep_days: int = 14  # (35 until issue 27's 5 MB account-year; the weekly reports stay)
     sync_runs_success_keep_days: int = 30
     sync_runs_keep_days: int = 180
     sync_runs_detail_days: int = 7  # (issue 27: every hourly success was kept 30 days)
     notifications_keep_days: int = 180
-    comment_rows_compact_after_days: int = 90  # (issue 27: the rows were kept forever)
+    comment_rows_compact_after_days: int = COMMENT_ROWS_MIN_DAYS  # 72 (issue 27: kept forever, then 90 days)
 
 
 @dataclass
@@ -174,17 +183,22 @@ def compact_trending_posts(engine: Engine, before: datetime) -> int:
             {"before": before}).rowcount
 
 
-def compact_hashtag_performance(engine: Engine, before: date) -> int:
+def compact_hashtag_performance(engine: Engine, before: date, monthly_before: date | None = None) -> int:
     """Of the periods ending before ``before``, keep the newest period_end of each account, period length and
-    ISO week (a weekly report reads its Sunday's)."""
+    ISO week (a weekly report reads its Sunday's). The periods of another length than the report's (the 90-day
+    ones) ending before ``monthly_before``: the newest of each month (no report reads them; a 90-day window a month
+    still overlaps the next by two months)."""
     with engine.begin() as conn:
         return conn.execute(sa.text(
-            "WITH newest AS (SELECT ig_user_id, period_end - period_start AS span, max(period_end) AS period_end"
+            "WITH kept AS (SELECT ig_user_id, period_end - period_start AS span, max(period_end) AS period_end"
             " FROM instagram.hashtag_performance WHERE period_end < :before"
-            " GROUP BY ig_user_id, period_end - period_start, date_trunc('week', period_end))"
+            " GROUP BY ig_user_id, period_end - period_start, date_trunc(CASE WHEN period_end - period_start <> :span"
+            "  AND period_end < :monthly_before THEN 'month' ELSE 'week' END, period_end))"
             " DELETE FROM instagram.hashtag_performance h WHERE h.period_end < :before AND NOT EXISTS ("
-            " SELECT 1 FROM newest n WHERE n.ig_user_id = h.ig_user_id AND n.span = h.period_end - h.period_start"
-            "  AND n.period_end = h.period_end)"), {"before": before}).rowcount
+            " SELECT 1 FROM kept k WHERE k.ig_user_id = h.ig_user_id AND k.span = h.period_end - h.period_start"
+            "  AND k.period_end = h.period_end)"),
+            {"before": before, "monthly_before": monthly_before or date.min,
+             "span": REPORT_HASHTAG_DAYS - 1}).rowcount
 
 
 def prune_rolling_reports(engine: Engine, before: date) -> int:
@@ -281,12 +295,6 @@ def _blank_tagged_text(conn, before: datetime) -> int:
         " WHERE jsonb_typeof(report->'tagged_media'->'posts') = 'array'"
         " AND period_start <= CAST(:before AS date)"), {"before": before})
     return blanked
-
-
-# A post's comments are read while it is MEDIA_WINDOW_DAYS old; conversation_daily reads the comments written in
-# its WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS, conversation_posts the posts of its WINDOW_DAYS: the rows of posts
-# older than the sum are read by the reports alone.
-COMMENT_ROWS_MIN_DAYS = MEDIA_WINDOW_DAYS + WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS
 
 
 def comment_rows_cutoff(now: datetime, config: RetentionConfig) -> datetime:
@@ -392,7 +400,8 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
         engine, day_cutoff(now, config.audience_monthly_after_days).date(), "month")
     counts.audience_days_packed = pack_old_audience(engine, day_cutoff(now, config.audience_pack_after_days).date())
     counts.hashtag_rows_deleted = compact_hashtag_performance(
-        engine, day_cutoff(now, config.hashtag_compact_after_days).date())
+        engine, day_cutoff(now, config.hashtag_compact_after_days).date(),
+        day_cutoff(now, config.hashtag_monthly_after_days).date())
     counts.reports_deleted = prune_rolling_reports(engine, day_cutoff(now, config.rolling_reports_keep_days).date())
     counts.sync_runs_deleted = sync_runs.prune(engine, day_cutoff(now, config.sync_runs_keep_days),
                                                day_cutoff(now, config.sync_runs_success_keep_days))
