@@ -622,6 +622,22 @@ def kept_of_a_year(engine) -> dict[str, int]:
                 "hashtag_periods": conn.execute(sa.text("SELECT count(*) FROM instagram.hashtag_performance")).scalar()}
 
 
+def report_sections(engine) -> None:
+    """What a stored report is made of: its size as stored (``pg_column_size``: jsonb, compressed when large) and
+    each top-level section's, uncompressed, averaged over the reports; the largest sections first."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        stored, text = conn.execute(sa.text("SELECT avg(pg_column_size(report)), avg(octet_length(report::text))"
+                                            " FROM instagram.performance_reports")).one()
+        sections = conn.execute(sa.text(
+            "SELECT key, avg(pg_column_size(value)) FROM instagram.performance_reports, jsonb_each(report)"
+            " GROUP BY key ORDER BY 2 DESC LIMIT 8")).all()
+    c.result("growth.performance_reports.stored_bytes_per_report", float(stored or 0), "B",
+             f"the report column as stored; {float(text or 0):,.0f} B as JSON text; largest sections (jsonb, "
+             "uncompressed): " + ", ".join(f"{k} {float(v):,.0f} B" for k, v in sections))
+
+
 def pictures_now(engine) -> dict[str, int]:
     """Audience pictures (account-days) held now: all of them, and those still in the row tables (not packed)."""
     import sqlalchemy as sa
@@ -986,6 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes = simulate(engine, sandbox.base_url, creds, client, days, Path(home))
             client.close()
             sample(engine, n, days)
+            report_sections(engine)
             pictures, packed = pictures_now(engine), packed_sizes(engine)
             packed_blanked = packed_sizes(engine, tuple(BLANKED), BLANKED)
             failed, points = failed_sync_rows(engine), curve_points(engine)
