@@ -191,7 +191,13 @@ def merge_hourly_successes(engine: Engine, before: datetime,
     merged = written = 0
     for ids in account_batches(engine, ("sync_runs",), batch_accounts):
         with engine.begin() as conn:
-            gone, new = conn.execute(sa.text(_MERGE_HOURLY),
-                                     {"before": before, "hour_key": _HOUR_KEY, "ids": ids}).one()
-        merged, written = merged + int(gone), written + int(new)
+            gone, new = merge_accounts_hourly_successes(conn, before, ids)
+        merged, written = merged + gone, written + new
     return merged, written
+
+
+def merge_accounts_hourly_successes(conn: Connection, before: datetime, ig_user_ids: Sequence[str]) -> tuple[int, int]:
+    """:func:`merge_hourly_successes` of these accounts, in the caller's transaction."""
+    gone, new = conn.execute(sa.text(_MERGE_HOURLY),
+                             {"before": before, "hour_key": _HOUR_KEY, "ids": list(ig_user_ids)}).one()
+    return int(gone), int(new)
