@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ["api_calls", "db_writes", "scale", "hourly_job", "tick", "analytics", "orchestration", "responsiveness",
-              "export", "growth"]
+              "export", "growth", "first_retention"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,3 +139,70 @@ def test_a_resync_of_a_packed_day_leaves_it_in_one_form(pictures):
             " FROM instagram.audience_pictures WHERE ig_user_id = :a AND date = :d"),
             {"a": acct.ig_user_id, "d": day}).one()
     assert packed == 0 and keys[0] == keys[1] > 0 and keys[2] == 1, keys
+
+
+
+_PACKED = "SELECT * FROM instagram.audience_pictures_packed ORDER BY 1, 2"
+# A fault in one account's batch, raised by PostgreSQL itself: that account's packed rows are refused.
+_REFUSE = """
+CREATE FUNCTION instagram.refuse_pack() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused: %', NEW.ig_user_id; END $$;
+CREATE TRIGGER refuse_pack BEFORE INSERT ON instagram.audience_pictures_packed FOR EACH ROW
+    WHEN (NEW.ig_user_id = :id) EXECUTE FUNCTION instagram.refuse_pack();
+"""
+
+
+def _unpack_all(engine, ids: list[str]) -> None:
+    with engine.begin() as conn:
+        for ig_user_id in ids:
+            for day in DAYS:
+                unpack_audience_day(conn, ig_user_id, day)
+
+
+def test_packing_commits_each_batch_of_accounts_and_a_rerun_finishes(pictures):
+    """The first packing after an upgrade moves months of every account: retention packs ``batch_accounts`` accounts
+    per transaction. In batches of one account the packed rows are those of one batch of all; a failure in the
+    second batch of two (the third account's) leaves the first batch's accounts packed and the third's rows as
+    they were, and the next run packs them: the same rows as in one batch."""
+    from ig_analytics_tests.analytics_data import add_account
+
+    engine = pictures
+    cutoff, days, third = DAYS[-1], len(DAYS) - 1, "17841400000000009"
+    with engine.begin() as conn:  # a third account with pictures (tiny_studio has none): the first one's, copied
+        add_account(conn, third)
+        for table, key in (("audience_demographics", "breakdown, key"), ("audience_age_gender", "age, gender")):
+            columns = f"date, metric, {key}, value, timeframe, api_version, fetched_at"
+            conn.execute(sa.text(f"INSERT INTO instagram.{table} (ig_user_id, {columns}) SELECT :t, {columns}"
+                                 f" FROM instagram.{table} WHERE ig_user_id = :a"),
+                         {"t": third, "a": ACCOUNTS[0].ig_user_id})
+    rows = _rows(engine)
+    ids = sorted({r.ig_user_id for r in rows["audience_demographics"]})
+    assert len(ids) == 3 and ids[2] == third
+    assert pack_old_audience(engine, cutoff, batch_accounts=len(ids)) == 3 * days
+    with engine.connect() as conn:
+        whole = conn.execute(sa.text(_PACKED)).all()
+    _unpack_all(engine, ids)  # back to rows (exactly: the first test), to pack again in batches
+    assert _rows(engine) == rows
+
+    assert pack_old_audience(engine, cutoff, batch_accounts=1) == 3 * days
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(_PACKED)).all() == whole
+    _unpack_all(engine, ids)
+    with engine.begin() as conn:
+        conn.execute(sa.text(_REFUSE.replace(":id", f"'{ids[2]}'")))
+    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+        pack_old_audience(engine, cutoff, batch_accounts=2)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_pack ON instagram.audience_pictures_packed"))
+        packed = conn.execute(sa.text("SELECT ig_user_id, count(*) FROM instagram.audience_pictures_packed"
+                                      " GROUP BY 1 ORDER BY 1")).all()
+    after_failure = _rows(engine)
+    assert packed == [(ids[0], days), (ids[1], days)]
+    for table, table_rows in rows.items():  # the third account's rows untouched, the first two's newest day left
+        assert [r for r in after_failure[table] if r.ig_user_id == ids[2]] == [
+            r for r in table_rows if r.ig_user_id == ids[2]]
+        assert {r.date for r in after_failure[table] if r.ig_user_id != ids[2]} == {cutoff}
+
+    assert pack_old_audience(engine, cutoff, batch_accounts=2) == days
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(_PACKED)).all() == whole

@@ -46,6 +46,9 @@ EXPECTED = {
                "growth.postgres.bytes_per_account", "growth.postgres.bytes_per_account_year",
                "growth.postgres.projected_10k_1y",
                "growth.dagster.next_hour.bytes_per_run", "growth.dagster.bytes_per_30d"],
+    "first_retention": ["first_retention.pack.all.seconds", "first_retention.pack.batch5.seconds",
+                        "first_retention.pack.batch5.peak_transaction.seconds", "first_retention.merge.all.seconds",
+                        "first_retention.merge.batch5.peak_transaction.seconds"],
 }
 
 

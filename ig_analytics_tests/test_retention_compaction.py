@@ -653,3 +653,54 @@ def test_old_hourly_media_successes_merge_per_day_and_the_readers_answer_the_sam
     assert len(merged) < 4 * (days - 7) + 12 and sum(n or 1 for *_, n in merged) + 3 == old_hourly
     assert ("1002", merged[-1][1], 25) in merged and all("..." in key for _, key, n in merged if n)
     assert counts.sync_runs_merged == sum(n or 0 for *_, n in merged) > 0
+
+
+# A fault in one account's batch, raised by PostgreSQL itself: that account's merged rows are refused.
+_REFUSE_MERGE = """
+CREATE FUNCTION instagram.refuse_merge() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused: %', NEW.ig_user_id; END $$;
+CREATE TRIGGER refuse_merge BEFORE INSERT ON instagram.sync_runs FOR EACH ROW
+    WHEN (NEW.ig_user_id = '1003' AND NEW.details ? 'merged_syncs') EXECUTE FUNCTION instagram.refuse_merge();
+"""
+
+
+def test_the_hourly_merge_commits_each_batch_of_accounts_and_a_rerun_finishes(engine):
+    """The first merge after an upgrade has ~23 days of every account: it merges ``batch_accounts`` accounts per
+    transaction. In batches of one account the table ends as after one batch of all; a failure in the second batch
+    of two (the third account's) leaves the first two accounts merged and the third's rows as they were, and the
+    next run merges them: the same table as in one batch."""
+    from ig_analytics.storage import sync_runs
+
+    accounts, cut, everything = ["1001", "1002", "1003"], day_cutoff(MERGE_NOW, 7), (
+        "SELECT * FROM instagram.sync_runs ORDER BY 1, 2, 3")
+
+    def fresh() -> list:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM instagram.sync_runs"))
+            _hourly_syncs(conn, accounts, 10)
+            return conn.execute(sa.text(everything)).all()
+
+    original = fresh()
+    whole = sync_runs.merge_hourly_successes(engine, cut, batch_accounts=3)
+    with engine.connect() as conn:
+        merged = conn.execute(sa.text(everything)).all()
+    assert whole[0] > 0 and len(merged) < len(original)
+    fresh()
+    assert sync_runs.merge_hourly_successes(engine, cut, batch_accounts=1) == whole
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(everything)).all() == merged
+
+    fresh()
+    with engine.begin() as conn:
+        conn.execute(sa.text(_REFUSE_MERGE))
+    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+        sync_runs.merge_hourly_successes(engine, cut, batch_accounts=2)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_merge ON instagram.sync_runs"))
+        after_failure = conn.execute(sa.text(everything)).all()
+    assert [r for r in after_failure if r.ig_user_id != "1003"] == [r for r in merged if r.ig_user_id != "1003"]
+    assert [r for r in after_failure if r.ig_user_id == "1003"] == [r for r in original if r.ig_user_id == "1003"]
+    third = sync_runs.merge_hourly_successes(engine, cut, batch_accounts=2)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(everything)).all() == merged
+    assert 0 < third[0] < whole[0]

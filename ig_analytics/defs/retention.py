@@ -24,7 +24,8 @@
   its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures of the
   days before ``audience_pack_after_days`` (1: all but the newest day, the one the daily sync may still write) are
   then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
-  ``audience_pictures``, what everything reads, shows both forms.
+  ``audience_pictures``, what everything reads, shows both forms. The packing and the sync_runs merge below commit
+  every ``BATCH_ACCOUNTS`` (200) accounts (storage/account_batches.py): the first run after an upgrade has months.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's); the 90-day ones before ``hashtag_monthly_after_days``
   (35) of each month. ``instagram.performance_reports`` of kind ``rolling_7d`` older than
@@ -49,7 +50,7 @@
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
-- The indexes of every table it compacted are rebuilt (``rebuild_indexes``, ``_REINDEXED_AFTER``,
+- The indexes of every table it compacted are rebuilt (``rebuild_indexes``, ``_REINDEXED``,
   ``REINDEX TABLE CONCURRENTLY``: reads and writes go on). Their keys start with the account, so each account's
   new day goes into the middle of the index and splits a page half-full, and the compaction's deletes leave holes
   that only that account's rows can fill: the audience indexes held about twice their packed size (issue 27). So did the
@@ -73,7 +74,8 @@ from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
-from ig_analytics.storage.audience_packing import pack_audience
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+from ig_analytics.storage.audience_packing import PACKED_FROM, pack_audience
 
 # A post's comments are read while it is MEDIA_WINDOW_DAYS old; conversation_daily reads the comments written in
 # its WINDOW_DAYS + RESPONSE_LOOKBACK_DAYS, conversation_posts the posts of its WINDOW_DAYS: the rows of posts
@@ -228,11 +230,16 @@ def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
         return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
 
 
-def pack_old_audience(engine: Engine, before: date) -> int:
+def pack_old_audience(engine: Engine, before: date, batch_accounts: int = BATCH_ACCOUNTS) -> int:
     """Pack the audience pictures of the days before ``before`` (those the compaction kept) into one row per
-    account and day (``storage/audience_packing``); returns the account-days packed."""
-    with engine.begin() as conn:
-        return pack_audience(conn, before)
+    account and day (``storage/audience_packing``), ``batch_accounts`` accounts per transaction, each committed
+    (``storage/account_batches``: the first run after an upgrade packs months of every account); returns the
+    account-days packed."""
+    packed = 0
+    for ids in account_batches(engine, PACKED_FROM, batch_accounts):
+        with engine.begin() as conn:
+            packed += pack_audience(conn, before, ids)
+    return packed
 
 
 def rebuild_indexes(engine: Engine, tables: tuple[str, ...]) -> int:
@@ -345,18 +352,8 @@ def compact_snapshot_history(engine: Engine, config: RetentionConfig, now: datet
     return daily + compact_snapshots(engine, day_cutoff(now, config.snapshot_weekly_after_days), now, period="week")
 
 
-# The tables whose indexes are rebuilt after that count deleted (or packed, merged) rows of them: their keys grow
-# with time (or start with the account), so the deleted keys' space in the index pages is not reused and the indexes
-# grew with every row ever written (snapshots, issue 27 session 10; trending and the others the same, measured by
-# benchmarks.growth as free space).
-_REINDEXED_AFTER = {
-    "snapshots_deleted": ("media_insights_snapshots",), "audience_days_deleted": _AUDIENCE_TABLES,
-    "audience_days_packed": _AUDIENCE_TABLES, "trending_evaluations_deleted": ("trending_evaluations",),
-    "trending_posts_deleted": ("trending_posts",), "hashtag_rows_deleted": ("hashtag_performance",),
-    "sync_runs_deleted": ("sync_runs",), "sync_runs_merged": ("sync_runs",),
-}
-
-# What each count of RetentionCounts deleted from or rewrote (an UPDATE leaves the old row version behind too).
+# What each count of RetentionCounts deleted from or rewrote (an UPDATE leaves the old row version behind too):
+# those tables are vacuumed, and those of them in _REINDEXED have their indexes rebuilt.
 _TABLES_OF_COUNT = {
     "snapshots_deleted": ("media_insights_snapshots", "media_curves"),
     "curves_deleted": ("media_curves",),
@@ -371,12 +368,24 @@ _TABLES_OF_COUNT = {
     "comment_posts_compacted": ("media_comments", "comment_day_counts", "media_comment_reads"),
 }
 
+# The tables whose indexes are rebuilt after a count deleted (or packed, merged) rows of them: their keys grow with
+# time (or start with the account), so the deleted keys' space in the index pages is not reused and the indexes
+# grew with every row ever written (snapshots, issue 27 session 10; trending and the others the same, measured by
+# benchmarks.growth as free space).
+_REINDEXED = frozenset({"media_insights_snapshots", *_AUDIENCE_TABLES, "trending_evaluations", "trending_posts",
+                        "hashtag_performance", "sync_runs"})
+
+
+def changed_tables(counts: RetentionCounts) -> list[str]:
+    """The tables this run deleted rows from or rewrote (``_TABLES_OF_COUNT`` of its non-zero counts), sorted."""
+    return sorted({t for count, names in _TABLES_OF_COUNT.items() if getattr(counts, count) for t in names})
+
 
 def vacuum_compacted(engine: Engine, counts: RetentionCounts) -> list[str]:
     """Plain VACUUM (no lock against reads or writes) of every table this run deleted rows from or rewrote, so
     the next day's rows reuse the space at once. Autovacuum alone waits until ~20 % of a table is dead: a table
     compacted daily (a few % a day) then carried several days of deleted rows as free space (issue 27)."""
-    tables = sorted({t for count, names in _TABLES_OF_COUNT.items() if getattr(counts, count) for t in names})
+    tables = changed_tables(counts)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in tables:
             conn.execute(sa.text(f"VACUUM instagram.{table}"))
@@ -411,8 +420,7 @@ def apply_retention(instance: dg.DagsterInstance, engine: Engine, config: Retent
     counts.tagged_posts_blanked = blank_tagged_text(engine, now - timedelta(days=comment_text_days))
     counts.comment_posts_compacted = compact_comment_rows(engine, comment_rows_cutoff(now, config), now)
     counts.tables_vacuumed = len(vacuum_compacted(engine, counts))
-    rebuilt = tuple(dict.fromkeys(t for count, names in _REINDEXED_AFTER.items() if getattr(counts, count)
-                                  for t in names))
+    rebuilt = tuple(t for t in changed_tables(counts) if t in _REINDEXED)
     if rebuilt:
         counts.indexes_rebuilt = rebuild_indexes(engine, rebuilt)
     return counts

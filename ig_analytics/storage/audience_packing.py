@@ -4,12 +4,14 @@ only the newest day) it is moved into one row per account and day of ``audience_
 TOAST: ~2 kB instead of ~160 rows x ~255 B). The view ``audience_pictures`` shows both forms alike, so what reads
 it (the report's audience section, the demographics check, the analysts) gets the same rows either way.
 
-An account-day is in one form only: packing moves its rows in one statement, and a write to a packed day (a
-re-sync of an old partition) first moves it back (``unpack_audience_day``)."""
+An account-day is in one form only: packing moves a batch of accounts' rows in one statement (retention runs
+one transaction per batch, ``storage/account_batches``), and a write to a packed day (a re-sync of an old
+partition) first moves it back (``unpack_audience_day``)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,13 +19,17 @@ from sqlalchemy.engine import Connection
 _COLUMNS = "metric, breakdown, key, value, timeframe, api_version, fetched_at"
 _ORDER = "ORDER BY metric, breakdown, key"  # the same order in every array: element i of each is row i
 
-# One statement: it packs exactly the rows it deletes (a row written meanwhile stays a row).
+# The tables a picture's rows are in: the accounts that may have a picture to pack.
+PACKED_FROM = ("audience_demographics", "audience_age_gender")
+
+# One statement: it packs exactly the rows it deletes (a row written meanwhile stays a row); each account's old days
+# are read by the primary key (ig_user_id, date, ...).
 _PACK = f"""
 WITH demographics AS (
-    DELETE FROM instagram.audience_demographics WHERE date < :before
+    DELETE FROM instagram.audience_demographics WHERE ig_user_id = ANY(:ids) AND date < :before
     RETURNING ig_user_id, date, {_COLUMNS}
 ), age_gender AS (
-    DELETE FROM instagram.audience_age_gender WHERE date < :before
+    DELETE FROM instagram.audience_age_gender WHERE ig_user_id = ANY(:ids) AND date < :before
     RETURNING ig_user_id, date, metric, 'age,gender' AS breakdown, age || '|' || gender AS key, value, timeframe,
               api_version, fetched_at
 ), moved AS (SELECT * FROM demographics UNION ALL SELECT * FROM age_gender)
@@ -53,10 +59,10 @@ SELECT ig_user_id, date, {_COLUMNS} FROM rows WHERE breakdown <> 'age,gender'
 """
 
 
-def pack_audience(conn: Connection, before: date) -> int:
-    """Move the pictures of the days before ``before`` from the row tables into ``audience_pictures_packed``;
-    returns the account-days packed."""
-    return conn.execute(sa.text(_PACK), {"before": before}).rowcount
+def pack_audience(conn: Connection, before: date, ig_user_ids: Sequence[str]) -> int:
+    """Move these accounts' pictures of the days before ``before`` from the row tables into
+    ``audience_pictures_packed``; returns the account-days packed."""
+    return conn.execute(sa.text(_PACK), {"before": before, "ids": list(ig_user_ids)}).rowcount
 
 
 def unpack_audience_day(conn: Connection, ig_user_id: str, day: date) -> None:

@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+
 COLUMNS = (
     "dagster_run_id", "ig_user_id", "sync_type", "partition_key", "started_at", "finished_at", "status",
     "api_calls", "rows_written", "throttle_wait_seconds", "items_skipped", "error", "error_code",
@@ -128,7 +130,8 @@ _MERGE_HOURLY = f"""
 WITH candidates AS (
     SELECT s.*, left(s.partition_key, 10) AS day, CAST(substr(s.partition_key, 12, 2) AS int) AS hour
     FROM instagram.sync_runs s
-    WHERE s.sync_type = 'media' AND s.status = 'success' AND s.error IS NULL AND s.started_at < :before
+    WHERE s.ig_user_id = ANY(:ids) AND s.started_at < :before AND s.sync_type = 'media' AND s.status = 'success'
+      AND s.error IS NULL
       AND s.partition_key ~ :hour_key AND NOT EXISTS (
           SELECT 1 FROM jsonb_each(CASE WHEN jsonb_typeof(s.details) = 'object' THEN s.details ELSE '{{}}' END) d
           WHERE jsonb_typeof(d.value) NOT IN ('number', 'array'))
@@ -172,7 +175,8 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM written)
 """
 
 
-def merge_hourly_successes(engine: Engine, before: datetime) -> tuple[int, int]:
+def merge_hourly_successes(engine: Engine, before: datetime,
+                           batch_accounts: int = BATCH_ACCOUNTS) -> tuple[int, int]:
     """Merge the successful hourly media syncs started before ``before`` (retention's ``sync_runs_detail_days``):
     an account's syncs of consecutive hours of one UTC day become one row whose ``partition_key`` is the range
     ``first...last`` (what :func:`partition_outcomes` reads as covering each of those hours: the
@@ -181,7 +185,19 @@ def merge_hourly_successes(engine: Engine, before: datetime) -> tuple[int, int]:
     a key's numbers summed, its lists' distinct items united (the items skipped, the dropped metrics), and
     ``merged_syncs``). Left as they are: partial, failed and unfinished syncs, those with an error, ranges, other
     sync types (one a day).
-    Returns (rows merged, rows written for them)."""
-    with engine.begin() as conn:
-        merged, written = conn.execute(sa.text(_MERGE_HOURLY), {"before": before, "hour_key": _HOUR_KEY}).one()
-        return int(merged), int(written)
+    ``batch_accounts`` accounts per transaction, each committed (``storage/account_batches``: the first merge after
+    an upgrade has ~23 days of every account to merge); an account's rows are merged in one. Returns (rows merged,
+    rows written for them)."""
+    merged = written = 0
+    for ids in account_batches(engine, ("sync_runs",), batch_accounts):
+        with engine.begin() as conn:
+            gone, new = merge_accounts_hourly_successes(conn, before, ids)
+        merged, written = merged + gone, written + new
+    return merged, written
+
+
+def merge_accounts_hourly_successes(conn: Connection, before: datetime, ig_user_ids: Sequence[str]) -> tuple[int, int]:
+    """:func:`merge_hourly_successes` of these accounts, in the caller's transaction."""
+    gone, new = conn.execute(sa.text(_MERGE_HOURLY),
+                             {"before": before, "hour_key": _HOUR_KEY, "ids": list(ig_user_ids)}).one()
+    return int(gone), int(new)
