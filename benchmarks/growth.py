@@ -442,7 +442,7 @@ def compacted_comments(engine) -> dict[str, float]:
     import sqlalchemy as sa
 
     from ig_analytics import clock
-    from ig_analytics.defs.retention import compact_comment_rows
+    from ig_analytics.storage.comment_retention import compact_comment_rows
 
     count = "SELECT count(*) FROM instagram.media_comments"
     with engine.connect() as conn:

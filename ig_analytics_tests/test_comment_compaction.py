@@ -16,9 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from ig_analytics.analytics.report_conversation import conversation_sections
-from ig_analytics.defs.retention import (
-    COMMENT_ROWS_MIN_DAYS, RetentionConfig, apply_retention, compact_comment_rows,
-)
+from ig_analytics.defs.retention import COMMENT_ROWS_MIN_DAYS, RetentionConfig, apply_retention
+from ig_analytics.storage.comment_retention import compact_comment_rows
 from ig_analytics_tests.analytics_data import add_account, add_media
 from ig_analytics_tests.ops_data import hour_floor, now_utc
 from ig_analytics_tests.test_comments import run_hour, sandbox  # noqa: F401 (the fixture)
