@@ -548,6 +548,42 @@ def test_retention_vacuums_the_tables_it_deleted_from_and_only_those(engine):
     assert counts.reports_deleted == 40 and vacuumed == ["performance_reports"] and counts.tables_vacuumed == 1
 
 
+def test_retention_by_a_role_that_does_not_own_the_tables_compacts_and_says_why_it_did_not_reindex(
+        engine, pg_url, caplog):
+    """A deployment whose migrations ran as another role: the compaction works with the role's grants; REINDEX
+    needs the owner, so those tables' rebuild is skipped with a warning that names them, not the whole run failed."""
+    from sqlalchemy.engine import make_url
+
+    from ig_analytics.storage import db
+
+    with engine.begin() as conn:
+        add_account(conn, ACCOUNT)
+        for days in range(1, 30):
+            end = NOW.date() - timedelta(days=days)
+            conn.execute(sa.text(
+                "INSERT INTO instagram.hashtag_performance (ig_user_id, period_start, period_end, hashtag, posts,"
+                " computed_at) VALUES (:u, :s, :e, 'a', 3, :t)"), {"u": ACCOUNT, "s": end - timedelta(days=29),
+                                                                   "e": end, "t": NOW})
+        conn.execute(sa.text("DROP ROLE IF EXISTS ig_retention_grantee"))
+        conn.execute(sa.text("CREATE ROLE ig_retention_grantee LOGIN PASSWORD 'not-the-owner'"))
+        conn.execute(sa.text("GRANT USAGE ON SCHEMA instagram TO ig_retention_grantee; GRANT SELECT, INSERT, UPDATE,"
+                             " DELETE ON ALL TABLES IN SCHEMA instagram TO ig_retention_grantee; GRANT USAGE ON ALL"
+                             " SEQUENCES IN SCHEMA instagram TO ig_retention_grantee; DO $$ BEGIN EXECUTE"
+                             " format('GRANT TEMPORARY ON DATABASE %I TO ig_retention_grantee', current_database());"
+                             " END $$"))
+    grantee = db.get_engine(make_url(pg_url).set(username="ig_retention_grantee", password="not-the-owner")
+                            .render_as_string(hide_password=False))
+    try:
+        with caplog.at_level("WARNING"):
+            counts = apply_retention(_NoRuns(), grantee, RetentionConfig(), NOW)
+    finally:
+        grantee.dispose()
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP OWNED BY ig_retention_grantee; DROP ROLE ig_retention_grantee"))
+    assert counts.hashtag_rows_deleted > 0 and counts.tables_not_reindexed == 1 and counts.indexes_rebuilt == 0
+    assert "instagram.hashtag_performance" in caplog.text and "owner" in caplog.text
+
+
 # The merge test's clock: a fixed hour of the day (its data's days, missing hours and odd statuses fall on the same
 # hours whenever the suite runs), yesterday's so that nothing is in the future.
 MERGE_NOW = hour_floor(NOW).replace(hour=19) - timedelta(days=1)
