@@ -61,10 +61,11 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Sequence
 
 import dagster as dg
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics import clock
 from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
@@ -215,20 +216,30 @@ _AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_de
                     "audience_pictures_packed")
 
 
-def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
+def compact_audience(engine: Engine, before: date, period: str = "week", batch_accounts: int = BATCH_ACCOUNTS) -> int:
     """Keep the newest audience picture of each account and ISO week (or month: ``period``) among the days before
-    ``before``; returns the account-days deleted."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
-            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id,"
-            "  date_trunc(CAST(:period AS text), date)) AS newest"
-            " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
-            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before, "period": period})
-        for table in _AUDIENCE_TABLES:
-            conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
-                                 " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
-        return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+    ``before``; returns the account-days deleted. ``batch_accounts`` accounts per transaction, each committed
+    (``storage/account_batches``: the first run after an upgrade deletes months of every account's pictures)."""
+    deleted = 0
+    for ids in account_batches(engine, ("audience_demographics_status",), batch_accounts):
+        with engine.begin() as conn:
+            deleted += compact_accounts_audience(conn, ids, before, period)
+    return deleted
+
+
+def compact_accounts_audience(conn: Connection, ig_user_ids: Sequence[str], before: date, period: str = "week") -> int:
+    """:func:`compact_audience` of these accounts, in the caller's transaction."""
+    conn.execute(sa.text(
+        "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
+        " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id,"
+        "  date_trunc(CAST(:period AS text), date)) AS newest"
+        " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
+        "  WHERE ig_user_id = ANY(:ids) AND date < :before) d) w WHERE date < newest"),
+        {"before": before, "period": period, "ids": list(ig_user_ids)})
+    for table in _AUDIENCE_TABLES:
+        conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
+                             " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
+    return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
 
 
 def pack_old_audience(engine: Engine, before: date, batch_accounts: int = BATCH_ACCOUNTS) -> int:
