@@ -24,8 +24,7 @@
   its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures of the
   days before ``audience_pack_after_days`` (1: all but the newest day, the one the daily sync may still write) are
   then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
-  ``audience_pictures``, what everything reads, shows both forms. The packing and the sync_runs merge below commit
-  every ``BATCH_ACCOUNTS`` (200) accounts (storage/account_batches.py): the first run after an upgrade has months.
+  ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's); the 90-day ones before ``hashtag_monthly_after_days``
   (35) of each month. ``instagram.performance_reports`` of kind ``rolling_7d`` older than
@@ -48,6 +47,9 @@
   post and UTC day (``instagram.comment_day_counts``: comments and replies, top-level comments of others, replies,
   the account's first-response minutes), what the report's conversation section reads of them; the open questions
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
+- The snapshot, audience and comment-row compactions, the packing and the sync_runs merge commit every
+  ``BATCH_ACCOUNTS`` (200) accounts (storage/account_batches.py; an account's rows in one transaction): their
+  cutoffs moved in issue 27, so the first run after an upgrade has months of every account.
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
 - The indexes of every table it compacted are rebuilt (``rebuild_indexes``, ``_REINDEXED``,
