@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import sqlalchemy as sa
+
 from ig_analytics.storage import db
 
 UTC = timezone.utc
@@ -71,3 +73,19 @@ def add_account_days(conn, ig_user_id, rows):
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def save_tables(conn, tables) -> None:
+    """A copy of each ``instagram.<table>`` (``instagram._saved_<table>``, gone with the test's schema), so that a
+    test can run a compaction again on the same rows (``restore_tables``)."""
+    for table in tables:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS instagram._saved_{table}"))
+        conn.execute(sa.text(f"CREATE TABLE instagram._saved_{table} AS SELECT * FROM instagram.{table}"))
+
+
+def restore_tables(conn, tables) -> None:
+    """Each of ``tables`` back to its ``save_tables`` copy."""
+    for table in reversed(tables):
+        conn.execute(sa.text(f"DELETE FROM instagram.{table}"))
+    for table in tables:
+        conn.execute(sa.text(f"INSERT INTO instagram.{table} SELECT * FROM instagram._saved_{table}"))

@@ -206,3 +206,61 @@ def test_packing_commits_each_batch_of_accounts_and_a_rerun_finishes(pictures):
     assert pack_old_audience(engine, cutoff, batch_accounts=2) == days
     with engine.connect() as conn:
         assert conn.execute(sa.text(_PACKED)).all() == whole
+
+
+_COMPACTED = ("audience_demographics", "audience_age_gender", "audience_demographics_status", "audience_pictures_packed")
+# A fault in one account's batch, raised by PostgreSQL itself: the last delete of the account's days is refused.
+_REFUSE_DELETE = """
+CREATE FUNCTION instagram.refuse_delete() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused: %', OLD.ig_user_id; END $$;
+CREATE TRIGGER refuse_delete BEFORE DELETE ON instagram.audience_pictures_packed FOR EACH ROW
+    WHEN (OLD.ig_user_id = :id) EXECUTE FUNCTION instagram.refuse_delete();
+"""
+
+
+def _compacted_tables(engine) -> dict:
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT * FROM instagram.{t} ORDER BY 1, 2, 3, 4, 5")).all()
+                for t in _COMPACTED}
+
+
+def _accounts_rows(tables: dict, ids) -> dict:
+    return {t: [r for r in rows if r.ig_user_id in ids] for t, rows in tables.items()}
+
+
+def test_the_compaction_commits_each_batch_of_accounts_and_a_rerun_finishes(pictures):
+    """The first compaction after an upgrade (7 days, was 35) deletes months of every account's pictures: it
+    compacts ``batch_accounts`` accounts per transaction, an account's days of every table in one. In batches of
+    one account the tables end as after one batch of all; a failure in the second batch (its packed rows, the last
+    table) leaves the first account compacted and the other two's rows as they were, and the next run compacts
+    them: the same tables as in one batch. Half the history is packed first: both forms are compacted."""
+    from ig_analytics_tests.analytics_data import restore_tables, save_tables
+
+    engine = pictures
+    pack_old_audience(engine, DAYS[14])
+    with engine.begin() as conn:
+        save_tables(conn, _COMPACTED)
+    original, cutoff = _compacted_tables(engine), day_cutoff(NOW, RetentionConfig().audience_compact_after_days).date()
+    ids = sorted({r.ig_user_id for r in original["audience_demographics_status"]})
+    assert len(ids) == 3 and all(_accounts_rows(original, ids[1:2]).values())
+
+    whole = compact_audience(engine, cutoff, batch_accounts=3)
+    compacted = _compacted_tables(engine)
+    assert whole > 0 and all(len(compacted[t]) < len(original[t]) for t in _COMPACTED)
+    with engine.begin() as conn:
+        restore_tables(conn, _COMPACTED)
+    assert compact_audience(engine, cutoff, batch_accounts=1) == whole
+    assert _compacted_tables(engine) == compacted
+
+    with engine.begin() as conn:
+        restore_tables(conn, _COMPACTED)
+        conn.execute(sa.text(_REFUSE_DELETE.replace(":id", f"'{ids[1]}'")))
+    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+        compact_audience(engine, cutoff, batch_accounts=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_delete ON instagram.audience_pictures_packed"))
+    after_failure = _compacted_tables(engine)
+    assert _accounts_rows(after_failure, ids[:1]) == _accounts_rows(compacted, ids[:1])
+    assert _accounts_rows(after_failure, ids[1:]) == _accounts_rows(original, ids[1:])
+    rest = compact_audience(engine, cutoff, batch_accounts=1)
+    assert _compacted_tables(engine) == compacted and 0 < rest < whole

@@ -48,7 +48,10 @@ EXPECTED = {
                "growth.dagster.next_hour.bytes_per_run", "growth.dagster.bytes_per_30d"],
     "first_retention": ["first_retention.pack.all.seconds", "first_retention.pack.batch5.seconds",
                         "first_retention.pack.batch5.peak_transaction.seconds", "first_retention.merge.all.seconds",
-                        "first_retention.merge.batch5.peak_transaction.seconds"],
+                        "first_retention.merge.batch5.peak_transaction.seconds",
+                        "first_retention.snapshots.batch5.peak_transaction.seconds",
+                        "first_retention.audience.batch5.peak_transaction.seconds",
+                        "first_retention.comments.batch5.peak_transaction.seconds"],
 }
 
 

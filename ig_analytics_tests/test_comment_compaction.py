@@ -119,3 +119,60 @@ def test_the_job_compacts_the_posts_older_than_its_horizon_only(engine):
                          " FROM instagram.comment_day_counts") == [("OLD", 5, 2, 2, [49.0])]
     with engine.connect() as conn:
         assert conversation_sections(conn, "1001", (now - timedelta(days=horizon + 5)).date(), now.date()) == before
+
+
+_COMMENT_TABLES = ("media_comments", "comment_day_counts", "media_comment_reads")
+# A fault in one account's batch, raised by PostgreSQL itself: the mark of its compacted posts (the batch's last
+# statement, after its rows were deleted and counted) is refused.
+_REFUSE_MARK = """
+CREATE FUNCTION instagram.refuse_mark() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused: %', NEW.media_id; END $$;
+CREATE TRIGGER refuse_mark BEFORE INSERT ON instagram.media_comment_reads FOR EACH ROW
+    WHEN (NEW.ig_user_id = :id AND NEW.rows_compacted_at IS NOT NULL) EXECUTE FUNCTION instagram.refuse_mark();
+"""
+
+
+def _comment_tables(engine) -> dict:
+    return {t: _rows(engine, f"SELECT * FROM instagram.{t} ORDER BY 1, 2, 3") for t in _COMMENT_TABLES}
+
+
+def _accounts_rows(tables: dict, ids) -> dict:
+    return {t: [r for r in rows if r.ig_user_id in ids] for t, rows in tables.items()}
+
+
+def test_the_compaction_commits_each_batch_of_accounts_and_a_rerun_finishes(engine, sandbox):  # noqa: F811
+    """The first compaction after an upgrade (the rows were kept forever) has every account's older posts: it
+    compacts the posts of ``batch_accounts`` accounts per transaction, a post's rows, counts and mark in one. In
+    batches of one account the tables end as after one batch of all; a failure in the second batch leaves the
+    first account compacted and the other two's rows as they were, and the next run compacts them: the same
+    tables as in one batch."""
+    from ig_analytics_tests.analytics_data import restore_tables, save_tables
+
+    world = sandbox
+    run_hour(world)
+    with engine.begin() as conn:
+        save_tables(conn, _COMMENT_TABLES)
+    original, now = _comment_tables(engine), world.clock.now()
+    ids = sorted({r.ig_user_id for r in original["media_comments"]})
+    before = now - timedelta(days=5)
+
+    whole = compact_comment_rows(engine, before, now, batch_accounts=3)
+    compacted = _comment_tables(engine)
+    assert len(ids) == 3 and {r.ig_user_id for r in compacted["comment_day_counts"]} == set(ids)
+    with engine.begin() as conn:
+        restore_tables(conn, _COMMENT_TABLES)
+    assert compact_comment_rows(engine, before, now, batch_accounts=1) == whole
+    assert _comment_tables(engine) == compacted
+
+    with engine.begin() as conn:
+        restore_tables(conn, _COMMENT_TABLES)
+        conn.execute(sa.text(_REFUSE_MARK.replace(":id", f"'{ids[1]}'")))
+    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+        compact_comment_rows(engine, before, now, batch_accounts=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_mark ON instagram.media_comment_reads"))
+    after_failure = _comment_tables(engine)
+    assert _accounts_rows(after_failure, ids[:1]) == _accounts_rows(compacted, ids[:1])
+    assert _accounts_rows(after_failure, ids[1:]) == _accounts_rows(original, ids[1:])
+    rest = compact_comment_rows(engine, before, now, batch_accounts=1)
+    assert _comment_tables(engine) == compacted and 0 < rest < whole

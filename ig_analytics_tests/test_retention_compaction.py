@@ -29,7 +29,8 @@ from ig_analytics.analytics.trending import parameter_set_id
 from ig_analytics.analytics.trending_scores import TrendingParams
 from benchmarks import direct_writes
 from ig_analytics.defs.retention import RetentionConfig, apply_retention, day_cutoff
-from ig_analytics_tests.analytics_data import add_account, add_account_days, add_media, add_snapshots
+from ig_analytics_tests.analytics_data import (add_account, add_account_days, add_media, add_snapshots, restore_tables,
+                                                 save_tables)
 from ig_analytics_tests.ops_data import hour_floor, now_utc
 
 pytestmark = pytest.mark.slow
@@ -740,3 +741,70 @@ def test_the_hourly_merge_commits_each_batch_of_accounts_and_a_rerun_finishes(en
     with engine.connect() as conn:
         assert conn.execute(sa.text(everything)).all() == merged
     assert 0 < third[0] < whole[0]
+
+
+# A fault in one account's batch, raised by PostgreSQL itself: the curve of a post of account 1002 (B..) is refused
+# after its snapshots were deleted in the same transaction.
+_REFUSE_CURVE = """
+CREATE FUNCTION instagram.refuse_curve() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused: %', NEW.media_id; END $$;
+CREATE TRIGGER refuse_curve BEFORE INSERT ON instagram.media_curves FOR EACH ROW
+    WHEN (NEW.media_id LIKE 'B%') EXECUTE FUNCTION instagram.refuse_curve();
+"""
+_SNAPSHOT_TABLES = ("media_insights_snapshots", "media_curves")
+
+
+def _snapshot_tables(engine) -> dict:
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT * FROM instagram.{t} ORDER BY 1, 2")).all() for t in _SNAPSHOT_TABLES}
+
+
+def _of(tables: dict, letters: str) -> dict:
+    return {t: [r for r in rows if r.media_id[0] in letters] for t, rows in tables.items()}
+
+
+def test_the_snapshot_compaction_commits_each_batch_of_accounts_and_a_rerun_finishes(engine):
+    """The first compaction after an upgrade (7 days, was 90) has months of every account's hours: it compacts the
+    posts of ``batch_accounts`` accounts per transaction, a post's deleted rows and its curve in one. In batches of
+    one account the tables end as after one batch of all; a failure in the second batch (account 1002's curve)
+    leaves the first account compacted and the other two's rows as they were (its deleted snapshots back), and the
+    next run compacts them: the same tables as in one batch."""
+    from ig_analytics.analytics.trending_curves import compact_snapshots
+
+    media, snaps = [], []
+    for account, letter in (("1001", "A"), ("1002", "B"), ("1003", "C")):
+        for i in range(1, 13):  # a post every 3.5 days for 6 weeks, captured as the policy does
+            media_id, published = f"{letter}{i:02d}", NOW - timedelta(hours=84 * i + 7, minutes=17)
+            media.append({"media_id": media_id, "ig_user_id": account, "published_at": published})
+            for n, slot in enumerate(_captures(published, timedelta(days=400))):
+                fetched = slot + timedelta(minutes=5, microseconds=(499_700, 500_300, 123_456, 0)[n % 4])
+                snaps.append({"media_id": media_id, "ig_user_id": account, "captured_at": slot, "fetched_at": fetched,
+                              **_values(media_id, (fetched - published) / timedelta(hours=1), 150 + 11 * i)})
+    with engine.begin() as conn:
+        for account in ("1001", "1002", "1003"):
+            add_account(conn, account)
+        add_media(conn, media)
+        add_snapshots(conn, snaps)
+        save_tables(conn, _SNAPSHOT_TABLES)
+    original, cut = _snapshot_tables(engine), day_cutoff(NOW, HORIZON_DAYS)
+
+    whole = compact_snapshots(engine, cut, NOW, batch_accounts=3)
+    compacted = _snapshot_tables(engine)
+    assert whole > 0 and {r.media_id[0] for r in compacted["media_curves"]} == {"A", "B", "C"}
+    with engine.begin() as conn:
+        restore_tables(conn, _SNAPSHOT_TABLES)
+    assert compact_snapshots(engine, cut, NOW, batch_accounts=1) == whole
+    assert _snapshot_tables(engine) == compacted
+
+    with engine.begin() as conn:
+        restore_tables(conn, _SNAPSHOT_TABLES)
+        conn.execute(sa.text(_REFUSE_CURVE))
+    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+        compact_snapshots(engine, cut, NOW, batch_accounts=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_curve ON instagram.media_curves"))
+    after_failure = _snapshot_tables(engine)
+    assert _of(after_failure, "A") == _of(compacted, "A")
+    assert _of(after_failure, "BC") == _of(original, "BC")
+    rest = compact_snapshots(engine, cut, NOW, batch_accounts=1)
+    assert _snapshot_tables(engine) == compacted and 0 < rest < whole

@@ -11,11 +11,13 @@ Before, retention kept every snapshot of a post's first ``curve_span`` while the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics.analytics.trending_scores import TrendingParams
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
 
 # The snapshot columns trending reads (the engagement's raw counters, not the engagement: a changed definition,
 # _common.engagement_sql, still applies to packed points), as both the snapshots and the view
@@ -46,7 +48,8 @@ _SNAPSHOTS_GONE = """
 WITH ranked AS (
     SELECT media_id, captured_at, row_number() OVER (PARTITION BY media_id,
         date_trunc(CAST(:period AS text), captured_at AT TIME ZONE 'UTC') ORDER BY captured_at DESC) AS rn
-    FROM instagram.media_insights_snapshots WHERE captured_at < :before),
+    FROM instagram.media_insights_snapshots WHERE captured_at < :before
+      AND media_id IN (SELECT media_id FROM instagram.media WHERE ig_user_id = ANY(:ids))),
 gone AS (
     DELETE FROM instagram.media_insights_snapshots s USING ranked r
     WHERE s.media_id = r.media_id AND s.captured_at = r.captured_at AND r.rn > 1
@@ -79,22 +82,36 @@ _MAX_SPAN = timedelta(days=24)  # int4 milliseconds after the publication
 
 
 def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = None,
-                      params: TrendingParams = TrendingParams(), period: str = "day") -> int:
+                      params: TrendingParams = TrendingParams(), period: str = "day",
+                      batch_accounts: int = BATCH_ACCOUNTS) -> int:
     """Keep the last snapshot of each post and UTC ``period`` (day, or ISO week) among those captured before
     ``before``. The deleted rows that trending reads at ``now`` (a non-story post published within
     ``params.baseline_days``, fetched within its ``curve_span``) move to the post's ``media_curves`` row in the
-    same transaction (each point is in one place: trending reads both). ``now`` None: nothing moves."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TEMP TABLE _snapshots_gone ON COMMIT DROP AS SELECT media_id, "
-            + ", ".join(CURVE_COLUMNS) + " FROM instagram.media_insights_snapshots WITH NO DATA"))
-        deleted = conn.execute(sa.text(_SNAPSHOTS_GONE), {"before": before, "period": period}).rowcount
-        if now is not None and deleted:
-            if curve_span(params) > _MAX_SPAN:
-                raise ValueError(f"curve_span {curve_span(params)} exceeds what media_curves holds ({_MAX_SPAN})")
-            conn.execute(sa.text(_CURVES_MOVED), {"baseline_from": now - timedelta(days=params.baseline_days),
-                                                  "span": curve_span(params)})
-        return deleted
+    same transaction (each point is in one place: trending reads both). ``now`` None: nothing moves.
+    The posts of ``batch_accounts`` accounts (their owners in ``instagram.media``) per transaction, each committed
+    (``storage/account_batches``: the first run after an upgrade compacts months of every account's hours)."""
+    deleted = 0
+    for ids in account_batches(engine, ("media",), batch_accounts):
+        with engine.begin() as conn:
+            deleted += compact_accounts_snapshots(conn, ids, before, now, params, period)
+    return deleted
+
+
+def compact_accounts_snapshots(conn: Connection, ig_user_ids: Sequence[str], before: datetime,
+                               now: datetime | None = None, params: TrendingParams = TrendingParams(),
+                               period: str = "day") -> int:
+    """:func:`compact_snapshots` of these accounts' posts, in the caller's transaction."""
+    conn.execute(sa.text(
+        "CREATE TEMP TABLE _snapshots_gone ON COMMIT DROP AS SELECT media_id, "
+        + ", ".join(CURVE_COLUMNS) + " FROM instagram.media_insights_snapshots WITH NO DATA"))
+    deleted = conn.execute(sa.text(_SNAPSHOTS_GONE),
+                           {"before": before, "period": period, "ids": list(ig_user_ids)}).rowcount
+    if now is not None and deleted:
+        if curve_span(params) > _MAX_SPAN:
+            raise ValueError(f"curve_span {curve_span(params)} exceeds what media_curves holds ({_MAX_SPAN})")
+        conn.execute(sa.text(_CURVES_MOVED), {"baseline_from": now - timedelta(days=params.baseline_days),
+                                              "span": curve_span(params)})
+    return deleted
 
 
 def drop_curves(engine: Engine, now: datetime, params: TrendingParams = TrendingParams()) -> int:

@@ -24,8 +24,7 @@
   its period); older than ``audience_monthly_after_days`` (90) the newest of each month. The kept pictures of the
   days before ``audience_pack_after_days`` (1: all but the newest day, the one the daily sync may still write) are
   then packed, one row per account and day (``pack_old_audience``, storage/audience_packing.py);
-  ``audience_pictures``, what everything reads, shows both forms. The packing and the sync_runs merge below commit
-  every ``BATCH_ACCOUNTS`` (200) accounts (storage/account_batches.py): the first run after an upgrade has months.
+  ``audience_pictures``, what everything reads, shows both forms.
 - ``instagram.hashtag_performance`` periods ending before ``hashtag_compact_after_days`` (7): the newest period
   of each account, length and ISO week (a weekly report's); the 90-day ones before ``hashtag_monthly_after_days``
   (35) of each month. ``instagram.performance_reports`` of kind ``rolling_7d`` older than
@@ -48,6 +47,9 @@
   post and UTC day (``instagram.comment_day_counts``: comments and replies, top-level comments of others, replies,
   the account's first-response minutes), what the report's conversation section reads of them; the open questions
   (unanswered top-level questions of others) stay as rows, which a report lists (``compact_comment_rows``).
+- The snapshot, audience and comment-row compactions, the packing and the sync_runs merge commit every
+  ``BATCH_ACCOUNTS`` (200) accounts (storage/account_batches.py; an account's rows in one transaction): their
+  cutoffs moved in issue 27, so the first run after an upgrade has months of every account.
 - Then a plain ``VACUUM`` of each table it deleted rows from or rewrote (``vacuum_compacted``): the next day's
   rows reuse the space at once instead of the table carrying days of deleted rows until autovacuum's 20 %.
 - The indexes of every table it compacted are rebuilt (``rebuild_indexes``, ``_REINDEXED``,
@@ -62,10 +64,11 @@
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Sequence
 
 import dagster as dg
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics import clock
 from ig_analytics.analytics.conversation import RESPONSE_LOOKBACK_DAYS, WINDOW_DAYS
@@ -217,20 +220,30 @@ _AUDIENCE_TABLES = ("audience_demographics", "audience_age_gender", "audience_de
                     "audience_pictures_packed")
 
 
-def compact_audience(engine: Engine, before: date, period: str = "week") -> int:
+def compact_audience(engine: Engine, before: date, period: str = "week", batch_accounts: int = BATCH_ACCOUNTS) -> int:
     """Keep the newest audience picture of each account and ISO week (or month: ``period``) among the days before
-    ``before``; returns the account-days deleted."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
-            " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id,"
-            "  date_trunc(CAST(:period AS text), date)) AS newest"
-            " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
-            "  WHERE date < :before) d) w WHERE date < newest"), {"before": before, "period": period})
-        for table in _AUDIENCE_TABLES:
-            conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
-                                 " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
-        return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
+    ``before``; returns the account-days deleted. ``batch_accounts`` accounts per transaction, each committed
+    (``storage/account_batches``: the first run after an upgrade deletes months of every account's pictures)."""
+    deleted = 0
+    for ids in account_batches(engine, ("audience_demographics_status",), batch_accounts):
+        with engine.begin() as conn:
+            deleted += compact_accounts_audience(conn, ids, before, period)
+    return deleted
+
+
+def compact_accounts_audience(conn: Connection, ig_user_ids: Sequence[str], before: date, period: str = "week") -> int:
+    """:func:`compact_audience` of these accounts, in the caller's transaction."""
+    conn.execute(sa.text(
+        "CREATE TEMP TABLE _audience_gone ON COMMIT DROP AS SELECT ig_user_id, date FROM ("
+        " SELECT ig_user_id, date, max(date) OVER (PARTITION BY ig_user_id,"
+        "  date_trunc(CAST(:period AS text), date)) AS newest"
+        " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
+        "  WHERE ig_user_id = ANY(:ids) AND date < :before) d) w WHERE date < newest"),
+        {"before": before, "period": period, "ids": list(ig_user_ids)})
+    for table in _AUDIENCE_TABLES:
+        conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
+                             " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
+    return conn.execute(sa.text("SELECT count(*) FROM _audience_gone")).scalar()
 
 
 def pack_old_audience(engine: Engine, before: date, batch_accounts: int = BATCH_ACCOUNTS) -> int:

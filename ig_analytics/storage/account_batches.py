@@ -1,5 +1,6 @@
-"""Bounded transactions over many accounts (issue 27): retention's packing of the audience pictures and merge of
-the old hourly sync_runs work on ``BATCH_ACCOUNTS`` accounts per transaction, each committed before the next.
+"""Bounded transactions over many accounts (issue 27): retention's packing of the audience pictures, merge of the
+old hourly sync_runs and compactions of the snapshots (with their curves), the audience pictures and the comment rows
+work on ``BATCH_ACCOUNTS`` accounts per transaction, each committed before the next.
 The first run after an upgrade of a database with months of history then holds a few hundred accounts' rows in
 a transaction (their locks, their WAL) instead of every account's (~50 million audience rows at 10,000 accounts in
 one statement); a crash between batches leaves the committed batches done and the rest untouched, and the next

@@ -3,9 +3,12 @@ after ``IG_ANALYTICS_COMMENT_TEXT_DAYS``, the tagged posts' captions too, and th
 replaced by counts per post and day. Called by ``defs/retention.apply_retention``, which says when."""
 
 from datetime import datetime
+from typing import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
 
 
 def blank_comment_text(engine: Engine, before: datetime, now: datetime) -> int:
@@ -53,8 +56,9 @@ SELECT c.comment_id, c.media_id, c.ig_user_id, c.published_at, c.parent_id IS NO
 FROM instagram.media_comments c JOIN instagram.media m ON m.media_id = c.media_id
 LEFT JOIN LATERAL (SELECT min(r.published_at) AS first_at FROM instagram.media_comments r
                    WHERE r.parent_id = c.comment_id AND r.is_own) f ON c.parent_id IS NULL
-WHERE m.published_at < :before AND NOT EXISTS (SELECT 1 FROM instagram.media_comment_reads x
-      WHERE x.media_id = c.media_id AND x.rows_compacted_at IS NOT NULL)"""
+WHERE m.ig_user_id = ANY(:ids) AND m.published_at < :before
+  AND NOT EXISTS (SELECT 1 FROM instagram.media_comment_reads x
+                  WHERE x.media_id = c.media_id AND x.rows_compacted_at IS NOT NULL)"""
 # The minutes as the report computes them from rows (percentile_cont reads a double precision): the same floats.
 _COMPACTED_COUNTS = """
 INSERT INTO instagram.comment_day_counts
@@ -68,14 +72,27 @@ SELECT DISTINCT media_id, ig_user_id, CAST(:now AS timestamptz), CAST(:now AS ti
 ON CONFLICT (media_id) DO UPDATE SET rows_compacted_at = EXCLUDED.rows_compacted_at"""
 
 
-def compact_comment_rows(engine: Engine, before: datetime, now: datetime) -> int:
+def compact_comment_rows(engine: Engine, before: datetime, now: datetime,
+                         batch_accounts: int = BATCH_ACCOUNTS) -> int:
     """Replace the comment rows of the posts published before ``before`` by their counts per post and UTC day
     (``comment_day_counts``), except the open questions (unanswered top-level questions of others: a report
     lists them); mark the posts compacted (``media_comment_reads.rows_compacted_at``: not read again). Returns
-    the posts compacted. The report's conversation section reads rows and counts: the same numbers after."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(_COMPACTED_ROWS), {"before": before})
-        conn.execute(sa.text(_COMPACTED_COUNTS))
-        conn.execute(sa.text("DELETE FROM instagram.media_comments c USING _comment_rows r"
-                             " WHERE c.comment_id = r.comment_id AND NOT r.open_question"))
-        return conn.execute(sa.text(_COMPACTED_POSTS), {"now": now}).rowcount
+    the posts compacted. The report's conversation section reads rows and counts: the same numbers after.
+    The posts of ``batch_accounts`` accounts (their owners in ``instagram.media``) per transaction, each committed
+    (``storage/account_batches``: the first run after an upgrade compacts every account's older posts); a post's
+    rows, counts and mark in one."""
+    posts = 0
+    for ids in account_batches(engine, ("media",), batch_accounts):
+        with engine.begin() as conn:
+            posts += compact_accounts_comment_rows(conn, ids, before, now)
+    return posts
+
+
+def compact_accounts_comment_rows(conn: Connection, ig_user_ids: Sequence[str], before: datetime,
+                                  now: datetime) -> int:
+    """:func:`compact_comment_rows` of these accounts' posts, in the caller's transaction."""
+    conn.execute(sa.text(_COMPACTED_ROWS), {"before": before, "ids": list(ig_user_ids)})
+    conn.execute(sa.text(_COMPACTED_COUNTS))
+    conn.execute(sa.text("DELETE FROM instagram.media_comments c USING _comment_rows r"
+                         " WHERE c.comment_id = r.comment_id AND NOT r.open_question"))
+    return conn.execute(sa.text(_COMPACTED_POSTS), {"now": now}).rowcount
