@@ -510,6 +510,9 @@ def year_overrides(sizes: dict[int, dict], days: int, n: int, packed: dict[str, 
         per_day = (rows - sizes[30][name][1]) / 30 if 30 in sizes and days > 30 else rows / days
         full, blank, free = packed[name] / rows, packed_blanked[name] / rows, (grown[name] - packed[name]) / n
         out[name] = _comments_year(rows, per_day, days, n, full, blank, free, compacted)
+    # Not twice: the media_comments year above holds the counts of every row it compacts (once the simulation's
+    # posts pass comment_rows_compact_after_days, the table also grows within the 60 days).
+    out["instagram.comment_day_counts"] = (0.0, "in media_comments' year (the counts of the rows it compacts)")
     keep = RetentionConfig().sync_runs_keep_days
     name = "instagram.sync_runs"
     per_row, kept_rows = packed[name] / max(last[name][1], 1), failed_per_30d * max(0, min(365, keep) - days) / 30
