@@ -25,7 +25,7 @@ runs; the analytics CPU seconds per tick (the sum of the derived steps' process 
 CPU over the tick (every server process) and, in a tick of one run, per step (read at the same two events);
 accounts counted in ``instagram.sync_runs``; the load average (``/proc/loadavg``) at the start and the end.
 
-    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--same-hour] [--daily]
+    .venv/bin/python -m benchmarks.tick --accounts 10000 --shards 4 [--one-shard] [--same-hour] [--daily] [--logs DIR]
     .venv/bin/python -m benchmarks.tick --accounts 1000 --shards 4 --daily-only   (the daily tick alone)
     .venv/bin/python -m benchmarks.tick --quick     (6 accounts x 20 posts, 2 shards, --one-shard --daily)
 """
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,10 +88,12 @@ class Bench:
     pg_port: int
     kinds: dict[str, str]
     analytics_cpu: dict[int, float] = field(default_factory=dict)
+    logs: Path | None = None  # --logs: where the run workers' console logs are kept
 
 
-def launch(bench: Bench, specs: list[dict]) -> tuple[float, list[dict]]:
-    """Start one run worker per spec at once; wait for all. (wall from the start to the last end, reports)"""
+def launch(bench: Bench, specs: list[dict], tag: str = "") -> tuple[float, list[dict]]:
+    """Start one run worker per spec at once; wait for all. (wall from the start to the last end, reports)
+    With ``--logs DIR``, each run's console log is kept there as ``<tag>.run-<i>.log``."""
     procs = []
     t = time.perf_counter()
     for i, spec in enumerate(specs):
@@ -112,6 +115,8 @@ def launch(bench: Bench, specs: list[dict]) -> tuple[float, list[dict]]:
         out.seek(0)
         lines = [line for line in out.read().splitlines() if line.startswith("{")]
         out.close()
+        if bench.logs:
+            shutil.copy(bench.home / f"run-{i}.log", bench.logs / f"{tag}.run-{i}.log")
         log = (bench.home / f"run-{i}.log").read_text()[-3000:]
         if not lines:
             raise RuntimeError(f"run worker {i} exited {proc.returncode}: {log}")
@@ -151,10 +156,10 @@ def run_tick(bench: Bench, label: str, specs: list[dict], counted: tuple[str, st
     if len(specs) > 1 and not one_after_another:  # PostgreSQL's CPU per step: a run alone only (it reads /proc)
         specs = [{**spec, "step_pg_cpu": False} for spec in specs]
     if one_after_another:  # the same runs without their contention for the 2 cores (wall: their sum)
-        parts = [launch(bench, [spec]) for spec in specs]
+        parts = [launch(bench, [spec], f"{label}.{k}") for k, spec in enumerate(specs)]
         wall, reports = sum(w for w, _ in parts), [r for _, rs in parts for r in rs]
     else:
-        wall, reports = launch(bench, specs)
+        wall, reports = launch(bench, specs, label)
     load1, pg_cpu = load(), c.postgres_cpu(bench.pg_port) - pg0
     sbx_cpu = c.process_cpu_seconds(bench.sandbox.pid) - sbx0
     how = "one after another, the sum of their walls" if one_after_another else "at once, start to the last end"
@@ -298,7 +303,7 @@ def create_pool(env: dict) -> None:
 
 
 def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool | str, server, url: str,
-            same: bool = False) -> None:
+            same: bool = False, logs: Path | None = None) -> None:
     from sqlalchemy.engine import make_url as sa_url
 
     from ig_analytics.local.embedded_db import DAGSTER_DB
@@ -313,7 +318,10 @@ def measure(n: int, shards: int, posts: int, one_shard: bool, with_daily: bool |
         c.result(f"tick.N{n}.register_seconds", time.perf_counter() - t, "s", "set-up: accounts add (Fernet)")
         home = Path(tmp)
         env = child_env(url, dagster_url, sandbox.base_url, home, pool_limit=shards)
-        bench = Bench(n, engine, db.get_engine(dagster_url), env, home, sandbox, sa_url(url).port, step_kinds())
+        bench = Bench(n, engine, db.get_engine(dagster_url), env, home, sandbox, sa_url(url).port, step_kinds(),
+                      logs=logs)
+        if logs:
+            logs.mkdir(parents=True, exist_ok=True)
         create_pool(env)
         offset = hourly(bench, shards, one_shard) if with_daily != "only" else 0.0
         if same:
@@ -333,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--same-hour", action="store_true",
                         help="then the last hour again, 6 times: S runs at once, one run, S one after another (ABCCBA)")
     parser.add_argument("--daily", action="store_true", help="then the daily 02:00-03:00 tick")
+    parser.add_argument("--logs", type=Path, default=None, help="keep each run's console log in this folder")
     parser.add_argument("--daily-only", action="store_true",
                         help="the daily tick on an empty database (its 02:10 refresh reads every post anyway)")
     args = parser.parse_args(rest)
@@ -344,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     with c.temp_postgres() as (server, url):
         daily_mode = "only" if args.daily_only else (args.daily or quick)
-        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url, args.same_hour)
+        measure(n, shards, posts, args.one_shard or quick, daily_mode, server, url, args.same_hour, args.logs)
     c.result("peak_rss", c.peak_rss_mb(), "MB", "the benchmark's own process (not the run workers)")
     c.done(NAME)
     return 0
