@@ -240,6 +240,7 @@ def compact_accounts_audience(conn: Connection, ig_user_ids: Sequence[str], befo
         " FROM (SELECT DISTINCT ig_user_id, date FROM instagram.audience_demographics_status"
         "  WHERE ig_user_id = ANY(:ids) AND date < :before) d) w WHERE date < newest"),
         {"before": before, "period": period, "ids": list(ig_user_ids)})
+    conn.execute(sa.text("ANALYZE _audience_gone"))  # unanalysed, the planner read each table whole in every batch
     for table in _AUDIENCE_TABLES:
         conn.execute(sa.text(f"DELETE FROM instagram.{table} t USING _audience_gone g"
                              " WHERE t.ig_user_id = g.ig_user_id AND t.date = g.date"))
