@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ig_analytics.analytics.trending_scores import TrendingParams
-from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, each_batch
 
 # The snapshot columns trending reads (the engagement's raw counters, not the engagement: a changed definition,
 # _common.engagement_sql, still applies to packed points), as both the snapshots and the view
@@ -90,11 +90,8 @@ def compact_snapshots(engine: Engine, before: datetime, now: datetime | None = N
     same transaction (each point is in one place: trending reads both). ``now`` None: nothing moves.
     The posts of ``batch_accounts`` accounts (their owners in ``instagram.media``) per transaction, each committed
     (``storage/account_batches``: the first run after an upgrade compacts months of every account's hours)."""
-    deleted = 0
-    for ids in account_batches(engine, ("media",), batch_accounts):
-        with engine.begin() as conn:
-            deleted += compact_accounts_snapshots(conn, ids, before, now, params, period)
-    return deleted
+    return sum(each_batch(engine, ("media",), lambda conn, ids: compact_accounts_snapshots(
+        conn, ids, before, now, params, period), batch_accounts))
 
 
 def compact_accounts_snapshots(conn: Connection, ig_user_ids: Sequence[str], before: datetime,

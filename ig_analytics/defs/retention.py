@@ -78,7 +78,7 @@ from ig_analytics.constants import MEDIA_WINDOW_DAYS
 from ig_analytics.defs.automation import SCHEDULE_STATUS
 from ig_analytics.defs.resources import AnalyticsDatabase
 from ig_analytics.storage import sync_runs
-from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, each_batch
 from ig_analytics.storage.audience_packing import PACKED_FROM, pack_audience
 from ig_analytics.storage.comment_retention import blank_comment_text, blank_tagged_text, compact_comment_rows
 
@@ -224,11 +224,8 @@ def compact_audience(engine: Engine, before: date, period: str = "week", batch_a
     """Keep the newest audience picture of each account and ISO week (or month: ``period``) among the days before
     ``before``; returns the account-days deleted. ``batch_accounts`` accounts per transaction, each committed
     (``storage/account_batches``: the first run after an upgrade deletes months of every account's pictures)."""
-    deleted = 0
-    for ids in account_batches(engine, ("audience_demographics_status",), batch_accounts):
-        with engine.begin() as conn:
-            deleted += compact_accounts_audience(conn, ids, before, period)
-    return deleted
+    return sum(each_batch(engine, ("audience_demographics_status",),
+                          lambda conn, ids: compact_accounts_audience(conn, ids, before, period), batch_accounts))
 
 
 def compact_accounts_audience(conn: Connection, ig_user_ids: Sequence[str], before: date, period: str = "week") -> int:
@@ -252,11 +249,7 @@ def pack_old_audience(engine: Engine, before: date, batch_accounts: int = BATCH_
     account and day (``storage/audience_packing``), ``batch_accounts`` accounts per transaction, each committed
     (``storage/account_batches``: the first run after an upgrade packs months of every account); returns the
     account-days packed."""
-    packed = 0
-    for ids in account_batches(engine, PACKED_FROM, batch_accounts):
-        with engine.begin() as conn:
-            packed += pack_audience(conn, before, ids)
-    return packed
+    return sum(each_batch(engine, PACKED_FROM, lambda conn, ids: pack_audience(conn, before, ids), batch_accounts))
 
 
 def rebuild_indexes(engine: Engine, tables: tuple[str, ...]) -> int:

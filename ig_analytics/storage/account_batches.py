@@ -10,12 +10,13 @@ result is the same as in one statement; 200 accounts of a first run are ~1.5 mil
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 BATCH_ACCOUNTS = 200
+T = TypeVar("T")
 
 # The distinct accounts of a table by its index on ig_user_id (a loose index scan: one descent per account, not a
 # read of every row; PostgreSQL 15 has no skip scan of its own).
@@ -48,3 +49,14 @@ def account_batches(engine: Engine, tables: Sequence[str], size: int = BATCH_ACC
         ids = accounts_in(conn, tables)
     for start in range(0, len(ids), size):
         yield ids[start:start + size]
+
+
+def each_batch(engine: Engine, tables: Sequence[str], work: Callable[[Connection, list[str]], T],
+               size: int = BATCH_ACCOUNTS) -> list[T]:
+    """``work(conn, ids)`` for each batch of :func:`account_batches`, each in its own transaction, committed before
+    the next begins (a failure rolls back its batch only and stops); returns each batch's result."""
+    results = []
+    for ids in account_batches(engine, tables, size):
+        with engine.begin() as conn:
+            results.append(work(conn, ids))
+    return results

@@ -8,7 +8,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, each_batch
 
 
 def blank_comment_text(engine: Engine, before: datetime, now: datetime) -> int:
@@ -81,11 +81,8 @@ def compact_comment_rows(engine: Engine, before: datetime, now: datetime,
     The posts of ``batch_accounts`` accounts (their owners in ``instagram.media``) per transaction, each committed
     (``storage/account_batches``: the first run after an upgrade compacts every account's older posts); a post's
     rows, counts and mark in one."""
-    posts = 0
-    for ids in account_batches(engine, ("media",), batch_accounts):
-        with engine.begin() as conn:
-            posts += compact_accounts_comment_rows(conn, ids, before, now)
-    return posts
+    return sum(each_batch(engine, ("media",), lambda conn, ids: compact_accounts_comment_rows(conn, ids, before, now),
+                          batch_accounts))
 
 
 def compact_accounts_comment_rows(conn: Connection, ig_user_ids: Sequence[str], before: datetime,

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
-from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, account_batches
+from ig_analytics.storage.account_batches import BATCH_ACCOUNTS, each_batch
 
 COLUMNS = (
     "dagster_run_id", "ig_user_id", "sync_type", "partition_key", "started_at", "finished_at", "status",
@@ -188,12 +188,9 @@ def merge_hourly_successes(engine: Engine, before: datetime,
     ``batch_accounts`` accounts per transaction, each committed (``storage/account_batches``: the first merge after
     an upgrade has ~23 days of every account to merge); an account's rows are merged in one. Returns (rows merged,
     rows written for them)."""
-    merged = written = 0
-    for ids in account_batches(engine, ("sync_runs",), batch_accounts):
-        with engine.begin() as conn:
-            gone, new = merge_accounts_hourly_successes(conn, before, ids)
-        merged, written = merged + gone, written + new
-    return merged, written
+    batches = each_batch(engine, ("sync_runs",), lambda conn, ids: merge_accounts_hourly_successes(conn, before, ids),
+                         batch_accounts)
+    return sum(merged for merged, _ in batches), sum(written for _, written in batches)
 
 
 def merge_accounts_hourly_successes(conn: Connection, before: datetime, ig_user_ids: Sequence[str]) -> tuple[int, int]:
